@@ -1,0 +1,91 @@
+"""Checks that an answer cites only what was retrieved and says nothing the cited passages do not support."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rag.text import content_terms, fold
+from rag.types import ScoredChunk
+
+_CITATION = re.compile(r"\[(\d{1,2})\]")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+# Numbers carry the facts citizens act on (values, deadlines, phones, addresses): each must appear in context.
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+DONT_KNOW = "NAO_SEI"
+
+
+@dataclass(frozen=True)
+class GroundingResult:
+    answer: str
+    cited: list[int]  # 1-based indices into the context passages, in order of first use
+    supported: bool
+    support: float  # share of answer sentences supported by the context
+    reason: str = ""
+
+
+def is_dont_know(text: str) -> bool:
+    folded = fold(text)
+    return "nao_sei" in folded or "nao sei" in folded[:40] or folded.strip(" .") in {"", "nao"}
+
+
+def _sentences(text: str) -> list[str]:
+    body = _CITATION.sub("", text)
+    return [s.strip() for s in _SENTENCE.split(body) if len(content_terms(s)) >= 2]
+
+
+_LIST_MARKER = re.compile(r"(?m)^\s*\d{1,2}[.)]\s+")
+
+
+def _numbers(text: str) -> set[str]:
+    return {re.sub(r"[.,]", "", n) for n in _NUMBER.findall(_LIST_MARKER.sub(" ", text))}
+
+
+def check_answer(
+    answer: str,
+    passages: Sequence[ScoredChunk],
+    question: str = "",
+    *,
+    sentence_threshold: float = 0.5,
+    min_support: float = 0.6,
+) -> GroundingResult:
+    """Validate citations and lexical support; unknown citation numbers are removed, not trusted."""
+    text = answer.strip()
+    if not text or is_dont_know(text):
+        return GroundingResult("", [], False, 0.0, "model declined")
+    n = len(passages)
+    cited: list[int] = []
+    for m in _CITATION.finditer(text):
+        i = int(m.group(1))
+        if 1 <= i <= n and i not in cited:
+            cited.append(i)
+    text = _CITATION.sub(lambda m: m.group(0) if 1 <= int(m.group(1)) <= n else "", text)
+    text = re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
+
+    context_terms = [set(content_terms(p.chunk.embedding_text())) for p in passages]
+    all_terms = set().union(*context_terms) if context_terms else set()
+    question_terms = set(content_terms(question))
+    context_numbers = set().union(*(_numbers(p.chunk.embedding_text()) for p in passages)) | _numbers(question)
+
+    sentences = _sentences(text)
+    if not sentences:
+        return GroundingResult(text, cited, False, 0.0, "no content")
+    supported = 0
+    best_for: list[int] = []
+    for s in sentences:
+        terms = set(content_terms(s)) - question_terms or set(content_terms(s))
+        overlap = len(terms & all_terms) / len(terms)
+        if overlap >= sentence_threshold:
+            supported += 1
+        best_for.append(max(range(n), key=lambda j: len(terms & context_terms[j])) + 1 if n else 0)
+    unsupported_numbers = _numbers(_CITATION.sub("", text)) - context_numbers
+    support = supported / len(sentences)
+    if not cited:
+        # Small models often forget the markers; cite the passages that actually support the sentences.
+        cited = sorted(set(i for i in best_for if i))
+    if unsupported_numbers:
+        return GroundingResult(text, cited, False, support, f"numbers not in context: {sorted(unsupported_numbers)}")
+    if support < min_support:
+        return GroundingResult(text, cited, False, support, f"support {support:.2f} below {min_support}")
+    return GroundingResult(text, cited, True, support)

@@ -1,0 +1,286 @@
+"""The respond pipeline: one entry point every channel uses for a citizen's message."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from assistant.grounding import DONT_KNOW, check_answer
+from assistant.llm import ChatModel, LLMError, Usage
+from assistant.prompts import PROMPT_VERSION, answer_messages
+from assistant.rewrite import rewrite_query
+from assistant.routing import Route, route_message
+from atende.i18n import t
+from atende.privacy import Pseudonymizer, mask
+from atende.store import ConversationNotFound, ConversationStore, EventDraft, MessageDraft, TurnRecord
+from rag.index import KnowledgeIndex
+from rag.retriever import confidence, dedupe_documents
+from rag.types import Audience, ScoredChunk
+
+log = logging.getLogger(__name__)
+
+Decision = Literal["answered", "abstained", "handoff"]
+
+
+class InvalidMessage(ValueError):
+    """The citizen's message cannot be processed; `key` names the pt-BR explanation in the catalogue."""
+
+    def __init__(self, key: str, **params: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    doc_id: str
+    title: str
+    section: str
+    url: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "doc_id": self.doc_id, "title": self.title, "section": self.section, "url": self.url}
+
+
+@dataclass(frozen=True)
+class AssistantReply:
+    answer: str
+    decision: Decision
+    route: Route
+    citations: list[Citation]
+    timings_ms: dict[str, float]
+    retrieved: list[ScoredChunk] = field(default_factory=list)
+    rewritten_query: str = ""
+    confidence: float | None = None
+    usage: Usage = Usage()
+    error: str | None = None
+    reason: str = ""
+    message_id: int | None = None
+    turn_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "decision": self.decision,
+            "route": self.route,
+            "citations": [c.as_dict() for c in self.citations],
+            "message_id": self.message_id,
+            "timings_ms": self.timings_ms,
+        }
+
+
+@dataclass(frozen=True)
+class Token:
+    """A piece of the answer as the model generates it (before the grounding check)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class AssistantConfig:
+    organization: str = "Prefeitura de Santa Aurora"
+    top_k: int = 4
+    abstain_threshold: float = 0.5
+    max_tokens: int = 220
+    max_message_chars: int = 2000
+    history_turns: int = 2
+    llm_is_local: bool = True
+    audiences: tuple[Audience, ...] = ("public",)
+    locale: str = "pt-BR"
+
+
+class Assistant:
+    def __init__(
+        self, model: ChatModel, index: KnowledgeIndex, store: ConversationStore, config: AssistantConfig
+    ) -> None:
+        self.model = model
+        self.index = index
+        self.store = store
+        self.config = config
+
+    def validate(self, text: str) -> str:
+        cleaned = text.strip()
+        if not cleaned:
+            raise InvalidMessage("error.empty_message")
+        if len(cleaned) > self.config.max_message_chars:
+            raise InvalidMessage("error.message_too_long", max=self.config.max_message_chars)
+        return cleaned
+
+    def respond(self, conversation_id: str, text: str, channel: str = "web") -> AssistantReply:
+        reply: AssistantReply | None = None
+        for event in self.respond_stream(conversation_id, text, channel):
+            if isinstance(event, AssistantReply):
+                reply = event
+        assert reply is not None
+        return reply
+
+    def respond_stream(
+        self, conversation_id: str, text: str, channel: str = "web"
+    ) -> Iterator[Token | AssistantReply]:
+        """Yield answer tokens as they are generated, then the final, checked and recorded reply."""
+        started = time.perf_counter()
+        text = self.validate(text)
+        if self.store.get_conversation(conversation_id) is None:
+            raise ConversationNotFound(conversation_id)
+        history = self._history(conversation_id)
+        routing = route_message(text)
+        if routing.route == "human":
+            reply = self._reply(t("handoff", self.config.locale), "handoff", "human", started, reason="citizen_request")
+        elif routing.route == "smalltalk":
+            kind = routing.smalltalk or "greeting"
+            answer = t(kind, self.config.locale, organization=self.config.organization)
+            reply = self._reply(answer, "answered", "smalltalk", started)
+        else:
+            reply_or_tokens = self._answer(text, history, started)
+            reply = None
+            for item in reply_or_tokens:
+                if isinstance(item, Token):
+                    yield item
+                else:
+                    reply = item
+            assert reply is not None
+        yield self._record(conversation_id, channel, text, reply)
+
+    def _history(self, conversation_id: str) -> list[tuple[str, str]]:
+        messages = self.store.list_messages(conversation_id)
+        pairs: list[tuple[str, str]] = []
+        pending: str | None = None
+        for m in messages:
+            if m.role == "user":
+                pending = m.text
+            elif m.role == "assistant" and pending is not None:
+                # Only grounded answers are useful context; apologies and abstentions are noise.
+                pairs.append((pending, m.text if m.decision == "answered" else ""))
+                pending = None
+        return pairs[-self.config.history_turns :] if self.config.history_turns else []
+
+    def _reply(
+        self,
+        answer: str,
+        decision: Decision,
+        route: Route,
+        started: float,
+        **kw: Any,
+    ) -> AssistantReply:
+        timings = dict(kw.pop("timings", {}))
+        timings["total"] = round((time.perf_counter() - started) * 1000, 1)
+        return AssistantReply(answer=answer, decision=decision, route=route, citations=kw.pop("citations", []),
+                              timings_ms=timings, **kw)
+
+    def _answer(
+        self, text: str, history: Sequence[tuple[str, str]], started: float
+    ) -> Iterator[Token | AssistantReply]:
+        # Personal data never helps retrieval and must not reach a remote vector store.
+        query = mask(rewrite_query(text, [q for q, _ in history]))
+        t0 = time.perf_counter()
+        hits = self.index.retrieve(query, self.config.top_k, self.config.audiences)
+        timings = {"retrieve": round((time.perf_counter() - t0) * 1000, 1)}
+        conf = confidence(hits[0] if hits else None, self.index.retriever.params)
+        common: dict[str, Any] = {"retrieved": hits, "rewritten_query": query, "confidence": conf}
+        if conf < self.config.abstain_threshold:
+            yield self._abstain(started, timings, reason=f"low retrieval confidence {conf:.3f}", **common)
+            return
+
+        pseudo = Pseudonymizer()
+        question = text if self.config.llm_is_local else pseudo.pseudonymize(text)
+        past = history if self.config.llm_is_local else [(pseudo.pseudonymize(q), a) for q, a in history]
+        messages = answer_messages(self.config.organization, question, hits, past)
+        parts: list[str] = []
+        usage = Usage()
+        t1 = time.perf_counter()
+        try:
+            for chunk in self.model.stream(messages, max_tokens=self.config.max_tokens):
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                if not chunk.text:
+                    continue
+                if not parts:
+                    timings["first_token"] = round((time.perf_counter() - t1) * 1000, 1)
+                parts.append(chunk.text)
+                # Don't stream the refusal marker to the citizen.
+                if not DONT_KNOW.startswith("".join(parts).strip()[: len(DONT_KNOW)]):
+                    yield Token(chunk.text)
+        except LLMError as exc:
+            log.error("LLM failed while answering: %s", exc)
+            timings["generate"] = round((time.perf_counter() - t1) * 1000, 1)
+            yield self._reply(t("llm_error", self.config.locale), "abstained", "knowledge", started,
+                              timings=timings, error=str(exc), reason="llm_error", usage=usage, **common)
+            return
+        timings["generate"] = round((time.perf_counter() - t1) * 1000, 1)
+        raw = "".join(parts)
+        if not self.config.llm_is_local:
+            raw = pseudo.restore(raw)
+        checked = check_answer(raw, hits, question=query)
+        if not checked.supported:
+            log.info("abstaining: %s", checked.reason)
+            yield self._abstain(started, timings, reason=checked.reason, usage=usage, **common)
+            return
+        citations = self._citations(hits, checked.cited)
+        answer = _renumber(checked.answer, {c_old: c.n for c_old, c in citations})
+        if not _MARKER.search(answer) and citations:
+            answer += " " + "".join(f"[{n}]" for n in sorted({c.n for _, c in citations}))
+        yield self._reply(answer, "answered", "knowledge", started, timings=timings,
+                          citations=[c for _, c in citations], usage=usage, **common)
+
+    @staticmethod
+    def _citations(hits: Sequence[ScoredChunk], cited: Sequence[int]) -> list[tuple[int, Citation]]:
+        """Number citations 1..n in order of use, one per document."""
+        out: list[tuple[int, Citation]] = []
+        by_doc: dict[str, int] = {}
+        for i in cited:
+            chunk = hits[i - 1].chunk
+            n = by_doc.setdefault(chunk.doc_id, len(by_doc) + 1)
+            out.append((i, Citation(n, chunk.doc_id, chunk.title, chunk.section, chunk.url)))
+        unique: dict[int, Citation] = {}
+        for _, c in out:
+            unique.setdefault(c.n, c)
+        return [(i, unique[c.n]) for i, c in out]
+
+    def _abstain(self, started: float, timings: dict[str, float], **kw: Any) -> AssistantReply:
+        return self._reply(t("abstain", self.config.locale), "abstained", "knowledge", started, timings=timings, **kw)
+
+    def _record(self, conversation_id: str, channel: str, text: str, reply: AssistantReply) -> AssistantReply:
+        events = []
+        if reply.decision in ("abstained", "handoff"):
+            events.append(EventDraft("handoff_requested", {"reason": reply.reason or reply.decision}))
+        citations = [c.as_dict() for c in reply.citations]
+        turn = TurnRecord(
+            conversation_id=conversation_id,
+            channel=channel,
+            user_text=mask(text),
+            rewritten_query=mask(reply.rewritten_query),
+            prompt_version=PROMPT_VERSION,
+            model_id=self.model.model_id if reply.route == "knowledge" else "rules",
+            answer=mask(reply.answer),
+            decision=reply.decision,
+            retrieved=[
+                {"chunk_id": h.chunk.id, "doc_id": h.chunk.doc_id, "score": round(h.score, 4)} for h in reply.retrieved
+            ],
+            citations=[{k: c[k] for k in ("doc_id", "title", "section", "url")} for c in citations],
+            latency_retrieve_ms=reply.timings_ms.get("retrieve"),
+            latency_first_token_ms=reply.timings_ms.get("first_token"),
+            latency_total_ms=reply.timings_ms["total"],
+            prompt_tokens=reply.usage.prompt_tokens,
+            completion_tokens=reply.usage.completion_tokens,
+            error=reply.error,
+        )
+        recorded = self.store.record_exchange(
+            turn, user_message=text, reply=MessageDraft(reply.answer, reply.decision, citations), events=events
+        )
+        return AssistantReply(**{**reply.__dict__, "message_id": recorded.reply.id, "turn_id": recorded.turn_id})
+
+
+_MARKER = re.compile(r"\[(\d{1,2})\]")
+
+
+def _renumber(answer: str, mapping: dict[int, int]) -> str:
+    return _MARKER.sub( lambda m: f"[{mapping.get(int(m.group(1)), int(m.group(1)))}]", answer)
+
+
+def documents_in(hits: Sequence[ScoredChunk]) -> list[str]:
+    return [h.chunk.doc_id for h in dedupe_documents(hits)]

@@ -1,0 +1,95 @@
+"""Test doubles for the LLM boundary. They ship in the package so tests and evaluation share them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from assistant.llm import ChatMessage, Completion, LLMError, StreamChunk, Usage
+
+Step = str | Callable[[Sequence[ChatMessage]], str] | BaseException
+
+
+class UnexpectedModelCall(AssertionError):
+    """The code under test called the model more times than the test scripted."""
+
+
+class ScriptedChatModel:
+    """A model that replays scripted replies in order and fails loudly on an unscripted call.
+
+    A step is a reply string, a function of the messages returning the reply, or an exception to raise
+    (to test failure handling). `calls` keeps every prompt for assertions; `assert_consumed()` fails on
+    leftover steps.
+    """
+
+    def __init__(self, steps: Sequence[Step], *, model_id: str = "scripted", chunk_size: int = 8) -> None:
+        self._steps = list(steps)
+        self._chunk_size = chunk_size
+        self._model_id = model_id
+        self.calls: list[list[ChatMessage]] = []
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    def warm_up(self) -> None:
+        return None
+
+    def _next(self, messages: Sequence[ChatMessage]) -> str:
+        self.calls.append(list(messages))
+        if not self._steps:
+            last = messages[-1]["content"][:200] if messages else ""
+            raise UnexpectedModelCall(f"unscripted model call #{len(self.calls)}; last message: {last!r}")
+        step = self._steps.pop(0)
+        if isinstance(step, BaseException):
+            raise step
+        return step(messages) if callable(step) else step
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
+    ) -> Iterator[StreamChunk]:
+        text = self._next(messages)
+        for i in range(0, len(text), self._chunk_size):
+            yield StreamChunk(text=text[i : i + self._chunk_size])
+        prompt_tokens = sum(len(m["content"].split()) for m in messages)
+        yield StreamChunk(usage=Usage(prompt_tokens, len(text.split()), prompt_tokens))
+
+    def complete_json(
+        self, messages: Sequence[ChatMessage], *, schema: Mapping[str, Any], max_tokens: int
+    ) -> Completion:
+        text = self._next(messages)
+        return Completion(text, Usage(None, len(text.split()), None))
+
+    def assert_consumed(self) -> None:
+        if self._steps:
+            raise AssertionError(f"{len(self._steps)} scripted model step(s) were never used")
+
+
+class FailingChatModel:
+    """A model that always fails, as an unreachable endpoint or a crashed runtime would."""
+
+    def __init__(self, error: str = "model unavailable") -> None:
+        self._error = error
+
+    @property
+    def model_id(self) -> str:
+        return "failing"
+
+    def warm_up(self) -> None:
+        return None
+
+    def stream(self, messages: Sequence[ChatMessage], **_: Any) -> Iterator[StreamChunk]:
+        raise LLMError(self._error)
+
+    def complete_json(self, messages: Sequence[ChatMessage], **_: Any) -> Completion:
+        raise LLMError(self._error)
+
+
+def json_reply(obj: Mapping[str, Any]) -> str:
+    return json.dumps(obj, ensure_ascii=False)

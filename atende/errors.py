@@ -1,0 +1,54 @@
+"""Errors as the API reports them: a pt-BR `detail` for people, a stable `code` for programs."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from assistant.service import InvalidMessage
+from atende.i18n import t
+from atende.store import ConversationNotFound
+
+log = logging.getLogger(__name__)
+
+
+def error_body(code: str, detail: str, **extra: object) -> dict[str, object]:
+    return {"code": code, "detail": detail, **extra}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(InvalidMessage)
+    async def invalid_message(_: Request, exc: InvalidMessage) -> JSONResponse:
+        status = 413 if exc.key == "error.message_too_long" else 422
+        return JSONResponse(error_body(exc.key.removeprefix("error."), t(exc.key, **exc.params)), status)
+
+    @app.exception_handler(ConversationNotFound)
+    async def not_found(_: Request, exc: ConversationNotFound) -> JSONResponse:
+        return JSONResponse(error_body("conversation_not_found", t("error.conversation_not_found")), 404)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")} for e in exc.errors()
+        ]
+        malformed = any(e["type"] == "json_invalid" for e in errors)
+        log.info("rejected request: %s", errors)
+        return JSONResponse(
+            error_body("malformed_json" if malformed else "invalid_request", t("error.invalid_request"), errors=errors),
+            400 if malformed else 422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return JSONResponse(error_body("not_found", t("error.not_found")), 404)
+        return JSONResponse(error_body("http_error", str(exc.detail)), exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error: %s", exc)
+        return JSONResponse(error_body("internal_error", t("error.internal")), 500)

@@ -1,0 +1,62 @@
+"""Run the Alembic migrations shipped inside the package, without an alembic.ini.
+
+A new revision is drafted with `alembic.command.revision(alembic_config(url), "message",
+autogenerate=True)` against an up-to-date database, then reviewed by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import URL
+
+from atende.db import make_engine, normalize_url
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(url: str | URL | None = None) -> Config:
+    """An Alembic config pointing at the packaged migrations (for `command.*` calls)."""
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS_DIR.as_posix())
+    if url is not None:
+        # ConfigParser treats "%" as interpolation, and URL-encoded passwords are full of it.
+        rendered = normalize_url(url).render_as_string(hide_password=False)
+        config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+    return config
+
+
+def _run(url: str | URL, action: Callable[[Config], None]) -> None:
+    # Our own engine, so SQLite gets its pragmas and PostgreSQL its driver and connect options.
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            action(config)
+    finally:
+        engine.dispose()
+
+
+def upgrade(url: str | URL, revision: str = "head") -> None:
+    """Bring the database at `url` up to `revision` (the latest by default)."""
+    _run(url, lambda config: command.upgrade(config, revision))
+
+
+def downgrade(url: str | URL, revision: str = "base") -> None:
+    """Roll the database at `url` back to `revision` (an empty schema by default)."""
+    _run(url, lambda config: command.downgrade(config, revision))
+
+
+def current_revision(url: str | URL) -> str | None:
+    """The revision the database is at, or None if it was never migrated."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()

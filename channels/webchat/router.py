@@ -1,0 +1,106 @@
+"""Web chat HTTP API: conversations, messages (JSON or streamed over SSE) and the chat page itself."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, status
+from fastapi.responses import FileResponse, StreamingResponse
+
+from assistant.service import AssistantReply, Token
+from atende.deps import AssistantDep, StoreDep
+from atende.errors import error_body
+from atende.store import ConversationNotFound
+from channels.webchat.schemas import (
+    ConversationCreated,
+    ConversationOut,
+    ErrorOut,
+    MessageIn,
+    MessageOut,
+    NewConversation,
+    ReplyOut,
+)
+
+STATIC_DIR = Path(str(resources.files("channels.webchat").joinpath("static")))
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Malformed JSON"},
+    404: {"model": ErrorOut, "description": "Unknown conversation"},
+    413: {"model": ErrorOut, "description": "Message too long"},
+    422: {"model": ErrorOut, "description": "Empty message or invalid body"},
+}
+
+api = APIRouter(prefix="/api/conversations", tags=["conversations"])
+pages = APIRouter(include_in_schema=False)
+
+
+@api.post("", status_code=status.HTTP_201_CREATED, response_model=ConversationCreated, responses=ERRORS)
+def create_conversation(store: StoreDep, body: NewConversation | None = None) -> ConversationCreated:
+    """Start a conversation; the id is the citizen's handle for it (keep it private)."""
+    body = body or NewConversation()
+    return ConversationCreated(id=store.create_conversation(body.channel, body.language).id)
+
+
+@api.get("/{conversation_id}", response_model=ConversationOut, responses=ERRORS)
+def get_conversation(conversation_id: str, store: StoreDep) -> ConversationOut:
+    conv = store.get_conversation(conversation_id)
+    if conv is None:
+        raise ConversationNotFound(conversation_id)
+    messages = [
+        MessageOut(role=m.role, text=m.text, decision=m.decision, citations=list(m.citations), created_at=m.created_at)
+        for m in store.list_messages(conversation_id)
+    ]
+    return ConversationOut(id=conv.id, state=conv.state, channel=conv.channel, messages=messages)
+
+
+@api.post("/{conversation_id}/messages", response_model=ReplyOut, responses=ERRORS)
+def post_message(conversation_id: str, body: MessageIn, assistant: AssistantDep) -> dict[str, Any]:
+    """Send the citizen's message and get the assistant's checked answer with its citations."""
+    return assistant.respond(conversation_id, body.text, channel="web").as_dict()
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+@api.post(
+    "/{conversation_id}/messages/stream",
+    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}, "description": "SSE: token…, then done"}},
+)
+def stream_message(conversation_id: str, body: MessageIn, assistant: AssistantDep, store: StoreDep) -> StreamingResponse:
+    """The same as posting a message, streamed as server-sent events.
+
+    `token` events carry text as it is generated; one `done` event carries the final reply (the same body as
+    the JSON endpoint), which replaces the streamed text because the grounding check may change it.
+    """
+    text = assistant.validate(body.text)  # fail with a proper 4xx before the stream starts
+    if store.get_conversation(conversation_id) is None:
+        raise ConversationNotFound(conversation_id)
+
+    def events() -> Iterator[str]:
+        try:
+            for item in assistant.respond_stream(conversation_id, text, channel="web"):
+                if isinstance(item, Token):
+                    yield _sse("token", {"text": item.text})
+                elif isinstance(item, AssistantReply):
+                    yield _sse("done", item.as_dict())
+        except Exception as exc:  # the stream has started: report in-band, never drop the connection silently
+            import logging
+
+            logging.getLogger(__name__).exception("stream failed: %s", exc)
+            yield _sse("error", error_body("internal_error", "Ocorreu um erro inesperado. Tente novamente."))
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@pages.get("/")
+def chat_page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
+
+
+@pages.get("/widget.js")
+def widget() -> FileResponse:
+    return FileResponse(STATIC_DIR / "widget.js", media_type="text/javascript; charset=utf-8")

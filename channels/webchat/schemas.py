@@ -1,0 +1,61 @@
+"""Request and response bodies of the web chat API (they document the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class NewConversation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    channel: Literal["web"] = "web"
+    language: str = Field(default="pt-BR", max_length=16)
+
+
+class ConversationCreated(BaseModel):
+    id: str
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # The length limit is enforced by the assistant (configurable), with a pt-BR error; this is a hard cap.
+    text: str = Field(max_length=100_000, description="A mensagem do cidadão.")
+
+
+class CitationOut(BaseModel):
+    n: int = Field(description="The [n] marker used in the answer.")
+    doc_id: str
+    title: str
+    section: str = ""
+    url: str
+
+
+class ReplyOut(BaseModel):
+    answer: str
+    decision: Literal["answered", "abstained", "handoff"]
+    route: Literal["knowledge", "smalltalk", "human"]
+    citations: list[CitationOut]
+    message_id: int | None = None
+    timings_ms: dict[str, float] = {}
+
+
+class MessageOut(BaseModel):
+    role: str
+    text: str
+    decision: str | None = None
+    citations: list[dict[str, object]] = []
+    created_at: datetime
+
+
+class ConversationOut(BaseModel):
+    id: str
+    state: str
+    channel: str
+    messages: list[MessageOut]
+
+
+class ErrorOut(BaseModel):
+    code: str
+    detail: str

@@ -1,0 +1,112 @@
+"""Hybrid retrieval: dense (VectorStore) and lexical (BM25) candidates fused into one ranking."""
+
+from __future__ import annotations
+
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from rag.lexical import LexicalIndex
+from rag.protocols import Embedder, VectorStore
+from rag.types import Audience, ScoredChunk
+
+Fusion = Literal["weighted", "rrf", "dense", "bm25"]
+
+
+@dataclass(frozen=True)
+class RetrievalParams:
+    candidates: int = 30
+    fusion: Fusion = "weighted"
+    dense_weight: float = 0.5
+    rrf_k: int = 60
+    # BM25 scores are unbounded; s / (s + half) maps them to [0, 1) with `half` scoring 0.5.
+    bm25_half: float = 6.0
+    # e5 cosine similarities live in a narrow band; this maps [floor, 1] to [0, 1].
+    dense_floor: float = 0.70
+
+
+def _dense_scaled(sim: float, p: RetrievalParams) -> float:
+    return max(0.0, (sim - p.dense_floor) / (1.0 - p.dense_floor))
+
+
+def _lexical_scaled(score: float, p: RetrievalParams) -> float:
+    return score / (score + p.bm25_half) if score > 0 else 0.0
+
+
+class HybridRetriever:
+    def __init__(
+        self,
+        embedder: Embedder,
+        store: VectorStore,
+        lexical: LexicalIndex,
+        params: RetrievalParams | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.store = store
+        self.lexical = lexical
+        self.params = params or RetrievalParams()
+
+    def retrieve(
+        self,
+        query: str,
+        k: int,
+        audiences: Sequence[Audience] = ("public",),
+        params: RetrievalParams | None = None,
+    ) -> list[ScoredChunk]:
+        p = params or self.params
+        dense: list[ScoredChunk] = []
+        lexical: list[ScoredChunk] = []
+        if p.fusion != "bm25":
+            qvec = self.embedder.embed_queries([query])[0]
+            dense = self.store.query(qvec, p.candidates, audiences)
+        if p.fusion != "dense":
+            lexical = self.lexical.search(query, p.candidates, audiences)
+        return fuse(dense, lexical, p)[:k]
+
+
+def fuse(dense: list[ScoredChunk], lexical: list[ScoredChunk], p: RetrievalParams) -> list[ScoredChunk]:
+    """Fuse two candidate lists; every result carries both raw scores (missing ones at the list's floor)."""
+    by_id = {s.chunk.id: s.chunk for s in [*dense, *lexical]}
+    d = {s.chunk.id: s.score for s in dense}
+    lx = {s.chunk.id: s.score for s in lexical}
+    d_floor = min(d.values(), default=0.0)
+    d_rank = {cid: i for i, cid in enumerate(d)}
+    l_rank = {cid: i for i, cid in enumerate(lx)}
+    out: list[ScoredChunk] = []
+    for cid, chunk in by_id.items():
+        ds = d.get(cid, d_floor)
+        ls = lx.get(cid, 0.0)
+        if p.fusion == "rrf":
+            score = sum(1.0 / (p.rrf_k + r[cid] + 1) for r in (d_rank, l_rank) if cid in r)
+        elif p.fusion == "dense":
+            score = ds
+        elif p.fusion == "bm25":
+            score = ls
+        else:
+            score = p.dense_weight * _dense_scaled(ds, p) + (1 - p.dense_weight) * _lexical_scaled(ls, p)
+        out.append(ScoredChunk(chunk, score, dense=ds if d else None, lexical=ls if lexical else None))
+    out.sort(key=lambda s: (-s.score, s.chunk.id))
+    return out
+
+
+def confidence(best: ScoredChunk | None, p: RetrievalParams) -> float:
+    """An absolute relevance estimate of the best hit in [0, 1], independent of the fusion used for ranking."""
+    if best is None:
+        return 0.0
+    ds = _dense_scaled(best.dense, p) if best.dense is not None else 0.0
+    ls = _lexical_scaled(best.lexical, p) if best.lexical is not None else 0.0
+    return p.dense_weight * ds + (1 - p.dense_weight) * ls
+
+
+def dedupe_documents(results: Sequence[ScoredChunk]) -> list[ScoredChunk]:
+    """Keep each document's best chunk, in rank order."""
+    seen: set[str] = set()
+    out: list[ScoredChunk] = []
+    for r in results:
+        if r.chunk.doc_id not in seen:
+            seen.add(r.chunk.doc_id)
+            out.append(r)
+    return out
+
+

@@ -1,0 +1,194 @@
+"""VectorStore implementations: in-memory (tests, tiny corpora) and Chroma (local directory or server)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.types import Audience, Chunk, ScoredChunk
+
+
+class InMemoryVectorStore:
+    """Exact cosine search over a numpy matrix; nothing persists."""
+
+    def __init__(self) -> None:
+        self._chunks: dict[str, Chunk] = {}
+        self._vectors: dict[str, np.ndarray] = {}
+        self._matrix: np.ndarray | None = None
+        self._order: list[str] = []
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        return None
+
+    def upsert(self, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]) -> None:
+        if len(chunks) != len(embeddings):
+            raise ValueError("chunks and embeddings differ in length")
+        with self._lock:
+            for chunk, vec in zip(chunks, embeddings, strict=True):
+                v = np.asarray(vec, dtype=np.float32)
+                n = float(np.linalg.norm(v))
+                self._chunks[chunk.id] = chunk
+                self._vectors[chunk.id] = v / n if n else v
+            self._matrix = None
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> None:
+        gone = set(doc_ids)
+        with self._lock:
+            for cid in [cid for cid, c in self._chunks.items() if c.doc_id in gone]:
+                del self._chunks[cid]
+                del self._vectors[cid]
+            self._matrix = None
+
+    def query(
+        self, embedding: Sequence[float], k: int, audiences: Sequence[Audience] = ("public",)
+    ) -> list[ScoredChunk]:
+        with self._lock:
+            if self._matrix is None:
+                self._order = list(self._chunks)
+                self._matrix = (
+                    np.stack([self._vectors[c] for c in self._order]) if self._order else np.zeros((0, 1))
+                )
+            order, matrix = self._order, self._matrix
+        allowed = [i for i, cid in enumerate(order) if self._chunks[cid].audience in audiences]
+        if not allowed or k <= 0:
+            return []
+        q = np.asarray(embedding, dtype=np.float32)
+        q = q / (float(np.linalg.norm(q)) or 1.0)
+        sims = matrix[allowed] @ q
+        top = np.argsort(-sims)[:k]
+        return [
+            ScoredChunk(self._chunks[order[allowed[i]]], float(sims[i]), dense=float(sims[i])) for i in top
+        ]
+
+    def all_chunks(self) -> list[Chunk]:
+        return sorted(self._chunks.values(), key=lambda c: (c.doc_id, c.position))
+
+    def document_hashes(self) -> dict[str, str]:
+        return {c.doc_id: c.doc_hash for c in self._chunks.values()}
+
+    def count(self) -> int:
+        return len(self._chunks)
+
+
+_META_KEYS = ("doc_id", "title", "section", "audience", "source", "url", "position", "doc_hash")
+
+
+def _to_meta(chunk: Chunk) -> dict[str, Any]:
+    return {key: getattr(chunk, key) for key in _META_KEYS}
+
+
+def _from_meta(chunk_id: str, text: str, meta: dict[str, Any]) -> Chunk:
+    return Chunk(
+        id=chunk_id,
+        doc_id=str(meta["doc_id"]),
+        title=str(meta["title"]),
+        section=str(meta.get("section", "")),
+        text=text,
+        audience="internal" if meta.get("audience") == "internal" else "public",
+        source=str(meta.get("source", "")),
+        url=str(meta.get("url", "")),
+        position=int(meta.get("position", 0)),
+        doc_hash=str(meta.get("doc_hash", "")),
+    )
+
+
+class ChromaVectorStore:
+    """Chroma, either a local persistent directory (demo) or a Chroma server over HTTP (production).
+
+    Embeddings are always passed explicitly: Chroma's default embedding function downloads a model.
+    """
+
+    def __init__(self, *, path: Path | None = None, url: str | None = None, collection: str = "atende-kb") -> None:
+        if (path is None) == (url is None):
+            raise ValueError("give exactly one of path (local directory) or url (Chroma server)")
+        self._path = path
+        self._url = url
+        self._collection_name = collection
+        self._collection: Any = None
+
+    def warm_up(self) -> None:
+        if self._collection is not None:
+            return
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        settings = ChromaSettings(anonymized_telemetry=False)
+        if self._path is not None:
+            self._path.mkdir(parents=True, exist_ok=True)
+            client: Any = chromadb.PersistentClient(path=str(self._path), settings=settings)
+        else:
+            from urllib.parse import urlparse
+
+            assert self._url is not None
+            u = urlparse(self._url)
+            client = chromadb.HttpClient(
+                host=u.hostname or "127.0.0.1",
+                port=u.port or (443 if u.scheme == "https" else 8000),
+                ssl=u.scheme == "https",
+                settings=settings,
+            )
+        self._collection = client.get_or_create_collection(
+            self._collection_name,
+            embedding_function=None,
+            configuration={"hnsw": {"space": "cosine"}},
+        )
+
+    @property
+    def _col(self) -> Any:
+        self.warm_up()
+        return self._collection
+
+    def upsert(self, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]) -> None:
+        if len(chunks) != len(embeddings):
+            raise ValueError("chunks and embeddings differ in length")
+        for i in range(0, len(chunks), 1000):
+            batch = chunks[i : i + 1000]
+            self._col.upsert(
+                ids=[c.id for c in batch],
+                embeddings=[list(map(float, e)) for e in embeddings[i : i + 1000]],
+                documents=[c.text for c in batch],
+                metadatas=[_to_meta(c) for c in batch],
+            )
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> None:
+        if doc_ids:
+            self._col.delete(where={"doc_id": {"$in": list(doc_ids)}})
+
+    def query(
+        self, embedding: Sequence[float], k: int, audiences: Sequence[Audience] = ("public",)
+    ) -> list[ScoredChunk]:
+        if k <= 0:
+            return []
+        res = self._col.query(
+            query_embeddings=[list(map(float, embedding))],
+            n_results=k,
+            where={"audience": {"$in": list(audiences)}},
+            include=["documents", "metadatas", "distances"],
+        )
+        out: list[ScoredChunk] = []
+        for cid, text, meta, dist in zip(
+            res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0], strict=True
+        ):
+            sim = 1.0 - float(dist)  # cosine distance → similarity
+            out.append(ScoredChunk(_from_meta(cid, text, dict(meta)), sim, dense=sim))
+        return out
+
+    def all_chunks(self) -> list[Chunk]:
+        res = self._col.get(include=["documents", "metadatas"])
+        chunks = [
+            _from_meta(cid, text, dict(meta))
+            for cid, text, meta in zip(res["ids"], res["documents"], res["metadatas"], strict=True)
+        ]
+        return sorted(chunks, key=lambda c: (c.doc_id, c.position))
+
+    def document_hashes(self) -> dict[str, str]:
+        res = self._col.get(include=["metadatas"])
+        return {str(m["doc_id"]): str(m.get("doc_hash", "")) for m in res["metadatas"]}
+
+    def count(self) -> int:
+        return int(self._col.count())

