@@ -70,8 +70,8 @@ class LlamaCppChatModel:
         template = llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise LLMError(f"{self._path.name} has no chat template in its metadata")
-        eos = llm.detokenize([llm.token_eos()]).decode("utf-8", "ignore")
-        bos = llm.detokenize([llm.token_bos()]).decode("utf-8", "ignore") if llm.token_bos() >= 0 else ""
+        eos = llm.detokenize([llm.token_eos()], special=True).decode("utf-8", "ignore")
+        bos = llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "ignore") if llm.token_bos() >= 0 else ""
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         self._llm = llm
 
@@ -80,7 +80,9 @@ class LlamaCppChatModel:
         assert self._llm is not None
         formatted = self._formatter(messages=[dict(m) for m in messages])
         prompt: str = formatted.prompt
-        stops = [formatted.stop] if isinstance(formatted.stop, str) else list(formatted.stop or [])
+        raw_stops = [formatted.stop] if isinstance(formatted.stop, str) else list(formatted.stop or [])
+        # An empty stop string would end generation at once.
+        stops = [s for s in raw_stops if s]
         tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
         if len(tokens) >= self._n_ctx:
             raise LLMError(f"prompt of {len(tokens)} tokens does not fit the {self._n_ctx}-token context")
@@ -107,7 +109,7 @@ class LlamaCppChatModel:
         stop: Sequence[str] = (),
     ) -> Iterator[StreamChunk]:
         with self._lock:
-            llm, prompt, stops, tokens = self._prepare(messages)
+            llm, _prompt, stops, tokens = self._prepare(messages)
             reused = self._reused_prefix(llm, tokens)
             started = time.monotonic()
             generated = 0
@@ -120,7 +122,7 @@ class LlamaCppChatModel:
                     stop=[*stops, *stop],
                     stream=True,
                 ):
-                    text = part["choices"][0]["text"]
+                    text: str = part["choices"][0]["text"]  # type: ignore[index]
                     generated += 1
                     if text:
                         yield StreamChunk(text=text)
@@ -135,16 +137,14 @@ class LlamaCppChatModel:
     def complete_json(
         self, messages: Sequence[ChatMessage], *, schema: Mapping[str, Any], max_tokens: int
     ) -> Completion:
-        from llama_cpp import LlamaGrammar
+        from llama_cpp.llama_grammar import LlamaGrammar
 
         with self._lock:
             llm, _prompt, stops, tokens = self._prepare(messages)
             reused = self._reused_prefix(llm, tokens)
             grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
             try:
-                out = llm.create_completion(
-                    tokens, max_tokens=max_tokens, temperature=0.0, grammar=grammar, stop=stops
-                )
+                out = llm.create_completion(tokens, max_tokens=max_tokens, temperature=0.0, grammar=grammar, stop=stops)
             except Exception as exc:
                 raise LLMError(f"llama.cpp failed: {exc}") from exc
             assert isinstance(out, dict)

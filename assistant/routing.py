@@ -19,7 +19,10 @@ _HUMAN = re.compile(
 
 _SMALLTALK: list[tuple[SmallTalk, re.Pattern[str]]] = [
     ("howareyou", re.compile(r"\b(tudo (bem|bom|certo)|como (vai|voce esta|vc esta|vc ta|voce ta))\b")),
-    ("who", re.compile(r"\b(quem (e|eh) voce|quem e vc|voce e (um )?(robo|bot|humano)|vc e (um )?(robo|bot))\b")),
+    (
+        "who",
+        re.compile(r"\b(quem (e|eh) voce|quem e vc|voce e (um )?(robo|bot|humano)|vc e (um )?(robo|bot))\b"),
+    ),
     ("thanks", re.compile(r"\b(obrigad[oa]|obg|brigad[oa]|valeu|vlw|agradeco|grat[oa])\b")),
     ("goodbye", re.compile(r"\b(tchau|ate (logo|mais|breve)|falou|flw)\b")),
     (

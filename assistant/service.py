@@ -44,7 +44,13 @@ class Citation:
     url: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "doc_id": self.doc_id, "title": self.title, "section": self.section, "url": self.url}
+        return {
+            "n": self.n,
+            "doc_id": self.doc_id,
+            "title": self.title,
+            "section": self.section,
+            "url": self.url,
+        }
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ class AssistantReply:
     retrieved: list[ScoredChunk] = field(default_factory=list)
     rewritten_query: str = ""
     confidence: float | None = None
-    usage: Usage = Usage()
+    usage: Usage = field(default_factory=Usage)
     error: str | None = None
     reason: str = ""
     message_id: int | None = None
@@ -119,9 +125,7 @@ class Assistant:
         assert reply is not None
         return reply
 
-    def respond_stream(
-        self, conversation_id: str, text: str, channel: str = "web"
-    ) -> Iterator[Token | AssistantReply]:
+    def respond_stream(self, conversation_id: str, text: str, channel: str = "web") -> Iterator[Token | AssistantReply]:
         """Yield answer tokens as they are generated, then the final, checked and recorded reply."""
         started = time.perf_counter()
         text = self.validate(text)
@@ -136,14 +140,14 @@ class Assistant:
             answer = t(kind, self.config.locale, organization=self.config.organization)
             reply = self._reply(answer, "answered", "smalltalk", started)
         else:
-            reply_or_tokens = self._answer(text, history, started)
-            reply = None
-            for item in reply_or_tokens:
+            final: AssistantReply | None = None
+            for item in self._answer(text, history, started):
                 if isinstance(item, Token):
                     yield item
                 else:
-                    reply = item
-            assert reply is not None
+                    final = item
+            assert final is not None
+            reply = final
         yield self._record(conversation_id, channel, text, reply)
 
     def _history(self, conversation_id: str) -> list[tuple[str, str]]:
@@ -169,8 +173,14 @@ class Assistant:
     ) -> AssistantReply:
         timings = dict(kw.pop("timings", {}))
         timings["total"] = round((time.perf_counter() - started) * 1000, 1)
-        return AssistantReply(answer=answer, decision=decision, route=route, citations=kw.pop("citations", []),
-                              timings_ms=timings, **kw)
+        return AssistantReply(
+            answer=answer,
+            decision=decision,
+            route=route,
+            citations=kw.pop("citations", []),
+            timings_ms=timings,
+            **kw,
+        )
 
     def _answer(
         self, text: str, history: Sequence[tuple[str, str]], started: float
@@ -208,8 +218,17 @@ class Assistant:
         except LLMError as exc:
             log.error("LLM failed while answering: %s", exc)
             timings["generate"] = round((time.perf_counter() - t1) * 1000, 1)
-            yield self._reply(t("llm_error", self.config.locale), "abstained", "knowledge", started,
-                              timings=timings, error=str(exc), reason="llm_error", usage=usage, **common)
+            yield self._reply(
+                t("llm_error", self.config.locale),
+                "abstained",
+                "knowledge",
+                started,
+                timings=timings,
+                error=str(exc),
+                reason="llm_error",
+                usage=usage,
+                **common,
+            )
             return
         timings["generate"] = round((time.perf_counter() - t1) * 1000, 1)
         raw = "".join(parts)
@@ -224,8 +243,16 @@ class Assistant:
         answer = _renumber(checked.answer, {c_old: c.n for c_old, c in citations})
         if not _MARKER.search(answer) and citations:
             answer += " " + "".join(f"[{n}]" for n in sorted({c.n for _, c in citations}))
-        yield self._reply(answer, "answered", "knowledge", started, timings=timings,
-                          citations=[c for _, c in citations], usage=usage, **common)
+        yield self._reply(
+            answer,
+            "answered",
+            "knowledge",
+            started,
+            timings=timings,
+            citations=[c for _, c in citations],
+            usage=usage,
+            **common,
+        )
 
     @staticmethod
     def _citations(hits: Sequence[ScoredChunk], cited: Sequence[int]) -> list[tuple[int, Citation]]:
@@ -270,7 +297,10 @@ class Assistant:
             error=reply.error,
         )
         recorded = self.store.record_exchange(
-            turn, user_message=text, reply=MessageDraft(reply.answer, reply.decision, citations), events=events
+            turn,
+            user_message=text,
+            reply=MessageDraft(reply.answer, reply.decision, citations),
+            events=events,
         )
         return AssistantReply(**{**reply.__dict__, "message_id": recorded.reply.id, "turn_id": recorded.turn_id})
 
@@ -279,7 +309,7 @@ _MARKER = re.compile(r"\[(\d{1,2})\]")
 
 
 def _renumber(answer: str, mapping: dict[int, int]) -> str:
-    return _MARKER.sub( lambda m: f"[{mapping.get(int(m.group(1)), int(m.group(1)))}]", answer)
+    return _MARKER.sub(lambda m: f"[{mapping.get(int(m.group(1)), int(m.group(1)))}]", answer)
 
 
 def documents_in(hits: Sequence[ScoredChunk]) -> list[str]:

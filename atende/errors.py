@@ -32,13 +32,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")} for e in exc.errors()
-        ]
+        errors = [{"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")} for e in exc.errors()]
         malformed = any(e["type"] == "json_invalid" for e in errors)
         log.info("rejected request: %s", errors)
         return JSONResponse(
-            error_body("malformed_json" if malformed else "invalid_request", t("error.invalid_request"), errors=errors),
+            error_body(
+                "malformed_json" if malformed else "invalid_request",
+                t("error.invalid_request"),
+                errors=errors,
+            ),
             400 if malformed else 422,
         )
 

@@ -329,9 +329,7 @@ class ConversationStore:
     def add_event(self, conversation_id: str, kind: str, payload: Mapping[str, Any]) -> None:
         with self._sessions.begin() as session:
             self._conversation(session, conversation_id)
-            session.add(
-                Event(conversation_id=conversation_id, kind=kind, payload=dict(payload), created_at=utcnow())
-            )
+            session.add(Event(conversation_id=conversation_id, kind=kind, payload=dict(payload), created_at=utcnow()))
 
     def list_events(self, conversation_id: str) -> list[EventView]:
         stmt = select(Event).where(Event.conversation_id == conversation_id).order_by(Event.id)

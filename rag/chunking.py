@@ -78,11 +78,7 @@ def chunk_documents(
     min_chars: int = DEFAULT_MIN_CHARS,
 ) -> list[Chunk]:
     """Chunk many documents, in order."""
-    return [
-        chunk
-        for doc in docs
-        for chunk in chunk_document(doc, max_chars, overlap_sentences, min_chars)
-    ]
+    return [chunk for doc in docs for chunk in chunk_document(doc, max_chars, overlap_sentences, min_chars)]
 
 
 # --------------------------------------------------------------------------- sections
@@ -391,12 +387,76 @@ def _pack(units: Sequence[_Unit], max_chars: int, overlap: int) -> list[str]:
 
 _ABBREVIATIONS = frozenset(
     {
-        "sr", "sra", "srs", "sras", "srta", "dr", "dra", "drs", "dras", "prof", "profa", "profs",
-        "exmo", "exma", "ilmo", "ilma", "art", "arts", "inc", "incs", "par", "n", "nº", "no", "nos",
-        "núm", "num", "pág", "pag", "p", "pp", "cap", "caps", "av", "r", "rod", "km", "tel", "cel",
-        "fax", "ltda", "cia", "dept", "depto", "aprox", "min", "máx", "max", "obs", "ex", "vol", "ed",
-        "fl", "fls", "séc", "sec", "proc", "id", "jan", "fev", "mar", "abr", "mai", "jun", "jul",
-        "ago", "set", "out", "nov", "dez",
+        "sr",
+        "sra",
+        "srs",
+        "sras",
+        "srta",
+        "dr",
+        "dra",
+        "drs",
+        "dras",
+        "prof",
+        "profa",
+        "profs",
+        "exmo",
+        "exma",
+        "ilmo",
+        "ilma",
+        "art",
+        "arts",
+        "inc",
+        "incs",
+        "par",
+        "n",
+        "nº",
+        "no",
+        "nos",
+        "núm",
+        "num",
+        "pág",
+        "pag",
+        "p",
+        "pp",
+        "cap",
+        "caps",
+        "av",
+        "r",
+        "rod",
+        "km",
+        "tel",
+        "cel",
+        "fax",
+        "ltda",
+        "cia",
+        "dept",
+        "depto",
+        "aprox",
+        "min",
+        "máx",
+        "max",
+        "obs",
+        "ex",
+        "vol",
+        "ed",
+        "fl",
+        "fls",
+        "séc",
+        "sec",
+        "proc",
+        "id",
+        "jan",
+        "fev",
+        "mar",
+        "abr",
+        "mai",
+        "jun",
+        "jul",
+        "ago",
+        "set",
+        "out",
+        "nov",
+        "dez",
     }
 )
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(\s+)")
@@ -407,12 +467,12 @@ def split_sentences(text: str) -> list[str]:
     sentences: list[str] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):
-        after = text[match.end():]
+        after = text[match.end() :]
         if not after or not _starts_sentence(after):
             continue
-        if text[match.start()] == "." and _is_abbreviation(text[start:match.start()]):
+        if text[match.start()] == "." and _is_abbreviation(text[start : match.start()]):
             continue
-        sentences.append(text[start:match.start(1)].strip())
+        sentences.append(text[start : match.start(1)].strip())
         start = match.end()
     sentences.append(text[start:].strip())
     return [s for s in sentences if s]

@@ -90,7 +90,11 @@ class KnowledgeIndex:
             return report
 
     def retrieve(
-        self, query: str, k: int, audiences: Sequence[Audience] = ("public",), params: RetrievalParams | None = None
+        self,
+        query: str,
+        k: int,
+        audiences: Sequence[Audience] = ("public",),
+        params: RetrievalParams | None = None,
     ) -> list[ScoredChunk]:
         return self.retriever.retrieve(query, k, audiences, params)
 

@@ -36,6 +36,9 @@ class LexicalIndex:
     def chunks_of(self, doc_id: str) -> list[Chunk]:
         return [c for c in self._chunks if c.doc_id == doc_id]
 
+    def chunks_of_audience(self, audience: Audience) -> list[Chunk]:
+        return [c for c in self._chunks if c.audience == audience]
+
     def __len__(self) -> int:
         return len(self._chunks)
 
@@ -50,6 +53,4 @@ class LexicalIndex:
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top])]
-        return [
-            ScoredChunk(self._chunks[i], float(scores[i]), lexical=float(scores[i])) for i in top if scores[i] > 0
-        ]
+        return [ScoredChunk(self._chunks[i], float(scores[i]), lexical=float(scores[i])) for i in top if scores[i] > 0]

@@ -250,8 +250,10 @@ def _meta_from_mapping(data: Mapping[Any, Any], path: Path) -> _Meta:
     unknown = sorted(str(k) for k in data if k not in METADATA_KEYS)
     if unknown:
         # Strict on purpose: a typo such as "audiance: internal" would otherwise publish the text.
-        raise LoaderError(path, f"unknown metadata field(s) {', '.join(unknown)}; allowed: "
-                          f"{', '.join(sorted(METADATA_KEYS))}")
+        raise LoaderError(
+            path,
+            f"unknown metadata field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(METADATA_KEYS))}",
+        )
     return _Meta(
         id=_scalar(data.get("id"), "id", path),
         title=_scalar(data.get("title"), "title", path),
@@ -357,7 +359,7 @@ def _plain_text_to_markdown(text: str) -> str:
         line = raw.strip()
         bullet = _BULLET.match(line)
         if bullet:
-            out.append("- " + escape_markdown(line[bullet.end():]))
+            out.append("- " + escape_markdown(line[bullet.end() :]))
         else:
             out.append(escape_markdown(line))
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out))
@@ -413,14 +415,60 @@ def _first_h1(markdown: str) -> str | None:
 # --------------------------------------------------------------------------- HTML
 
 _HTML_DROP = frozenset(
-    {"script", "style", "noscript", "template", "nav", "footer", "svg", "iframe", "object", "embed",
-     "canvas", "button", "select", "head"}
+    {
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "nav",
+        "footer",
+        "svg",
+        "iframe",
+        "object",
+        "embed",
+        "canvas",
+        "button",
+        "select",
+        "head",
+    }
 )
 _HTML_HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4}
 _HTML_BLOCKS = frozenset(
-    {"p", "div", "section", "article", "main", "header", "aside", "body", "html", "ul", "ol", "dl", "dt",
-     "dd", "table", "thead", "tbody", "tfoot", "caption", "figure", "figcaption", "blockquote", "pre",
-     "address", "details", "summary", "form", "fieldset", "legend", "h5", "h6", "hr", "center"}
+    {
+        "p",
+        "div",
+        "section",
+        "article",
+        "main",
+        "header",
+        "aside",
+        "body",
+        "html",
+        "ul",
+        "ol",
+        "dl",
+        "dt",
+        "dd",
+        "table",
+        "thead",
+        "tbody",
+        "tfoot",
+        "caption",
+        "figure",
+        "figcaption",
+        "blockquote",
+        "pre",
+        "address",
+        "details",
+        "summary",
+        "form",
+        "fieldset",
+        "legend",
+        "h5",
+        "h6",
+        "hr",
+        "center",
+    }
 )
 _SKIPPED_STRINGS = (Comment, CData, Declaration, Doctype, ProcessingInstruction)
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 from rag.lexical import LexicalIndex
@@ -108,5 +107,3 @@ def dedupe_documents(results: Sequence[ScoredChunk]) -> list[ScoredChunk]:
             seen.add(r.chunk.doc_id)
             out.append(r)
     return out
-
-

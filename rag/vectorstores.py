@@ -50,9 +50,7 @@ class InMemoryVectorStore:
         with self._lock:
             if self._matrix is None:
                 self._order = list(self._chunks)
-                self._matrix = (
-                    np.stack([self._vectors[c] for c in self._order]) if self._order else np.zeros((0, 1))
-                )
+                self._matrix = np.stack([self._vectors[c] for c in self._order]) if self._order else np.zeros((0, 1))
             order, matrix = self._order, self._matrix
         allowed = [i for i, cid in enumerate(order) if self._chunks[cid].audience in audiences]
         if not allowed or k <= 0:
@@ -61,9 +59,7 @@ class InMemoryVectorStore:
         q = q / (float(np.linalg.norm(q)) or 1.0)
         sims = matrix[allowed] @ q
         top = np.argsort(-sims)[:k]
-        return [
-            ScoredChunk(self._chunks[order[allowed[i]]], float(sims[i]), dense=float(sims[i])) for i in top
-        ]
+        return [ScoredChunk(self._chunks[order[allowed[i]]], float(sims[i]), dense=float(sims[i])) for i in top]
 
     def all_chunks(self) -> list[Chunk]:
         return sorted(self._chunks.values(), key=lambda c: (c.doc_id, c.position))

@@ -59,7 +59,9 @@ def scripted() -> ScriptedChatModel:
 
 
 @pytest.fixture
-def services(test_settings: Settings, scripted: ScriptedChatModel, knowledge_documents: list[Document]) -> Iterator[Services]:
+def services(
+    test_settings: Settings, scripted: ScriptedChatModel, knowledge_documents: list[Document]
+) -> Iterator[Services]:
     svc = make_services(test_settings, scripted, knowledge_documents)
     yield svc
     svc.close()

@@ -109,9 +109,7 @@ def test_tiny_sibling_sections_stay_separate_chunks() -> None:
 
 def test_tiny_lead_in_ending_with_colon_joins_its_first_subsection() -> None:
     text = (
-        "## Documentos\n\nVocê vai precisar de:\n\n"
-        "### Pessoa física\n\n- RG\n- CPF\n\n"
-        "### Pessoa jurídica\n\n- CNPJ\n"
+        "## Documentos\n\nVocê vai precisar de:\n\n### Pessoa física\n\n- RG\n- CPF\n\n### Pessoa jurídica\n\n- CNPJ\n"
     )
 
     chunks = chunk_document(doc(text))

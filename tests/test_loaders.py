@@ -243,10 +243,7 @@ def test_html_with_a_single_main_element_ignores_the_surrounding_site(tmp_path: 
 
 def test_html_declared_latin1_charset_is_honoured(tmp_path: Path) -> None:
     path = tmp_path / "antigo.html"
-    page = (
-        '<html><head><meta charset="iso-8859-1"><title>Informação</title></head>'
-        "<body><p>Coração</p></body></html>"
-    )
+    page = '<html><head><meta charset="iso-8859-1"><title>Informação</title></head><body><p>Coração</p></body></html>'
     path.write_bytes(page.encode("latin-1"))
 
     doc = load_document(path)

@@ -102,9 +102,7 @@ def test_a_valid_cnpj_is_masked_numeric_or_alphanumeric(cnpj: str) -> None:
     assert mask(f"Empresa {cnpj}.") == "Empresa [CNPJ]."
 
 
-@pytest.mark.parametrize(
-    "text", ["11.222.333/0001-80", "11222333000180", "00.000.000/0000-00", "12.ABC.345/01DE-36"]
-)
+@pytest.mark.parametrize("text", ["11.222.333/0001-80", "11222333000180", "00.000.000/0000-00", "12.ABC.345/01DE-36"])
 def test_a_cnpj_with_wrong_check_digits_is_left_alone(text: str) -> None:
     assert "CNPJ" not in kinds(text)
 

@@ -15,9 +15,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import service_unavailable
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from conftest import service_unavailable
 from sqlalchemy import Engine, event, inspect, text
 from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session
@@ -406,10 +406,7 @@ def test_iter_turns_yields_json_ready_dicts_with_every_column(store: Conversatio
 def test_iter_turns_keeps_turns_from_since_inclusive_to_until_exclusive(store: ConversationStore) -> None:
     conversation = store.create_conversation("web")
     start = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
-    ids = [
-        store.record_turn(make_turn(conversation.id, created_at=start + timedelta(hours=hour)))
-        for hour in range(4)
-    ]
+    ids = [store.record_turn(make_turn(conversation.id, created_at=start + timedelta(hours=hour))) for hour in range(4)]
 
     def window(since: datetime | None, until: datetime | None) -> list[int]:
         return [t["id"] for t in store.iter_turns(since, until)]

@@ -43,5 +43,6 @@ def article(doc_id: str, index: IndexDep, settings: SettingsDep) -> HTMLResponse
     body = MarkdownIt("commonmark", {"html": False}).render(text)
     if not text.lstrip().startswith("# "):
         body = f"<h1>{html.escape(chunks[0].title)}</h1>\n{body}"
-    return HTMLResponse(_PAGE.format(title=html.escape(chunks[0].title), org=html.escape(settings.organization_name),
-                                     body=body))
+    return HTMLResponse(
+        _PAGE.format(title=html.escape(chunks[0].title), org=html.escape(settings.organization_name), body=body)
+    )

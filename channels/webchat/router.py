@@ -50,7 +50,13 @@ def get_conversation(conversation_id: str, store: StoreDep) -> ConversationOut:
     if conv is None:
         raise ConversationNotFound(conversation_id)
     messages = [
-        MessageOut(role=m.role, text=m.text, decision=m.decision, citations=list(m.citations), created_at=m.created_at)
+        MessageOut(
+            role=m.role,
+            text=m.text,
+            decision=m.decision,
+            citations=list(m.citations),
+            created_at=m.created_at,
+        )
         for m in store.list_messages(conversation_id)
     ]
     return ConversationOut(id=conv.id, state=conv.state, channel=conv.channel, messages=messages)
@@ -68,9 +74,14 @@ def _sse(event: str, data: dict[str, Any]) -> str:
 
 @api.post(
     "/{conversation_id}/messages/stream",
-    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}, "description": "SSE: token…, then done"}},
+    responses={
+        **ERRORS,
+        200: {"content": {"text/event-stream": {}}, "description": "SSE: token…, then done"},
+    },
 )
-def stream_message(conversation_id: str, body: MessageIn, assistant: AssistantDep, store: StoreDep) -> StreamingResponse:
+def stream_message(
+    conversation_id: str, body: MessageIn, assistant: AssistantDep, store: StoreDep
+) -> StreamingResponse:
     """The same as posting a message, streamed as server-sent events.
 
     `token` events carry text as it is generated; one `done` event carries the final reply (the same body as
