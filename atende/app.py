@@ -7,12 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from atende.errors import error_body, install_error_handlers
-from atende.i18n import t
+from atende.errors import BodyTooLarge, body_too_large_response, install_error_handlers
 from atende.routers import health, kb
 from atende.services import Services, build_services
 from atende.settings import Settings, get_settings
@@ -24,20 +23,57 @@ MAX_BODY_BYTES = 256 * 1024
 
 
 class BodySizeLimit:
-    """Rejects oversized bodies before they are read into memory (413 with a pt-BR message)."""
+    """Rejects oversized bodies before they are read into memory (413 with a pt-BR message).
+
+    A declared Content-Length is checked up front; a chunked body has none, so its bytes are counted as the
+    app reads them and reading stops as soon as they pass the limit.
+    """
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope.get("headers", [])).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.limit:
-                response = JSONResponse(error_body("body_too_large", t("error.message_too_long", max=self.limit)), 413)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await body_too_large_response(self.limit)(scope, receive, send)
+            return
+
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+def _is_public_asset(path: str) -> bool:
+    return path in ("/widget.js", "/static/widget.js") or (
+        path.startswith("/static/locales/") and path.endswith(".json")
+    )
+
+
+class PublicAssetCORS:
+    """Lets any site that embeds the widget fetch its script and strings; the API stays same-origin only."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(app, allow_origins=["*"], allow_methods=["GET"])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _is_public_asset(scope["path"]):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def create_app(
@@ -71,6 +107,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(PublicAssetCORS)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(kb.router)

@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from atende.settings import Settings
+
+if TYPE_CHECKING:
+    from atende.services import Services
 
 app = typer.Typer(help="Atende: atendimento ao cidadão com IA.", no_args_is_help=True, add_completion=False)
 logs_app = typer.Typer(help="Turn log.", no_args_is_help=True)
@@ -22,6 +27,22 @@ app.add_typer(model_app, name="model")
 
 def _settings() -> Settings:
     return Settings()
+
+
+def _build_services(settings: Settings) -> Services:
+    """Every command gets its services here, so tests can swap in a scripted model."""
+    from atende.services import build_services
+
+    return build_services(settings)
+
+
+@contextmanager
+def _open_services(settings: Settings) -> Iterator[Services]:
+    services = _build_services(settings)
+    try:
+        yield services
+    finally:
+        services.close()
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -37,13 +58,11 @@ def ingest(
     prune: Annotated[bool, typer.Option(help="Remove indexed documents no longer in the folder")] = True,
 ) -> None:
     """Index the knowledge base incrementally (only new and changed documents are embedded)."""
-    from atende.services import build_services
-
     settings = _settings()
     _setup_logging(settings)
-    services = build_services(settings)
-    services.warm_up(model=False)
-    report = services.ingest(path, prune=prune)
+    with _open_services(settings) as services:
+        services.warm_up(model=False)
+        report = services.ingest(path, prune=prune)
     typer.echo(report.summary())
 
 
@@ -70,18 +89,17 @@ def ask(
     """Ask the assistant one question, through the same pipeline the channels use."""
     from assistant.service import InvalidMessage
     from atende.i18n import t
-    from atende.services import build_services
 
     settings = _settings()
     logging.basicConfig(level=logging.WARNING)
-    services = build_services(settings)
-    services.warm_up()
-    conversation = services.store.create_conversation("cli")
-    try:
-        reply = services.assistant.respond(conversation.id, question, channel="cli")
-    except InvalidMessage as exc:
-        typer.echo(t(exc.key, **exc.params), err=True)
-        raise typer.Exit(2) from exc
+    with _open_services(settings) as services:
+        services.warm_up()
+        conversation = services.store.create_conversation("cli")
+        try:
+            reply = services.assistant.respond(conversation.id, question, channel="cli")
+        except InvalidMessage as exc:
+            typer.echo(t(exc.key, **exc.params), err=True)
+            raise typer.Exit(2) from exc
     if as_json:
         out = {
             "answer": reply.answer,
@@ -116,20 +134,22 @@ def logs_export(
 ) -> None:
     """Export the turn log (personal data already masked) for evaluation."""
     from atende.logs_export import export_turns
-    from atende.services import build_services
 
-    settings = _settings()
-    services = build_services(settings)
-    services.warm_up(model=False)
+    # Check the arguments before touching the database.
+    if fmt not in ("jsonl", "csv"):
+        raise typer.BadParameter(f"{fmt!r} is not a format; use jsonl or csv", param_hint="--format")
     try:
         since_dt, until_dt = _parse_when(since), _parse_when(until)
     except ValueError as exc:
-        raise typer.BadParameter(f"not an ISO date: {exc}") from exc
-    if out is None:
-        export_turns(services.store, sys.stdout, since=since_dt, until=until_dt, fmt=fmt)  # type: ignore[arg-type]
-    else:
-        with out.open("w", encoding="utf-8", newline="") as f:
-            export_turns(services.store, f, since=since_dt, until=until_dt, fmt=fmt)  # type: ignore[arg-type]
+        raise typer.BadParameter(f"not an ISO date: {exc}", param_hint="--since/--until") from exc
+    settings = _settings()
+    with _open_services(settings) as services:
+        services.warm_up(model=False)
+        if out is None:
+            export_turns(services.store, sys.stdout, since=since_dt, until=until_dt, fmt=fmt)  # type: ignore[arg-type]
+        else:
+            with out.open("w", encoding="utf-8", newline="") as f:
+                export_turns(services.store, f, since=since_dt, until=until_dt, fmt=fmt)  # type: ignore[arg-type]
 
 
 @model_app.command("assemble")

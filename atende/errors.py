@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -16,8 +16,33 @@ from atende.store import ConversationNotFound
 log = logging.getLogger(__name__)
 
 
+# Framework errors carry English reasons ("Method Not Allowed"); people get these instead.
+_HTTP_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("bad_request", "error.invalid_request"),
+    404: ("not_found", "error.not_found"),
+    405: ("method_not_allowed", "error.method_not_allowed"),
+    413: ("body_too_large", "error.body_too_large"),
+}
+
+
+class BodyTooLarge(HTTPException):
+    """The request body passed the size limit while it was being read.
+
+    It is FastAPI's HTTPException because FastAPI re-raises that from its body reader, while any other error
+    there is reported as an unparseable body.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413)
+        self.limit = limit
+
+
 def error_body(code: str, detail: str, **extra: object) -> dict[str, object]:
     return {"code": code, "detail": detail, **extra}
+
+
+def body_too_large_response(limit: int) -> JSONResponse:
+    return JSONResponse(error_body("body_too_large", t("error.body_too_large", max=limit // 1024)), 413)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -44,11 +69,14 @@ def install_error_handlers(app: FastAPI) -> None:
             400 if malformed else 422,
         )
 
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
+        return body_too_large_response(exc.limit)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 404:
-            return JSONResponse(error_body("not_found", t("error.not_found")), 404)
-        return JSONResponse(error_body("http_error", str(exc.detail)), exc.status_code)
+        code, key = _HTTP_ERRORS.get(exc.status_code, ("http_error", "error.http"))
+        return JSONResponse(error_body(code, t(key)), exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

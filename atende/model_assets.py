@@ -81,7 +81,10 @@ def is_verified(asset: ModelAsset, target: Path) -> bool:
     stamp = _stamp_path(target)
     if not target.is_file() or not stamp.is_file():
         return False
-    saved = json.loads(stamp.read_text())
+    try:
+        saved = json.loads(stamp.read_text())
+    except ValueError:
+        return False  # a damaged stamp only costs a re-hash; it must not stop the start-up
     return bool(saved == {**_stamp(target), "sha256": asset.sha256})
 
 
@@ -118,12 +121,17 @@ def assemble(asset: ModelAsset, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(target.suffix + ".partial")
     digest = hashlib.sha256()
-    with partial.open("wb") as out:
-        for part in parts:
-            with part.open("rb") as f:
-                while block := f.read(8 << 20):
-                    digest.update(block)
-                    out.write(block)
+    try:
+        with partial.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as f:
+                    while block := f.read(8 << 20):
+                        digest.update(block)
+                        out.write(block)
+    except BaseException:
+        # A failed or interrupted copy must not leave a file of up to a gigabyte behind.
+        partial.unlink(missing_ok=True)
+        raise
     if digest.hexdigest() != asset.sha256:
         partial.unlink()
         raise ModelAssetError(f"assembled {asset.name} has SHA-256 {digest.hexdigest()}, expected {asset.sha256}")

