@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rag.chunking import chunk_document
 from rag.lexical import LexicalIndex
 from rag.protocols import Embedder, VectorStore
 from rag.retriever import HybridRetriever, RetrievalParams
-from rag.types import Audience, Document, ScoredChunk
+from rag.types import Audience, Document, ScoredChunk, content_hash
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,10 @@ class KnowledgeIndex:
         self.lexical.build(chunks)
         self._titles = {c.doc_id: c.title for c in chunks}
 
+    def index_hash(self, doc: Document) -> str:
+        # Vectors depend on the embedder and the chunking as much as on the text: changing either re-indexes.
+        return content_hash(f"{doc.hash}|{self.embedder.model_id}|{self._max_chunk_chars}")
+
     def sync(self, documents: Sequence[Document], *, prune: bool = True) -> SyncReport:
         """Index new and changed documents by content hash; with `prune`, drop documents no longer present."""
         with self._lock:
@@ -70,7 +74,7 @@ class KnowledgeIndex:
                 if old is None:
                     report.added.append(doc.id)
                     changed.append(doc)
-                elif old != doc.hash:
+                elif old != self.index_hash(doc):
                     report.updated.append(doc.id)
                     changed.append(doc)
                 else:
@@ -80,7 +84,11 @@ class KnowledgeIndex:
             stale = [d.id for d in changed if d.id in indexed] + report.deleted
             if stale:
                 self.store.delete_documents(stale)
-            chunks = [c for d in changed for c in chunk_document(d, max_chars=self._max_chunk_chars)]
+            chunks = [
+                replace(c, doc_hash=self.index_hash(d))
+                for d in changed
+                for c in chunk_document(d, max_chars=self._max_chunk_chars)
+            ]
             if chunks:
                 vectors = self.embedder.embed_passages([c.embedding_text() for c in chunks])
                 self.store.upsert(chunks, vectors)

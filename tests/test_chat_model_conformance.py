@@ -6,11 +6,11 @@ import json
 from collections.abc import Callable, Iterator
 
 import pytest
+from openai_compatible_server import LoopbackServer, build_app
 
 from assistant.backends import LlamaCppChatModel, OpenAICompatibleChatModel
 from assistant.llm import ChatMessage, ChatModel, LLMError, complete
 from assistant.testing import ScriptedChatModel
-from openai_compatible_server import LoopbackServer, build_app
 
 HELLO: list[ChatMessage] = [
     {"role": "system", "content": "Responda em português, em uma frase curta."},
@@ -75,7 +75,7 @@ def test_complete_collects_the_stream_into_one_text(chat_model: ChatModel) -> No
 
 def test_json_output_follows_the_schema(chat_model: ChatModel) -> None:
     messages: list[ChatMessage] = [
-        {"role": "system", "content": "Classifique a mensagem e responda só com JSON: {\"intent\": ...}."},
+        {"role": "system", "content": 'Classifique a mensagem e responda só com JSON: {"intent": ...}.'},
         {"role": "user", "content": "Quero a segunda via do IPTU (intent)."},
     ]
 
@@ -106,7 +106,8 @@ def test_llamacpp_reuses_the_cached_prompt_prefix_across_calls(llamacpp_model: L
     first = complete(llamacpp_model, [system, {"role": "user", "content": "Oi, tudo bem?"}], max_tokens=8)
     second = complete(llamacpp_model, [system, {"role": "user", "content": "Qual o horário?"}], max_tokens=8)
 
-    assert first.usage.prompt_tokens is not None and second.usage.prompt_tokens_evaluated is not None
+    assert first.usage.prompt_tokens is not None
+    assert second.usage.prompt_tokens_evaluated is not None
     # Only the new user turn is evaluated; the long system prefix comes from the KV cache.
     assert second.usage.prompt_tokens_evaluated < second.usage.prompt_tokens / 2
 

@@ -130,7 +130,7 @@ def test_a_changed_document_is_re_embedded_alone_and_its_old_chunks_are_gone(
     assert "isenção" not in texts_of(index, "iptu").lower()
     assert "aposentados" not in " ".join(c.text.lower() for c in index.lexical.chunks_of("iptu"))
     assert "iptu" not in doc_ids(index, "aposentados imóvel", BM25)
-    assert index.store.document_hashes()["iptu"] == without_exemption.hash
+    assert index.store.document_hashes()["iptu"] == index.index_hash(without_exemption)
 
 
 def test_a_document_no_longer_present_disappears_from_dense_and_lexical_results(index: KnowledgeIndex) -> None:
@@ -227,16 +227,15 @@ def test_search_ignores_accents_in_both_directions() -> None:
 def test_search_matches_other_forms_of_a_word_that_share_its_stem() -> None:
     index = lexical(*CORPUS)
 
-    assert found(index, "vacinas") == ["Cada vacina tem um calendário."]
+    assert set(found(index, "vacinas")) == {
+        "Cada vacina tem um calendário.",
+        "Vacinação contra a gripe nas unidades de saúde.",
+    }
     assert found(index, "agendar") == ["Agendamento de consulta médica pelo telefone."]
     assert found(index, "matrículas") == ["Matrícula escolar na rede municipal."]
-    assert found(index, "vacinacao") == ["Vacinação contra a gripe nas unidades de saúde."]
+    assert "Vacinação contra a gripe nas unidades de saúde." in found(index, "vacinacao")
 
 
-@pytest.mark.xfail(
-    reason="accents are folded before stemming, so the stemmer no longer sees the '-ção' suffix of 'vacinação'",
-    strict=True,
-)
 def test_search_matches_a_plural_noun_with_the_action_noun_of_the_same_family() -> None:
     assert "Vacinação contra a gripe nas unidades de saúde." in found(lexical(*CORPUS), "vacinas")
 
