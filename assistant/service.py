@@ -90,7 +90,7 @@ class Token:
 @dataclass(frozen=True)
 class AssistantConfig:
     organization: str = "Prefeitura de Santa Aurora"
-    top_k: int = 4
+    top_k: int = 3
     abstain_threshold: float = 0.5
     max_tokens: int = 220
     max_message_chars: int = 2000

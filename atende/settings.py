@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     openai_model: str = "qwen2.5:1.5b-instruct"
     llm_is_local: bool | None = None  # None: llamacpp is local, openai is external (personal data masked)
 
-    retrieval_top_k: int = 4
+    retrieval_top_k: int = 3
     retrieval_candidates: int = 30
     retrieval_dense_weight: float = 0.5
     retrieval_fusion: Literal["weighted", "rrf"] = "weighted"

@@ -11,7 +11,9 @@ from assistant.llm import ChatMessage
 def passage(messages: Sequence[ChatMessage], n: int) -> str:
     """The text of passage [n] in the answer prompt."""
     body = messages[-1]["content"]
-    match = re.search(rf"^\[{n}\] [^\n]*\n(.*?)(?=^\[\d+\] |\n\nPERGUNTA)", body, re.S | re.M)
+    match = re.search(
+        rf"^\[{n}\] [^\n]*\n(.*?)(?=^\[\d+\] |\n\n(?:Conversa anterior|Pergunta do cidadão))", body, re.S | re.M
+    )
     assert match, f"passage [{n}] not in prompt"
     return match.group(1).strip()
 
