@@ -84,6 +84,11 @@ def check_answer(
     if not cited:
         # Small models often forget the markers; cite the passages that actually support the sentences.
         cited = sorted(set(i for i in best_for if i))
+    best_doc = passages[0].chunk.doc_id if passages else None
+    if cited and best_doc not in {passages[i - 1].chunk.doc_id for i in cited}:
+        # Small models happily quote a neighbouring article (a parking fee for a business licence): an answer
+        # must rest on the most relevant document retrieved.
+        return GroundingResult(text, cited, False, 0.0, "does not cite the best-matching document")
     if unsupported_numbers:
         return GroundingResult(text, cited, False, support, f"numbers not in context: {sorted(unsupported_numbers)}")
     if support < min_support:

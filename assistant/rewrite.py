@@ -22,8 +22,8 @@ def is_followup(message: str) -> bool:
 def rewrite_query(message: str, previous_questions: Sequence[str]) -> str:
     """Prefix the last question when the message depends on it; standalone messages pass through.
 
-    Measured against an LLM rewrite in docs/decisions/0005-follow-up-rewrite.md: concatenation keeps the
-    topic words the retriever needs and costs no model call.
+    Concatenation keeps the topic words the retriever needs and costs no model call, which on two CPU cores
+    is worth several seconds per turn (docs/decisions/0005-follow-up-rewrite.md).
     """
     if not previous_questions or not is_followup(message):
         return message
