@@ -91,7 +91,7 @@ class Token:
 class AssistantConfig:
     organization: str = "Prefeitura de Santa Aurora"
     top_k: int = 3
-    abstain_threshold: float = 0.5
+    abstain_threshold: float = 0.47
     max_tokens: int = 220
     max_message_chars: int = 2000
     history_turns: int = 2

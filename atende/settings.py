@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     retrieval_dense_weight: float = 0.5
     retrieval_fusion: Literal["weighted", "rrf"] = "weighted"
     retrieval_rrf_k: int = 60
-    abstain_threshold: float = 0.5
+    abstain_threshold: float = 0.47
     support_threshold: float = 0.35
 
     max_message_chars: int = Field(default=2000, ge=1)
