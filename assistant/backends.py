@@ -48,6 +48,10 @@ class LlamaCppChatModel:
     def model_id(self) -> str:
         return self._path.stem
 
+    @property
+    def path(self) -> Path:
+        return self._path
+
     def warm_up(self) -> None:
         if self._llm is not None:
             return

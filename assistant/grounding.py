@@ -21,7 +21,7 @@ class GroundingResult:
     answer: str
     cited: list[int]  # 1-based indices into the context passages, in order of first use
     supported: bool
-    support: float  # share of answer sentences supported by the context
+    support: float  # share of the answer's content words found in the passages
     reason: str = ""
 
 
@@ -47,7 +47,6 @@ def check_answer(
     passages: Sequence[ScoredChunk],
     question: str = "",
     *,
-    sentence_threshold: float = 0.5,
     min_support: float = 0.6,
 ) -> GroundingResult:
     """Validate citations and lexical support; unknown citation numbers are removed, not trusted."""
@@ -71,16 +70,17 @@ def check_answer(
     sentences = _sentences(text)
     if not sentences:
         return GroundingResult(text, cited, False, 0.0, "no content")
-    supported = 0
+    # Support is counted over words, not sentences: a one-line lead-in ("siga os passos abaixo") should not
+    # sink an answer whose facts all come from the passages. Words echoed from the question don't count.
+    found = total = 0
     best_for: list[int] = []
     for s in sentences:
         terms = set(content_terms(s)) - question_terms or set(content_terms(s))
-        overlap = len(terms & all_terms) / len(terms)
-        if overlap >= sentence_threshold:
-            supported += 1
+        found += len(terms & all_terms)
+        total += len(terms)
         best_for.append(max(range(n), key=lambda j: len(terms & context_terms[j])) + 1 if n else 0)
     unsupported_numbers = _numbers(_CITATION.sub("", text)) - context_numbers
-    support = supported / len(sentences)
+    support = found / total if total else 0.0
     if not cited:
         # Small models often forget the markers; cite the passages that actually support the sentences.
         cited = sorted(set(i for i in best_for if i))

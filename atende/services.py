@@ -98,7 +98,7 @@ class Services:
             if isinstance(self.model, LlamaCppChatModel):
                 from atende.model_assets import ensure_ready
 
-                ensure_ready(self.settings.llm_model, self.settings.resolved_llm_model_path)
+                ensure_ready(self.settings.llm_model, self.model.path)
             self.model.warm_up()
             self.warmed.add("model")
 

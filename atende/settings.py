@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     llm_threads: int = 0  # 0: every core
     llm_max_tokens: int = 220
     llm_temperature: float = 0.0
-    llm_timeout_s: float = 60.0
+    llm_timeout_s: float = 120.0
     openai_base_url: str = "http://127.0.0.1:11434/v1"
     openai_api_key: SecretStr = SecretStr("")
     openai_model: str = "qwen2.5:1.5b-instruct"

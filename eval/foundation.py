@@ -47,13 +47,14 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--every", type=int, default=1, help="run every k-th question (a quicker, balanced sample)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     settings = Settings()
     services = build_services(settings)
     services.warm_up()
     internal = {c.doc_id for c in services.index.lexical.chunks_of_audience("internal")}
-    questions = load_questions()[: args.limit]
+    questions = load_questions()[:: args.every][: args.limit]
     tune_ids = {q.id for q in split(questions)[0]}
     rows: list[dict[str, Any]] = []
     for q in questions:
