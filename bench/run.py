@@ -158,7 +158,7 @@ def bench_llm(settings: Settings, n_questions: int) -> dict[str, Any]:
         "model": model.model_id,
         "threads": settings.llm_threads or os.cpu_count(),
         "questions": len(rows),
-        "answered": len(answered),
+        "reached_model": len(answered),
         "time_to_first_token_ms": _stats([r.timings_ms["first_token"] for r in answered]),
         "total_ms": _stats([r.timings_ms["total"] for r in rows]),
         "raw_prompt_tokens_per_s": _stats(raw_prompt),
@@ -214,6 +214,10 @@ def main() -> None:
     results["retrieval"] = bench_retrieval(settings, work, [int(s) for s in args.sizes.split(",")], args.queries)
     if not args.skip_llm:
         results["llm"] = bench_llm(settings, args.llm_questions)
+    elif args.out.is_file():  # keep the last LLM measurement when only retrieval was re-run
+        previous = json.loads(args.out.read_text())
+        if "llm" in previous:
+            results["llm"] = previous["llm"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps(results, indent=2, ensure_ascii=False))

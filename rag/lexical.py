@@ -19,12 +19,14 @@ class LexicalIndex:
         self._chunks: list[Chunk] = []
         self._bm25: object | None = None
         self._audience = np.array([], dtype=object)
+        self._masks: dict[tuple[str, ...], np.ndarray] = {}
 
     def build(self, chunks: Sequence[Chunk]) -> None:
         import bm25s
 
         self._chunks = list(chunks)
         self._audience = np.array([c.audience for c in self._chunks], dtype=object)
+        self._masks: dict[tuple[str, ...], np.ndarray] = {}
         if not self._chunks:
             self._bm25 = None
             return
@@ -49,7 +51,11 @@ class LexicalIndex:
         if not terms:
             return []
         scores = np.asarray(self._bm25.get_scores(terms), dtype=np.float32)  # type: ignore[attr-defined]
-        scores = np.where(np.isin(self._audience, list(audiences)), scores, 0.0)
+        key = tuple(sorted(audiences))
+        mask = self._masks.get(key)
+        if mask is None:  # an object-array isin costs milliseconds at 10k chunks; the mask rarely changes
+            mask = self._masks[key] = np.isin(self._audience, list(key))
+        scores = np.where(mask, scores, 0.0)
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top])]
