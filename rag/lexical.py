@@ -26,7 +26,7 @@ class LexicalIndex:
 
         self._chunks = list(chunks)
         self._audience = np.array([c.audience for c in self._chunks], dtype=object)
-        self._masks: dict[tuple[str, ...], np.ndarray] = {}
+        self._masks = {}
         if not self._chunks:
             self._bm25 = None
             return
