@@ -96,3 +96,13 @@ def llamacpp_model(llamacpp_path: Callable[[], Path]) -> LlamaCppChatModel:
     model = LlamaCppChatModel(llamacpp_path(), n_ctx=4096)
     model.warm_up()
     return model
+
+
+@pytest.fixture(autouse=True)
+def _restore_log_record_factory() -> Iterator[None]:
+    # The app's lifespan and the CLI install PII masking process-wide; no test may leak it into the next.
+    import logging
+
+    factory = logging.getLogRecordFactory()
+    yield
+    logging.setLogRecordFactory(factory)

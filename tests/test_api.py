@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -22,14 +21,6 @@ from channels.webchat.schemas import ReplyOut
 
 QUESTION = "Como emito a segunda via do boleto do IPTU?"
 ERROR_KEYS = {"code", "detail"}
-
-
-@pytest.fixture(autouse=True)
-def _restore_log_record_factory() -> Iterator[None]:
-    # The app's lifespan installs PII masking process-wide; other test modules must not inherit it.
-    factory = logging.getLogRecordFactory()
-    yield
-    logging.setLogRecordFactory(factory)
 
 
 @pytest.fixture

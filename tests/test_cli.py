@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import textwrap
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -58,14 +56,6 @@ ARTICLES = {
         A escala de plantão da equipe de atendimento é definida pela coordenação toda segunda-feira.
         """,
 }
-
-
-@pytest.fixture(autouse=True)
-def _restore_log_record_factory() -> Iterator[None]:
-    # Commands install PII masking process-wide; other test modules must not inherit it.
-    factory = logging.getLogRecordFactory()
-    yield
-    logging.setLogRecordFactory(factory)
 
 
 @pytest.fixture
