@@ -54,12 +54,9 @@ def check_answer(
     if not text or is_dont_know(text):
         return GroundingResult("", [], False, 0.0, "model declined")
     n = len(passages)
-    cited: list[int] = []
-    for m in _CITATION.finditer(text):
-        i = int(m.group(1))
-        if 1 <= i <= n and i not in cited:
-            cited.append(i)
-    text = _CITATION.sub(lambda m: m.group(0) if 1 <= int(m.group(1)) <= n else "", text)
+    # Small models number their citations unreliably (the right fact, the neighbour's [2]); sources are
+    # attributed below from the words of each sentence, and the model's own markers are dropped.
+    text = _CITATION.sub("", text)
     text = re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
 
     context_terms = [set(content_terms(p.chunk.embedding_text())) for p in passages]
@@ -69,7 +66,7 @@ def check_answer(
 
     sentences = _sentences(text)
     if not sentences:
-        return GroundingResult(text, cited, False, 0.0, "no content")
+        return GroundingResult(text, [], False, 0.0, "no content")
     # Support is counted over words, not sentences: a one-line lead-in ("siga os passos abaixo") should not
     # sink an answer whose facts all come from the passages. Words echoed from the question don't count.
     found = total = 0
@@ -78,12 +75,12 @@ def check_answer(
         terms = set(content_terms(s)) - question_terms or set(content_terms(s))
         found += len(terms & all_terms)
         total += len(terms)
-        best_for.append(max(range(n), key=lambda j: len(terms & context_terms[j])) + 1 if n else 0)
+        overlaps = [len(terms & context_terms[j]) for j in range(n)]
+        if overlaps and max(overlaps) > 0:
+            best_for.append(overlaps.index(max(overlaps)) + 1)
     unsupported_numbers = _numbers(_CITATION.sub("", text)) - context_numbers
     support = found / total if total else 0.0
-    if not cited:
-        # Small models often forget the markers; cite the passages that actually support the sentences.
-        cited = sorted(set(i for i in best_for if i))
+    cited = list(dict.fromkeys(best_for))
     best_doc = passages[0].chunk.doc_id if passages else None
     if cited and best_doc not in {passages[i - 1].chunk.doc_id for i in cited}:
         # Small models happily quote a neighbouring article (a parking fee for a business licence): an answer

@@ -58,3 +58,15 @@ def test_an_answer_without_markers_is_attributed_to_the_passage_that_supports_it
 def test_the_refusal_marker_means_no_answer() -> None:
     assert not check_answer("NAO_SEI", [ALVARA]).supported
     assert not check_answer("Não sei.", [ALVARA]).supported
+
+
+def test_a_wrong_citation_number_is_replaced_by_the_passage_the_words_come_from() -> None:
+    result = check_answer("A taxa do alvará de funcionamento é R$ 187,40 [2].", [ALVARA, ZONA_AZUL])
+
+    assert result.supported
+    assert result.cited == [1]
+    assert "[2]" not in result.answer
+
+
+def test_an_answer_with_no_words_is_rejected() -> None:
+    assert not check_answer("1 [2]", [ALVARA]).supported
