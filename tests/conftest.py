@@ -93,7 +93,8 @@ def llamacpp_path() -> Callable[[], Path]:
 def llamacpp_model(llamacpp_path: Callable[[], Path]) -> LlamaCppChatModel:
     from assistant.backends import LlamaCppChatModel
 
-    model = LlamaCppChatModel(llamacpp_path(), n_ctx=4096)
+    # Generous: these tests check answers, not speed (a loaded CI machine must not turn them into timeouts).
+    model = LlamaCppChatModel(llamacpp_path(), n_ctx=4096, timeout_s=900)
     model.warm_up()
     return model
 

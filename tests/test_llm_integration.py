@@ -94,6 +94,7 @@ def test_atende_ask_answers_offline_from_the_command_line(knowledge_subset: Path
         "ATENDE_KNOWLEDGE_DIR": str(knowledge_subset),
         "ATENDE_LLM_MODEL_PATH": str(model_path),
         "HF_HUB_OFFLINE": "1",
+        "ATENDE_LLM_TIMEOUT_S": "900",
     }
     atende = [sys.executable, "-m", "atende.cli"]
     subprocess.run([*atende, "ingest"], env=env, check=True, capture_output=True, timeout=600)
