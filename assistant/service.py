@@ -18,7 +18,7 @@ from atende.i18n import t
 from atende.privacy import Pseudonymizer, mask
 from atende.store import ConversationNotFound, ConversationStore, EventDraft, MessageDraft, TurnRecord
 from rag.index import KnowledgeIndex
-from rag.retriever import confidence, dedupe_documents
+from rag.retriever import confidence
 from rag.types import Audience, ScoredChunk
 
 log = logging.getLogger(__name__)
@@ -310,7 +310,3 @@ _MARKER = re.compile(r"\[(\d{1,2})\]")
 
 def _renumber(answer: str, mapping: dict[int, int]) -> str:
     return _MARKER.sub(lambda m: f"[{mapping.get(int(m.group(1)), int(m.group(1)))}]", answer)
-
-
-def documents_in(hits: Sequence[ScoredChunk]) -> list[str]:
-    return [h.chunk.doc_id for h in dedupe_documents(hits)]

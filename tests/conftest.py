@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from assistant.service import AssistantConfig
 from assistant.testing import ScriptedChatModel
 from atende.services import Services, build_services
 from atende.settings import Settings
@@ -69,10 +68,6 @@ def services(
     svc = make_services(test_settings, scripted, knowledge_documents)
     yield svc
     svc.close()
-
-
-def assistant_config(**overrides: object) -> AssistantConfig:
-    return AssistantConfig(**overrides)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
