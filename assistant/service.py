@@ -68,6 +68,10 @@ class AssistantReply:
     reason: str = ""
     message_id: int | None = None
     turn_id: int | None = None
+    # Tools the assistant called for this turn: {"name", "arguments", "ok", "error"} each, in call order.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    handoff_team: str | None = None
+    language: str = "pt-BR"
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from assistant.llm import ChatModel
 from assistant.service import Assistant, AssistantConfig
+from atende.audit import AuditSink, MemoryAuditSink
 from atende.db import make_engine, make_session_factory
 from atende.migrate import upgrade
 from atende.settings import Settings
@@ -82,6 +83,8 @@ class Services:
     index: KnowledgeIndex
     model: ChatModel
     assistant: Assistant
+    # Replaced by the persistent, hash-chained audit log once it is built (issue 5).
+    audit: AuditSink = field(default_factory=MemoryAuditSink)
     warmed: set[str] = field(default_factory=set)
 
     def warm_up(self, *, model: bool = True) -> None:
