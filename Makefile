@@ -11,7 +11,7 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 STAMP := $(VENV)/.installed-$(MODEL_EXTRA)
 
-.PHONY: setup model demo test lint fmt bench eval-questions clean
+.PHONY: setup model demo test lint fmt bench eval-questions clean test-tools
 
 setup: $(STAMP)
 
@@ -21,11 +21,23 @@ $(STAMP): pyproject.toml
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet -e '.[dev,$(MODEL_EXTRA)]'
 	touch $@
 
+INSPECTOR := tests/mcp_inspector/node_modules/.package-lock.json
+
+# Test-only peers: the MCP Inspector CLI (an MCP client nobody here wrote) and Debian's Chromium for browser tests.
+test-tools: $(INSPECTOR) /usr/bin/chromium
+
+$(INSPECTOR): tests/mcp_inspector/package-lock.json
+	npm ci --prefix tests/mcp_inspector --no-audit --no-fund --loglevel=error
+
+/usr/bin/chromium:
+	apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)
+
 model: setup
 	$(BIN)/atende model assemble
 
 demo: model
 	$(BIN)/atende ingest
+	$(BIN)/atende seed
 	$(BIN)/atende serve --host 127.0.0.1 --port 8000
 
 lint: setup
@@ -37,7 +49,7 @@ fmt: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: model
+test: model test-tools
 	$(MAKE) lint
 	ATENDE_REQUIRE_SERVICES=1 $(BIN)/python -m pytest
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.llm import ChatMessage, Completion, LLMError, StreamChunk, Usage
+from assistant.llm import ChatMessage, Completion, LLMError, StreamChunk, ToolCall, ToolDefinition, Usage
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -237,3 +237,43 @@ class OpenAICompatibleChatModel:
             response.choices[0].message.content or "",
             Usage(u.prompt_tokens if u else None, u.completion_tokens if u else None, None),
         )
+
+    @property
+    def native_tool_calls(self) -> bool:
+        return True
+
+    def choose_tool(
+        self, messages: Sequence[ChatMessage], *, tools: Sequence[ToolDefinition], max_tokens: int
+    ) -> tuple[ToolCall | None, Usage]:
+        """OpenAI tool calling: the endpoint picks a function (or none) and fills its arguments."""
+        import openai
+
+        self.warm_up()
+        try:
+            response = self._client.chat.completions.create(
+                model=self._model,
+                messages=list(messages),
+                max_tokens=max_tokens,
+                temperature=0.0,
+                tools=[
+                    {
+                        "type": "function",
+                        "function": {"name": t.name, "description": t.description, "parameters": dict(t.parameters)},
+                    }
+                    for t in tools
+                ],
+                tool_choice="auto",
+            )
+        except openai.OpenAIError as exc:
+            raise LLMError(f"{type(exc).__name__}: {exc}") from exc
+        u = response.usage
+        usage = Usage(u.prompt_tokens if u else None, u.completion_tokens if u else None, None)
+        calls = response.choices[0].message.tool_calls or []
+        if not calls:
+            return None, usage
+        function = calls[0].function
+        try:
+            arguments = json.loads(function.arguments or "{}")
+        except json.JSONDecodeError as exc:
+            raise LLMError(f"tool arguments are not JSON: {function.arguments!r}") from exc
+        return ToolCall(function.name, arguments if isinstance(arguments, dict) else {}), usage

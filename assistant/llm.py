@@ -74,3 +74,36 @@ def complete(model: ChatModel, messages: Sequence[ChatMessage], *, max_tokens: i
         if chunk.usage is not None:
             usage = chunk.usage
     return Completion("".join(parts), usage)
+
+
+@dataclass(frozen=True)
+class ToolDefinition:
+    """A function the model may choose, OpenAI-style: `parameters` is a JSON schema of its arguments."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+
+
+@runtime_checkable
+class ToolCallingModel(Protocol):
+    """A ChatModel whose endpoint can choose among tools natively (OpenAI `tools`); optional.
+
+    `native_tool_calls` says whether to use it: a model without it gets the tools as a JSON schema through
+    `complete_json` instead (llama.cpp constrains its output with a grammar built from the schema).
+    """
+
+    @property
+    def native_tool_calls(self) -> bool: ...
+
+    def choose_tool(
+        self, messages: Sequence[ChatMessage], *, tools: Sequence[ToolDefinition], max_tokens: int
+    ) -> tuple[ToolCall | None, Usage]:
+        """The tool the model calls (None when it answers without one) and the usage."""
+        ...

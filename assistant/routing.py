@@ -8,7 +8,7 @@ from typing import Literal
 
 from rag.text import fold
 
-Route = Literal["human", "smalltalk", "knowledge"]
+Route = Literal["human", "smalltalk", "knowledge", "action"]
 SmallTalk = Literal["greeting", "thanks", "goodbye", "howareyou", "who", "ack"]
 
 _HUMAN = re.compile(

@@ -10,10 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from assistant.grounding import DONT_KNOW, check_answer
+from assistant.language import localize
 from assistant.llm import ChatModel, LLMError, Usage
 from assistant.prompts import PROMPT_VERSION, answer_messages
 from assistant.rewrite import rewrite_query
 from assistant.routing import Route, route_message
+from assistant.tools.chooser import TOOL_PROMPT_VERSION
+from assistant.tools.dialogue import ActionDialogue, ActionOutcome, redact
 from atende.i18n import t
 from atende.privacy import Pseudonymizer, mask
 from atende.store import ConversationNotFound, ConversationStore, EventDraft, MessageDraft, TurnRecord
@@ -106,12 +109,20 @@ class AssistantConfig:
 
 class Assistant:
     def __init__(
-        self, model: ChatModel, index: KnowledgeIndex, store: ConversationStore, config: AssistantConfig
+        self,
+        model: ChatModel,
+        index: KnowledgeIndex,
+        store: ConversationStore,
+        config: AssistantConfig,
+        *,
+        actions: ActionDialogue | None = None,
     ) -> None:
         self.model = model
         self.index = index
         self.store = store
         self.config = config
+        # Requests to act (debts, Pix, protocols, appointments) go through the MCP tools; None: answers only.
+        self.actions = actions
 
     def validate(self, text: str) -> str:
         cleaned = text.strip()
@@ -137,7 +148,10 @@ class Assistant:
             raise ConversationNotFound(conversation_id)
         history = self._history(conversation_id)
         routing = route_message(text)
-        if routing.route == "human":
+        action = self.actions.handle(conversation_id, text, routing.route) if self.actions is not None else None
+        if action is not None and not action.passthrough:
+            reply = self._action_reply(action, routing.route, started)
+        elif routing.route == "human":
             reply = self._reply(t("handoff", self.config.locale), "handoff", "human", started, reason="citizen_request")
         elif routing.route == "smalltalk":
             kind = routing.smalltalk or "greeting"
@@ -152,7 +166,20 @@ class Assistant:
                     final = item
             assert final is not None
             reply = final
-        yield self._record(conversation_id, channel, text, reply)
+        yield self._record(conversation_id, channel, text, localize(reply, text, self.config.organization), action)
+
+    def _action_reply(self, action: ActionOutcome, route: Route, started: float) -> AssistantReply:
+        return self._reply(
+            action.answer,
+            action.decision,
+            "human" if route == "human" else "action",
+            started,
+            tool_calls=action.tool_calls,
+            handoff_team=action.handoff_team,
+            usage=action.usage,
+            error=action.error,
+            reason=action.reason,
+        )
 
     def _history(self, conversation_id: str) -> list[tuple[str, str]]:
         messages = self.store.list_messages(conversation_id)
@@ -275,18 +302,32 @@ class Assistant:
     def _abstain(self, started: float, timings: dict[str, float], **kw: Any) -> AssistantReply:
         return self._reply(t("abstain", self.config.locale), "abstained", "knowledge", started, timings=timings, **kw)
 
-    def _record(self, conversation_id: str, channel: str, text: str, reply: AssistantReply) -> AssistantReply:
+    def _record(
+        self,
+        conversation_id: str,
+        channel: str,
+        text: str,
+        reply: AssistantReply,
+        action: ActionOutcome | None = None,
+    ) -> AssistantReply:
         events = []
-        if reply.decision in ("abstained", "handoff"):
+        # A successful handoff_to_human call has queued the conversation (and recorded the request) itself.
+        queued = any(c["name"] == "handoff_to_human" and c["ok"] for c in reply.tool_calls)
+        if reply.decision in ("abstained", "handoff") and not queued:
             events.append(EventDraft("handoff_requested", {"reason": reply.reason or reply.decision}))
+        state_event = action.state_event() if action is not None else None
+        if state_event is not None:
+            events.append(state_event)
+        used_model = reply.route == "knowledge" or (action is not None and action.used_model)
         citations = [c.as_dict() for c in reply.citations]
         turn = TurnRecord(
             conversation_id=conversation_id,
             channel=channel,
-            user_text=mask(text),
+            # The verification dialogue carries birth dates, which only look like ordinary dates.
+            user_text=redact(text) if action is not None and action.sensitive else mask(text),
             rewritten_query=mask(reply.rewritten_query),
-            prompt_version=PROMPT_VERSION,
-            model_id=self.model.model_id if reply.route == "knowledge" else "rules",
+            prompt_version=PROMPT_VERSION if reply.route != "action" else TOOL_PROMPT_VERSION,
+            model_id=self.model.model_id if used_model else "rules",
             answer=mask(reply.answer),
             decision=reply.decision,
             retrieved=[
@@ -299,6 +340,7 @@ class Assistant:
             prompt_tokens=reply.usage.prompt_tokens,
             completion_tokens=reply.usage.completion_tokens,
             error=reply.error,
+            tool_calls=action.logged_calls() if action is not None else (),
         )
         recorded = self.store.record_exchange(
             turn,

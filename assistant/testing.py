@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from assistant.llm import ChatMessage, Completion, LLMError, StreamChunk, Usage
+from assistant.llm import ChatMessage, Completion, LLMError, StreamChunk, ToolCall, ToolDefinition, Usage
 
 Step = str | Callable[[Sequence[ChatMessage]], str] | BaseException
 
@@ -20,11 +20,21 @@ class ScriptedChatModel:
 
     A step is a reply string, a function of the messages returning the reply, or an exception to raise
     (to test failure handling). `calls` keeps every prompt for assertions; `assert_consumed()` fails on
-    leftover steps.
+    leftover steps. With `native_tool_calls=True` it also stands for an endpoint with OpenAI tool calling:
+    a `choose_tool` step is JSON `{"name": ..., "arguments": {...}}`, or `{"name": null}` for no tool.
     """
 
-    def __init__(self, steps: Sequence[Step], *, model_id: str = "scripted", chunk_size: int = 8) -> None:
+    def __init__(
+        self,
+        steps: Sequence[Step],
+        *,
+        model_id: str = "scripted",
+        chunk_size: int = 8,
+        native_tool_calls: bool = False,
+    ) -> None:
         self._steps = list(steps)
+        self._native_tool_calls = native_tool_calls
+        self.tool_offers: list[list[ToolDefinition]] = []
         self._chunk_size = chunk_size
         self._model_id = model_id
         self.calls: list[list[ChatMessage]] = []
@@ -65,6 +75,21 @@ class ScriptedChatModel:
     ) -> Completion:
         text = self._next(messages)
         return Completion(text, Usage(None, len(text.split()), None))
+
+    @property
+    def native_tool_calls(self) -> bool:
+        return self._native_tool_calls
+
+    def choose_tool(
+        self, messages: Sequence[ChatMessage], *, tools: Sequence[ToolDefinition], max_tokens: int
+    ) -> tuple[ToolCall | None, Usage]:
+        if not self._native_tool_calls:
+            raise UnexpectedModelCall("choose_tool called on a scripted model without native tool calls")
+        self.tool_offers.append(list(tools))
+        raw = json.loads(self._next(messages))
+        if not isinstance(raw, dict) or not raw.get("name"):
+            return None, Usage()
+        return ToolCall(str(raw["name"]), dict(raw.get("arguments") or {})), Usage()
 
     def assert_consumed(self) -> None:
         if self._steps:

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from atende.accounts.access import authorize_request, check_declared_routes
+from atende.accounts.routers import install_accounts
+from atende.api_errors import install_api_errors
+from atende.audit_http import AuditMiddleware
 from atende.errors import BodyTooLarge, body_too_large_response, install_error_handlers
-from atende.routers import health, kb
+from atende.routers import audit, health, kb, lgpd
 from atende.services import Services, build_services
 from atende.settings import Settings, get_settings
 from channels.registry import ChannelRegistry, default_registry
+from tools_mcp.http import MCP_PATH, MountedMCP
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +99,24 @@ def create_app(
         svc = services or build_services(settings)
         await run_in_threadpool(svc.warm_up, model=warm_model)
         app.state.services = svc
+        check_declared_routes(app, svc.settings)
         log.info("atende ready: %d chunks indexed, model %s", len(svc.index.lexical), svc.model.model_id)
+        if svc.whatsapp is not None:
+            # The webhook's inbox writer, and the WhatsApp workers unless they run as `atende wa worker` (issue 7).
+            svc.whatsapp.start(workers=svc.settings.whatsapp_worker == "inline")
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                if svc.mcp is not None:
+                    # The MCP SDK's session manager must run inside the app's lifespan (issue 4).
+                    from tools_mcp.http import serve_mcp_http
+
+                    app.state.mcp_asgi = await stack.enter_async_context(
+                        serve_mcp_http(svc.mcp, allowed_hosts=svc.settings.mcp_allowed_hosts)
+                    )
+                yield
         finally:
+            if svc.whatsapp is not None:
+                await run_in_threadpool(svc.whatsapp.stop)
             if services is None:
                 svc.close()
 
@@ -105,12 +125,22 @@ def create_app(
         version="0.1.0",
         summary="Atendimento ao cidadão com IA: chat, base de conhecimento e registro de turnos.",
         lifespan=lifespan,
+        # Every route answers only as atende/accounts/permissions.py declares (authentication, role, scope, CSRF).
+        dependencies=[Depends(authorize_request)],
     )
     app.add_middleware(BodySizeLimit)
     app.add_middleware(PublicAssetCORS)
+    # Every mutating request to a staff route leaves an audit record (issue 5).
+    app.add_middleware(AuditMiddleware)
     install_error_handlers(app)
+    install_api_errors(app)
+    install_accounts(app)
     app.include_router(health.router)
     app.include_router(kb.router)
+    app.include_router(audit.router)
+    app.include_router(lgpd.router)
+    # MCP over streamable HTTP; the ASGI app behind it is built in the lifespan (tools_mcp.http).
+    app.router.routes.append(Route(MCP_PATH, endpoint=MountedMCP()))
     for channel in channels or default_registry():
         channel.install(app)
 

@@ -13,7 +13,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from atende.accounts.cli import teams_app, tokens_app, users_app
+from atende.lgpd.cli import audit_app, lgpd_app
 from atende.settings import Settings
+from channels.whatsapp.cli import wa_app
+from eval.cli import app as eval_app
 
 if TYPE_CHECKING:
     from atende.services import Services
@@ -23,6 +27,19 @@ logs_app = typer.Typer(help="Turn log.", no_args_is_help=True)
 model_app = typer.Typer(help="The embedded language model.", no_args_is_help=True)
 app.add_typer(logs_app, name="logs")
 app.add_typer(model_app, name="model")
+mcp_app = typer.Typer(help="The MCP tools: citizens, protocols, payments, appointments.", no_args_is_help=True)
+app.add_typer(mcp_app, name="mcp")
+# Staff accounts, teams and API tokens (issue 5).
+app.add_typer(users_app, name="users")
+app.add_typer(teams_app, name="teams")
+app.add_typer(tokens_app, name="tokens")
+# The audit trail and data-subject rights (issue 5).
+app.add_typer(audit_app, name="audit")
+app.add_typer(lgpd_app, name="lgpd")
+# The WhatsApp channel: worker, template sends, template register (issue 7).
+app.add_typer(wa_app, name="wa")
+# Evaluation: suites, data-set modes, reports, the regression gate (issue 3).
+app.add_typer(eval_app, name="eval")
 
 
 def _settings() -> Settings:
@@ -171,6 +188,47 @@ def model_assemble(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"{path} verified (sha256 {MODELS[model].sha256[:16]}…)")
+
+
+@app.command()
+def seed() -> None:
+    """Create the demo data (citizens, protocols, debts, appointment slots); running it again changes nothing."""
+    from tools_mcp.seed import seed as seed_demo
+
+    settings = _settings()
+    _setup_logging(settings)
+    with _open_services(settings) as services:
+        services.warm_up(model=False)
+        assert services.domain is not None
+        report = seed_demo(services.domain)
+    typer.echo(report.summary())
+
+
+@mcp_app.command("serve")
+def mcp_serve(
+    stdio: Annotated[bool, typer.Option("--stdio", help="Speak MCP on stdin/stdout (for a local MCP client)")] = False,
+) -> None:
+    """Serve the MCP tools on stdio as the local operator (scopes: ATENDE_MCP_STDIO_SCOPES).
+
+    Over HTTP the tools are at /mcp of `atende serve`, with bearer tokens (ATENDE_MCP_TOKENS).
+    """
+    if not stdio:
+        typer.echo("use --stdio; over HTTP the tools are served by `atende serve` at /mcp", err=True)
+        raise typer.Exit(2)
+    from tools_mcp.auth import stdio_principal
+    from tools_mcp.server import build_mcp_server
+
+    settings = _settings()
+    # stdout carries the protocol: logs go to stderr only.
+    logging.basicConfig(stream=sys.stderr, level=settings.log_level)
+    from atende.privacy import install_log_masking
+
+    install_log_masking()
+    principal = stdio_principal(settings.mcp_stdio_scopes)
+    with _open_services(settings) as services:
+        services.warm_up(model=False)
+        assert services.domain is not None
+        build_mcp_server(services.domain, local_principal=principal).run("stdio")
 
 
 if __name__ == "__main__":

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from assistant.service import Assistant
+from atende.accounts.access import AuthContext, current_auth, current_staff, require_permission
+from atende.accounts.service import Accounts, StaffSession
+from atende.audit import AuditLog
+from atende.lgpd.wiring import Lgpd
 from atende.services import Services
 from atende.settings import Settings
 from atende.store import ConversationStore
@@ -39,3 +43,38 @@ AssistantDep = Annotated[Assistant, Depends(get_assistant)]
 StoreDep = Annotated[ConversationStore, Depends(get_store)]
 IndexDep = Annotated[KnowledgeIndex, Depends(get_index)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+def get_accounts(request: Request) -> Accounts:
+    return get_services(request).accounts
+
+
+# Staff access (atende/accounts): every non-public route is already checked against the permission table;
+# these give a route its caller, or add a check on a further action.
+AccountsDep = Annotated[Accounts, Depends(get_accounts)]
+CurrentAuth = Annotated[AuthContext, Depends(current_auth)]  # a staff session or a bearer token
+CurrentStaff = Annotated[StaffSession, Depends(current_staff)]  # a staff session only
+
+
+def RequirePermission(action: str) -> Any:
+    """`principal: Annotated[Principal, RequirePermission("citizen.pii.read")]`: 403 unless the caller may."""
+    return Depends(require_permission(action))
+
+
+# Audit trail and LGPD (issue 5)
+def get_audit_log(request: Request) -> AuditLog:
+    audit = get_services(request).audit
+    if not isinstance(audit, AuditLog):
+        raise RuntimeError("the audit routes need the persistent AuditLog (build_services wires it)")
+    return audit
+
+
+def get_lgpd(request: Request) -> Lgpd:
+    lgpd = get_services(request).lgpd
+    if lgpd is None:
+        raise RuntimeError("the LGPD routes need services.lgpd (build_services wires it)")
+    return lgpd
+
+
+AuditLogDep = Annotated[AuditLog, Depends(get_audit_log)]
+LgpdDep = Annotated[Lgpd, Depends(get_lgpd)]

@@ -7,6 +7,7 @@ import json
 from datetime import datetime
 from typing import Any, Literal, TextIO
 
+from atende.privacy import mask_data
 from atende.store import TURN_FIELDS, ConversationStore
 
 ExportFormat = Literal["jsonl", "csv"]
@@ -15,6 +16,15 @@ ExportFormat = Literal["jsonl", "csv"]
 def _csv_cell(value: Any) -> Any:
     # Lists of retrieved chunks and citations stay machine-readable inside one cell.
     return json.dumps(value, ensure_ascii=False) if isinstance(value, list | dict) else value
+
+
+_FREE_TEXT = ("user_text", "rewritten_query", "answer", "error")
+
+
+def _remask(turn: dict[str, Any]) -> dict[str, Any]:
+    # Turns were masked when written; masking the free text again applies kinds an administrator added since.
+    # Ids, dates and document references are left alone: they identify no one and must stay exact.
+    return {name: mask_data(value) if name in _FREE_TEXT else value for name, value in turn.items()}
 
 
 def export_turns(
@@ -27,7 +37,7 @@ def export_turns(
     """Write the turns with `since <= created_at < until` to `out`; return how many were written."""
     if fmt not in ("jsonl", "csv"):
         raise ValueError(f"unknown export format {fmt!r}; expected 'jsonl' or 'csv'")
-    turns = store.iter_turns(since, until)
+    turns = (_remask(turn) for turn in store.iter_turns(since, until))
     count = 0
     if fmt == "jsonl":
         for turn in turns:

@@ -111,6 +111,8 @@ class Turn(Base):
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    # Tools the assistant called in this turn: {"name", "arguments" (masked), "ok", "error"} each (migration 0006).
+    tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=list)
 
 
 class Event(Base):
@@ -121,3 +123,11 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# Tables of other packages join Base.metadata when their module is imported; importing them here lets every
+# user of the metadata (Alembic, schema comparisons) see the whole schema, whatever was imported first.
+from atende.accounts import models as _accounts_models  # noqa: E402, F401
+from atende.lgpd import models as _lgpd_models  # noqa: E402, F401
+from channels.whatsapp import models as _whatsapp_models  # noqa: E402, F401
+from tools_mcp import models as _domain_models  # noqa: E402, F401

@@ -8,6 +8,11 @@ Three uses share one detector (:class:`Masker`):
 * :class:`Pseudonymizer` - reversible numbered tokens (``<CPF_1>``) for prompts sent to an external
   LLM, put back into the answer with :meth:`Pseudonymizer.restore`.
 * :func:`install_log_masking` - masks every log record before any handler sees it.
+* :func:`mask_data` - the same as :func:`mask` over a JSON-like structure: exports, evaluation reports,
+  audit details.
+
+Administrators add kinds of their own (:func:`configure_masker`, called at start-up with the patterns from
+the settings and the database); every function above then masks them too.
 
 What is detected (kinds): ``CPF`` and ``CNPJ`` (check digits validated, including the alphanumeric
 CNPJ), ``RG`` (formatted ``12.345.678-9``, UF-prefixed ``MG-12.345.678`` or after a keyword such as
@@ -31,7 +36,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from validate_docbr import CNPJ as _CnpjValidator
 from validate_docbr import CPF as _CpfValidator
@@ -42,9 +47,12 @@ __all__ = [
     "MaskingFilter",
     "PiiMatch",
     "Pseudonymizer",
+    "active_masker",
+    "configure_masker",
     "find_pii",
     "install_log_masking",
     "mask",
+    "mask_data",
 ]
 
 CPF: Final = "CPF"
@@ -352,16 +360,50 @@ class Masker:
 
 
 _DEFAULT_MASKER: Final = Masker()
+_active: Masker = _DEFAULT_MASKER
+
+
+def configure_masker(extra_patterns: Mapping[str, str] | None = None) -> Masker:
+    """Make :func:`mask`, :func:`find_pii`, new :class:`Pseudonymizer` instances and installed log masking
+    detect these extra kinds as well as the built-in ones; ``None`` or ``{}`` goes back to the built-in kinds.
+
+    Raises ValueError (and keeps the current configuration) when a pattern is unusable.
+    """
+    global _active
+    masker = Masker(extra_patterns) if extra_patterns else _DEFAULT_MASKER
+    _active = masker
+    return masker
+
+
+def active_masker() -> Masker:
+    """The masker the module-level functions use: built-in kinds plus the configured extra ones."""
+    return _active
 
 
 def find_pii(text: str) -> list[PiiMatch]:
-    """Built-in personal data kinds in ``text``, non-overlapping and sorted by position."""
-    return _DEFAULT_MASKER.find(text)
+    """Personal data in ``text`` (built-in and configured kinds), non-overlapping and sorted by position."""
+    return _active.find(text)
 
 
 def mask(text: str) -> str:
-    """``text`` with built-in personal data replaced by ``[CPF]``, ``[EMAIL]``... (irreversible)."""
-    return _DEFAULT_MASKER.mask(text)
+    """``text`` with personal data replaced by ``[CPF]``, ``[EMAIL]``... (irreversible)."""
+    return _active.mask(text)
+
+
+def mask_data(value: Any) -> Any:
+    """A copy of a JSON-like value with every string masked as :func:`mask` does; dict keys are kept as they are.
+
+    Lists, tuples and dicts are walked; numbers, booleans and None pass through. Use it on anything leaving the
+    system for people other than the data subject: exports, evaluation reports, audit details.
+    """
+    masker = _active
+    if isinstance(value, str):
+        return masker.mask(value)
+    if isinstance(value, Mapping):
+        return {key: mask_data(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_data(item) for item in value]
+    return value
 
 
 # --- reversible pseudonymization --------------------------------------------------------------------
@@ -379,7 +421,7 @@ class Pseudonymizer:
     """
 
     def __init__(self, masker: Masker | None = None) -> None:
-        self._masker = masker or _DEFAULT_MASKER
+        self._masker = masker or _active
         self._tokens: dict[tuple[str, str], str] = {}
         self._originals: dict[str, str] = {}
         self._counts: dict[str, int] = {}
@@ -476,22 +518,23 @@ class MaskingFilter(logging.Filter):
 
     def __init__(self, masker: Masker | None = None) -> None:
         super().__init__()
-        self.masker = masker or _DEFAULT_MASKER
+        self.masker = masker  # None: whatever configure_masker() set, at the time of each record
 
     def filter(self, record: logging.LogRecord) -> bool:
-        _mask_message(record, self.masker)
-        _mask_extras(record, self.masker)
+        masker = self.masker or _active
+        _mask_message(record, masker)
+        _mask_extras(record, masker)
         return True
 
 
 class _MaskingRecordFactory:
-    def __init__(self, inner: Callable[..., logging.LogRecord], masker: Masker) -> None:
+    def __init__(self, inner: Callable[..., logging.LogRecord], masker: Masker | None) -> None:
         self.inner = inner
         self.masker = masker
 
     def __call__(self, *args: object, **kwargs: object) -> logging.LogRecord:
         record = self.inner(*args, **kwargs)
-        _mask_message(record, self.masker)
+        _mask_message(record, self.masker or _active)
         return record
 
 
@@ -510,8 +553,10 @@ def install_log_masking(logger: logging.Logger | None = None, *, masker: Masker 
 
     Records keep their template and arguments apart when the arguments are plain values, so formatters
     that read ``record.args`` keep working; other records are rendered into ``record.msg`` once.
+
+    Without ``masker``, records are masked with the kinds :func:`configure_masker` sets, even if it is called
+    later.
     """
-    masker = masker or _DEFAULT_MASKER
     current = logging.getLogRecordFactory()
     if isinstance(current, _MaskingRecordFactory):
         current.masker = masker

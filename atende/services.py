@@ -5,19 +5,32 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from assistant.llm import ChatModel
 from assistant.service import Assistant, AssistantConfig
-from atende.audit import AuditSink, MemoryAuditSink
+from atende.audit import AuditLog, AuditSink, ChainKeys, MemoryAuditSink
 from atende.db import make_engine, make_session_factory
+from atende.lgpd.crypto import EncryptedColumn
+from atende.lgpd.wiring import Lgpd, build_lgpd
 from atende.migrate import upgrade
 from atende.settings import Settings
 from atende.store import ConversationStore
 from rag.index import KnowledgeIndex, SyncReport
 from rag.protocols import Embedder, VectorStore
 from rag.retriever import RetrievalParams
+
+if TYPE_CHECKING:
+    from mcp.server import MCPServer
+
+    from assistant.tools.dialogue import ActionDialogue
+    from atende.accounts.service import Accounts
+    from atende.principals import TokenVerifier
+    from channels.whatsapp.service import WhatsAppService
+    from tools_mcp.domain import Domain
 
 log = logging.getLogger(__name__)
 
@@ -83,18 +96,41 @@ class Services:
     index: KnowledgeIndex
     model: ChatModel
     assistant: Assistant
-    # Replaced by the persistent, hash-chained audit log once it is built (issue 5).
+    # build_services() passes the persistent, hash-chained AuditLog; the in-memory sink is for bare test wiring.
     audit: AuditSink = field(default_factory=MemoryAuditSink)
+    lgpd: Lgpd | None = None  # consent, data-subject rights, retention, PII patterns, field encryption
+    # The domain behind the MCP tools, the MCP server over it, and who may call /mcp (issue 4).
+    domain: Domain | None = None
+    mcp: MCPServer | None = None
+    token_verifier: TokenVerifier | None = None
+    # Staff accounts, sessions, API tokens and sign-in (issue 5); see the `accounts` property.
+    _accounts: Accounts | None = None
+    whatsapp: WhatsAppService | None = None  # the WhatsApp Cloud API channel (issue 7)
     warmed: set[str] = field(default_factory=set)
+
+    @property
+    def accounts(self) -> Accounts:
+        if self._accounts is None:  # bare wiring (tests that build Services by hand)
+            from atende.accounts.service import build_accounts
+
+            self._accounts = build_accounts(
+                self.settings, self.engine, self.audit, cipher=self.lgpd.cipher if self.lgpd else None
+            )
+        return self._accounts
 
     def warm_up(self, *, model: bool = True) -> None:
         """Migrate the database, open the index and load the models (skipped when already done)."""
         if "db" not in self.warmed:
             upgrade(self.settings.resolved_database_url)
+            if self.lgpd is not None:
+                self.lgpd.warm_up()
             self.warmed.add("db")
         if "index" not in self.warmed:
             self.index.warm_up()
             self.warmed.add("index")
+        if "tools" not in self.warmed and self.assistant.actions is not None:
+            self.assistant.actions.warm_up()
+            self.warmed.add("tools")
         if model and "model" not in self.warmed:
             from assistant.backends import LlamaCppChatModel
 
@@ -112,6 +148,10 @@ class Services:
         return self.index.sync(docs, prune=prune)
 
     def close(self) -> None:
+        if self.assistant.actions is not None:
+            self.assistant.actions.tools.close()
+        if self.whatsapp is not None:
+            self.whatsapp.close()
         self.index.store.close()
         self.engine.dispose()
 
@@ -119,7 +159,9 @@ class Services:
 def build_services(settings: Settings, *, model: ChatModel | None = None) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
-    store = ConversationStore(make_session_factory(engine))
+    sessions = make_session_factory(engine)
+    store = ConversationStore(sessions)
+    audit = AuditLog(sessions, ChainKeys.from_settings(settings), timezone=settings.audit_timezone)
     index = KnowledgeIndex(build_embedder(settings), build_vector_store(settings), retrieval_params(settings))
     chat_model = model or build_chat_model(settings)
     assistant = Assistant(
@@ -137,4 +179,94 @@ def build_services(settings: Settings, *, model: ChatModel | None = None) -> Ser
             locale=settings.locale,
         ),
     )
-    return Services(settings, engine, store, index, chat_model, assistant)
+    lgpd = build_lgpd(settings, sessions, audit)
+    from atende.accounts.service import build_accounts
+
+    accounts = build_accounts(settings, engine, audit, cipher=lgpd.cipher)
+    lgpd.encrypted_columns.append(EncryptedColumn("users", "totp_secret"))
+    domain, mcp, token_verifier = build_tools(settings, sessions, audit, index, lgpd, tokens=accounts.tokens)
+    assistant.actions = build_actions(settings, mcp, store, chat_model)
+    return Services(
+        settings,
+        engine,
+        store,
+        index,
+        chat_model,
+        assistant,
+        audit=audit,
+        lgpd=lgpd,
+        domain=domain,
+        mcp=mcp,
+        token_verifier=token_verifier,
+        _accounts=accounts,
+        whatsapp=build_whatsapp(settings, engine, store, assistant, lgpd, audit),
+    )
+
+
+def build_actions(
+    settings: Settings, server: MCPServer, store: ConversationStore, model: ChatModel
+) -> ActionDialogue | None:
+    """The assistant's MCP client: over HTTP when a remote server is configured, else in-process over `server`."""
+    if not settings.tools_enabled:
+        return None
+    import hashlib
+    import hmac
+
+    from assistant.tools.chooser import build_chooser
+    from assistant.tools.dialogue import ActionDialogue
+    from assistant.tools.mcp_session import McpToolSession
+
+    if settings.mcp_remote_url:
+        session = McpToolSession.over_http(
+            settings.mcp_remote_url, settings.mcp_remote_token.get_secret_value(), timeout_s=settings.tool_timeout_s
+        )
+    else:
+        session = McpToolSession.in_process(server, timeout_s=settings.tool_timeout_s)
+    chooser = build_chooser(
+        settings.tool_routing, model, organization=settings.organization_name, llm_is_local=settings.llm_local
+    )
+    key = hmac.new(settings.secret_key.get_secret_value().encode(), b"atende/assistant-cpf", hashlib.sha256).digest()
+    return ActionDialogue(session, store, chooser, identity_key=key)
+
+
+def build_tools(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    audit: AuditSink,
+    index: KnowledgeIndex,
+    lgpd: Lgpd,
+    *,
+    tokens: TokenVerifier | None = None,
+) -> tuple[Domain, MCPServer, TokenVerifier]:
+    """The domain services and the MCP server; the CPF lookup hash is the LGPD cipher's blind index."""
+    from tools_mcp.articles import IndexArticles
+    from tools_mcp.auth import ChainedTokenVerifier, static_verifier
+    from tools_mcp.domain import build_domain
+    from tools_mcp.personal_data import CitizenDataSource, CitizenResolver
+    from tools_mcp.server import build_mcp_server
+
+    domain = build_domain(
+        sessions,
+        settings,
+        audit,
+        articles=IndexArticles(index),
+        cpf_index=lambda digits: lgpd.cipher.blind_index(digits, kind="cpf"),
+    )
+    lgpd.data_subjects.register(CitizenDataSource(sessions, domain.citizens, domain.clock))
+    lgpd.data_subjects.add_resolver(CitizenResolver(sessions, domain.citizens))
+    # Tokens issued by `atende tokens create` or /api/tokens first, then the ones configured in ATENDE_MCP_TOKENS.
+    static = static_verifier(settings.mcp_tokens.get_secret_value())
+    token_verifier: TokenVerifier = ChainedTokenVerifier([tokens, static]) if tokens is not None else static
+    return domain, build_mcp_server(domain, token_verifier=token_verifier), token_verifier
+
+
+def build_whatsapp(
+    settings: Settings, engine: Engine, store: ConversationStore, assistant: Assistant, lgpd: Lgpd, audit: AuditSink
+) -> WhatsAppService:
+    """The WhatsApp channel: consent from the LGPD register, its contacts and media in export and erase."""
+    from channels.whatsapp import service
+    from channels.whatsapp.personal_data import WhatsAppDataSource
+
+    whatsapp = service.WhatsAppService(settings, engine, store, assistant, lgpd.consent, audit)
+    lgpd.data_subjects.register(WhatsAppDataSource(whatsapp.sessions, settings.data_dir))
+    return whatsapp

@@ -6,10 +6,45 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+WHATSAPP_MEDIA_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "application/pdf",
+    "audio/ogg",
+    "audio/mpeg",
+    "audio/mp4",
+    "audio/aac",
+    "audio/amr",
+)
+
+
+class WhatsAppNumber(BaseModel):
+    """One WhatsApp business number: who answers it. `flow` "agents" skips the assistant."""
+
+    phone_number_id: str
+    team: str | None = None
+    flow: Literal["assistant", "agents"] = "assistant"
+
+
 PLACEHOLDER_SECRETS = {"", "changethis", "change-me", "changeme", "secret", "dev-secret-change-me"}
+
+
+class OIDCProvider(BaseModel):
+    """One single sign-on provider for staff (gov.br, Azure AD, Google or any OpenID Connect issuer)."""
+
+    issuer: str
+    client_id: str
+    client_secret: SecretStr = SecretStr("")
+    scope: str = "openid email profile"
+    label: str = ""  # the login button's text; empty: the provider's key
+    metadata_url: str = ""  # empty: <issuer>/.well-known/openid-configuration
+    mfa_trusted: bool = False  # the provider enforces two-factor itself: no local TOTP step after it
+    provision_role: str | None = None  # create unknown users with this role; None: existing users only
+    provision_team: str | None = None  # their team's name
 
 
 class Settings(BaseSettings):
@@ -57,6 +92,126 @@ class Settings(BaseSettings):
 
     max_message_chars: int = Field(default=2000, ge=1)
     history_turns: int = 4
+
+    # Staff accounts: sessions, passwords, two-factor, lock-out, IP lists, single sign-on (issue 5; atende/accounts)
+    session_cookie_secure: bool = True  # off only for plain-HTTP development; refused in production
+    session_cookie_samesite: Literal["lax", "strict"] = "lax"
+    session_idle_minutes: int = Field(default=30, ge=1)
+    session_absolute_hours: int = Field(default=12, ge=1)
+    password_min_length: int = Field(default=12, ge=8, le=128)
+    password_max_age_days: int = Field(default=90, ge=0)  # 0: passwords never expire
+    password_history: int = Field(default=5, ge=0)  # how many earlier passwords cannot be reused
+    login_max_failures: int = Field(default=5, ge=1)  # consecutive failures that lock the account
+    login_lockout_minutes: int = Field(default=15, ge=1)
+    login_ip_max_attempts: int = Field(default=20, ge=1)  # login attempts per client IP per window
+    login_ip_window_seconds: int = Field(default=300, ge=1)
+    totp_required_roles: str = "admin"  # comma-separated roles that must use two-factor
+    staff_ip_allowlist: str = ""  # comma-separated CIDRs allowed on staff routes; empty: any address
+    staff_ip_blocklist: str = ""  # comma-separated CIDRs refused on staff routes
+    oidc_providers: dict[str, OIDCProvider] = Field(default_factory=dict)  # JSON {"govbr": {"issuer": …}}
+
+    @field_validator("totp_required_roles")
+    @classmethod
+    def _known_roles(cls, value: str) -> str:
+        from atende.accounts.roles import parse_roles
+
+        parse_roles(value)
+        return value
+
+    @field_validator("staff_ip_allowlist", "staff_ip_blocklist")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        from atende.accounts.ipfilter import parse_networks
+
+        parse_networks(value)
+        return value
+
+    @field_validator("oidc_providers")
+    @classmethod
+    def _valid_provisioning(cls, value: dict[str, OIDCProvider]) -> dict[str, OIDCProvider]:
+        from atende.accounts.roles import parse_roles
+
+        for name, provider in value.items():
+            if provider.provision_role is not None:
+                parse_roles(provider.provision_role)
+            if not name.isidentifier():
+                raise ValueError(f"ATENDE_OIDC_PROVIDERS: {name!r} is not a valid provider key (letters, digits, _)")
+        return value
+
+    @model_validator(mode="after")
+    def _secure_cookies_in_production(self) -> Settings:
+        if self.environment == "production" and not self.session_cookie_secure:
+            raise ValueError("ATENDE_SESSION_COOKIE_SECURE cannot be off in production")
+        return self
+
+    # MCP tools and the domain behind them: citizens, protocols, payments, appointments (issue 4)
+    mcp_tokens: SecretStr = SecretStr("")  # JSON {"<token>": {"name": "ouvidoria", "scopes": [...]}}
+    mcp_stdio_scopes: str = "citizens:read,protocols:read,payments:read,appointments:read,kb:read"
+    mcp_allowed_hosts: str = ""  # comma-separated Host headers /mcp accepts (DNS-rebinding guard); empty: any
+    domain_timezone: str = "America/Sao_Paulo"
+    verification_ttl_minutes: int = Field(default=60, ge=1)
+    verification_max_attempts: int = Field(default=5, ge=1)  # per conversation and per CPF, per window
+    verification_window_minutes: int = Field(default=15, ge=1)
+    payment_pix_key: str = "3f1c2b7e-8d4a-4e6f-9b1a-2c5d7e9f0a13"  # demo random key (EVP)
+    payment_merchant_name: str = ""  # empty: ATENDE_ORGANIZATION_NAME
+    payment_merchant_city: str = "Santa Aurora"
+    payment_bank_code: str = "001"
+
+    # The assistant acting through the MCP tools (issue 4, docs/decisions/0014-0016)
+    tools_enabled: bool = True
+    tool_routing: Literal["rules", "model", "hybrid", "hybrid_model_decides", "escalate"] = "hybrid"
+    tool_timeout_s: float = Field(default=20.0, gt=0)
+    mcp_remote_url: str = ""  # empty: the in-process server; else e.g. https://tools.example.gov.br/mcp
+    mcp_remote_token: SecretStr = SecretStr("")  # bearer token with the `assistant` scope for the remote server
+
+    # Evaluation harness (issue 3; eval/, docs/decisions/0006-0009)
+    eval_judge: Literal["support", "llm"] = "support"  # faithfulness: embedding + lexical support, or the LLM
+
+    # LGPD: audit trail, encryption at rest, extra personal-data patterns, retention (issue 5)
+    encryption_keys: SecretStr = SecretStr("")  # comma-separated Fernet keys, primary first; required in production
+    blind_index_key: SecretStr = SecretStr("")  # HMAC key for lookups on encrypted fields; never change it
+    audit_previous_secret_keys: SecretStr = SecretStr("")  # former ATENDE_SECRET_KEYs, to verify older audit rows
+    audit_timezone: str = "America/Sao_Paulo"  # how audit times are shown; stored in UTC
+    pii_extra_patterns: dict[str, str] = Field(default_factory=dict)  # {"MATRICULA": "MAT-\\d{6}"}, JSON
+    retention_days: int = Field(default=365, ge=1)  # conversations idle longer than this are anonymised
+
+    # WhatsApp Cloud API channel (issue 7; docs/decisions/0023-0025)
+    public_base_url: str = "http://127.0.0.1:8000"  # where citizens open cited articles (/kb/<id>)
+    whatsapp_app_secret: SecretStr = SecretStr("")  # HMAC key of X-Hub-Signature-256; empty: every POST is refused
+    whatsapp_verify_token: SecretStr = SecretStr("")  # hub.verify_token of the GET handshake
+    whatsapp_access_token: SecretStr = SecretStr("")  # Graph API bearer token
+    whatsapp_graph_url: str = "https://graph.facebook.com/v23.0"
+    whatsapp_numbers: list[WhatsAppNumber] = Field(default_factory=list)  # JSON list, see WhatsAppNumber
+    whatsapp_worker: Literal["inline", "off"] = "inline"  # off: run `atende wa worker` as its own process
+    whatsapp_rate_per_s: int = Field(default=80, ge=1)  # messages per second per business number (Cloud API)
+    whatsapp_recipient_per_min: int = Field(default=10, ge=1)  # pacing to one citizen (Meta's pair rate limit)
+    whatsapp_max_attempts: int = Field(default=8, ge=1)
+    whatsapp_retry_base_s: float = Field(default=2.0, ge=0)  # exponential backoff base on 429/5xx
+    whatsapp_retry_max_s: float = Field(default=600.0, ge=0)
+    whatsapp_lease_s: float = Field(default=120.0, gt=0)  # a killed worker's rows are retried after this
+    whatsapp_media_max_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
+    whatsapp_media_types: list[str] = Field(default_factory=lambda: list(WHATSAPP_MEDIA_TYPES))
+    whatsapp_menu: list[str] = Field(default_factory=list)  # questions offered by "MENU" (at most 9)
+
+    @field_validator("pii_extra_patterns")
+    @classmethod
+    def _valid_pii_patterns(cls, value: dict[str, str]) -> dict[str, str]:
+        if value:
+            from atende.privacy import Masker
+
+            Masker(value)
+        return value
+
+    @field_validator("audit_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"ATENDE_AUDIT_TIMEZONE: unknown time zone {value!r}") from exc
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

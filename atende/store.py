@@ -6,7 +6,9 @@ something tied to a session. Each method is one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, cast, get_args
@@ -45,6 +47,10 @@ STATES: Final = frozenset(get_args(ConversationState))
 ROLES: Final = frozenset(get_args(Role))
 DECISIONS: Final = frozenset(get_args(Decision))
 TURN_FIELDS: Final = tuple(column.name for column in Turn.__table__.columns)
+
+
+ExchangeHook = Callable[[Session, "RecordedExchange"], None]
+_EXCHANGE_HOOK: ContextVar[ExchangeHook | None] = ContextVar("atende_exchange_hook", default=None)
 
 
 class ConversationNotFound(LookupError):
@@ -124,6 +130,7 @@ class TurnRecord:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     error: str | None = None
+    tool_calls: Sequence[Mapping[str, Any]] = ()  # {"name", "arguments", "ok", "error"}, arguments masked
     created_at: datetime | None = None  # None: now
 
 
@@ -299,9 +306,27 @@ class ConversationStore:
                     )
                 )
             session.flush()
-            return RecordedExchange(
+            recorded = RecordedExchange(
                 user_message=_message_view(asked), reply=_message_view(answered), turn_id=turn_row.id
             )
+            hook = _EXCHANGE_HOOK.get()
+            if hook is not None:
+                hook(session, recorded)
+            return recorded
+
+    @contextmanager
+    def exchange_hook(self, hook: ExchangeHook) -> Iterator[None]:
+        """Run `hook(session, recorded)` inside the transaction of each exchange recorded in this context.
+
+        A channel uses it to commit its own rows (a queued reply, its inbox marked done) atomically with the
+        turn, so a crash can never leave a turn without its reply or a reply sent twice. The hook may raise to
+        roll the whole exchange back.
+        """
+        token = _EXCHANGE_HOOK.set(hook)
+        try:
+            yield
+        finally:
+            _EXCHANGE_HOOK.reset(token)
 
     def iter_turns(
         self, since: datetime | None = None, until: datetime | None = None, *, batch_size: int = 500
@@ -398,6 +423,7 @@ class ConversationStore:
             prompt_tokens=turn.prompt_tokens,
             completion_tokens=turn.completion_tokens,
             error=turn.error,
+            tool_calls=_json_list(turn.tool_calls),
         )
         session.add(row)
         session.flush()

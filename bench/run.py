@@ -201,6 +201,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=60)
     parser.add_argument("--llm-questions", type=int, default=20)
     parser.add_argument("--skip-llm", action="store_true")
+    parser.add_argument("--skip-webhook", action="store_true")
     args = parser.parse_args()
     settings = Settings()
     work = settings.data_dir / "bench"
@@ -212,6 +213,10 @@ def main() -> None:
     }
     results["privacy"] = bench_privacy()
     results["retrieval"] = bench_retrieval(settings, work, [int(s) for s in args.sizes.split(",")], args.queries)
+    if not args.skip_webhook:  # WhatsApp webhook acknowledgement (issue 7; bench/webhook.py)
+        from bench.webhook import bench_webhook
+
+        results["webhook"] = bench_webhook(work)
     if not args.skip_llm:
         results["llm"] = bench_llm(settings, args.llm_questions)
     elif args.out.is_file():  # keep the last LLM measurement when only retrieval was re-run

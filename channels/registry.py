@@ -43,7 +43,9 @@ class ChannelRegistry:
 def default_registry() -> ChannelRegistry:
     """The built-in channels, registered exactly as an extension would register its own."""
     from channels.webchat.channel import WebChatChannel
+    from channels.whatsapp.channel import WhatsAppChannel
 
     registry = ChannelRegistry()
     registry.register(WebChatChannel())
+    registry.register(WhatsAppChannel())
     return registry

@@ -1,26 +1,25 @@
-"""The foundation question suite: retrieval quality, abstention calibration and end-to-end answers.
+"""The foundation suite seen as retrieval questions: one target article (or none) per question.
 
-A small harness until the full evaluation runner (suites, reports, gates) lands; it drives the same
-KnowledgeIndex and Assistant the channels use.
+Used to tune fusion and calibrate the abstention threshold (eval/tune_retrieval.py) and by the benchmarks;
+the questions themselves live in eval/suites/foundation.yaml, in the suite format the runner uses.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from assistant.rewrite import rewrite_query
 from atende.privacy import mask
+from eval.metrics import first_rank, mrr_at, percentile, recall_at
+from eval.suite import load_suite
 from rag.index import KnowledgeIndex
 from rag.retriever import RetrievalParams, confidence, dedupe_documents
 from rag.text import fold
 
-SUITE = Path(__file__).parent / "data" / "foundation_questions.yaml"
+SUITE = Path(__file__).parent / "suites" / "foundation.yaml"
+__all__ = ["Question", "answer_contains", "calibrate_threshold", "load_questions", "percentile", "split"]
 
 
 @dataclass(frozen=True)
@@ -43,19 +42,23 @@ class Question:
 
 
 def load_questions(path: Path = SUITE) -> list[Question]:
-    items: list[dict[str, Any]] = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return [
-        Question(
-            id=str(i["id"]),
-            question=str(i["question"]),
-            doc_id=i.get("doc_id"),
-            expect=tuple(i.get("expect") or ()),
-            tags=tuple(i.get("tags") or ()),
-            history=tuple(i.get("history") or ()),
-            internal_doc_id=i.get("internal_doc_id"),
+    """The last turn of each case is the question; earlier turns are its history."""
+    out = []
+    for case in load_suite(path).cases:
+        *history, last = case.turns
+        e = last.expect
+        out.append(
+            Question(
+                id=case.id,
+                question=last.user,
+                doc_id=e.cites_any[0] if e.cites_any else None,
+                expect=e.contains_any or e.contains,
+                tags=case.tags,
+                history=tuple(t.user for t in history),
+                internal_doc_id=e.cites_none[0] if e.cites_none else None,
+            )
         )
-        for i in items
-    ]
+    return out
 
 
 def split(questions: Sequence[Question]) -> tuple[list[Question], list[Question]]:
@@ -108,10 +111,7 @@ def retrieval_metrics(rows: Sequence[RetrievalRow], threshold: float) -> Retriev
     answerable = [r for r in rows if r.question.answerable]
     unanswerable = [r for r in rows if not r.question.answerable]
 
-    def rank(r: RetrievalRow) -> int | None:
-        return r.ranked_docs.index(r.question.doc_id) + 1 if r.question.doc_id in r.ranked_docs else None
-
-    ranks = [rank(r) for r in answerable]
+    ranks = [first_rank(r.ranked_docs, [r.question.doc_id or ""]) for r in answerable]
     by_tag: dict[str, list[bool]] = {}
     for r, rk in zip(answerable, ranks, strict=True):
         for tag in r.question.tags:
@@ -119,9 +119,9 @@ def retrieval_metrics(rows: Sequence[RetrievalRow], threshold: float) -> Retriev
     n = max(len(answerable), 1)
     return RetrievalMetrics(
         n_answerable=len(answerable),
-        recall_at_1=sum(1 for x in ranks if x == 1) / n,
-        recall_at_5=sum(1 for x in ranks if x is not None and x <= 5) / n,
-        mrr_at_10=sum(1 / x for x in ranks if x is not None and x <= 10) / n,
+        recall_at_1=recall_at(ranks, 1),
+        recall_at_5=recall_at(ranks, 5),
+        mrr_at_10=mrr_at(ranks, 10),
         correct_abstention=sum(r.confidence < threshold for r in unanswerable) / max(len(unanswerable), 1),
         false_abstention=sum(r.confidence < threshold for r in answerable) / n,
         threshold=threshold,
@@ -142,12 +142,3 @@ def calibrate_threshold(rows: Sequence[RetrievalRow], max_false_abstention: floa
 def answer_contains(answer: str, expect: Sequence[str]) -> bool:
     folded = fold(answer)
     return any(fold(e) in folded for e in expect) if expect else True
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    return statistics.quantiles(ordered, n=100, method="inclusive")[int(p) - 1]

@@ -1,0 +1,1 @@
+"""Domain services (citizens, protocols, payments, appointments) and the MCP server over them."""

@@ -35,7 +35,7 @@ class CitationOut(BaseModel):
 class ReplyOut(BaseModel):
     answer: str
     decision: Literal["answered", "abstained", "handoff"]
-    route: Literal["knowledge", "smalltalk", "human"]
+    route: Literal["knowledge", "smalltalk", "human", "action"]
     citations: list[CitationOut]
     message_id: int | None = None
     timings_ms: dict[str, float] = {}

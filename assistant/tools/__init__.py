@@ -1,0 +1,1 @@
+"""The assistant acting through the MCP tools: session, routing, dialogue, rendering."""

@@ -1,0 +1,190 @@
+"""Literal values copied out of a citizen's message: CPF, dates, protocol numbers, ids, choices, yes and no.
+
+These never come from the model: a value the citizen did not write cannot reach a tool, whatever a prompt says.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from atende.privacy import find_pii
+from rag.text import fold
+
+_MONTHS = {
+    "janeiro": 1,
+    "jan": 1,
+    "fevereiro": 2,
+    "fev": 2,
+    "marco": 3,
+    "mar": 3,
+    "abril": 4,
+    "abr": 4,
+    "maio": 5,
+    "mai": 5,
+    "junho": 6,
+    "jun": 6,
+    "julho": 7,
+    "jul": 7,
+    "agosto": 8,
+    "ago": 8,
+    "setembro": 9,
+    "set": 9,
+    "outubro": 10,
+    "out": 10,
+    "novembro": 11,
+    "nov": 11,
+    "dezembro": 12,
+    "dez": 12,
+}
+_DMY = re.compile(r"(?<![\d/.-])(\d{1,2})\s*[/.-]\s*(\d{1,2})\s*[/.-]\s*(\d{2}|\d{4})(?![\d/.-])")
+_YMD = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
+_SPELLED = re.compile(r"(?<!\d)(\d{1,2})\s+de\s+([a-z]+)\s+de\s+(\d{4})(?!\d)")
+_COMPACT = re.compile(r"(?<!\d)(\d{2})(\d{2})(\d{4})(?!\d)")
+_PROTOCOL = re.compile(r"(?<!\d)(20\d{2})\s*[-/.]?\s*(\d{1,6})(?!\d)")
+_ID_AFTER = {
+    "appointment": re.compile(
+        r"(?:agendamento|atendimento|marcacao|horario|codigo|numero|id)\s*(?:n[o.]?\s*|#\s*)?(\d{1,9})\b"
+    ),
+    "debt": re.compile(r"(?:debito|divida|boleto|id)\s*(?:n[o.]?\s*|#\s*)?(\d{1,9})\b"),
+}
+_ORDINALS = {
+    "primeir": 1,
+    "segund": 2,
+    "terceir": 3,
+    "quart": 4,
+    "quint": 5,
+    "sext": 6,
+    "setim": 7,
+    "oitav": 8,
+    "non": 9,
+    "decim": 10,
+}
+_NUMBER_WORDS = {"um": 1, "uma": 1, "dois": 2, "duas": 2, "tres": 3, "quatro": 4, "cinco": 5, "seis": 6}
+_YES = re.compile(
+    r"^\s*(sim|s|ss|sss|confirmo|confirma(do)?|pode( sim| ser| fazer| abrir| marcar| cancelar| agendar| mandar)?|"
+    r"isso( mesmo)?|ok|okay|claro|com certeza|certo|correto|exato|perfeito|beleza|blz|manda( ver)?|"
+    r"quero|fechado|positivo|yes|afirmativo|tenta(r)?( de novo| novamente)?|de novo|por favor|pfv)\b"
+)
+_NO = re.compile(
+    r"^\s*(nao|n|nn|negativo|cancela|cancelar|deixa( pra la)?|esquece|desisto|pare|para|nope|melhor nao|"
+    r"agora nao|nem|no)\b"
+)
+_STOP = re.compile(r"\b(esquece|deixa pra la|desisto|cancela (isso|tudo|o pedido)|nao quero mais|para tudo)\b")
+
+
+def cpfs(text: str) -> list[str]:
+    """Valid CPFs (check digits checked) in the order written."""
+    return [hit.text for hit in find_pii(text) if hit.kind == "CPF"]
+
+
+def birth_date(text: str, *, compact: bool = False) -> str | None:
+    """A plausible birth date as DD/MM/AAAA; `compact` also accepts 8 bare digits (when one was asked for)."""
+    folded = fold(text)
+    # A CPF must not be read as a date.
+    for cpf in cpfs(folded):
+        folded = folded.replace(cpf, " ")
+    candidates: list[tuple[int, int, int]] = []
+    for m in _DMY.finditer(folded):
+        year = int(m[3])
+        if len(m[3]) == 2:
+            year += 1900 if year > (date.today().year % 100) else 2000
+        candidates.append((int(m[1]), int(m[2]), year))
+    candidates += [(int(m[3]), int(m[2]), int(m[1])) for m in _YMD.finditer(folded)]
+    for m in _SPELLED.finditer(folded):
+        month = _MONTHS.get(m[2])
+        if month:
+            candidates.append((int(m[1]), month, int(m[3])))
+    if compact:
+        candidates += [(int(m[1]), int(m[2]), int(m[3])) for m in _COMPACT.finditer(folded)]
+    for day, month, year in candidates:
+        try:
+            value = date(year, month, day)
+        except ValueError:
+            continue
+        if 1900 <= value.year <= date.today().year:
+            return value.strftime("%d/%m/%Y")
+    return None
+
+
+def dates(text: str) -> list[date]:
+    """Any dates (for appointment ranges), day first; a date without a year is this year's or next year's."""
+    folded = fold(text)
+    out: list[date] = []
+    today = date.today()
+    for m in re.finditer(r"(?<![\d/])(\d{1,2})/(\d{1,2})(?:/(\d{4}|\d{2}))?(?![\d/])", folded):
+        year = int(m[3]) if m[3] else today.year
+        if m[3] and len(m[3]) == 2:
+            year += 2000
+        try:
+            value = date(year, int(m[2]), int(m[1]))
+        except ValueError:
+            continue
+        if not m[3] and value < today:
+            value = value.replace(year=year + 1)
+        out.append(value)
+    return out
+
+
+def protocol_number(text: str) -> str | None:
+    for m in _PROTOCOL.finditer(text):
+        # A bare year ("IPTU 2026") is not a protocol number: demand the sequence part.
+        if len(m[2]) >= 3 or re.search(r"[-/.]", m[0]):
+            return f"{m[1]}-{int(m[2]):06d}"
+    return None
+
+
+def object_id(text: str, kind: str) -> str | None:
+    """An id the citizen quotes after a word that names it ("agendamento 17")."""
+    m = _ID_AFTER[kind].search(fold(text))
+    return m[1] if m else None
+
+
+def choice(text: str, count: int) -> int | None:
+    """Which of `count` listed options (1-based) the citizen picked: "2", "o segundo", "opção 3"."""
+    folded = fold(text).strip()
+    if count <= 0:
+        return None
+    m = re.fullmatch(r"\D{0,20}?(\d{1,2})[ºo°a]?\s*[.!]?", folded)
+    if m and 1 <= int(m[1]) <= count:
+        return int(m[1])
+    m = re.search(r"\b(?:opcao|numero|n[o.]|item|o|a)\s*(\d{1,2})\b", folded)
+    if m and 1 <= int(m[1]) <= count:
+        return int(m[1])
+    for stem, n in _ORDINALS.items():
+        if re.search(rf"\b{stem}[oa]s?\b", folded) and n <= count:
+            return n
+    if re.search(r"\b(ultim[oa]|derradeir[oa])\b", folded):
+        return count
+    for word, n in _NUMBER_WORDS.items():
+        if re.fullmatch(rf"(o |a |opcao |numero )?{word}\W*", folded) and n <= count:
+            return n
+    return None
+
+
+def is_yes(text: str) -> bool:
+    folded = fold(text)
+    return bool(_YES.search(folded)) and not _NO.search(folded) and " nao " not in f" {folded} "
+
+
+def is_no(text: str) -> bool:
+    return bool(_NO.search(fold(text)))
+
+
+def wants_to_stop(text: str) -> bool:
+    """The citizen drops what is being asked ("esquece", "desisto")."""
+    return bool(_STOP.search(fold(text))) or (is_no(text) and len(fold(text).split()) <= 3)
+
+
+def address(text: str) -> str | None:
+    """A street address or reference point as written ("Rua das Flores, 120")."""
+    m = re.search(
+        r"\b((?:rua|r\.|avenida|av\.?|travessa|tv\.|praca|praça|alameda|al\.|estrada|rodovia|largo|viela|beco)"
+        r"\s+[^,.;!?\n]{2,60}(?:,?\s*(?:n[º°o.]?\s*)?\d{1,5}\b)?(?:\s*[-–]\s*[A-Za-zÀ-ÿ ]{3,30})?)",
+        text,
+        re.IGNORECASE,
+    )
+    if m:
+        return m[1].strip()
+    m = re.search(r"\b(?:perto d[oa]|em frente (?:a|ao|à)|na esquina d[ae]|no bairro)\s+[^.;!?\n]{3,60}", text, re.I)
+    return m[0].strip() if m else None

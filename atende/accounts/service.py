@@ -1,0 +1,146 @@
+"""Everything about staff accounts, built once from the settings: `Services.accounts`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+
+from atende.accounts.authn import AuthConfig, Authenticator
+from atende.accounts.cookies import CookiePolicy
+from atende.accounts.csrf import PreSessionTokens
+from atende.accounts.directory import Directory
+from atende.accounts.ipfilter import IPPolicy
+from atende.accounts.oidc import OIDCClients
+from atende.accounts.passwords import PasswordPolicy, Passwords
+from atende.accounts.permissions import scopes_of
+from atende.accounts.roles import parse_roles
+from atende.accounts.sessions import SessionInfo, SessionStore
+from atende.accounts.tokens import TokenStore
+from atende.accounts.totp import Cipher
+from atende.accounts.types import StaffUser
+from atende.audit import AuditSink
+from atende.db import make_session_factory
+from atende.models import utcnow
+from atende.principals import Principal
+from atende.settings import Settings
+from tools_mcp.ratelimit import InMemoryRateLimiter, RateLimiter
+
+
+@dataclass(frozen=True)
+class StaffSession:
+    """A signed-in member as one request sees them."""
+
+    user: StaffUser
+    session: SessionInfo
+    restrictions: frozenset[str]
+
+
+@dataclass
+class Accounts:
+    directory: Directory
+    authn: Authenticator
+    sessions: SessionStore
+    tokens: TokenStore
+    ip_policy: IPPolicy
+    cookies: CookiePolicy
+    csrf: PreSessionTokens
+    oidc: OIDCClients
+    clock: Callable[[], datetime]
+
+    def session(self, cookie: str | None) -> StaffSession | None:
+        """The live session behind a cookie value, with its user; None if expired, unknown or disabled."""
+        if not cookie:
+            return None
+        info = self.sessions.get(cookie)
+        if info is None:
+            return None
+        user = self.directory.get(info.user_id)
+        if user is None or not user.is_active:
+            self.sessions.delete(cookie)
+            return None
+        return StaffSession(user, info, self.authn.restrictions(user, info))
+
+    @staticmethod
+    def principal(user: StaffUser) -> Principal:
+        return Principal(
+            kind="staff", subject=user.subject, scopes=scopes_of(user.role), role=user.role, team_ids=user.team_ids
+        )
+
+
+def build_accounts(
+    settings: Settings,
+    engine: Engine,
+    audit: AuditSink,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    limiter: RateLimiter | None = None,
+    cipher: Cipher | None = None,
+    passwords: Passwords | None = None,
+) -> Accounts:
+    """Light: no query runs and no provider is contacted until the first request needs it."""
+    from atende.lgpd.crypto import cipher_from_settings, derive_key
+
+    sessions_factory = make_session_factory(engine)
+    secret = settings.secret_key.get_secret_value()
+    passwords = passwords or Passwords()
+    policy = PasswordPolicy(
+        min_length=settings.password_min_length,
+        max_age_days=settings.password_max_age_days,
+        history=settings.password_history,
+    )
+    session_store = SessionStore(
+        sessions_factory,
+        idle=timedelta(minutes=settings.session_idle_minutes),
+        absolute=timedelta(hours=settings.session_absolute_hours),
+        clock=clock,
+    )
+    authn = Authenticator(
+        sessions_factory,
+        passwords=passwords,
+        policy=policy,
+        session_store=session_store,
+        limiter=limiter or build_limiter(settings),
+        cipher=cipher or cipher_from_settings(settings),
+        audit=audit,
+        clock=clock,
+        config=AuthConfig(
+            max_failures=settings.login_max_failures,
+            lockout=timedelta(minutes=settings.login_lockout_minutes),
+            ip_max_attempts=settings.login_ip_max_attempts,
+            ip_window=timedelta(seconds=settings.login_ip_window_seconds),
+            totp_required_roles=parse_roles(settings.totp_required_roles),
+            issuer=settings.organization_name,
+        ),
+    )
+    directory = Directory(
+        sessions_factory, passwords=passwords, policy=policy, session_store=session_store, audit=audit, clock=clock
+    )
+    return Accounts(
+        directory=directory,
+        authn=authn,
+        sessions=session_store,
+        tokens=TokenStore(sessions_factory, audit=audit, clock=clock),
+        ip_policy=IPPolicy.from_strings(settings.staff_ip_allowlist, settings.staff_ip_blocklist),
+        cookies=CookiePolicy(
+            secure=settings.session_cookie_secure,
+            samesite=settings.session_cookie_samesite,
+            session_max_age_s=settings.session_absolute_hours * 3600,
+        ),
+        csrf=PreSessionTokens(derive_key(secret, "accounts/csrf")),
+        oidc=OIDCClients(settings.oidc_providers, state_key=derive_key(secret, "accounts/oidc-state")),
+        clock=clock,
+    )
+
+
+def build_limiter(settings: Settings) -> RateLimiter:
+    """Redis when configured, so every app process counts the same attempts; else this process only."""
+    if settings.redis_url:
+        from redis import Redis
+
+        from tools_mcp.ratelimit import RedisRateLimiter
+
+        return RedisRateLimiter(Redis.from_url(settings.redis_url), prefix="atende:auth:")
+    return InMemoryRateLimiter()

@@ -1,0 +1,56 @@
+"""The LGPD pieces built together from the settings; `Services.lgpd` holds the instance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from atende.audit import AuditSink
+from atende.data_subjects import DataSubjectRegistry
+from atende.lgpd.consent import ConsentRegister
+from atende.lgpd.crypto import EncryptedColumn, FieldCipher, RotationReport, cipher_from_settings, rotate_columns
+from atende.lgpd.patterns import PiiPatternStore
+from atende.lgpd.retention import RetentionJob
+from atende.lgpd.rights import DataSubjectRights
+from atende.lgpd.sources import ConsentDataSource, ConversationDataSource
+from atende.settings import Settings
+
+__all__ = ["Lgpd", "build_lgpd"]
+
+
+@dataclass
+class Lgpd:
+    cipher: FieldCipher
+    consent: ConsentRegister
+    data_subjects: DataSubjectRegistry
+    rights: DataSubjectRights
+    retention: RetentionJob
+    pii_patterns: PiiPatternStore
+    audit: AuditSink
+    # Every column holding FieldCipher tokens; `atende lgpd rotate-key` re-encrypts them all.
+    encrypted_columns: list[EncryptedColumn] = field(default_factory=list)
+
+    def warm_up(self) -> None:
+        """Load the administrators' extra PII patterns into the process-wide masker (needs a migrated DB)."""
+        self.pii_patterns.apply()
+
+    def rotate_keys(self, engine: Engine, *, batch_size: int = 500) -> list[RotationReport]:
+        return rotate_columns(engine, self.cipher, self.encrypted_columns, batch_size=batch_size)
+
+
+def build_lgpd(settings: Settings, sessions: sessionmaker[Session], audit: AuditSink) -> Lgpd:
+    cipher = cipher_from_settings(settings)
+    registry = DataSubjectRegistry()
+    registry.register(ConversationDataSource(sessions))
+    registry.register(ConsentDataSource(sessions))
+    return Lgpd(
+        cipher=cipher,
+        consent=ConsentRegister(sessions, audit),
+        data_subjects=registry,
+        rights=DataSubjectRights(registry, audit, cipher),
+        retention=RetentionJob(sessions, audit),
+        pii_patterns=PiiPatternStore(sessions, audit, settings.pii_extra_patterns),
+        audit=audit,
+    )

@@ -1,0 +1,193 @@
+"""Citizens as WhatsApp knows them, each tied to their current conversation on one business number."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from atende.models import Conversation, Event, utcnow
+from channels.whatsapp.inbox import insert_ignoring_duplicates
+from channels.whatsapp.models import ContactRow
+from channels.whatsapp.payloads import Sender
+
+CHANNEL = "whatsapp"
+# Meta's customer-service window: free-form messages only within 24 hours of the citizen's last message.
+SERVICE_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactView:
+    id: int
+    phone_number_id: str
+    citizen_ref: str
+    bsuid: str | None
+    wa_id: str | None
+    conversation_id: str | None
+    last_inbound_at: datetime | None
+
+    def window_open(self, now: datetime) -> bool:
+        return self.last_inbound_at is not None and now - self.last_inbound_at < SERVICE_WINDOW
+
+    def recipient(self) -> dict[str, str]:
+        """How the Graph API addresses this citizen: the phone number when shared, else the BSUID."""
+        if self.wa_id:
+            return {"to": self.wa_id}
+        return {"recipient": self.bsuid or self.citizen_ref.removeprefix("whatsapp:")}
+
+
+def contact_view(row: ContactRow) -> ContactView:
+    return ContactView(
+        id=row.id,
+        phone_number_id=row.phone_number_id,
+        citizen_ref=row.citizen_ref,
+        bsuid=row.bsuid,
+        wa_id=row.wa_id,
+        conversation_id=row.conversation_id,
+        last_inbound_at=row.last_inbound_at,
+    )
+
+
+class Contacts:
+    def __init__(
+        self, engine: Engine, sessions: sessionmaker[Session], *, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._insert = insert_ignoring_duplicates(engine, ContactRow.__table__, ["phone_number_id", "citizen_ref"])
+
+    def touch(self, phone_number_id: str, sender: Sender, sent_at: datetime, *, team: str | None = None) -> ContactView:
+        """Record that the citizen wrote at `sent_at`, and return them with an open conversation.
+
+        Safe to repeat and to race: the contact is an insert-or-ignore, the window only moves forward, and
+        a conversation is created only where none is linked yet.
+        """
+        now = self._clock()
+        sent_at = min(sent_at, now)
+        citizen_ref = sender.citizen_ref
+        with self._sessions.begin() as session:
+            row = self._find(session, phone_number_id, citizen_ref, sender.wa_id)
+            if row is None:
+                session.execute(
+                    self._insert,
+                    [
+                        {
+                            "phone_number_id": phone_number_id,
+                            "citizen_ref": citizen_ref,
+                            "bsuid": sender.bsuid,
+                            "wa_id": sender.wa_id,
+                            "profile_name": sender.name,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                    ],
+                )
+                row = self._find(session, phone_number_id, citizen_ref, sender.wa_id)
+                assert row is not None
+            if sender.bsuid and not row.bsuid:
+                row.bsuid = sender.bsuid
+            if sender.wa_id:
+                row.wa_id = sender.wa_id
+            if sender.name:
+                row.profile_name = sender.name
+            if row.last_inbound_at is None or sent_at > row.last_inbound_at:
+                row.last_inbound_at = sent_at
+            row.updated_at = now
+            if not self._conversation_open(session, row.conversation_id):
+                conversation = Conversation(
+                    channel=CHANNEL,
+                    language="pt-BR",
+                    state="bot",
+                    citizen_ref=row.citizen_ref,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(conversation)
+                session.flush()
+                session.add(
+                    Event(
+                        conversation_id=conversation.id,
+                        kind="whatsapp_conversation_started",
+                        payload={"phone_number_id": phone_number_id, "team": team},
+                        created_at=now,
+                    )
+                )
+                row.conversation_id = conversation.id
+            session.flush()
+            return contact_view(row)
+
+    @staticmethod
+    def _find(session: Session, phone_number_id: str, citizen_ref: str, wa_id: str | None) -> ContactRow | None:
+        stmt = select(ContactRow).where(
+            ContactRow.phone_number_id == phone_number_id, ContactRow.citizen_ref == citizen_ref
+        )
+        row = session.scalars(stmt.with_for_update()).first()
+        if row is None and wa_id:
+            # Known by phone from before Meta sent business-scoped ids: keep that contact and its history.
+            by_phone = select(ContactRow).where(
+                ContactRow.phone_number_id == phone_number_id, ContactRow.wa_id == wa_id
+            )
+            row = session.scalars(by_phone.with_for_update()).first()
+        return row
+
+    @staticmethod
+    def _conversation_open(session: Session, conversation_id: str | None) -> bool:
+        if conversation_id is None:
+            return False
+        state = session.scalar(select(Conversation.state).where(Conversation.id == conversation_id))
+        return state is not None and state != "closed"
+
+    def get(self, contact_id: int) -> ContactView | None:
+        with self._sessions() as session:
+            row = session.get(ContactRow, contact_id)
+            return None if row is None else contact_view(row)
+
+    def find(self, phone_number_id: str, who: str) -> ContactView | None:
+        """A contact by citizen_ref, business-scoped id or phone number."""
+        ref = who if who.startswith("whatsapp:") else f"whatsapp:{who}"
+        digits = "".join(ch for ch in who if ch.isdigit())
+        with self._sessions() as session:
+            for cond in (ContactRow.citizen_ref == ref, ContactRow.bsuid == who, ContactRow.wa_id == digits):
+                row = session.scalars(
+                    select(ContactRow).where(ContactRow.phone_number_id == phone_number_id, cond)
+                ).first()
+                if row is not None:
+                    return contact_view(row)
+        return None
+
+    def ensure(self, phone_number_id: str, who: str) -> ContactView:
+        """The contact for an outbound-only citizen (a template to a phone number never seen inbound)."""
+        found = self.find(phone_number_id, who)
+        if found is not None:
+            return found
+        digits = "".join(ch for ch in who if ch.isdigit())
+        is_phone = not who.startswith("whatsapp:") and "." not in who and digits == who.lstrip("+")
+        sender = Sender(
+            bsuid=None if is_phone else who.removeprefix("whatsapp:"), wa_id=digits if is_phone else None, name=None
+        )
+        now = self._clock()
+        with self._sessions.begin() as session:
+            session.execute(
+                self._insert,
+                [
+                    {
+                        "phone_number_id": phone_number_id,
+                        "citizen_ref": sender.citizen_ref,
+                        "bsuid": sender.bsuid,
+                        "wa_id": sender.wa_id,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                ],
+            )
+        found = self.find(phone_number_id, sender.citizen_ref)
+        assert found is not None
+        return found
+
+    def set_conversation_state(self, session: Session, conversation_id: str, state: str) -> None:
+        session.execute(
+            update(Conversation).where(Conversation.id == conversation_id).values(state=state, updated_at=self._clock())
+        )

@@ -1,0 +1,425 @@
+"""Inbox processing: each stored webhook item becomes, exactly once, an assistant turn and/or a queued reply.
+
+Exactly once rests on one rule: the reply (outbox rows) and "this inbox row is done" are committed in the same
+transaction as the assistant's recorded turn, through `ConversationStore.exchange_hook`. A worker killed before
+that commit leaves nothing behind and the row is processed again after its lease; a second worker racing on
+the same row fails its commit (the row is no longer pending, the reply key exists) and rolls its turn back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from assistant.service import InvalidMessage
+from atende.i18n import t
+from atende.models import Event, Message, utcnow
+from atende.privacy import mask
+from atende.store import RecordedExchange
+from channels.whatsapp.backoff import backoff_s
+from channels.whatsapp.consent import ALL_PURPOSES, CHANNEL, is_opt_out, normalise_keyword
+from channels.whatsapp.contacts import ContactView
+from channels.whatsapp.formatting import Button, Row, answer_bodies, fit, list_body, text_body
+from channels.whatsapp.graph import GraphError
+from channels.whatsapp.inbox import AlreadyProcessed, ClaimedItem
+from channels.whatsapp.outbox import OutboundDraft
+from channels.whatsapp.payloads import Inbound, parse_message, parse_status
+
+if TYPE_CHECKING:
+    from channels.whatsapp.service import WhatsAppService
+
+log = logging.getLogger(__name__)
+
+HANDOFF_ID = "atende:handoff"
+MENU_PREFIX = "atende:menu:"
+MENU_KEYWORDS = frozenset({"MENU", "OPCOES"})
+# A status can overtake the send's answer; wait this long for its message before calling it an orphan.
+ORPHAN_AFTER = timedelta(minutes=10)
+
+
+class RetryLater(Exception):
+    def __init__(self, reason: str, delay_s: float) -> None:
+        super().__init__(reason)
+        self.delay_s = delay_s
+
+
+@dataclass
+class _ReplyPlan:
+    """What the channel answers by itself (no assistant turn): text to record and messages to send."""
+
+    user_text: str
+    bodies: list[dict[str, Any]]
+    reply_text: str | None = None
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    result: str = "replied"
+
+
+class _OutboxHook:
+    """Runs inside the assistant's record_exchange transaction: queues the reply and closes the inbox row."""
+
+    def __init__(self, processor: InboxProcessor, item: ClaimedItem, contact: ContactView) -> None:
+        self._processor = processor
+        self._item = item
+        self._contact = contact
+        self.called = False
+
+    def __call__(self, session: Session, recorded: RecordedExchange) -> None:
+        self.called = True
+        if recorded.reply.conversation_id != self._contact.conversation_id:
+            return  # not the turn this hook was installed for
+        self._processor.commit_reply(
+            session,
+            self._item,
+            self._contact,
+            self._processor.answer_bodies(recorded.reply.text, recorded.reply.decision, recorded.reply.citations),
+            result=f"turn:{recorded.turn_id}",
+        )
+
+
+class InboxProcessor:
+    def __init__(self, wa: WhatsAppService, owner: str, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.wa = wa
+        self.owner = owner
+        self._clock = clock
+
+    # The loop
+
+    def run_once(self, limit: int = 32, kinds: Sequence[str] | None = None) -> int:
+        """Claim and process one batch; returns how many rows were claimed."""
+        items = self.wa.inbox.claim(self.owner, limit=limit, lease_s=self.wa.settings.whatsapp_lease_s, kinds=kinds)
+        for item in items:
+            self.process(item)
+        if items:
+            self.wa.notify_outbox()
+        return len(items)
+
+    def run_until_idle(self, max_rounds: int = 100_000) -> int:
+        done = 0
+        for _ in range(max_rounds):
+            n = self.run_once()
+            if n == 0:
+                break
+            done += n
+        return done
+
+    def process(self, item: ClaimedItem) -> None:
+        settings = self.wa.settings
+        try:
+            if item.kind == "message":
+                self._message(item)
+            elif item.kind == "status":
+                self._status(item)
+            else:
+                self._other(item)
+        except AlreadyProcessed:
+            log.info("inbox row %s was finished by another worker", item.id)
+        except RetryLater as exc:
+            self.wa.inbox.retry_later(item.id, delay_s=exc.delay_s, error=str(exc))
+        except Exception as exc:
+            dead = item.attempts >= settings.whatsapp_max_attempts
+            log.exception(
+                "inbox row %s (%s) failed on attempt %d%s",
+                item.id,
+                item.kind,
+                item.attempts,
+                ": giving up" if dead else "",
+            )
+            delay = backoff_s(item.attempts, settings.whatsapp_retry_base_s, settings.whatsapp_retry_max_s)
+            self.wa.inbox.retry_later(
+                item.id, delay_s=delay, error=f"{type(exc).__name__}: {mask(str(exc))}", dead=dead
+            )
+
+    # Messages
+
+    def _message(self, item: ClaimedItem) -> None:
+        inbound = parse_message(item.payload)
+        number = self.wa.number(inbound.phone_number_id)
+        contact = self.wa.contacts.touch(inbound.phone_number_id, inbound.sender, inbound.sent_at, team=number.team)
+        assert contact.conversation_id is not None
+        log.info(
+            "whatsapp %s from %s in conversation %s", inbound.type, mask(contact.citizen_ref), contact.conversation_id
+        )
+
+        if inbound.type in ("text", "button", "button_reply", "list_reply") and (
+            is_opt_out(inbound.text) or is_opt_out(inbound.reply_id)
+        ):
+            self._opt_out(item, inbound, contact)
+            return
+        if inbound.type == "reaction":
+            reaction = inbound.reaction or {}
+            self._finish_quietly(
+                item,
+                contact,
+                "whatsapp_reaction",
+                {"message_id": reaction.get("message_id"), "emoji": reaction.get("emoji")},
+            )
+            return
+
+        media_state = self._store_media(inbound, contact.conversation_id) if inbound.media is not None else None
+        state = self.wa.conversation_state(contact.conversation_id)
+        if number.flow == "agents" or state in ("waiting", "with_agent"):
+            self._for_agents(item, inbound, contact, state, number.team)
+            return
+
+        question = self._question(inbound)
+        if question is not None:
+            self._ask(item, contact, question)
+            return
+        self._reply_plainly(item, contact, self._plan(inbound, media_state))
+
+    def _question(self, inbound: Inbound) -> str | None:
+        """The text the assistant should answer, or None when the channel answers by itself."""
+        menu = self.wa.settings.whatsapp_menu
+        if inbound.type == "text":
+            text = (inbound.text or "").strip()
+            if menu and normalise_keyword(text) in MENU_KEYWORDS:
+                return None
+            return text
+        if inbound.type in ("button_reply", "list_reply", "button"):
+            reply_id = inbound.reply_id or ""
+            if reply_id == HANDOFF_ID:
+                return t("whatsapp.handoff_request")
+            if reply_id.startswith(MENU_PREFIX) and reply_id.removeprefix(MENU_PREFIX).isdigit():
+                index = int(reply_id.removeprefix(MENU_PREFIX))
+                if index < len(menu):
+                    return menu[index]
+            return (inbound.text or "").strip() or None
+        if inbound.type in ("image", "document") and inbound.media is not None:
+            return (inbound.media.caption or "").strip() or None
+        return None
+
+    def _plan(self, inbound: Inbound, media_state: str | None) -> _ReplyPlan:
+        if inbound.type == "text":  # the menu keyword
+            return _ReplyPlan(inbound.text or "", [self.menu_body()], t("whatsapp.menu_text"), result="menu")
+        if inbound.media is not None:
+            label = t(f"whatsapp.placeholder.{inbound.type}")
+            if inbound.media.filename:
+                label = f"{label} {inbound.media.filename}"
+            if media_state == "rejected":
+                max_mb = max(1, self.wa.settings.whatsapp_media_max_bytes // (1024 * 1024))
+                reply = t("whatsapp.file_rejected", max_mb=max_mb)
+            elif inbound.type == "audio":
+                reply = t("whatsapp.audio_received")
+            else:
+                reply = t("whatsapp.file_received", kind=t(f"whatsapp.kind.{inbound.type}"))
+            return _ReplyPlan(label, [text_body(reply)], reply, result=f"media:{media_state}")
+        if inbound.type == "location":
+            location = inbound.location or {}
+            keep = {k: location.get(k) for k in ("latitude", "longitude", "name", "address") if k in location}
+            reply = t("whatsapp.location_received")
+            return _ReplyPlan(
+                t("whatsapp.placeholder.location"),
+                [text_body(reply)],
+                reply,
+                events=[("whatsapp_location", keep)],
+                result="location",
+            )
+        reply = t("whatsapp.unsupported")
+        raw_type = str(inbound.raw.get("type") or "unknown")
+        return _ReplyPlan(
+            t("whatsapp.placeholder.unsupported", type=raw_type), [text_body(reply)], reply, result="unsupported"
+        )
+
+    def _store_media(self, inbound: Inbound, conversation_id: str | None) -> str:
+        """Fetch the media once per message and record its metadata; returns stored, rejected or failed."""
+        media = inbound.media
+        assert media is not None
+        known = self.wa.media_state(inbound.wamid)
+        if known is not None:
+            return known
+        try:
+            outcome = self.wa.media.fetch(media)
+        except GraphError as exc:
+            raise RetryLater(f"media fetch: {exc}", backoff_s(1, self.wa.settings.whatsapp_retry_base_s, 60)) from exc
+        row = {
+            "wamid": inbound.wamid,
+            "conversation_id": conversation_id,
+            "media_id": media.media_id,
+            "kind": media.kind,
+            "mime_type": outcome.mime_type or media.mime_type,
+            "sha256": media.sha256,
+            "file_size": outcome.file_size,
+            "filename": media.filename,
+            "voice": media.voice,
+            "path": outcome.path,
+            "state": outcome.state,
+            "reason": outcome.reason,
+            "created_at": self._clock(),
+        }
+        with self.wa.sessions.begin() as session:
+            session.execute(self.wa.insert_media, [row])
+        return outcome.state
+
+    def _ask(self, item: ClaimedItem, contact: ContactView, question: str) -> None:
+        assert contact.conversation_id is not None
+        hook = _OutboxHook(self, item, contact)
+        try:
+            with self.wa.store.exchange_hook(hook):
+                reply = self.wa.assistant.respond(contact.conversation_id, question, channel=CHANNEL)
+        except InvalidMessage as exc:
+            text = t(exc.key, **exc.params)
+            self._reply_plainly(item, contact, _ReplyPlan(question[:2000], [text_body(text)], text, result="invalid"))
+            return
+        except IntegrityError as exc:
+            # Another worker committed this reply first; our turn was rolled back with it.
+            raise AlreadyProcessed(item.id) from exc
+        if not hook.called:
+            # The assistant answered without recording an exchange: queue the reply on its own (still once).
+            bodies = self.answer_bodies(reply.answer, reply.decision, [c.as_dict() for c in reply.citations])
+            with self.wa.sessions.begin() as session:
+                self.commit_reply(session, item, contact, bodies, result="reply")
+
+    def answer_bodies(self, answer: str, decision: str | None, citations: Sequence[Any]) -> list[dict[str, Any]]:
+        """The assistant's answer for WhatsApp: a "falar com atendente" button when it could not answer."""
+        offer = Button(HANDOFF_ID, t("whatsapp.handoff_button")) if decision == "abstained" else None
+        return answer_bodies(
+            answer,
+            [dict(c) for c in citations],
+            base_url=self.wa.settings.public_base_url,
+            sources_heading=t("sources"),
+            offer=offer,
+            offer_prompt=t("whatsapp.handoff_prompt"),
+        )
+
+    def menu_body(self) -> dict[str, Any]:
+        menu = self.wa.settings.whatsapp_menu[: 10 - 1]
+        rows = [Row(f"{MENU_PREFIX}{i}", fit(q, 24), fit(q, 72) if len(q) > 24 else None) for i, q in enumerate(menu)]
+        rows.append(Row(HANDOFF_ID, t("whatsapp.handoff_button")))
+        return list_body(t("whatsapp.menu_text"), t("whatsapp.menu_button"), rows, t("whatsapp.menu_title"))
+
+    def commit_reply(
+        self,
+        session: Session,
+        item: ClaimedItem,
+        contact: ContactView,
+        bodies: Sequence[dict[str, Any]],
+        *,
+        result: str,
+    ) -> None:
+        """Queue the reply and finish the inbox row, in the caller's transaction. The reply keys derive from the
+        inbound message id, so a second commit of the same reply fails on the unique key."""
+        self.wa.inbox.finish(session, item.id, result)
+        drafts = [OutboundDraft(f"reply:{item.key}:{i}", dict(body)) for i, body in enumerate(bodies)]
+        self.wa.outbox.add(session, contact, drafts, conversation_id=contact.conversation_id)
+
+    def _reply_plainly(self, item: ClaimedItem, contact: ContactView, plan: _ReplyPlan) -> None:
+        """Record the citizen's message and the channel's own reply, queue it, and finish the row: one commit."""
+        assert contact.conversation_id is not None
+        now = self._clock()
+        try:
+            with self.wa.sessions.begin() as session:
+                session.add(
+                    Message(
+                        conversation_id=contact.conversation_id,
+                        role="user",
+                        text=plan.user_text,
+                        citations=[],
+                        created_at=now,
+                    )
+                )
+                if plan.reply_text:
+                    session.add(
+                        Message(
+                            conversation_id=contact.conversation_id,
+                            role="assistant",
+                            text=plan.reply_text,
+                            citations=[],
+                            created_at=now,
+                        )
+                    )
+                for kind, payload in plan.events:
+                    session.add(
+                        Event(conversation_id=contact.conversation_id, kind=kind, payload=payload, created_at=now)
+                    )
+                self.commit_reply(session, item, contact, plan.bodies, result=plan.result)
+        except IntegrityError as exc:
+            raise AlreadyProcessed(item.id) from exc
+
+    def _finish_quietly(self, item: ClaimedItem, contact: ContactView, kind: str, payload: dict[str, Any]) -> None:
+        assert contact.conversation_id is not None
+        with self.wa.sessions.begin() as session:
+            self.wa.inbox.finish(session, item.id, kind)
+            session.add(
+                Event(conversation_id=contact.conversation_id, kind=kind, payload=payload, created_at=self._clock())
+            )
+
+    def _opt_out(self, item: ClaimedItem, inbound: Inbound, contact: ContactView) -> None:
+        # Recorded before anything else and idempotent, so a crash after it only repeats the confirmation step.
+        self.wa.consent.record(
+            contact.citizen_ref,
+            CHANNEL,
+            ALL_PURPOSES,
+            "opt_out",
+            f"whatsapp:keyword {(inbound.text or '').strip()[:20]}",
+            actor=contact.citizen_ref,
+        )
+        reply = t("whatsapp.opted_out", organization=self.wa.settings.organization_name)
+        plan = _ReplyPlan(
+            inbound.text or "", [text_body(reply)], reply, events=[("whatsapp_opt_out", {})], result="opt_out"
+        )
+        self._reply_plainly(item, contact, plan)
+
+    def _for_agents(
+        self, item: ClaimedItem, inbound: Inbound, contact: ContactView, state: str | None, team: str | None
+    ) -> None:
+        """A number served by people, or a conversation already with them: record it for the console."""
+        assert contact.conversation_id is not None
+        text = inbound.text or t(f"whatsapp.placeholder.{inbound.type}", type=inbound.type)
+        now = self._clock()
+        first = state == "bot"
+        with self.wa.sessions.begin() as session:
+            self.wa.inbox.finish(session, item.id, "for_agents")
+            session.add(
+                Message(conversation_id=contact.conversation_id, role="user", text=text, citations=[], created_at=now)
+            )
+            if first:
+                self.wa.contacts.set_conversation_state(session, contact.conversation_id, "waiting")
+                session.add(
+                    Event(
+                        conversation_id=contact.conversation_id,
+                        kind="handoff_requested",
+                        payload={"reason": "whatsapp_number", "team": team},
+                        created_at=now,
+                    )
+                )
+                reply = t("whatsapp.agents_queue")
+                session.add(
+                    Message(
+                        conversation_id=contact.conversation_id,
+                        role="assistant",
+                        text=reply,
+                        citations=[],
+                        created_at=now,
+                    )
+                )
+                drafts = [OutboundDraft(f"reply:{item.key}:0", text_body(reply))]
+                self.wa.outbox.add(session, contact, drafts, conversation_id=contact.conversation_id)
+
+    # Statuses and other changes
+
+    def _status(self, item: ClaimedItem) -> None:
+        update = parse_status(item.payload)
+        with self.wa.sessions.begin() as session:
+            outcome = self.wa.outbox.apply_status(session, update)
+            if outcome is None:
+                if self._clock() - item.received_at < ORPHAN_AFTER:
+                    raise RetryLater(f"no message {update.wamid} yet", 5.0)
+                outcome = "orphan"
+            self.wa.inbox.finish(session, item.id, f"status:{update.status}:{outcome}")
+
+    def _other(self, item: ClaimedItem) -> None:
+        change = item.payload.get("change") or {}
+        result = "ignored"
+        if change.get("field") == "message_template_status_update":
+            value = change.get("value") or {}
+            name, event = value.get("message_template_name"), str(value.get("event") or "").upper()
+            if name:
+                changed = self.wa.templates.set_status(str(name), value.get("message_template_language"), event)
+                result = f"template:{event}:{changed}"
+        self.wa.inbox.complete(item.id, result)

@@ -1,0 +1,317 @@
+"""`atende eval`: run suites, measure retrieval and answers on outside data sets, compare reports, mine logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from atende.settings import Settings
+
+if TYPE_CHECKING:
+    from atende.services import Services
+    from eval.faithfulness import FaithfulnessScorer
+
+app = typer.Typer(help="Evaluation: suites, data-set modes, reports and the regression gate.", no_args_is_help=True)
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", help='"scripted" (deterministic, for CI), a .gguf path, or a model name for the backend'),
+]
+OutOpt = Annotated[Path, typer.Option("--out", help="Report directory (report.json, report.html)")]
+JudgeOpt = Annotated[
+    str | None, typer.Option("--judge", help="Faithfulness scorer: support or llm (default ATENDE_EVAL_JUDGE)")
+]
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@contextmanager
+def _progress(total: int, label: str) -> Iterator[Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=_console()
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda item: bar.update(task, advance=1, description=f"{label} {item}")
+
+
+def _scorer(services: Services, judge: str | None) -> FaithfulnessScorer:
+    from eval.faithfulness import JudgeScorer, SupportScorer
+
+    choice = judge or services.settings.eval_judge
+    if choice not in ("support", "llm"):
+        raise typer.BadParameter(f"{choice!r}: use support or llm", param_hint="--judge")
+    return JudgeScorer(services.model) if choice == "llm" else SupportScorer(services.index.embedder)
+
+
+def _table(title: str, rows: Sequence[tuple[str, ...]], header: Sequence[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for h in header:
+        table.add_column(h, justify="left" if h == header[0] else "right")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+@app.command("run")
+def run(
+    suites: Annotated[list[Path], typer.Argument(help="Suite files or folders of *.yaml")],
+    out: OutOpt = Path("eval/reports/latest"),
+    repeat: Annotated[int, typer.Option("--repeat", min=1, help="Runs per case; reports pass^k")] = 1,
+    model: ModelOpt = None,
+    kb: Annotated[Path | None, typer.Option("--kb", help="Knowledge folder (default ATENDE_KNOWLEDGE_DIR)")] = None,
+    judge: JudgeOpt = None,
+) -> None:
+    """Run suites through the assistant, as the channels call it, in a throwaway database and index."""
+    from eval.isolation import isolated_services
+    from eval.models import SCRIPTED, resolve_model
+    from eval.report import write_report
+    from eval.runner import run_suites
+    from eval.suite import SuiteError, load_suites
+
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        loaded = load_suites(suites)
+    except SuiteError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    turns = sum(len(c.turns) for s in loaded for c in s.cases) * repeat
+    settings, chat_model = resolve_model(_settings(), model, calls=4 * turns + 10)
+    with (
+        isolated_services(settings, model=chat_model, knowledge_dir=kb, load_model=model != SCRIPTED) as services,
+        _progress(turns, "eval") as tick,
+    ):
+        report = run_suites(
+            loaded,
+            services,
+            repeat=repeat,
+            scorer=_scorer(services, judge),
+            progress=tick,
+            meta={"knowledge_dir": str(services.settings.knowledge_dir)},
+        )
+    json_path, html_path = write_report(report, out)
+    s = report["summary"]
+    rows = [
+        ("cases", str(s["n_cases"])),
+        ("passed", str(s["passed"])),
+        ("pass rate", _fmt(s["pass_rate"])),
+        *[(f"pass^{k}", _fmt(v)) for k, v in s["pass_hat_k"].items() if k != "1"],
+        ("recall@1 / mrr", f"{_fmt(s['retrieval']['recall@1'])} / {_fmt(s['retrieval']['mrr'])}"),
+        ("faithfulness", _fmt(s["faithfulness"])),
+        ("tool calls P / R", f"{_fmt(s['tool_calls']['precision'])} / {_fmt(s['tool_calls']['recall'])}"),
+        ("handoff P / R", f"{_fmt(s['handoff']['precision'])} / {_fmt(s['handoff']['recall'])}"),
+        ("latency p50 / p95 ms", f"{s['latency_ms']['p50']:.0f} / {s['latency_ms']['p95']:.0f}"),
+        ("tokens", str(s["tokens"]["total"])),
+    ]
+    _table("atende eval run", rows, ("metric", "value"))
+    failed = [c for c in report["cases"] if not c["passed"]]
+    for case in failed[:20]:
+        typer.echo(f"FAIL {case['key']}: {case['reason']}")
+    if len(failed) > 20:
+        typer.echo(f"... and {len(failed) - 20} more (see {html_path})")
+    typer.echo(f"report: {json_path} {html_path}")
+
+
+def _load_dataset(kb: Path, questions: Path, limit: int | None) -> tuple[Any, Any]:
+    from eval.datasets import DatasetError, read_kb, read_questions
+
+    try:
+        records = read_kb(kb)
+        items = read_questions(questions, {r.id for r in records})
+    except DatasetError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    return records, items[:limit] if limit else items
+
+
+@app.command("retrieval")
+def retrieval(
+    kb: Annotated[Path, typer.Option("--kb", help='KB.jsonl: {"id","title","text","source"} per line')],
+    questions: Annotated[Path, typer.Option("--questions", help='Q.jsonl: {"id","question","answers","doc_id"}')],
+    out: OutOpt = Path("eval/reports/retrieval"),
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions")] = None,
+) -> None:
+    """Document-level retrieval quality: the project's retriever against BM25-only and dense-only baselines."""
+    from eval.datasets import RETRIEVAL_METRICS, evaluate_retrieval
+    from eval.report import write_report
+
+    logging.basicConfig(level=logging.WARNING)
+    records, items = _load_dataset(kb, questions, limit)
+    started = time.perf_counter()
+    _console().print(f"indexing {len(records)} documents…")
+    with _progress(len(items), "queries") as tick:
+        report = evaluate_retrieval(records, items, _settings(), progress=tick)
+    report["timings_s"]["total"] = round(time.perf_counter() - started, 1)
+    path, _ = write_report(report, out)
+    rows = [
+        (
+            name,
+            *(_fmt(m[k]) for k in RETRIEVAL_METRICS),
+            f"{m['latency_ms']['p50']:.1f}",
+            f"{m['latency_ms']['p95']:.1f}",
+        )
+        for name, m in report["methods"].items()
+    ]
+    _table(
+        f"{report['n_questions']} questions, {report['n_documents']} documents, {report['n_chunks']} chunks",
+        rows,
+        ("method", *RETRIEVAL_METRICS, "p50 ms", "p95 ms"),
+    )
+    typer.echo(
+        f"indexing {report['timings_s']['indexing']} s, queries {report['timings_s']['queries']} s; report: {path}"
+    )
+
+
+@app.command("answers")
+def answers(
+    kb: Annotated[Path, typer.Option("--kb", help='KB.jsonl: {"id","title","text","source"} per line')],
+    questions: Annotated[Path, typer.Option("--questions", help='Q.jsonl: {"id","question","answers","doc_id"}')],
+    out: OutOpt = Path("eval/reports/answers"),
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions")] = None,
+    model: ModelOpt = None,
+    judge: JudgeOpt = None,
+) -> None:
+    """Answer every question with the configured model, through the assistant, and score the answers."""
+    from eval.datasets import Question, evaluate_answers, ingest_kb
+    from eval.isolation import isolated_services
+    from eval.models import SCRIPTED, resolve_model
+    from eval.report import write_report
+
+    logging.basicConfig(level=logging.WARNING)
+    records, items = _load_dataset(kb, questions, limit)
+    settings, chat_model = resolve_model(_settings(), model, calls=2 * len(items) + 10)
+    with tempfile.TemporaryDirectory(prefix="atende-eval-kb-") as tmp:
+        documents = ingest_kb(records, Path(tmp))
+        _console().print(f"indexing {len(documents)} documents…")
+        with isolated_services(
+            settings, model=chat_model, documents=documents, load_model=model != SCRIPTED
+        ) as services:
+
+            def respond(q: Question) -> tuple[str, str, list[str], float]:
+                conversation = services.store.create_conversation("web")
+                started = time.perf_counter()
+                reply = services.assistant.respond(conversation.id, q.question, channel="web")
+                latency = (time.perf_counter() - started) * 1000
+                cited = {c.doc_id for c in reply.citations}
+                contexts = [h.chunk.embedding_text() for h in reply.retrieved if h.chunk.doc_id in cited]
+                return reply.answer, reply.decision, contexts, latency
+
+            with _progress(len(items), "answers") as tick:
+                report = evaluate_answers(items, respond, scorer=_scorer(services, judge), progress=tick)
+            report["model"] = services.model.model_id
+    path, _ = write_report(report, out)
+    m = report["metrics"]
+    rows = [
+        ("answer_contains", _fmt(m["answer_contains"])),
+        ("token_f1", _fmt(m["token_f1"])),
+        ("abstained", _fmt(m["abstained"])),
+        ("faithfulness", _fmt(m["faithfulness"])),
+        ("latency p50 / p95 ms", f"{m['latency_ms']['p50']:.0f} / {m['latency_ms']['p95']:.0f}"),
+    ]
+    _table(f"{report['n_questions']} questions, model {report['model']}", rows, ("metric", "value"))
+    typer.echo(f"report: {path}")
+
+
+@app.command("compare")
+def compare_cmd(
+    base: Annotated[Path, typer.Argument(help="Baseline report.json")],
+    new: Annotated[Path, typer.Argument(help="New report.json")],
+    min_pass_rate: Annotated[
+        float | None, typer.Option("--min-pass-rate", min=0, max=1, help="Fail if the new pass rate is lower")
+    ] = None,
+    no_regressions: Annotated[bool, typer.Option("--no-regressions", help="Fail on a regression")] = False,
+    tolerance: Annotated[
+        float,
+        typer.Option("--tolerance", min=0, help="Pass-rate (or metric) drop allowed before it counts as a regression"),
+    ] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON")] = False,
+) -> None:
+    """List regressions and improvements; exit 1 when a gate (--min-pass-rate, --no-regressions) fails."""
+    from eval.compare import compare
+
+    try:
+        reports = [json.loads(p.read_text(encoding="utf-8")) for p in (base, new)]
+    except (OSError, json.JSONDecodeError) as exc:
+        typer.echo(f"cannot read report: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    result = compare(*reports, min_pass_rate=min_pass_rate, no_regressions=no_regressions, tolerance=tolerance)
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=1, ensure_ascii=False))
+    else:
+        if result.base_pass_rate is not None:
+            typer.echo(f"pass rate {result.base_pass_rate:.3f} -> {result.new_pass_rate:.3f}")
+        for r in result.regressions:
+            typer.echo(f"REGRESSION {r['key']}: {r['before']:.2f} -> {r['after']:.2f} {r['reason']}")
+        for r in result.improvements:
+            typer.echo(f"IMPROVED   {r['key']}: {r['before']:.2f} -> {r['after']:.2f}")
+        for key in result.added:
+            typer.echo(f"NEW        {key}")
+        for key in result.removed:
+            typer.echo(f"REMOVED    {key}")
+        changed = [m for m in result.metrics if m["delta"]]
+        for m in changed:
+            typer.echo(f"metric {m['metric']}: {m['before']:.4g} -> {m['after']:.4g}")
+        for failure in result.gate_failures:
+            typer.echo(f"GATE FAILED: {failure}", err=True)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command("from-logs")
+def from_logs(
+    turns: Annotated[Path, typer.Argument(help="Export of `atende logs export` (.jsonl or .csv)")],
+    out: Annotated[Path, typer.Option("--out", help="Suite file to write")] = Path("eval/suites/from-logs.yaml"),
+    name: Annotated[str | None, typer.Option("--name", help="Suite name (default from-logs-DATE)")] = None,
+    decisions: Annotated[
+        str, typer.Option("--decisions", help="Keep conversations whose last turn had one of these decisions")
+    ] = "answered,abstained,handoff",
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N conversations")] = None,
+) -> None:
+    """Turn exported turn logs into a regression suite (personal data masked)."""
+    from eval.from_logs import read_turns, suite_from_turns, write_suite
+
+    try:
+        rows = read_turns(turns)
+    except (OSError, ValueError, KeyError) as exc:
+        typer.echo(f"cannot read {turns}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    suite = suite_from_turns(rows, name=name, decisions=[d.strip() for d in decisions.split(",")], limit=limit)
+    try:
+        path = write_suite(suite, out)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{len(suite['cases'])} case(s) from {len(rows)} turn(s) written to {path}")
+
+
+if __name__ == "__main__":
+    app(sys.argv[1:])

@@ -1,0 +1,292 @@
+"""Data-set modes: retrieval and answer quality on a knowledge base that is not the project's.
+
+KB.jsonl lines are {"id", "title", "text", "source"}; question lines are {"id", "question", "answers", "doc_id"}.
+The knowledge base goes through the project's own ingestion (the plain-text loader with a metadata sidecar)
+and chunking into a throwaway index, so the numbers are the ones production would get.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from atende.privacy import mask
+from atende.services import build_embedder, retrieval_params
+from atende.settings import Settings
+from eval.faithfulness import FaithfulnessScorer
+from eval.metrics import contains_answer, first_rank, latency_summary, mean, mrr_at, ndcg_at, recall_at, token_f1
+from rag.index import KnowledgeIndex
+from rag.protocols import Embedder
+from rag.retriever import RetrievalParams, dedupe_documents
+from rag.types import Document
+from rag.vectorstores import InMemoryVectorStore
+
+Progress = Callable[[str], None]
+_CITATION = re.compile(r"\s*\[\d{1,2}\]")
+RETRIEVAL_METRICS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
+
+
+class DatasetError(ValueError):
+    """A data-set file that cannot be used; names the file and line."""
+
+    def __init__(self, path: Path | str, line: int, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}")
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    doc_ids: tuple[str, ...]
+
+
+def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(path, 0, f"cannot read: {exc}") from exc
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(path, n, f"not valid JSON: {exc.msg}") from exc
+        if not isinstance(row, dict):
+            raise DatasetError(path, n, "each line must be a JSON object")
+        yield n, row
+
+
+def _text(row: Mapping[str, Any], key: str, path: Path, n: int, *, required: bool = True) -> str:
+    value = row.get(key)
+    if not required and value in (None, ""):
+        return ""
+    if not isinstance(value, str | int) or isinstance(value, bool) or not str(value).strip():
+        raise DatasetError(path, n, f"{key!r} must be non-empty text")
+    return str(value).strip()
+
+
+@dataclass(frozen=True)
+class KbRecord:
+    id: str
+    title: str
+    text: str
+    source: str
+
+
+def read_kb(path: Path) -> list[KbRecord]:
+    records: list[KbRecord] = []
+    seen: dict[str, int] = {}
+    for n, row in _jsonl(path):
+        rec = KbRecord(
+            _text(row, "id", path, n),
+            _text(row, "title", path, n),
+            _text(row, "text", path, n),
+            _text(row, "source", path, n, required=False),
+        )
+        if "#" in rec.id:
+            raise DatasetError(path, n, f"id {rec.id!r} must not contain '#'")
+        if rec.id in seen:
+            raise DatasetError(path, n, f"duplicate id {rec.id!r} (first on line {seen[rec.id]})")
+        seen[rec.id] = n
+        records.append(rec)
+    if not records:
+        raise DatasetError(path, 1, "the knowledge base is empty")
+    return records
+
+
+def read_questions(path: Path, known_docs: set[str] | None = None) -> list[Question]:
+    out: list[Question] = []
+    for n, row in _jsonl(path):
+        doc = row.get("doc_id")
+        doc_ids = tuple(str(d) for d in doc) if isinstance(doc, list) else (str(doc),) if doc is not None else ()
+        if not doc_ids:
+            raise DatasetError(path, n, "'doc_id' is required")
+        if known_docs is not None and not set(doc_ids) & known_docs:
+            raise DatasetError(path, n, f"doc_id {doc!r} is not in the knowledge base")
+        answers = row.get("answers") or []
+        if not isinstance(answers, list) or not all(isinstance(a, str | int | float) for a in answers):
+            raise DatasetError(path, n, "'answers' must be a list of texts")
+        out.append(
+            Question(_text(row, "id", path, n), _text(row, "question", path, n), tuple(map(str, answers)), doc_ids)
+        )
+    if not out:
+        raise DatasetError(path, 1, "there are no questions")
+    return out
+
+
+def ingest_kb(records: Sequence[KbRecord], folder: Path) -> list[Document]:
+    """Write each record as a text file with a metadata sidecar and load the folder like `atende ingest` does."""
+    from rag.loaders import load_directory
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, rec in enumerate(records):
+        name = f"{i:06d}.txt"
+        (folder / name).write_text(rec.text, encoding="utf-8")
+        meta: dict[str, str] = {"id": rec.id, "title": rec.title}
+        if rec.source.startswith(("http://", "https://")):
+            meta["url"] = rec.source
+        (folder / f"{name}.meta.yaml").write_text(yaml.safe_dump(meta, allow_unicode=True), encoding="utf-8")
+    return load_directory(folder)
+
+
+class _TimedEmbedder:
+    """Remembers each query vector and what it cost, so the dense baseline reuses the hybrid's embedding
+    and is still charged for it."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.cost_ms: dict[str, float] = {}
+        self._vectors: dict[str, list[float]] = {}
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+
+    def embed_passages(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.inner.embed_passages(texts)
+
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        missing = [t for t in texts if t not in self._vectors]
+        for text in missing:
+            started = time.perf_counter()
+            self._vectors[text] = self.inner.embed_queries([text])[0]
+            self.cost_ms[text] = (time.perf_counter() - started) * 1000
+        return [self._vectors[t] for t in texts]
+
+    def forget(self, text: str) -> None:
+        self._vectors.pop(text, None)
+
+
+def evaluate_retrieval(
+    records: Sequence[KbRecord],
+    questions: Sequence[Question],
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    k: int = 10,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Document-level ranking quality of the project's retriever and of BM25-only and dense-only baselines."""
+    tick = progress or (lambda _label: None)
+    timed = _TimedEmbedder(embedder or build_embedder(settings))
+    params = retrieval_params(settings)
+    methods: dict[str, RetrievalParams] = {
+        "atende": params,
+        "bm25": replace(params, fusion="bm25"),
+        "dense": replace(params, fusion="dense"),
+    }
+    with tempfile.TemporaryDirectory(prefix="atende-eval-kb-") as tmp:
+        started = time.perf_counter()
+        docs = ingest_kb(records, Path(tmp) / "kb")
+        index = KnowledgeIndex(timed, InMemoryVectorStore())
+        index.warm_up()
+        sync = index.sync(docs)
+        index_s = time.perf_counter() - started
+    ranks: dict[str, list[int | None]] = {m: [] for m in methods}
+    latency: dict[str, list[float]] = {m: [] for m in methods}
+    rows = []
+    query_started = time.perf_counter()
+    for q in questions:
+        query = mask(q.question)
+        row: dict[str, Any] = {"id": q.id, "doc_ids": list(q.doc_ids)}
+        for name, p in methods.items():
+            started = time.perf_counter()
+            # Every fused candidate, as configured: the top k documents are what survives deduplication.
+            hits = index.retrieve(query, 2 * p.candidates, ("public",), p)
+            elapsed = (time.perf_counter() - started) * 1000
+            if name == "dense":  # charged for the embedding it shares with the hybrid method
+                elapsed += timed.cost_ms.get(query, 0.0)
+            docs_ranked = [h.chunk.doc_id for h in dedupe_documents(hits)][:k]
+            rank = first_rank(docs_ranked, q.doc_ids)
+            ranks[name].append(rank)
+            latency[name].append(elapsed)
+            row[name] = rank
+        timed.forget(query)
+        rows.append(row)
+        tick(q.id)
+    query_s = time.perf_counter() - query_started
+    report: dict[str, Any] = {
+        "kind": "retrieval",
+        "methods": {
+            name: {
+                "recall@1": round(recall_at(r, 1), 4),
+                "recall@5": round(recall_at(r, 5), 4),
+                "recall@10": round(recall_at(r, 10), 4),
+                "mrr@10": round(mrr_at(r, 10), 4),
+                "ndcg@10": round(ndcg_at(r, 10), 4),
+                "latency_ms": latency_summary(latency[name]),
+            }
+            for name, r in ranks.items()
+        },
+        "n_questions": len(questions),
+        "n_documents": len(docs),
+        "n_chunks": sync.chunks,
+        "embedder": timed.model_id,
+        "params": {"fusion": params.fusion, "dense_weight": params.dense_weight, "candidates": params.candidates},
+        "timings_s": {"indexing": round(index_s, 1), "queries": round(query_s, 1)},
+        "rows": rows,
+    }
+    return report
+
+
+def evaluate_answers(
+    questions: Sequence[Question],
+    respond: Callable[[Question], tuple[str, str, list[str], float]],
+    *,
+    scorer: FaithfulnessScorer | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Answer quality; `respond` returns (answer, decision, cited context texts, latency in ms) for a question.
+
+    An abstention counts as an empty answer: it contains nothing and scores F1 0.
+    """
+    tick = progress or (lambda _label: None)
+    rows: list[dict[str, Any]] = []
+    for q in questions:
+        answer, decision, contexts, latency = respond(q)
+        text = _CITATION.sub("", answer) if decision == "answered" else ""
+        faithful = scorer.score(text, contexts).share if scorer is not None and text and contexts else None
+        rows.append(
+            {
+                "id": q.id,
+                "decision": decision,
+                "answer": mask(answer),
+                "contains": contains_answer(text, q.answers),
+                "f1": round(token_f1(text, q.answers), 4),
+                "faithfulness": faithful,
+                "latency_ms": round(latency, 1),
+            }
+        )
+        tick(q.id)
+    n = len(rows) or 1
+    faithful_values = [r["faithfulness"] for r in rows if r["faithfulness"] is not None]
+    return {
+        "kind": "answers",
+        "metrics": {
+            "answer_contains": round(sum(r["contains"] for r in rows) / n, 4),
+            "token_f1": round(sum(r["f1"] for r in rows) / n, 4),
+            "abstained": round(sum(r["decision"] == "abstained" for r in rows) / n, 4),
+            "faithfulness": None if not faithful_values else round(mean(faithful_values) or 0.0, 4),
+            "latency_ms": latency_summary([r["latency_ms"] for r in rows]),
+        },
+        "n_questions": len(rows),
+        "faithfulness_scorer": scorer.name if scorer else None,
+        "rows": rows,
+    }

@@ -1,0 +1,111 @@
+"""Migration 0003 creates exactly the account tables the ORM declares, on SQLite and PostgreSQL, and goes back."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from conftest import service_unavailable
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from atende.accounts import models as account_models
+from atende.db import make_engine, normalize_url
+from atende.migrate import downgrade, upgrade
+from atende.models import Base
+
+ACCOUNT_TABLES = {"teams", "users", "password_history", "recovery_codes", "staff_sessions", "api_tokens"}
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{(tmp_path / 'atende.db').as_posix()}"
+        return
+    admin = make_engine(POSTGRES_URL)
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        service_unavailable(f"PostgreSQL at {POSTGRES_URL}", exc.orig)
+    url = normalize_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def account_differences(url: str) -> list[Any]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    finally:
+        engine.dispose()
+
+    return [diff for diff in diffs if _table_of(diff) in ACCOUNT_TABLES]
+
+
+def _table_of(diff: Any) -> str | None:
+    """The table an Alembic autogenerate difference is about."""
+    op = diff[0] if isinstance(diff, list) else diff  # modify_* differences come as lists of tuples
+    kind: str = op[0]
+    if kind in ("add_table", "remove_table"):
+        return str(op[1].name)
+    if kind in ("add_column", "remove_column") or kind.startswith("modify_"):
+        return str(op[2])
+    table = getattr(op[1], "table", None)  # indexes, constraints, foreign keys
+    return str(table.name) if table is not None else None
+
+
+def tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_the_migration_creates_exactly_the_orm_account_tables(database_url: str) -> None:
+    upgrade(database_url)
+
+    assert tables(database_url) >= ACCOUNT_TABLES
+    assert account_differences(database_url) == []
+    assert {t.name for t in Base.metadata.sorted_tables} >= ACCOUNT_TABLES
+    assert account_models.User.__tablename__ == "users"
+
+
+def test_downgrading_below_0003_removes_the_account_tables_and_upgrading_restores_them(database_url: str) -> None:
+    upgrade(database_url)
+
+    downgrade(database_url, "0002")
+    gone = tables(database_url) & ACCOUNT_TABLES
+    upgrade(database_url)
+
+    assert gone == set()
+    assert tables(database_url) >= ACCOUNT_TABLES
+    assert account_differences(database_url) == []
+
+
+def test_a_token_must_have_exactly_one_owner_in_the_database(database_url: str) -> None:
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    insert = text(
+        "INSERT INTO api_tokens (token_hash, prefix, name, scopes, created_by, created_at) "
+        "VALUES ('h', 'p', 'n', '[]', 'test', CURRENT_TIMESTAMP)"
+    )
+    try:
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(insert)
+    finally:
+        engine.dispose()

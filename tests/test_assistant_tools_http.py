@@ -1,0 +1,120 @@
+"""The assistant using a remote MCP server over streamable HTTP with a bearer token (a real uvicorn server)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from conftest import KNOWLEDGE
+from pydantic import SecretStr
+
+from assistant.testing import ScriptedChatModel
+from assistant.tools.mcp_session import McpToolSession
+from atende.app import create_app
+from atende.services import Services, build_services
+from atende.settings import Settings
+from tools_mcp.seed import seed
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "tok-remote-assistant-0123456789"
+
+
+@dataclass(frozen=True)
+class Remote:
+    url: str
+    data_dir: Path
+
+
+def _settings(data_dir: Path, **overrides: object) -> Settings:
+    return Settings(
+        environment="test",
+        data_dir=data_dir,
+        knowledge_dir=KNOWLEDGE,
+        vector_store="memory",
+        embedding_backend="hashing",
+        tool_routing="rules",
+        mcp_tokens=SecretStr(json.dumps({TOKEN: {"name": "chatbot", "scopes": ["assistant"]}})),
+        _env_file=None,  # type: ignore[call-arg]
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
+    data_dir = tmp_path_factory.mktemp("tools-remote")
+    services = build_services(_settings(data_dir), model=ScriptedChatModel([]))
+    services.warm_up(model=False)
+    assert services.domain is not None
+    seed(services.domain)
+    # Bound and listening before the thread starts, so the first connection waits in the backlog.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(services=services, warm_model=False), log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield Remote(f"http://127.0.0.1:{port}/mcp", data_dir)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+        services.close()
+
+
+@pytest.fixture
+def assistant_services(remote: Remote) -> Iterator[Services]:
+    """A second app process: same database, tools reached over HTTP instead of in-process."""
+    services = build_services(
+        _settings(remote.data_dir, mcp_remote_url=remote.url, mcp_remote_token=SecretStr(TOKEN)),
+        model=ScriptedChatModel([]),
+    )
+    services.warm_up(model=False)
+    yield services
+    services.close()
+
+
+def test_the_http_session_lists_the_servers_tools_with_their_annotations(remote: Remote) -> None:
+    session = McpToolSession.over_http(remote.url, TOKEN, timeout_s=30)
+    try:
+        tools = {spec.name: spec for spec in session.list_tools()}
+    finally:
+        session.close()
+
+    assert {"citizen_verify", "payment_list_debts", "appointment_cancel"} <= set(tools)
+    assert tools["appointment_cancel"].destructive
+    assert tools["payment_list_debts"].read_only
+
+
+def test_a_wrong_token_makes_the_session_unavailable_not_the_pipeline_crash(remote: Remote) -> None:
+    session = McpToolSession.over_http(remote.url, "not-a-token", timeout_s=30)
+    try:
+        result = session.call_tool("protocol_status", {"number": "2026-000001"}, conversation_id="x")
+    except Exception as exc:
+        result = None
+        assert type(exc).__name__ == "ToolUnavailable"
+    finally:
+        session.close()
+    assert result is None or not result.ok
+
+
+def test_the_assistant_verifies_and_lists_debts_through_the_remote_server(assistant_services: Services) -> None:
+    conversation = assistant_services.store.create_conversation("web").id
+    ask = assistant_services.assistant.respond
+    ask(conversation, "quero ver meus débitos")
+    ask(conversation, "983.690.060-86")
+    reply = ask(conversation, "15/03/1985")
+
+    assert [c["name"] for c in reply.tool_calls] == ["citizen_verify", "payment_list_debts"]
+    assert all(c["ok"] for c in reply.tool_calls)
+    assert "R$" in reply.answer

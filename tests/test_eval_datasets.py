@@ -1,0 +1,202 @@
+"""Data-set modes on a tiny knowledge base with the hashing embedder: retrieval and answers."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from atende import cli
+from atende.settings import Settings
+from eval.datasets import (
+    DatasetError,
+    Question,
+    evaluate_answers,
+    evaluate_retrieval,
+    ingest_kb,
+    read_kb,
+    read_questions,
+)
+
+DATA = Path(__file__).resolve().parent.parent / "eval" / "data"
+METRIC_KEYS = {"recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "latency_ms"}
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for key in list(os.environ):
+        if key.startswith("ATENDE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ATENDE_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("ATENDE_EMBEDDING_BACKEND", "hashing")
+    monkeypatch.setenv("ATENDE_ABSTAIN_THRESHOLD", "0.2")
+    return tmp_path
+
+
+def test_the_kb_goes_through_the_projects_loader_keeping_ids_titles_and_urls(tmp_path: Path) -> None:
+    records = read_kb(DATA / "sample_kb.jsonl")
+    docs = ingest_kb(records, tmp_path / "kb")
+    assert [d.id for d in docs] == [r.id for r in records]
+    assert docs[0].title == records[0].title
+    assert docs[0].url == records[0].source
+    assert "## Documentos" in docs[0].text or "## Prazo e valor" in docs[0].text
+
+
+def test_retrieval_reports_the_projects_retriever_and_both_baselines_with_exactly_the_metric_keys(
+    test_settings: Settings,
+) -> None:
+    records = read_kb(DATA / "sample_kb.jsonl")
+    questions = read_questions(DATA / "sample_questions.jsonl", {r.id for r in records})
+
+    report = evaluate_retrieval(records, questions, test_settings)
+
+    assert set(report["methods"]) == {"atende", "bm25", "dense"}
+    for metrics in report["methods"].values():
+        assert set(metrics) == METRIC_KEYS
+        assert set(metrics["latency_ms"]) == {"p50", "p95"}
+        assert 0 <= metrics["recall@1"] <= metrics["recall@5"] <= metrics["recall@10"] <= 1
+        assert metrics["mrr@10"] <= metrics["recall@10"]
+    assert report["n_questions"] == len(questions) == len(report["rows"])
+    assert report["methods"]["bm25"]["recall@10"] > 0.5
+
+
+def test_retrieval_ranks_a_question_whose_words_only_one_document_has_first(
+    test_settings: Settings, tmp_path: Path
+) -> None:
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text(
+        "\n".join(
+            json.dumps(r, ensure_ascii=False)
+            for r in [
+                {
+                    "id": "a",
+                    "title": "Castração de cães",
+                    "text": "A castração gratuita de cães e gatos é feita no canil.",
+                    "source": "",
+                },
+                {
+                    "id": "b",
+                    "title": "Poda de árvores",
+                    "text": "A poda de árvores na calçada é pedida pelo 156.",
+                    "source": "",
+                },
+            ]
+        ),
+        encoding="utf-8",
+    )
+    q = tmp_path / "q.jsonl"
+    q.write_text(
+        json.dumps({"id": "1", "question": "castração do gato", "answers": ["canil"], "doc_id": "a"}), encoding="utf-8"
+    )
+    report = evaluate_retrieval(read_kb(kb), read_questions(q), test_settings)
+    assert report["rows"][0] == {"id": "1", "doc_ids": ["a"], "atende": 1, "bm25": 1, "dense": 1}
+    assert report["methods"]["atende"]["mrr@10"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            '{"id": "a", "title": "t", "text": "x"}\n{"id": "a", "title": "t", "text": "y"}',
+            ":2: duplicate id 'a' (first on line 1)",
+        ),
+        ('{"id": "a", "title": "t"}', ":1: 'text' must be non-empty text"),
+        ('{"id": "a#1", "title": "t", "text": "x"}', ":1: id 'a#1' must not contain '#'"),
+        ("\n{oops", ":2: not valid JSON"),
+    ],
+)
+def test_a_bad_kb_line_is_reported_with_its_number(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "kb.jsonl"
+    path.write_text(line, encoding="utf-8")
+    with pytest.raises(DatasetError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_kb(path)
+
+
+def test_a_question_about_an_unknown_document_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"id": "1", "question": "x?", "answers": [], "doc_id": "zzz"}\n', encoding="utf-8")
+    with pytest.raises(DatasetError, match=r":1: doc_id 'zzz' is not in the knowledge base"):
+        read_questions(path, {"a"})
+
+
+def test_answer_metrics_count_abstentions_as_empty_answers() -> None:
+    questions = [
+        Question("1", "q", ("30 dias úteis",), ("a",)),
+        Question("2", "q", ("gratuito",), ("a",)),
+        Question("3", "q", ("R$ 15,00",), ("a",)),
+    ]
+    replies = {
+        "1": ("O prazo é de 30 dias úteis [1].", "answered", ["O prazo é de 30 dias úteis."], 100.0),
+        "2": ("O serviço custa R$ 10,00.", "answered", ["O serviço é gratuito."], 300.0),
+        "3": ("R$ 15,00 — desculpe, não encontrei.", "abstained", [], 50.0),
+    }
+    report = evaluate_answers(questions, lambda q: replies[q.id])
+    m = report["metrics"]
+    assert m["answer_contains"] == pytest.approx(1 / 3, abs=1e-4)
+    assert m["abstained"] == pytest.approx(1 / 3, abs=1e-4)
+    # "o prazo e de 30 dias uteis" against "30 dias uteis": p = 3/7, r = 1 (the citation marker is not a word)
+    assert m["token_f1"] == pytest.approx((2 * (3 / 7) / (1 + 3 / 7)) / 3, abs=1e-4)
+    assert m["latency_ms"] == {"p50": 100.0, "p95": 280.0}
+    assert m["faithfulness"] is None
+    assert set(m) == {"answer_contains", "token_f1", "abstained", "faithfulness", "latency_ms"}
+
+
+def test_atende_eval_retrieval_writes_the_report_and_prints_a_table(env: Path) -> None:
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            "eval",
+            "retrieval",
+            "--kb",
+            str(DATA / "sample_kb.jsonl"),
+            "--questions",
+            str(DATA / "sample_questions.jsonl"),
+            "--out",
+            "r",
+            "--limit",
+            "10",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((env / "r" / "report.json").read_text(encoding="utf-8"))
+    assert report["n_questions"] == 10
+    assert set(report["methods"]) == {"atende", "bm25", "dense"}
+    assert "atende" in result.stdout
+    assert "recall@1" in result.stdout
+
+
+def test_atende_eval_answers_answers_through_the_assistant(env: Path) -> None:
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            "eval",
+            "answers",
+            "--kb",
+            str(DATA / "sample_kb.jsonl"),
+            "--questions",
+            str(DATA / "sample_questions.jsonl"),
+            "--limit",
+            "6",
+            "--model",
+            "scripted",
+            "--out",
+            "a",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((env / "a" / "report.json").read_text(encoding="utf-8"))
+    assert report["n_questions"] == 6
+    assert set(report["metrics"]) == {"answer_contains", "token_f1", "abstained", "faithfulness", "latency_ms"}
+    assert report["metrics"]["abstained"] < 1.0
+    assert not (env / "var").exists()
+
+
+def test_atende_eval_retrieval_names_a_bad_line(env: Path) -> None:
+    (env / "kb.jsonl").write_text('{"id": "a", "title": "t", "text": "x"}\nnot json\n', encoding="utf-8")
+    result = CliRunner().invoke(cli.app, ["eval", "retrieval", "--kb", "kb.jsonl", "--questions", "kb.jsonl"])
+    assert result.exit_code == 2
+    assert "kb.jsonl:2: not valid JSON" in result.output

@@ -1,0 +1,238 @@
+"""The suite runner: the channels' entry point, an isolated database, repeats, seeding and tool calls."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+import types
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from assistant.grounding import DONT_KNOW
+from assistant.llm import ChatMessage
+from assistant.service import AssistantReply
+from assistant.testing import ScriptedChatModel
+from atende import cli
+from atende.services import Services
+from atende.settings import Settings
+from eval import runner as runner_module
+from eval.isolation import isolated_services
+from eval.models import NO_TOOL, extractive_answer, scripted_model
+from eval.runner import run_suites
+from eval.suite import Suite, parse_suite
+
+KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge"
+
+SUITE = """\
+suite: demo
+cases:
+  - id: iptu
+    tags: [iptu]
+    turns:
+      - user: "perdi o boleto do IPTU, como tiro a segunda via?"
+        expect: {cites: {any: [iptu-segunda-via]}, abstains: false}
+  - id: hello-then-question
+    tags: [followup]
+    turns:
+      - user: "oi, bom dia"
+        expect: {route: smalltalk}
+      - user: "qual o horário da farmácia municipal?"
+        expect: {cites: {any: [farmacia-municipal]}}
+  - id: off-topic
+    tags: [unanswerable]
+    turns:
+      - user: "qual a capital da Mongólia?"
+        expect: {abstains: true}
+"""
+
+
+def suite(body: str = SUITE) -> Suite:
+    return parse_suite(textwrap.dedent(body), "demo.yaml")
+
+
+@pytest.fixture
+def eval_services(test_settings: Settings) -> Iterator[Services]:
+    with isolated_services(test_settings, model=scripted_model(200)) as services:
+        yield services
+
+
+def test_a_suite_runs_through_the_assistant_and_every_turn_is_recorded(eval_services: Services) -> None:
+    report = run_suites([suite()], eval_services)
+
+    assert [c["passed"] for c in report["cases"]] == [True, True, True], [c["reason"] for c in report["cases"]]
+    assert report["summary"]["pass_rate"] == 1.0
+    # The same pipeline as the web chat: every turn lands in the (throwaway) turn log.
+    assert len(list(eval_services.store.iter_turns())) == 4
+    turn = report["cases"][0]["runs"][0]["turns"][0]
+    assert turn["citations"][0]["doc_id"] == "iptu-segunda-via"
+    assert turn["retrieved"]
+    assert turn["latency_ms"] > 0
+    assert turn["faithfulness"] is None
+
+
+def test_evaluation_never_touches_the_configured_database_or_index(test_settings: Settings) -> None:
+    real = test_settings.model_copy(update={"vector_store": "chroma"})
+    with isolated_services(real, model=scripted_model(50)) as services:
+        run_suites([suite()], services)
+        workdir = services.settings.data_dir
+        assert services.settings.vector_store == "memory"
+        with services.engine.connect() as conn:
+            assert conn.execute(text("select count(*) from turns")).scalar() == 4
+    assert not workdir.exists()
+    assert not (test_settings.data_dir / "atende.db").exists()
+    assert not (test_settings.data_dir / "chroma").exists()
+
+
+class Flaky:
+    """Answers extractively except on the given answer calls, where it declines (tool-chooser calls pass through)."""
+
+    def __init__(self, decline_on: set[int]) -> None:
+        self.decline_on = decline_on
+        self.answers = 0
+
+    def __call__(self, messages: Sequence[ChatMessage]) -> str:
+        reply = extractive_answer(messages)
+        if reply == NO_TOOL:
+            return reply
+        self.answers += 1
+        return DONT_KNOW if self.answers in self.decline_on else reply
+
+
+def test_repeat_reports_pass_hat_k_where_a_case_counts_only_if_every_run_passes(test_settings: Settings) -> None:
+    one_case = suite(SUITE.split("  - id: hello-then-question")[0])
+    flaky = Flaky(decline_on={2})
+    model = ScriptedChatModel([flaky] * 30)
+    with isolated_services(test_settings, model=model) as services:
+        report = run_suites([one_case], services, repeat=3)
+
+    case = report["cases"][0]
+    assert (case["passes"], case["repeat"], case["passed"]) == (2, 3, False)
+    assert report["summary"]["pass_hat_k"] == {
+        "1": pytest.approx(2 / 3, abs=1e-4),
+        "2": pytest.approx(1 / 3, abs=1e-4),
+        "3": 0.0,
+    }
+    assert "cites none of" in case["reason"]
+
+
+def test_a_turn_that_raises_fails_its_case_with_the_reason_and_the_run_goes_on(
+    eval_services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = eval_services.assistant.respond
+
+    def respond(conversation_id: str, text: str, channel: str = "web") -> AssistantReply:
+        if "Mongólia" in text:
+            raise RuntimeError("boom")
+        return real(conversation_id, text, channel)
+
+    monkeypatch.setattr(eval_services.assistant, "respond", respond)
+    report = run_suites([suite()], eval_services)
+
+    assert [c["passed"] for c in report["cases"]] == [True, True, False]
+    assert report["cases"][2]["reason"] == "turn 1 raised RuntimeError: boom"
+
+
+TOOL_SUITE = """\
+suite: tools
+cases:
+  - id: debts
+    citizen: {cpf: "529.982.247-25", birth_date: "1985-03-14"}
+    turns:
+      - user: "quero ver meus débitos, cpf {citizen.cpf}"
+        expect:
+          tool_calls:
+            calls: [{name: citizen_verify, arguments: {cpf: "52998224725"}}, {name: payment_list_debts}]
+            ordered: true
+"""
+
+
+def test_cases_needing_seeded_data_fail_clearly_when_no_seed_module_exists(
+    eval_services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner_module, "SEED_MODULE", "tools_mcp.no_such_seed_module")
+    report = run_suites([suite(TOOL_SUITE), suite()], eval_services)
+
+    debts = report["cases"][0]
+    assert not debts["passed"]
+    assert "needs seeded domain data" in debts["reason"]
+    assert "tools_mcp.no_such_seed_module" in debts["reason"]
+    assert report["seed_error"]
+    assert all(c["passed"] for c in report["cases"][1:])
+
+
+def test_the_seed_gets_the_isolated_database_and_the_citizens_and_tool_calls_are_checked(
+    eval_services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded: dict[str, Any] = {}
+
+    def seed(session_factory: Any, citizens: list[dict[str, str]]) -> None:
+        with session_factory() as session:
+            seeded["db"] = str(session.get_bind().url)
+        seeded["citizens"] = citizens
+
+    fake = types.ModuleType("fake_eval_seed")
+    fake.seed = seed  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_eval_seed", fake)
+    monkeypatch.setattr(runner_module, "SEED_MODULE", "fake_eval_seed")
+    messages: list[str] = []
+    real = eval_services.assistant.respond
+
+    def respond(conversation_id: str, text: str, channel: str = "web") -> AssistantReply:
+        messages.append(text)
+        calls = [
+            {"name": "citizen_verify", "arguments": {"cpf": "529.982.247-25"}, "ok": True, "error": None},
+            {"name": "payment_list_debts", "arguments": {}, "ok": True, "error": None},
+        ]
+        return replace(real(conversation_id, text, channel), tool_calls=calls)
+
+    monkeypatch.setattr(eval_services.assistant, "respond", respond)
+    report = run_suites([suite(TOOL_SUITE)], eval_services)
+
+    assert report["seeded"] is True
+    assert str(eval_services.settings.data_dir) in seeded["db"]
+    assert seeded["citizens"] == [{"cpf": "529.982.247-25", "birth_date": "1985-03-14"}]
+    assert messages == ["quero ver meus débitos, cpf 529.982.247-25"]
+    assert report["cases"][0]["passed"], report["cases"][0]["reason"]
+    assert report["summary"]["tool_calls"] == {"expected": 2, "called": 2, "precision": 1.0, "recall": 1.0}
+
+
+def test_atende_eval_run_writes_both_reports_and_prints_the_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in list(os.environ):
+        if key.startswith("ATENDE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    for key, value in {
+        "ATENDE_DATA_DIR": str(tmp_path / "var"),
+        "ATENDE_KNOWLEDGE_DIR": str(KNOWLEDGE),
+        "ATENDE_EMBEDDING_BACKEND": "hashing",
+        "ATENDE_ABSTAIN_THRESHOLD": "0.2",
+    }.items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "demo.yaml").write_text(SUITE, encoding="utf-8")
+
+    result = CliRunner().invoke(cli.app, ["eval", "run", "demo.yaml", "--model", "scripted", "--out", "out"])
+
+    assert result.exit_code == 0, result.output
+    assert "pass rate" in result.stdout
+    assert (tmp_path / "out" / "report.json").is_file()
+    assert "demo/iptu" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert not (tmp_path / "var").exists()
+
+
+def test_atende_eval_run_refuses_a_bad_suite_naming_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SUITE.replace("    tags: [iptu]", "    tags: [iptu]\n    colour: red"), encoding="utf-8")
+
+    result = CliRunner().invoke(cli.app, ["eval", "run", str(bad), "--model", "scripted"])
+
+    assert result.exit_code == 2
+    assert f"{bad}:5: unknown key 'colour'" in result.output

@@ -1,0 +1,188 @@
+"""/mcp over streamable HTTP on a real uvicorn server: the SDK's own HTTP client, raw HTTP, and the MCP Inspector
+CLI (a client nobody here wrote)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import httpx2
+import pytest
+import uvicorn
+from conftest import KNOWLEDGE
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from pydantic import SecretStr
+
+from assistant.testing import ScriptedChatModel
+from atende.app import create_app
+from atende.services import build_services
+from atende.settings import Settings
+from tools_mcp.seed import CITIZENS, seed
+from tools_mcp.testing import call
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+ROOT = Path(__file__).resolve().parent.parent
+INSPECTOR_DIR = Path(__file__).resolve().parent / "mcp_inspector"
+ASSISTANT_TOKEN = "tok-assistant-0123456789abcdef"
+READER_TOKEN = "tok-citizens-read-0123456789ab"
+KB_TOKEN = "tok-kb-only-0123456789abcdefgh"
+TOKENS = {
+    ASSISTANT_TOKEN: {"name": "chatbot", "scopes": ["assistant"]},
+    READER_TOKEN: {"name": "ouvidoria", "scopes": ["citizens:read", "protocols:read"]},
+    KB_TOKEN: {"name": "portal", "scopes": ["kb:read"]},
+}
+MARIA, CARLOS = CITIZENS[0], CITIZENS[3]
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    url: str
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    root = tmp_path_factory.mktemp("mcp-http")
+    settings = Settings(
+        environment="test",
+        data_dir=root,
+        knowledge_dir=KNOWLEDGE,
+        vector_store="memory",
+        embedding_backend="hashing",
+        mcp_tokens=SecretStr(json.dumps(TOKENS)),
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    services = build_services(settings, model=ScriptedChatModel([]))
+    services.warm_up(model=False)
+    assert services.domain is not None
+    seed(services.domain)
+    # The socket is bound before the server thread starts, so clients can connect at once (no polling)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    # Listening now: connections wait in the backlog until uvicorn has run the lifespan and starts accepting.
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    app = create_app(services=services, warm_model=False)
+    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield RunningServer(f"http://127.0.0.1:{port}/mcp")
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+        services.close()
+
+
+@asynccontextmanager
+async def sdk_client(url: str, token: str) -> AsyncIterator[Client]:
+    """The SDK's streamable-HTTP client with a bearer token (the SDK leaves a caller's HTTP client open)."""
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        yield client
+
+
+async def test_an_integration_lists_and_calls_tools_over_http_with_its_token(server: RunningServer) -> None:
+    async with sdk_client(server.url, ASSISTANT_TOKEN) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        verified = await call(
+            client,
+            "citizen_verify",
+            {"cpf": MARIA.cpf, "birth_date": MARIA.birth_date.isoformat()},
+            conversation="http-conv-1",
+        )
+        debts = await call(client, "payment_list_debts", conversation="http-conv-1")
+        stranger = await call(client, "payment_list_debts", conversation="http-conv-2")
+    assert {"citizen_verify", "protocol_open", "handoff_to_human"} <= names
+    assert verified.data["verified"] is True
+    assert debts.ok
+    assert debts.data["debts"]
+    assert stranger.error == "not_verified"
+
+
+async def test_a_token_without_the_tools_scope_is_refused_per_tool(server: RunningServer) -> None:
+    async with sdk_client(server.url, READER_TOKEN) as client:
+        lookup = await call(client, "citizen_lookup", {"cpf": MARIA.cpf})
+        booking = await call(client, "appointment_slots", {"service": "vacinacao"})
+    assert lookup.ok
+    assert lookup.data["name"] == MARIA.name
+    assert booking.error == "forbidden"
+
+
+async def test_internal_articles_need_kb_read(server: RunningServer) -> None:
+    async with sdk_client(server.url, KB_TOKEN) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        denied = await call(client, "protocol_status", {"number": "2026-000001"})
+    assert "protocol_status" in names
+    assert denied.error == "forbidden"
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer not-a-known-token-at-all", "Basic dXNlcjpwYXNz"])
+def test_requests_without_a_valid_bearer_token_get_401(server: RunningServer, authorization: str | None) -> None:
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    if authorization:
+        headers["Authorization"] = authorization
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    response = httpx.post(server.url, json=body, headers=headers, timeout=30)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def _inspector(server: RunningServer, home: Path, *args: str) -> dict[str, object]:
+    if shutil.which("npx") is None or not (INSPECTOR_DIR / "node_modules").is_dir():
+        pytest.fail("MCP Inspector is not installed: run `npm ci --prefix tests/mcp_inspector`")
+    command = [
+        "npx",
+        "--no-install",
+        "--prefix",
+        str(INSPECTOR_DIR),
+        "mcp-inspector",
+        "--cli",
+        server.url,
+        "--transport",
+        "http",
+        "--header",
+        f"Authorization: Bearer {ASSISTANT_TOKEN}",
+        "--format",
+        "json",
+        *args,
+    ]
+    env = {**os.environ, "HOME": str(home), "MCP_CATALOG_PATH": str(home / "catalog.json"), "NO_COLOR": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, cwd=INSPECTOR_DIR, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result: dict[str, object] = json.loads(done.stdout)["result"]
+    return result
+
+
+def test_the_mcp_inspector_cli_lists_the_tools_and_calls_one(server: RunningServer, tmp_path: Path) -> None:
+    listed = _inspector(server, tmp_path, "--method", "tools/list")
+    names = {tool["name"] for tool in listed["tools"]}  # type: ignore[union-attr, index]
+    assert {"citizen_lookup", "citizen_verify", "payment_second_copy", "appointment_book"} <= names
+
+    called = _inspector(
+        server,
+        tmp_path,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "citizen_verify",
+        "--tool-args-json",
+        json.dumps({"cpf": CARLOS.cpf, "birth_date": CARLOS.birth_date.strftime("%d/%m/%Y")}),
+        "--tool-metadata",
+        "atende/conversation_id=inspector-conv",
+    )
+    assert called.get("isError") in (None, False), called
+    assert called["structuredContent"] == {"verified": True, "first_name": "Carlos", "attempts_left": 4}

@@ -1,0 +1,537 @@
+"""From a stored webhook item to the citizen's reply: every message type, exactly once, and delivery statuses."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import make_services
+from fake_graph_api import FakeGraphAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
+from whatsapp_support import (
+    NUMBER,
+    encode,
+    grounded_model,
+    message_body,
+    signed_headers,
+    staff_token,
+    status_body,
+    whatsapp_settings,
+)
+
+from assistant.testing import ScriptedChatModel
+from atende.app import create_app
+from atende.i18n import t
+from atende.models import Conversation, Event, Message, Turn, utcnow
+from atende.services import Services
+from atende.settings import Settings, WhatsAppNumber
+from channels.whatsapp.models import ContactRow, InboxRow, MediaRow, OutboxRow
+from channels.whatsapp.service import WhatsAppService
+from rag.types import Document
+
+QUESTION = "Como emito a segunda via do boleto do IPTU?"
+OGG = b"OggS" + bytes(range(200))
+PHONE_1 = "5561900000001"
+NUMBER_B = "2233445566778"
+
+
+@pytest.fixture
+def graph() -> Iterator[FakeGraphAPI]:
+    with FakeGraphAPI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def model() -> ScriptedChatModel:
+    # More steps than any test needs: the assistant decides per message whether to call the model.
+    return grounded_model(20)
+
+
+@pytest.fixture
+def settings(test_settings: Settings, graph: FakeGraphAPI) -> Settings:
+    return whatsapp_settings(
+        test_settings,
+        graph.url,
+        whatsapp_menu=["Segunda via do IPTU", "Como tirar o alvará de funcionamento?"],
+        whatsapp_numbers=[
+            WhatsAppNumber(phone_number_id=NUMBER, team="geral"),
+            WhatsAppNumber(phone_number_id=NUMBER_B, team="tributos"),
+        ],
+    )
+
+
+@pytest.fixture
+def services(settings: Settings, model: ScriptedChatModel, knowledge_documents: list[Document]) -> Iterator[Services]:
+    svc = make_services(settings, model, knowledge_documents)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def wa(services: Services) -> WhatsAppService:
+    assert services.whatsapp is not None
+    return services.whatsapp
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[TestClient]:
+    with TestClient(create_app(services=services)) as test_client:
+        yield test_client
+
+
+def deliver(client: TestClient, body: dict[str, Any]) -> None:
+    raw = encode(body)
+    assert client.post("/webhooks/whatsapp", content=raw, headers=signed_headers(raw)).status_code == 200
+
+
+def count(wa: WhatsAppService, model: Any, *where: Any) -> int:
+    with wa.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def conversation_of(wa: WhatsAppService, citizen: int = 1, number: str = NUMBER) -> str:
+    with wa.sessions() as session:
+        contact = session.scalars(
+            select(ContactRow).where(
+                ContactRow.citizen_ref == f"whatsapp:BR.{citizen:020d}", ContactRow.phone_number_id == number
+            )
+        ).one()
+        assert contact.conversation_id is not None
+        return contact.conversation_id
+
+
+def messages(wa: WhatsAppService, conversation_id: str) -> list[tuple[str, str]]:
+    with wa.sessions() as session:
+        rows = session.scalars(select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id))
+        return [(m.role, m.text) for m in rows]
+
+
+def events(wa: WhatsAppService, conversation_id: str) -> list[Event]:
+    with wa.sessions() as session:
+        return list(session.scalars(select(Event).where(Event.conversation_id == conversation_id).order_by(Event.id)))
+
+
+def sent_bodies(graph: FakeGraphAPI, phone: str = PHONE_1) -> list[dict[str, Any]]:
+    return graph.sent_to(phone)
+
+
+# Text and the assistant
+
+
+def test_a_text_gets_the_same_grounded_answer_as_the_web_chat_with_short_links(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
+) -> None:
+    deliver(client, message_body(wamid="wamid.T1", text=QUESTION))
+    wa.drain()
+
+    web_id = client.post("/api/conversations").json()["id"]
+    web = client.post(f"/api/conversations/{web_id}/messages", json={"text": QUESTION}).json()
+    assert web["decision"] == "answered"
+
+    conversation_id = conversation_of(wa)
+    assert messages(wa, conversation_id) == [("user", QUESTION), ("assistant", web["answer"])]
+    [body] = sent_bodies(graph)
+    assert body["messaging_product"] == "whatsapp"
+    assert body["type"] == "text"
+    assert body["text"]["body"].startswith(web["answer"])
+    doc = web["citations"][0]["doc_id"]
+    assert f"https://atende.example.gov.br/kb/{doc}" in body["text"]["body"]
+    assert graph.sends[0]["number"] == NUMBER
+    with wa.sessions() as session:
+        conversation = session.get(Conversation, conversation_id)
+        assert conversation is not None
+        assert (conversation.channel, conversation.citizen_ref) == ("whatsapp", "whatsapp:BR.00000000000000000001")
+        assert session.scalars(select(Turn.channel).where(Turn.conversation_id == conversation_id)).all() == [
+            "whatsapp"
+        ]
+
+
+def test_a_redelivered_message_never_produces_a_second_reply(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
+) -> None:
+    body = message_body(wamid="wamid.T2", text="Olá")
+    deliver(client, body)
+    deliver(client, body)
+    wa.drain()
+    deliver(client, body)  # Meta redelivers for days
+    wa.drain()
+    assert count(wa, Turn) == 1
+    assert len(sent_bodies(graph)) == 1
+
+
+def test_a_crash_before_the_commit_leaves_nothing_and_the_retry_answers_once(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deliver(client, message_body(wamid="wamid.T3", text="Olá"))
+    real_add = wa.outbox.add
+
+    def crash(*args: Any, **kwargs: Any) -> list[int]:
+        monkeypatch.setattr(wa.outbox, "add", real_add)
+        raise RuntimeError("worker died mid-transaction")
+
+    monkeypatch.setattr(wa.outbox, "add", crash)
+    wa.processor().run_once()
+    assert count(wa, Turn) == 0  # the turn was rolled back with the reply
+    assert count(wa, Message) == 0
+
+    wa.drain()
+    assert count(wa, Turn) == 1
+    assert len(sent_bodies(graph)) == 1
+
+
+def test_a_worker_that_lost_its_lease_cannot_answer_a_second_time(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
+) -> None:
+    deliver(client, message_body(wamid="wamid.T4", text="Olá"))
+    [stale] = wa.inbox.claim("slow-worker", limit=1, lease_s=-1)  # its lease is already over
+    assert wa.processor("fast-worker").run_once() == 1
+    wa.processor("slow-worker").process(stale)
+    wa.drain()
+    assert count(wa, Turn) == 1
+    assert count(wa, OutboxRow) == 1
+    assert len(sent_bodies(graph)) == 1
+
+
+def test_an_unanswerable_question_offers_a_person_with_a_button(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
+) -> None:
+    deliver(client, message_body(wamid="wamid.T5", text="Qual é a cotação do bitcoin em marte hoje?"))
+    wa.drain()
+    [body] = sent_bodies(graph)
+    assert body["type"] == "interactive"
+    assert body["interactive"]["body"]["text"] == t("abstain")
+    [button] = body["interactive"]["action"]["buttons"]
+    assert button["reply"] == {"id": "atende:handoff", "title": "Falar com atendente"}
+
+
+def test_the_handoff_button_hands_the_conversation_over_like_the_web_chat(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
+) -> None:
+    pressed = message_body("interactive_button_reply", wamid="wamid.T6")
+    pressed["entry"][0]["changes"][0]["value"]["messages"][0]["interactive"]["button_reply"] = {
+        "id": "atende:handoff",
+        "title": "Falar com atendente",
+    }
+    deliver(client, pressed)
+    wa.drain()
+    conversation_id = conversation_of(wa)
+    assert messages(wa, conversation_id) == [("user", t("whatsapp.handoff_request")), ("assistant", t("handoff"))]
+    assert [e.kind for e in events(wa, conversation_id)][-1] == "handoff_requested"
+    assert sent_bodies(graph)[0]["text"]["body"] == t("handoff")
+
+
+def test_button_and_list_replies_are_read_as_the_option_chosen(client: TestClient, wa: WhatsAppService) -> None:
+    deliver(client, message_body("interactive_button_reply", wamid="wamid.T7"))
+    deliver(client, message_body("interactive_list_reply", wamid="wamid.T8"))
+    wa.drain()
+    users = [text for role, text in messages(wa, conversation_of(wa)) if role == "user"]
+    assert users == ["title", "title — description"]
+    assert count(wa, Turn) == 2
+
+
+def test_a_template_quick_reply_is_read_as_its_button_text(client: TestClient, wa: WhatsAppService) -> None:
+    body = message_body(wamid="wamid.T9", replace={"type": "button", "button": {"payload": "p1", "text": "Obrigado"}})
+    deliver(client, body)
+    wa.drain()
+    assert messages(wa, conversation_of(wa)) == [("user", "Obrigado"), ("assistant", t("thanks"))]
+
+
+def test_the_menu_keyword_sends_a_list_and_a_row_asks_its_question(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
+) -> None:
+    deliver(client, message_body(wamid="wamid.M1", text="Menu"))
+    wa.drain()
+    [menu] = sent_bodies(graph)
+    rows = menu["interactive"]["action"]["sections"][0]["rows"]
+    assert [r["id"] for r in rows] == ["atende:menu:0", "atende:menu:1", "atende:handoff"]
+    assert count(wa, Turn) == 0
+
+    chosen = message_body("interactive_list_reply", wamid="wamid.M2")
+    chosen["entry"][0]["changes"][0]["value"]["messages"][0]["interactive"]["list_reply"] = rows[0]
+    deliver(client, chosen)
+    wa.drain()
+    assert messages(wa, conversation_of(wa))[-2] == ("user", "Segunda via do IPTU")
+
+
+def test_a_message_over_the_length_limit_gets_a_clear_reply(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
+) -> None:
+    deliver(client, message_body(wamid="wamid.L1", text="a" * 2500))
+    wa.drain()
+    [body] = sent_bodies(graph)
+    assert body["text"]["body"] == t("error.message_too_long", max=2000)
+    assert count(wa, Turn) == 0
+
+
+# Media, location, reactions, the unsupported
+
+
+def test_a_voice_note_is_fetched_within_limits_and_acknowledged(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, settings: Settings
+) -> None:
+    graph.add_media("1234567890987654321", OGG, "audio/ogg")
+    deliver(client, message_body("audio_voice", wamid="wamid.V1"))
+    wa.drain()
+    with wa.sessions() as session:
+        media = session.scalars(select(MediaRow)).one()
+        assert (media.kind, media.voice, media.state, media.file_size) == ("audio", True, "stored", len(OGG))
+        assert media.path is not None
+    assert (Path(settings.data_dir) / media.path).read_bytes() == OGG
+    assert sent_bodies(graph)[0]["text"]["body"] == t("whatsapp.audio_received")
+    assert messages(wa, conversation_of(wa))[0] == ("user", "[áudio]")
+    assert count(wa, Turn) == 0
+
+
+def test_an_image_of_a_type_not_accepted_is_refused_without_downloading(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
+) -> None:
+    body = message_body("image", wamid="wamid.V2")
+    body["entry"][0]["changes"][0]["value"]["messages"][0]["image"]["mime_type"] = "image/gif"
+    deliver(client, body)
+    wa.drain()
+    assert graph.media_calls == []
+    with wa.sessions() as session:
+        assert session.scalars(select(MediaRow.state)).all() == ["rejected"]
+    assert sent_bodies(graph)[0]["text"]["body"] == t("whatsapp.file_rejected", max_mb=16)
+
+
+def test_an_image_larger_than_the_limit_is_refused(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
+) -> None:
+    graph.add_media("65463453", b"\xff\xd8jpeg", "image/jpeg", declared_size=50 * 1024 * 1024)
+    deliver(client, message_body("image", wamid="wamid.V3"))
+    wa.drain()
+    with wa.sessions() as session:
+        assert session.scalars(select(MediaRow.reason)).all() == ["too large"]
+    assert "/media/65463453" not in " ".join(graph.unexpected)
+
+
+def test_an_image_is_stored_and_acknowledged(client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI) -> None:
+    graph.add_media("65463453", b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg")
+    deliver(client, message_body("image", wamid="wamid.V4"))
+    wa.drain()
+    assert sent_bodies(graph)[0]["text"]["body"] == t("whatsapp.file_received", kind="imagem")
+    with wa.sessions() as session:
+        assert session.scalars(select(MediaRow.state)).all() == ["stored"]
+
+
+def test_a_document_caption_is_answered_by_the_assistant(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
+) -> None:
+    graph.add_media("1234567890987654321", b"%PDF-1.7 test", "application/pdf")
+    body = message_body("document", wamid="wamid.V5")
+    body["entry"][0]["changes"][0]["value"]["messages"][0]["document"]["caption"] = "Obrigada"
+    deliver(client, body)
+    wa.drain()
+    assert messages(wa, conversation_of(wa)) == [("user", "Obrigada"), ("assistant", t("thanks"))]
+    with wa.sessions() as session:
+        assert session.scalars(select(MediaRow.filename)).all() == ["filename.pdf"]
+
+
+def test_a_location_is_recorded_and_acknowledged(client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI) -> None:
+    deliver(client, message_body("location", wamid="wamid.P1"))
+    wa.drain()
+    [event] = [e for e in events(wa, conversation_of(wa)) if e.kind == "whatsapp_location"]
+    assert event.payload == {"latitude": 12.25089, "longitude": 43.90539}
+    assert sent_bodies(graph)[0]["text"]["body"] == t("whatsapp.location_received")
+
+
+def test_a_reaction_is_recorded_without_a_reply(client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI) -> None:
+    body = message_body(
+        wamid="wamid.R1", replace={"type": "reaction", "reaction": {"message_id": "wamid.x", "emoji": "👍"}}
+    )
+    deliver(client, body)
+    wa.drain()
+    assert [e.payload for e in events(wa, conversation_of(wa)) if e.kind == "whatsapp_reaction"] == [
+        {"message_id": "wamid.x", "emoji": "👍"}
+    ]
+    assert graph.sends == []
+
+
+@pytest.mark.parametrize(
+    "replacement",
+    [
+        {"type": "sticker", "sticker": {"mime_type": "image/webp", "id": "99", "animated": False}},
+        {"type": "unsupported", "errors": [{"code": 131051, "title": "Message type unknown"}]},
+    ],
+)
+def test_anything_unsupported_gets_a_friendly_reply(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, replacement: dict[str, Any]
+) -> None:
+    deliver(client, message_body(wamid="wamid.U1", replace=replacement))
+    wa.drain()
+    assert sent_bodies(graph)[0]["text"]["body"] == t("whatsapp.unsupported")
+    assert count(wa, Turn) == 0
+
+
+# Opt-out, identities, numbers
+
+
+@pytest.mark.parametrize("keyword", ["SAIR", "parar", " Sair! "])
+def test_opt_out_keywords_are_honoured_at_once(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, keyword: str
+) -> None:
+    ref = "whatsapp:BR.00000000000000000001"
+    wa.consent.record(ref, "whatsapp", "campanhas", "opt_in", "test")
+    deliver(client, message_body(wamid="wamid.O1", text=keyword))
+    wa.drain()
+    assert not wa.consent.is_opted_in(ref, "whatsapp", "campanhas")
+    assert sent_bodies(graph)[0]["text"]["body"] == t("whatsapp.opted_out", organization="Prefeitura de Santa Aurora")
+    assert count(wa, Turn) == 0
+
+
+def test_a_sentence_that_mentions_leaving_is_a_question_not_an_opt_out(client: TestClient, wa: WhatsAppService) -> None:
+    ref = "whatsapp:BR.00000000000000000001"
+    wa.consent.record(ref, "whatsapp", "campanhas", "opt_in", "test")
+    deliver(client, message_body(wamid="wamid.O2", text="quero sair da fila do atendimento"))
+    wa.drain()
+    assert wa.consent.is_opted_in(ref, "whatsapp", "campanhas")
+    assert count(wa, Turn) == 1
+
+
+def test_a_citizen_without_a_shared_phone_is_answered_by_business_scoped_id(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
+) -> None:
+    deliver(client, message_body(wamid="wamid.I1", text="Olá", with_phone=False))
+    wa.drain()
+    [send] = graph.sends
+    assert send["json"]["recipient"] == "BR.00000000000000000001"
+    assert "to" not in send["json"]
+
+
+def test_each_business_number_answers_from_itself_with_its_team(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
+) -> None:
+    deliver(client, message_body(wamid="wamid.N1", text="Olá", number=NUMBER_B))
+    wa.drain()
+    assert [s["number"] for s in graph.sends] == [NUMBER_B]
+    [started] = [
+        e for e in events(wa, conversation_of(wa, number=NUMBER_B)) if e.kind == "whatsapp_conversation_started"
+    ]
+    assert started.payload == {"phone_number_id": NUMBER_B, "team": "tributos"}
+
+
+def test_a_number_served_by_people_queues_the_conversation_without_the_assistant(
+    test_settings: Settings, graph: FakeGraphAPI, knowledge_documents: list[Document]
+) -> None:
+    settings = whatsapp_settings(
+        test_settings,
+        graph.url,
+        whatsapp_numbers=[WhatsAppNumber(phone_number_id=NUMBER, team="ouvidoria", flow="agents")],
+    )
+    svc = make_services(settings, grounded_model(), knowledge_documents)
+    try:
+        with TestClient(create_app(services=svc)) as client:
+            deliver(client, message_body(wamid="wamid.Q1", text="Quero registrar uma reclamação"))
+            deliver(client, message_body(wamid="wamid.Q2", text="É sobre a coleta de lixo"))
+            assert svc.whatsapp is not None
+            svc.whatsapp.drain()
+            conversation_id = conversation_of(svc.whatsapp)
+            assert svc.whatsapp.conversation_state(conversation_id) == "waiting"
+            assert [b["text"]["body"] for b in sent_bodies(graph)] == [t("whatsapp.agents_queue")]
+            assert count(svc.whatsapp, Turn) == 0
+            assert [m for m in messages(svc.whatsapp, conversation_id) if m[0] == "user"] == [
+                ("user", "Quero registrar uma reclamação"),
+                ("user", "É sobre a coleta de lixo"),
+            ]
+    finally:
+        svc.close()
+
+
+def test_a_reply_whose_window_closed_before_sending_is_not_sent(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
+) -> None:
+    deliver(client, message_body(wamid="wamid.W1", text="Olá", at=time.time() - 25 * 3600))
+    wa.drain()
+    assert graph.sends == []
+    [failure] = wa.outbox.failures()
+    assert failure["error_code"] == "outside_window"
+
+
+def test_processed_items_keep_no_copy_of_the_citizens_message(client: TestClient, wa: WhatsAppService) -> None:
+    deliver(client, message_body(wamid="wamid.G1", text="Meu CPF é 123"))
+    wa.drain()
+    with wa.sessions() as session:
+        row = session.scalars(select(InboxRow)).one()
+        assert (row.state, row.payload) == ("done", {})
+
+
+# Delivery statuses
+
+
+def _reply_wamid(graph: FakeGraphAPI) -> str:
+    wamid: str = graph.sends[-1]["wamid"]
+    return wamid
+
+
+def test_statuses_in_any_order_end_in_the_furthest_one(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
+) -> None:
+    deliver(client, message_body(wamid="wamid.S1", text="Olá"))
+    wa.drain()
+    wamid = _reply_wamid(graph)
+    for status in ("read", "sent", "delivered", "sent"):
+        deliver(client, status_body(wamid, status))
+    wa.drain()
+    assert wa.outbox.find("reply:m:wamid.S1:0")["status"] == "read"  # type: ignore[index]
+
+
+def test_a_failure_is_recorded_with_its_code_and_shown_to_staff(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, services: Services
+) -> None:
+    deliver(client, message_body(wamid="wamid.S2", text="Olá"))
+    wa.drain()
+    deliver(client, status_body(_reply_wamid(graph), "failed"))  # the fixture's error 130472
+    wa.drain()
+    token = staff_token(services)
+    failures = client.get("/api/whatsapp/failures", headers={"Authorization": f"Bearer {token}"}).json()
+    [failure] = failures["outbound"]
+    assert failure["error_code"] == "130472"
+    assert failure["error_title"].startswith("User's number is part of an experiment")
+    assert failure["conversation_id"] == conversation_of(wa)
+    assert "whatsapp_delivery_failed" in [e.kind for e in events(wa, conversation_of(wa))]
+
+
+def test_a_failure_reported_after_delivery_does_not_undo_it(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
+) -> None:
+    deliver(client, message_body(wamid="wamid.S3", text="Olá"))
+    wa.drain()
+    wamid = _reply_wamid(graph)
+    deliver(client, status_body(wamid, "delivered"))
+    deliver(client, status_body(wamid, "failed"))
+    wa.drain()
+    assert wa.outbox.find("reply:m:wamid.S3:0")["status"] == "delivered"  # type: ignore[index]
+
+
+def test_a_status_that_overtakes_the_send_answer_is_matched_by_its_tracking_data(
+    client: TestClient, wa: WhatsAppService
+) -> None:
+    deliver(client, message_body(wamid="wamid.S4", text="Olá"))
+    wa.processor().run_until_idle()
+    [item] = wa.outbox.claim_due("sender", limit=1, lease_s=60)  # sending, no answer from the API yet
+    deliver(client, status_body("wamid.early", "delivered", opaque=item.opaque))
+    wa.processor().run_until_idle()
+    wa.outbox.accepted(item.id, "wamid.early")
+    found = wa.outbox.find("reply:m:wamid.S4:0")
+    assert found is not None
+    assert (found["status"], found["wamid"]) == ("delivered", "wamid.early")
+
+
+def test_a_status_for_an_unknown_message_waits_then_is_set_aside(client: TestClient, wa: WhatsAppService) -> None:
+    deliver(client, status_body("wamid.nobody", "delivered"))
+    wa.drain()
+    with wa.sessions() as session:
+        row = session.scalars(select(InboxRow)).one()
+        assert row.state == "pending"
+        assert row.not_before is not None
+        session.execute(update(InboxRow).values(received_at=utcnow() - timedelta(hours=1), not_before=None))
+        session.commit()
+    wa.drain()
+    with wa.sessions() as session:
+        assert session.scalars(select(InboxRow.result)).one() == "status:delivered:orphan"

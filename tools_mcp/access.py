@@ -1,0 +1,149 @@
+"""Who may see or change whose data: the conversation's verified citizen, or staff with the right scope.
+
+A caller is a principal (from a bearer token, the stdio operator, or the in-process assistant) plus the
+conversation our own code put in the request's `_meta`. Principals holding the tool's scope act as staff;
+principals holding only `assistant` act for the conversation, and only on its verified citizen's data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from atende.audit import AuditEvent, AuditSink
+from atende.principals import Principal
+from tools_mcp.citizens import CitizenDirectory
+from tools_mcp.cpf import normalize_cpf
+from tools_mcp.errors import DomainError
+from tools_mcp.verification import IdentityVerifier
+
+ASSISTANT_SCOPE = "assistant"
+SCOPES = (
+    "citizens:read",
+    "citizens:write",
+    "protocols:read",
+    "protocols:write",
+    "payments:read",
+    "appointments:read",
+    "appointments:write",
+    "kb:read",
+    ASSISTANT_SCOPE,
+)
+# The in-process assistant: it may only act for a conversation, never as staff.
+ASSISTANT_PRINCIPAL = Principal(kind="system", subject="assistant", scopes=frozenset({ASSISTANT_SCOPE}))
+
+
+@dataclass(frozen=True)
+class Caller:
+    principal: Principal
+    conversation_id: str | None = None
+
+    @property
+    def actor(self) -> str:
+        if self.acts_for_conversation:
+            return f"citizen:{self.conversation_id}"
+        return self.principal.subject
+
+    @property
+    def acts_for_conversation(self) -> bool:
+        return self.conversation_id is not None and self.principal.has_scope(ASSISTANT_SCOPE)
+
+
+Mode = Literal["staff", "conversation"]
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Whose data a call touches, and on what authority."""
+
+    citizen_id: int
+    mode: Mode
+
+
+class AccessControl:
+    def __init__(self, citizens: CitizenDirectory, verifier: IdentityVerifier, audit: AuditSink) -> None:
+        self._citizens = citizens
+        self._verifier = verifier
+        self._audit = audit
+
+    def mode(self, caller: Caller, scope: str) -> Mode:
+        """Staff when the principal holds `scope`; conversation when it holds `assistant`; else forbidden."""
+        if scope in caller.principal.scopes:
+            return "staff"
+        if caller.principal.has_scope(ASSISTANT_SCOPE):
+            return "conversation"
+        self.deny(caller, "forbidden", scope=scope)
+        raise DomainError("forbidden")
+
+    def verified_citizen(self, caller: Caller) -> int | None:
+        if caller.conversation_id is None:
+            return None
+        return self._verifier.verified_citizen(caller.conversation_id)
+
+    def subject(self, caller: Caller, scope: str, cpf: str | None = None) -> Subject:
+        """The citizen whose data this call may touch, or a refusal.
+
+        Staff name the citizen by CPF (or work on the conversation's verified citizen). A conversation only
+        ever reaches its own verified citizen; a CPF argument naming anyone else is `identity_mismatch`.
+        """
+        mode = self.mode(caller, scope)
+        digits = normalize_cpf(cpf) if cpf else None
+        if mode == "staff":
+            if digits is not None:
+                citizen = self._citizens.by_cpf(digits)
+                if citizen is None:
+                    raise DomainError("not_found", "tools.error.citizen_not_found")
+                return Subject(citizen.id, "staff")
+            verified = self.verified_citizen(caller)
+            if verified is None:
+                raise DomainError("invalid_argument", "tools.error.cpf_required")
+            return Subject(verified, "staff")
+        verified = self.verified_citizen(caller)
+        if verified is None:
+            self.deny(caller, "not_verified", scope=scope)
+            raise DomainError("not_verified")
+        if digits is not None:
+            own = self._citizens.get(verified)
+            if own is None or own.cpf != digits:
+                self.deny(caller, "identity_mismatch", scope=scope)
+                raise DomainError("identity_mismatch")
+        return Subject(verified, "conversation")
+
+    def owns(self, caller: Caller, scope: str, owner_id: int | None, *, what: str, object_id: str) -> Mode:
+        """Allows staff with `scope`, or the conversation whose verified citizen owns the object."""
+        mode = self.mode(caller, scope)
+        if mode == "staff":
+            return mode
+        verified = self.verified_citizen(caller)
+        if verified is None:
+            self.deny(caller, "not_verified", scope=scope, object_type=what, object_id=object_id)
+            raise DomainError("not_verified")
+        if owner_id != verified:
+            self.deny(caller, "identity_mismatch", scope=scope, object_type=what, object_id=object_id)
+            raise DomainError("identity_mismatch", f"tools.error.not_yours_{what}")
+        return mode
+
+    def deny(
+        self, caller: Caller, reason: str, *, scope: str, object_type: str = "citizen", object_id: str = ""
+    ) -> None:
+        self._audit.record(
+            AuditEvent(
+                actor=caller.actor,
+                action="access.denied",
+                object_type=object_type,
+                object_id=object_id or None,
+                details={"reason": reason, "scope": scope, "conversation_id": caller.conversation_id},
+            )
+        )
+
+    def record(self, caller: Caller, action: str, object_type: str, object_id: str | None, **details: object) -> None:
+        """Audit one read or change of personal data."""
+        self._audit.record(
+            AuditEvent(
+                actor=caller.actor,
+                action=action,
+                object_type=object_type,
+                object_id=object_id,
+                details={"conversation_id": caller.conversation_id, **details},
+            )
+        )

@@ -1,0 +1,113 @@
+"""The domain services the MCP tools stand on, built once from Settings (see build_domain)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from atende.audit import AuditSink
+from tools_mcp.access import AccessControl
+from tools_mcp.appointments import AppointmentBook
+from tools_mcp.articles import ArticleSource, DirectoryArticles
+from tools_mcp.citizens import CitizenDirectory
+from tools_mcp.clock import Clock
+from tools_mcp.cpf import cpf_lookup_hash
+from tools_mcp.debts import DebtLedger
+from tools_mcp.handoff import EventHandoffQueue, HandoffQueue
+from tools_mcp.payments import LocalPaymentProvider, PaymentProvider
+from tools_mcp.protocols import ProtocolBook
+from tools_mcp.ratelimit import InMemoryRateLimiter, RateLimiter, RedisRateLimiter
+from tools_mcp.verification import IdentityVerifier, VerificationPolicy
+
+if TYPE_CHECKING:
+    from atende.settings import Settings
+
+
+@dataclass
+class Domain:
+    sessions: sessionmaker[Session]
+    clock: Clock
+    audit: AuditSink
+    citizens: CitizenDirectory
+    verifier: IdentityVerifier
+    access: AccessControl
+    protocols: ProtocolBook
+    debts: DebtLedger
+    appointments: AppointmentBook
+    handoffs: HandoffQueue
+    articles: ArticleSource
+
+
+def default_cpf_index(settings: Settings) -> Callable[[str], str]:
+    """A keyed CPF hash when the LGPD cipher is not wired in (tests, tools): the blind-index key, else one derived
+    from the app secret. `build_services` passes the cipher's own blind index instead."""
+    secret = settings.blind_index_key.get_secret_value() or settings.secret_key.get_secret_value()
+    key = hmac.new(secret.encode("utf-8"), b"atende/cpf-lookup", hashlib.sha256).digest()
+    return lambda digits: cpf_lookup_hash(digits, key)
+
+
+def build_rate_limiter(settings: Settings) -> RateLimiter:
+    if settings.redis_url:
+        from redis import Redis
+
+        return RedisRateLimiter(Redis.from_url(settings.redis_url))
+    return InMemoryRateLimiter()
+
+
+def build_payment_provider(settings: Settings) -> PaymentProvider:
+    return LocalPaymentProvider(
+        pix_key=settings.payment_pix_key,
+        merchant_name=settings.payment_merchant_name or settings.organization_name,
+        merchant_city=settings.payment_merchant_city,
+        bank_code=settings.payment_bank_code,
+    )
+
+
+def build_domain(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    audit: AuditSink,
+    *,
+    articles: ArticleSource | None = None,
+    limiter: RateLimiter | None = None,
+    provider: PaymentProvider | None = None,
+    handoffs: HandoffQueue | None = None,
+    clock: Clock | None = None,
+    cpf_index: Callable[[str], str] | None = None,
+) -> Domain:
+    """Light: nothing connects until a tool runs."""
+    clock = clock or Clock(ZoneInfo(settings.domain_timezone))
+    citizens = CitizenDirectory(session_factory, cpf_index or default_cpf_index(settings))
+    verifier = IdentityVerifier(
+        session_factory,
+        citizens,
+        limiter or build_rate_limiter(settings),
+        audit,
+        clock,
+        VerificationPolicy(
+            ttl=timedelta(minutes=settings.verification_ttl_minutes),
+            max_attempts_per_conversation=settings.verification_max_attempts,
+            max_attempts_per_cpf=settings.verification_max_attempts,
+            window_s=settings.verification_window_minutes * 60.0,
+        ),
+    )
+    return Domain(
+        sessions=session_factory,
+        clock=clock,
+        audit=audit,
+        citizens=citizens,
+        verifier=verifier,
+        access=AccessControl(citizens, verifier, audit),
+        protocols=ProtocolBook(session_factory, clock),
+        debts=DebtLedger(session_factory, provider or build_payment_provider(settings), clock),
+        appointments=AppointmentBook(session_factory, clock),
+        handoffs=handoffs or EventHandoffQueue(session_factory),
+        articles=articles or DirectoryArticles(settings.knowledge_dir),
+    )

@@ -1,0 +1,236 @@
+"""Protocols (tickets): yearly sequential numbers, SLA in business days, a status workflow with history."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from tools_mcp.calendar import add_business_days
+from tools_mcp.catalog import normalize_key
+from tools_mcp.clock import Clock
+from tools_mcp.errors import DomainError
+from tools_mcp.models import Protocol, ProtocolComment, ProtocolCounter, ProtocolEvent, ServiceEntry
+
+STATUSES = ("aberto", "em_analise", "encaminhado", "concluido", "cancelado")
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "aberto": frozenset({"em_analise", "cancelado"}),
+    "em_analise": frozenset({"encaminhado", "concluido", "cancelado"}),
+    "encaminhado": frozenset({"concluido", "cancelado"}),
+    "concluido": frozenset(),
+    "cancelado": frozenset(),
+}
+_NUMBER = re.compile(r"(\d{4})-?(\d{1,6})")
+MAX_DESCRIPTION = 4000
+MAX_COMMENT = 2000
+
+
+def normalize_number(text: str) -> str:
+    """ "2026-000123", "2026000123" or "2026-123" → "2026-000123"; anything else is invalid_argument."""
+    match = _NUMBER.fullmatch((text or "").strip())
+    if not match:
+        raise DomainError("invalid_argument", "tools.error.invalid_protocol_number")
+    return f"{match[1]}-{int(match[2]):06d}"
+
+
+def local_iso(clock: Clock, value: datetime) -> str:
+    """Timestamps go out in the body's local time, with their offset: what a citizen expects to read."""
+    return clock.local(value).isoformat(timespec="seconds")
+
+
+def resolve_service(session: Session, text: str, kind: str) -> ServiceEntry:
+    """A service by code, name or alias, accent- and case-insensitively."""
+    key = normalize_key(text or "")
+    services = session.scalars(
+        select(ServiceEntry).where(ServiceEntry.kind == kind, ServiceEntry.active.is_(True)).order_by(ServiceEntry.code)
+    ).all()
+    for service in services:
+        if key in {service.code, normalize_key(service.name), *(normalize_key(a) for a in service.aliases)}:
+            return service
+    options = ", ".join(s.code for s in services)
+    raise DomainError("invalid_argument", "tools.error.unknown_service", options=options)
+
+
+@dataclass(frozen=True)
+class ProtocolView:
+    protocol: Protocol
+    service_name: str
+    history: list[ProtocolEvent]
+    comments: list[ProtocolComment]
+
+
+class ProtocolBook:
+    def __init__(self, session_factory: sessionmaker[Session], clock: Clock) -> None:
+        self._sessions = session_factory
+        self._clock = clock
+
+    def _next_number(self, session: Session, year: int) -> int:
+        """One atomic upsert: the counter row stays locked until the opening transaction ends, so concurrent
+        openings queue on it and a rolled-back opening gives its number back."""
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = (
+            insert(ProtocolCounter)
+            .values(year=year, last_value=1)
+            .on_conflict_do_update(
+                index_elements=[ProtocolCounter.year], set_={"last_value": ProtocolCounter.last_value + 1}
+            )
+            .returning(ProtocolCounter.last_value)
+        )
+        value: int = session.execute(statement).scalar_one()
+        return value
+
+    def open(
+        self,
+        *,
+        service: str,
+        description: str,
+        address: str | None,
+        citizen_id: int | None,
+        anonymous: bool,
+        actor: str,
+        channel: str | None = None,
+    ) -> ProtocolView:
+        description = (description or "").strip()
+        if not description:
+            raise DomainError("invalid_argument", "tools.error.empty_description")
+        if len(description) > MAX_DESCRIPTION:
+            raise DomainError("invalid_argument", "tools.error.too_long", max=MAX_DESCRIPTION)
+        now = self._clock.now()
+        today = self._clock.today()
+        with self._sessions.begin() as session:
+            entry = resolve_service(session, service, "protocol")
+            seq = self._next_number(session, today.year)
+            protocol = Protocol(
+                number=f"{today.year}-{seq:06d}",
+                service_code=entry.code,
+                team=entry.team,
+                citizen_id=None if anonymous else citizen_id,
+                anonymous=anonymous,
+                description=description,
+                address=(address or "").strip() or None,
+                status="aberto",
+                channel=channel,
+                opened_at=now,
+                updated_at=now,
+                due_date=add_business_days(today, entry.sla_business_days),
+            )
+            session.add(protocol)
+            session.flush()
+            event = ProtocolEvent(protocol_id=protocol.id, status="aberto", note=None, actor=actor, at=now)
+            session.add(event)
+            return ProtocolView(protocol, entry.name, [event], [])
+
+    def _load(self, session: Session, number: str) -> Protocol:
+        protocol = session.scalar(select(Protocol).where(Protocol.number == normalize_number(number)))
+        if protocol is None:
+            raise DomainError("not_found", "tools.error.protocol_not_found")
+        return protocol
+
+    def view(self, number: str) -> ProtocolView:
+        with self._sessions() as session:
+            protocol = self._load(session, number)
+            service = session.get(ServiceEntry, protocol.service_code)
+            history = session.scalars(
+                select(ProtocolEvent).where(ProtocolEvent.protocol_id == protocol.id).order_by(ProtocolEvent.id)
+            ).all()
+            comments = session.scalars(
+                select(ProtocolComment).where(ProtocolComment.protocol_id == protocol.id).order_by(ProtocolComment.id)
+            ).all()
+            return ProtocolView(
+                protocol, service.name if service else protocol.service_code, list(history), list(comments)
+            )
+
+    def owner_of(self, number: str) -> int | None:
+        with self._sessions() as session:
+            return self._load(session, number).citizen_id
+
+    def add_comment(self, number: str, text: str, *, author: str) -> ProtocolComment:
+        text = (text or "").strip()
+        if not text:
+            raise DomainError("invalid_argument", "tools.error.empty_comment")
+        if len(text) > MAX_COMMENT:
+            raise DomainError("invalid_argument", "tools.error.too_long", max=MAX_COMMENT)
+        with self._sessions.begin() as session:
+            protocol = self._load(session, number)
+            if protocol.status in ("concluido", "cancelado"):
+                raise DomainError("conflict", "tools.error.protocol_closed")
+            comment = ProtocolComment(protocol_id=protocol.id, author=author, text=text, created_at=self._clock.now())
+            session.add(comment)
+            protocol.updated_at = self._clock.now()
+            session.flush()
+            return comment
+
+    def transition(self, number: str, status: str, *, actor: str, note: str | None = None) -> ProtocolView:
+        if status not in STATUSES:
+            raise DomainError("invalid_argument", "tools.error.unknown_status", options=", ".join(STATUSES))
+        with self._sessions.begin() as session:
+            # Row lock on PostgreSQL, so two staff moving the same protocol cannot both pass the check.
+            protocol = session.scalar(
+                select(Protocol).where(Protocol.number == normalize_number(number)).with_for_update()
+            )
+            if protocol is None:
+                raise DomainError("not_found", "tools.error.protocol_not_found")
+            if status not in TRANSITIONS[protocol.status]:
+                raise DomainError("conflict", "tools.error.invalid_transition", current=protocol.status, target=status)
+            now = self._clock.now()
+            protocol.status = status
+            protocol.updated_at = now
+            if status in ("concluido", "cancelado"):
+                protocol.closed_at = now
+            session.add(ProtocolEvent(protocol_id=protocol.id, status=status, note=note, actor=actor, at=now))
+        return self.view(number)
+
+    def list_for(self, citizen_id: int, status: str | None = None) -> list[tuple[Protocol, str]]:
+        if status is not None and status not in STATUSES:
+            raise DomainError("invalid_argument", "tools.error.unknown_status", options=", ".join(STATUSES))
+        query = (
+            select(Protocol, ServiceEntry.name)
+            .join(ServiceEntry, ServiceEntry.code == Protocol.service_code)
+            .where(Protocol.citizen_id == citizen_id)
+            .order_by(Protocol.opened_at.desc(), Protocol.id.desc())
+        )
+        if status is not None:
+            query = query.where(Protocol.status == status)
+        with self._sessions() as session:
+            return [(p, name) for p, name in session.execute(query).all()]
+
+
+def public_status(view: ProtocolView, clock: Clock) -> dict[str, Any]:
+    """What anyone holding the number may see: no description, address, comments or staff notes."""
+    p = view.protocol
+    return {
+        "number": p.number,
+        "status": p.status,
+        "service": p.service_code,
+        "service_name": view.service_name,
+        "team": p.team,
+        "opened_at": local_iso(clock, p.opened_at),
+        "due_date": p.due_date.isoformat(),
+        "updated_at": local_iso(clock, p.updated_at),
+        "anonymous": p.anonymous,
+        "history": [{"status": e.status, "at": local_iso(clock, e.at), "note": None} for e in view.history],
+    }
+
+
+def owner_status(view: ProtocolView, clock: Clock) -> dict[str, Any]:
+    """The owner's (or authorised staff's) view: adds what they wrote and the notes on each step."""
+    out = public_status(view, clock)
+    out["history"] = [{"status": e.status, "at": local_iso(clock, e.at), "note": e.note} for e in view.history]
+    out["description"] = view.protocol.description
+    out["address"] = view.protocol.address
+    out["comments"] = [
+        {
+            "comment_id": str(c.id),
+            "author": c.author.split(":", 1)[0],
+            "text": c.text,
+            "created_at": local_iso(clock, c.created_at),
+        }
+        for c in view.comments
+    ]
+    return out

@@ -1,0 +1,144 @@
+"""Identity verification for a conversation: CPF + birth date, rate-limited and audited, kept with an expiry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session, sessionmaker
+
+from atende.audit import AuditEvent, AuditSink
+from atende.models import Conversation
+from tools_mcp.citizens import CitizenDirectory, first_name
+from tools_mcp.clock import Clock
+from tools_mcp.cpf import mask_cpf, normalize_cpf
+from tools_mcp.dates import parse_date
+from tools_mcp.errors import DomainError
+from tools_mcp.models import VerifiedConversation
+from tools_mcp.ratelimit import RateLimiter
+
+
+@dataclass(frozen=True)
+class VerificationPolicy:
+    ttl: timedelta = timedelta(minutes=60)
+    max_attempts_per_conversation: int = 5
+    max_attempts_per_cpf: int = 5
+    window_s: float = 900.0
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    verified: bool
+    first_name: str | None
+    attempts_left: int
+    citizen_id: int | None = None
+
+
+class IdentityVerifier:
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        citizens: CitizenDirectory,
+        limiter: RateLimiter,
+        audit: AuditSink,
+        clock: Clock,
+        policy: VerificationPolicy,
+    ) -> None:
+        self._sessions = session_factory
+        self._citizens = citizens
+        self._limiter = limiter
+        self._audit = audit
+        self._clock = clock
+        self.policy = policy
+
+    def _record(
+        self, actor: str, conversation_id: str, outcome: str, citizen_id: int | None = None, **details: object
+    ) -> None:
+        self._audit.record(
+            AuditEvent(
+                actor=actor,
+                action="citizen.verify",
+                object_type="citizen",
+                object_id=str(citizen_id) if citizen_id is not None else None,
+                details={"conversation_id": conversation_id, "outcome": outcome, **details},
+            )
+        )
+
+    def verify(self, conversation_id: str, cpf: str, birth_date: str, *, actor: str) -> VerifyOutcome:
+        """Checks CPF and birth date against the register. A mismatch is an answer (verified false), not an
+        error, and says nothing about whether the CPF is registered."""
+        policy = self.policy
+        per_conversation = self._limiter.hit(
+            f"verify:conversation:{conversation_id}",
+            limit=policy.max_attempts_per_conversation,
+            window_s=policy.window_s,
+        )
+        if not per_conversation.allowed:
+            self._record(actor, conversation_id, "rate_limited", scope="conversation")
+            raise DomainError("rate_limited", minutes=max(1, round(per_conversation.retry_after_s / 60)))
+        try:
+            digits = normalize_cpf(cpf)
+        except DomainError:
+            self._record(actor, conversation_id, "invalid_cpf")
+            raise
+        # Keyed by the CPF's hash so the limiter's store (Redis) never holds a CPF.
+        per_cpf = self._limiter.hit(
+            f"verify:cpf:{self._citizens.cpf_hash(digits)}",
+            limit=policy.max_attempts_per_cpf,
+            window_s=policy.window_s,
+        )
+        if not per_cpf.allowed:
+            self._record(actor, conversation_id, "rate_limited", scope="cpf", cpf_masked=mask_cpf(digits))
+            raise DomainError("rate_limited", minutes=max(1, round(per_cpf.retry_after_s / 60)))
+        try:
+            birth = parse_date(birth_date, "data de nascimento")
+        except DomainError:
+            self._record(actor, conversation_id, "invalid_birth_date", cpf_masked=mask_cpf(digits))
+            raise
+        attempts_left = min(per_conversation.remaining, per_cpf.remaining)
+
+        with self._sessions.begin() as session:
+            citizen = self._citizens.find_in(session, digits)
+            if citizen is None or citizen.birth_date != birth or citizen.anonymized_at is not None:
+                self._record(
+                    actor,
+                    conversation_id,
+                    "mismatch",
+                    cpf_masked=mask_cpf(digits),
+                    citizen_id=citizen.id if citizen else None,
+                )
+                return VerifyOutcome(False, None, attempts_left)
+            now = self._clock.now()
+            session.merge(
+                VerifiedConversation(
+                    conversation_id=conversation_id,
+                    citizen_id=citizen.id,
+                    verified_at=now,
+                    expires_at=now + policy.ttl,
+                )
+            )
+            conversation = session.get(Conversation, conversation_id)
+            if conversation is not None:
+                conversation.citizen_ref = f"citizen:{citizen.id}"
+            name = first_name(citizen)
+            citizen_id = citizen.id
+        self._record(actor, conversation_id, "verified", citizen_id=citizen_id)
+        return VerifyOutcome(True, name, attempts_left, citizen_id)
+
+    def verified_citizen(self, conversation_id: str) -> int | None:
+        """The citizen this conversation proved to be, while the verification lasts."""
+        with self._sessions() as session:
+            row = session.get(VerifiedConversation, conversation_id)
+            if row is None or row.expires_at <= self._clock.now():
+                return None
+            return row.citizen_id
+
+    def attempts_left(self, conversation_id: str) -> int:
+        return self._limiter.peek(
+            f"verify:conversation:{conversation_id}", limit=self.policy.max_attempts_per_conversation
+        )
+
+    def forget(self, conversation_id: str) -> None:
+        with self._sessions.begin() as session:
+            session.execute(delete(VerifiedConversation).where(VerifiedConversation.conversation_id == conversation_id))
