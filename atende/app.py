@@ -6,8 +6,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,6 +17,7 @@ from atende.accounts.access import authorize_request, check_declared_routes
 from atende.accounts.routers import install_accounts
 from atende.api_errors import install_api_errors
 from atende.audit_http import AuditMiddleware
+from atende.console.router import install_console
 from atende.errors import BodyTooLarge, body_too_large_response, install_error_handlers
 from atende.routers import audit, health, kb, lgpd
 from atende.services import Services, build_services
@@ -82,6 +84,31 @@ class PublicAssetCORS:
             await self.app(scope, receive, send)
 
 
+class NoStoreForApi:
+    """API answers carry personal data: no shared or browser cache may keep them.
+
+    Plain ASGI rather than `@app.middleware("http")`: the latter wraps every request in BaseHTTPMiddleware's
+    task and stream machinery, which tripled the WhatsApp webhook's cost (decision 0024).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -135,6 +162,7 @@ def create_app(
     install_error_handlers(app)
     install_api_errors(app)
     install_accounts(app)
+    install_console(app)  # the agents' console and the citizen's handoff routes (issue 6)
     app.include_router(health.router)
     app.include_router(kb.router)
     app.include_router(audit.router)
@@ -144,11 +172,5 @@ def create_app(
     for channel in channels or default_registry():
         channel.install(app)
 
-    @app.middleware("http")
-    async def no_store_for_api(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        if request.url.path.startswith("/api/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
-
+    app.add_middleware(NoStoreForApi)
     return app

@@ -28,9 +28,13 @@ if TYPE_CHECKING:
 
     from assistant.tools.dialogue import ActionDialogue
     from atende.accounts.service import Accounts
+    from atende.handoff.copilot import Copilot
+    from atende.handoff.live import LiveState
+    from atende.handoff.service import HandoffService
     from atende.principals import TokenVerifier
     from channels.whatsapp.service import WhatsAppService
     from tools_mcp.domain import Domain
+    from tools_mcp.handoff import HandoffQueue
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +110,8 @@ class Services:
     # Staff accounts, sessions, API tokens and sign-in (issue 5); see the `accounts` property.
     _accounts: Accounts | None = None
     whatsapp: WhatsAppService | None = None  # the WhatsApp Cloud API channel (issue 7)
+    handoff: HandoffService | None = None  # human handoff: states, queues, live state (issue 6)
+    copilot: Copilot | None = None  # the agent console's suggested replies (issue 6)
     warmed: set[str] = field(default_factory=set)
 
     @property
@@ -124,6 +130,8 @@ class Services:
             upgrade(self.settings.resolved_database_url)
             if self.lgpd is not None:
                 self.lgpd.warm_up()
+            if self.handoff is not None:  # the live queues are rebuilt from the conversations still waiting
+                self.handoff.rebuild()
             self.warmed.add("db")
         if "index" not in self.warmed:
             self.index.warm_up()
@@ -152,6 +160,8 @@ class Services:
             self.assistant.actions.tools.close()
         if self.whatsapp is not None:
             self.whatsapp.close()
+        if self.handoff is not None:
+            self.handoff.live.close()
         self.index.store.close()
         self.engine.dispose()
 
@@ -184,7 +194,10 @@ def build_services(settings: Settings, *, model: ChatModel | None = None) -> Ser
 
     accounts = build_accounts(settings, engine, audit, cipher=lgpd.cipher)
     lgpd.encrypted_columns.append(EncryptedColumn("users", "totp_secret"))
-    domain, mcp, token_verifier = build_tools(settings, sessions, audit, index, lgpd, tokens=accounts.tokens)
+    handoff = build_handoff(settings, sessions, store)
+    domain, mcp, token_verifier = build_tools(
+        settings, sessions, audit, index, lgpd, tokens=accounts.tokens, handoffs=handoff
+    )
     assistant.actions = build_actions(settings, mcp, store, chat_model)
     return Services(
         settings,
@@ -200,6 +213,55 @@ def build_services(settings: Settings, *, model: ChatModel | None = None) -> Ser
         token_verifier=token_verifier,
         _accounts=accounts,
         whatsapp=build_whatsapp(settings, engine, store, assistant, lgpd, audit),
+        handoff=handoff,
+        copilot=build_copilot(settings, chat_model, index),
+    )
+
+
+def build_live_state(settings: Settings) -> LiveState:
+    """Redis when configured (several app processes share it), else in-process (the embedded demo)."""
+    from atende.handoff.live import InMemoryLiveState, RedisLiveState
+
+    use_redis = settings.handoff_live_state == "redis" or (
+        settings.handoff_live_state == "auto" and bool(settings.redis_url)
+    )
+    if use_redis:
+        if not settings.redis_url:
+            raise ValueError("ATENDE_HANDOFF_LIVE_STATE=redis needs ATENDE_REDIS_URL")
+        return RedisLiveState(settings.redis_url, prefix=settings.handoff_redis_prefix)
+    return InMemoryLiveState()
+
+
+def build_handoff(settings: Settings, sessions: sessionmaker[Session], store: ConversationStore) -> HandoffService:
+    from atende.handoff.hours import BusinessHours
+    from atende.handoff.service import HandoffService
+
+    hours = {
+        team: BusinessHours.parse(
+            text, zone=settings.audit_timezone, subdivision=settings.handoff_holiday_subdivision or None
+        )
+        for team, text in settings.handoff_team_hours.items()
+    }
+    return HandoffService(
+        sessions,
+        store,
+        build_live_state(settings),
+        default_team=settings.handoff_default_team,
+        lock_ttl_s=settings.handoff_lock_ttl_s,
+        locale=settings.locale,
+        hours=hours,
+    )
+
+
+def build_copilot(settings: Settings, model: ChatModel, index: KnowledgeIndex) -> Copilot:
+    from atende.handoff.copilot import Copilot
+
+    return Copilot(
+        model,
+        index,
+        organization=settings.organization_name,
+        top_k=settings.retrieval_top_k,
+        max_tokens=settings.llm_max_tokens,
     )
 
 
@@ -237,6 +299,7 @@ def build_tools(
     lgpd: Lgpd,
     *,
     tokens: TokenVerifier | None = None,
+    handoffs: HandoffQueue | None = None,
 ) -> tuple[Domain, MCPServer, TokenVerifier]:
     """The domain services and the MCP server; the CPF lookup hash is the LGPD cipher's blind index."""
     from tools_mcp.articles import IndexArticles
@@ -251,6 +314,7 @@ def build_tools(
         audit,
         articles=IndexArticles(index),
         cpf_index=lambda digits: lgpd.cipher.blind_index(digits, kind="cpf"),
+        handoffs=handoffs,
     )
     lgpd.data_subjects.register(CitizenDataSource(sessions, domain.citizens, domain.clock))
     lgpd.data_subjects.add_resolver(CitizenResolver(sessions, domain.citizens))

@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     retrieval_top_k: int = 3
     retrieval_candidates: int = 30
     retrieval_dense_weight: float = 0.5
-    retrieval_fusion: Literal["weighted", "rrf"] = "weighted"
+    retrieval_fusion: Literal["convex", "weighted", "rrf"] = "convex"  # decision 0007
     retrieval_rrf_k: int = 60
     abstain_threshold: float = 0.47
     support_threshold: float = 0.35
@@ -159,7 +159,7 @@ class Settings(BaseSettings):
 
     # The assistant acting through the MCP tools (issue 4, docs/decisions/0014-0016)
     tools_enabled: bool = True
-    tool_routing: Literal["rules", "model", "hybrid", "hybrid_model_decides", "escalate"] = "hybrid"
+    tool_routing: Literal["rules", "model", "hybrid", "hybrid_model_decides", "escalate"] = "escalate"
     tool_timeout_s: float = Field(default=20.0, gt=0)
     mcp_remote_url: str = ""  # empty: the in-process server; else e.g. https://tools.example.gov.br/mcp
     mcp_remote_token: SecretStr = SecretStr("")  # bearer token with the `assistant` scope for the remote server
@@ -192,6 +192,14 @@ class Settings(BaseSettings):
     whatsapp_media_max_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
     whatsapp_media_types: list[str] = Field(default_factory=lambda: list(WHATSAPP_MEDIA_TYPES))
     whatsapp_menu: list[str] = Field(default_factory=list)  # questions offered by "MENU" (at most 9)
+
+    # Human handoff, agents' queues and console (issue 6; atende/handoff, atende/console, docs/decisions/0026-0029)
+    handoff_live_state: Literal["auto", "redis", "memory"] = "auto"  # auto: Redis when ATENDE_REDIS_URL is set
+    handoff_redis_prefix: str = "atende:"  # key namespace in Redis (one per deployment)
+    handoff_default_team: str = "atendimento"  # the queue a handoff joins when no team is named
+    handoff_lock_ttl_s: float = Field(default=30.0, gt=0)  # an assignment lock outlives a crashed claimer this long
+    handoff_team_hours: dict[str, str] = Field(default_factory=dict)  # JSON {"tributos": "mon-fri 08:00-17:00"}
+    handoff_holiday_subdivision: str = ""  # state whose holidays also close the teams (e.g. "SP"); empty: national
 
     @field_validator("pii_extra_patterns")
     @classmethod

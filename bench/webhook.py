@@ -27,10 +27,17 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 SECRET = "bench-app-secret"
 TARGETS = {"throughput_rps_min": 1000, "p99_ms_max": 50, "lost": 0}
+VARIANTS = (
+    "sqlite_group_commit",
+    "sqlite_group_commit_without_base_http_middleware",
+    "sqlite_commit_per_request",
+    "postgresql_group_commit",
+    "redis_stream",
+)
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "whatsapp" / "text_message.json"
 FALLBACK_BODY: dict[str, Any] = {
     "object": "whatsapp_business_account",
@@ -245,7 +252,7 @@ def _redis_stream() -> Iterator[tuple[Any, Callable[[], int]]]:
         sync.ping()
         yield (
             Starlette(routes=[Route("/webhooks/whatsapp", receive, methods=["POST"])]),
-            lambda: int(len({e[1][b"key"] for e in sync.xrange(stream)})),
+            lambda: len({e[1][b"key"] for e in cast(list[Any], sync.xrange(stream))}),
         )
     finally:
         sync.delete(stream)
@@ -291,12 +298,7 @@ def _measure(app: Any, stored: Callable[[], int], requests: int, concurrency: in
 def bench_webhook(
     work: Path, *, requests: int = 20_000, concurrency: int = 32, variants: tuple[str, ...] | None = None
 ) -> dict[str, Any]:
-    variants = variants or (
-        "sqlite_group_commit",
-        "sqlite_commit_per_request",
-        "postgresql_group_commit",
-        "redis_stream",
-    )
+    variants = variants or VARIANTS
     out: dict[str, Any] = {"targets": TARGETS, "cpus": os.cpu_count(), "variants": {}}
     for variant in variants:
         path = work / f"webhook-{variant}"
@@ -306,6 +308,15 @@ def bench_webhook(
         try:
             if variant == "sqlite_group_commit":
                 with _atende(path, sqlite_url, max_batch=512) as (app, stored):
+                    result = _measure(app, stored, requests, concurrency)
+            elif variant == "sqlite_group_commit_without_base_http_middleware":
+                # The app's `@app.middleware("http")` runs every request through Starlette's BaseHTTPMiddleware
+                # (a task group and memory streams per request); this variant shows the webhook without it,
+                # i.e. with that middleware rewritten as a plain ASGI one.
+                from starlette.middleware.base import BaseHTTPMiddleware
+
+                with _atende(path, sqlite_url, max_batch=512) as (app, stored):
+                    app.user_middleware = [m for m in app.user_middleware if m.cls is not BaseHTTPMiddleware]
                     result = _measure(app, stored, requests, concurrency)
             elif variant == "sqlite_commit_per_request":
                 with _atende(path, sqlite_url, max_batch=1) as (app, stored):

@@ -107,12 +107,14 @@ def _facts(rng: random.Random) -> dict[str, str]:
 
 
 def _page(topic: Topic, facts: dict[str, str], rng: random.Random, variant: bool) -> str:
-    need = rng.choice(topic.needs)
+    # A page words the need once, in its own way; questions use any of the wordings.
+    need = topic.needs[0]
     action = "A renovação ou o cancelamento" if variant else "O pedido"
     intro = (
         f"Este serviço da {facts['area']} atende quem precisa de {need}. "
         if rng.random() < 0.5
-        else f"{topic.title}: serviço oferecido pela {facts['area']} da Prefeitura de Santa Aurora. "
+        else f"{topic.title}: serviço oferecido pela {facts['area']} da Prefeitura de Santa Aurora, "
+        f"para casos como {need}. "
     )
     cost = (
         "O serviço é gratuito."

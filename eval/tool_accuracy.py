@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.llm import ChatModel
+from assistant.tools.dialogue import masked_argument, redact
 from atende.services import build_chat_model
 from atende.settings import Settings
 from eval.expectations import check, match_tool_calls
@@ -117,14 +118,18 @@ def run(suites: Sequence[Suite], settings: Settings, model: ChatModel, routing: 
                             "user": turn.user,
                             "expected": expected,
                             "called": called,
-                            "arguments": [c.get("arguments") for c in reply.tool_calls],
+                            # Reports are shared: CPF and birth date masked as in the turn log.
+                            "arguments": [
+                                {k: masked_argument(k, v) for k, v in (c.get("arguments") or {}).items()}
+                                for c in reply.tool_calls
+                            ],
                             "selection_ok": _selection_ok(expected, called, expectation.exclusive or not expected),
                             "args_checked": len(by_name),
                             "args_ok": args_ok,
                             "matched": match.matched,
                             "failures": [f.as_dict() for f in failures],
                             "latency_ms": round(seen.latency_ms, 1),
-                            "answer": reply.answer[:300],
+                            "answer": redact(reply.answer[:300]),
                         }
                     )
                 cases_passed += passed

@@ -36,6 +36,7 @@ def main() -> None:
         "dense": replace(base, fusion="dense"),
         "bm25": replace(base, fusion="bm25"),
         "rrf": replace(base, fusion="rrf"),
+        **{f"convex-{w:.1f}": replace(base, fusion="convex", dense_weight=w) for w in (0.4, 0.5, 0.6)},
         **{f"weighted-{w:.1f}": replace(base, fusion="weighted", dense_weight=w) for w in (0.3, 0.4, 0.5, 0.6, 0.7)},
     }
     results: dict[str, dict[str, object]] = {}

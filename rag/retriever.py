@@ -10,7 +10,7 @@ from rag.lexical import LexicalIndex
 from rag.protocols import Embedder, VectorStore
 from rag.types import Audience, ScoredChunk
 
-Fusion = Literal["weighted", "rrf", "dense", "bm25"]
+Fusion = Literal["convex", "weighted", "rrf", "dense", "bm25"]
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,15 @@ def fuse(dense: list[ScoredChunk], lexical: list[ScoredChunk], p: RetrievalParam
     d_floor = min(d.values(), default=0.0)
     d_rank = {cid: i for i, cid in enumerate(d)}
     l_rank = {cid: i for i, cid in enumerate(lx)}
+    d_norm, l_norm = _min_max(d), _min_max(lx)
     out: list[ScoredChunk] = []
     for cid, chunk in by_id.items():
         ds = d.get(cid, d_floor)
         ls = lx.get(cid, 0.0)
-        if p.fusion == "rrf":
+        if p.fusion == "convex":
+            # Scales set per query travel to other corpora, where fixed BM25 and cosine scales do not (0007).
+            score = p.dense_weight * d_norm.get(cid, 0.0) + (1 - p.dense_weight) * l_norm.get(cid, 0.0)
+        elif p.fusion == "rrf":
             score = sum(1.0 / (p.rrf_k + r[cid] + 1) for r in (d_rank, l_rank) if cid in r)
         elif p.fusion == "dense":
             score = ds
@@ -87,6 +91,14 @@ def fuse(dense: list[ScoredChunk], lexical: list[ScoredChunk], p: RetrievalParam
         out.append(ScoredChunk(chunk, score, dense=ds if d else None, lexical=ls if lexical else None))
     out.sort(key=lambda s: (-s.score, s.chunk.id))
     return out
+
+
+def _min_max(scores: dict[str, float]) -> dict[str, float]:
+    """Each candidate list's scores mapped to [0, 1] within the list (its best is 1)."""
+    if not scores:
+        return {}
+    lo, hi = min(scores.values()), max(scores.values())
+    return {cid: (s - lo) / (hi - lo) if hi > lo else 1.0 for cid, s in scores.items()}
 
 
 def confidence(best: ScoredChunk | None, p: RetrievalParams) -> float:

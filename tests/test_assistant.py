@@ -132,9 +132,9 @@ def test_asking_for_a_person_hands_off_and_records_the_request(services: Service
     reply = services.assistant.respond(cid, "quero falar com um atendente, por favor")
 
     assert reply.decision == "handoff"
-    # Recorded once, by the handoff_to_human tool that queued the conversation (issue 4).
+    # Recorded once, by the handoff_to_human tool that queued the conversation (issues 4 and 6).
     [event] = services.store.list_events(cid)
-    assert event.kind == "handoff_requested"
+    assert event.kind == "handoff_queued"
     assert event.payload["team"] == reply.handoff_team == "atendimento"
 
 

@@ -153,6 +153,32 @@ def test_a_question_on_no_tools_subject_goes_to_the_knowledge_base_without_a_rou
     assert "Documentos:" in model.calls[0][-1]["content"]
 
 
+def test_by_default_a_message_between_request_and_question_is_routed_by_the_model(
+    build: Callable[..., tuple[Services, ScriptedChatModel]],
+) -> None:
+    services, model = build(json_reply({"tool": "protocol_open", "service": "tapa_buraco"}), tool_routing="escalate")
+
+    [reply] = chat(services, "tem um buracão na minha rua faz mó tempão, quem arruma?")
+
+    assert reply.route == "action"
+    assert reply.tool_calls == []
+    assert "endereço" in reply.answer  # the report is taken; the address is asked for next
+    model.assert_consumed()
+
+
+def test_by_default_a_clear_request_and_a_how_to_question_need_no_routing_call(
+    build: Callable[..., tuple[Services, ScriptedChatModel]],
+) -> None:
+    services, model = build("NAO_SEI", tool_routing="escalate")
+
+    action, question = chat(services, "Quero agendar a emissão do RG", "Como emito a segunda via do boleto do IPTU?")
+
+    assert names(action) == ["appointment_slots"]
+    assert question.route == "knowledge"
+    assert len(model.calls) == 1
+    assert "Documentos:" in model.calls[0][-1]["content"]
+
+
 def test_the_model_schema_lists_every_offered_tool_and_none_with_only_closed_list_arguments() -> None:
     schema = ModelChooser.schema(["payment_list_debts", "protocol_status"])
 
@@ -531,3 +557,31 @@ def test_in_the_web_chat_a_citizen_verifies_sees_their_debts_and_gets_a_pix_code
     assert "Você tem 4 débito(s) a pagar" in listed["answer"]
     assert "Pix copia e cola" in paid["answer"]
     assert paid["decision"] == "answered"
+
+
+# The real embedded model
+
+
+@pytest.mark.llm
+@pytest.mark.parametrize(
+    ("message", "tool", "arguments"),
+    [
+        ("quero ver as minhas dívidas com a prefeitura", "payment_list_debts", {}),
+        ("quero marcar um horário pra vacinar meu filho", "appointment_slots", {"service": "vacinacao"}),
+        ("Quais documentos preciso para tirar o RG?", None, {}),
+    ],
+)
+def test_the_embedded_model_chooses_the_tool_of_a_plain_request(
+    llamacpp_model: Any, message: str, tool: str | None, arguments: dict[str, Any]
+) -> None:
+    from assistant.tools.catalog import POLICIES
+    from assistant.tools.intent import read
+    from assistant.tools.state import ActionState
+
+    chooser = ModelChooser(llamacpp_model, organization="Prefeitura de Santa Aurora")
+
+    choice = chooser.choose(message, read(message), ActionState(), tuple(POLICIES))
+
+    assert choice.error is None
+    assert choice.tool == tool
+    assert arguments.items() <= choice.arguments.items()

@@ -200,3 +200,21 @@ def test_atende_eval_retrieval_names_a_bad_line(env: Path) -> None:
     result = CliRunner().invoke(cli.app, ["eval", "retrieval", "--kb", "kb.jsonl", "--questions", "kb.jsonl"])
     assert result.exit_code == 2
     assert "kb.jsonl:2: not valid JSON" in result.output
+
+
+def test_convex_fusion_rescales_each_list_per_query_so_no_retrievers_scale_dominates() -> None:
+    from rag.retriever import RetrievalParams, fuse
+    from rag.types import Chunk, ScoredChunk
+
+    def hit(cid: str, score: float) -> ScoredChunk:
+        return ScoredChunk(Chunk(cid, cid, cid, "", "text"), score)
+
+    # BM25 scores are large and spread out, cosines small and close: only their order within a list counts.
+    dense = [hit("a", 0.86), hit("b", 0.85), hit("c", 0.80)]
+    lexical = [hit("b", 40.0), hit("c", 39.0), hit("d", 5.0)]
+    ranked = fuse(dense, lexical, RetrievalParams(fusion="convex", dense_weight=0.5))
+
+    scores = {s.chunk.id: round(s.score, 3) for s in ranked}
+    assert scores == {"b": round(0.5 * (0.05 / 0.06) + 0.5, 3), "c": round(0.5 * 34 / 35, 3), "a": 0.5, "d": 0.0}
+    assert [s.chunk.id for s in ranked] == ["b", "a", "c", "d"]
+    assert ranked[0].dense == 0.85 and ranked[0].lexical == 40.0  # raw scores still feed the abstention confidence

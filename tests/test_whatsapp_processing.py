@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -210,7 +211,7 @@ def test_an_unanswerable_question_offers_a_person_with_a_button(
 
 
 def test_the_handoff_button_hands_the_conversation_over_like_the_web_chat(
-    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, services: Services
 ) -> None:
     pressed = message_body("interactive_button_reply", wamid="wamid.T6")
     pressed["entry"][0]["changes"][0]["value"]["messages"][0]["interactive"]["button_reply"] = {
@@ -219,10 +220,23 @@ def test_the_handoff_button_hands_the_conversation_over_like_the_web_chat(
     }
     deliver(client, pressed)
     wa.drain()
+    web_id = client.post("/api/conversations").json()["id"]
+    web = client.post(f"/api/conversations/{web_id}/messages", json={"text": t("whatsapp.handoff_request")}).json()
+    assert web["decision"] == "handoff"
+
     conversation_id = conversation_of(wa)
-    assert messages(wa, conversation_id) == [("user", t("whatsapp.handoff_request")), ("assistant", t("handoff"))]
-    assert [e.kind for e in events(wa, conversation_id)][-1] == "handoff_requested"
-    assert sent_bodies(graph)[0]["text"]["body"] == t("handoff")
+    [(_, asked), (_, answer)] = messages(wa, conversation_id)
+    assert asked == t("whatsapp.handoff_request")
+    # The same handoff message; only the queue position differs (the WhatsApp citizen is first in line).
+    assert re.sub(r"\d+", "#", answer) == re.sub(r"\d+", "#", web["answer"])
+    assert sent_bodies(graph)[0]["text"]["body"] == answer
+    with wa.sessions() as session:
+        assert session.scalars(select(Turn.decision).where(Turn.conversation_id == conversation_id)).all() == [
+            "handoff"
+        ]
+    ours = [e.kind for e in events(wa, conversation_id) if not e.kind.startswith("whatsapp_")]
+    assert ours == [e.kind for e in services.store.list_events(web_id)]
+    assert ours  # the handoff itself is recorded
 
 
 def test_button_and_list_replies_are_read_as_the_option_chosen(client: TestClient, wa: WhatsAppService) -> None:
@@ -535,3 +549,72 @@ def test_a_status_for_an_unknown_message_waits_then_is_set_aside(client: TestCli
     wa.drain()
     with wa.sessions() as session:
         assert session.scalars(select(InboxRow.result)).one() == "status:delivered:orphan"
+
+
+# Running inside the app, LGPD, template reviews
+
+
+def test_inside_the_app_the_workers_answer_on_their_own(
+    test_settings: Settings, graph: FakeGraphAPI, knowledge_documents: list[Document]
+) -> None:
+    settings = whatsapp_settings(test_settings, graph.url, whatsapp_worker="inline")
+    svc = make_services(settings, grounded_model(), knowledge_documents)
+    try:
+        with TestClient(create_app(services=svc)) as client:
+            deliver(client, message_body(wamid="wamid.A1", text="Olá"))
+            assert graph.wait_for_sends(1)
+        assert sent_bodies(graph)[0]["text"]["body"].startswith("Olá!")
+    finally:
+        svc.close()
+
+
+def test_a_citizens_whatsapp_data_is_exported_and_erased(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, services: Services, settings: Settings
+) -> None:
+    from atende.data_subjects import DataSubject
+
+    graph.add_media("65463453", b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg")
+    deliver(client, message_body("image", wamid="wamid.E1"))
+    wa.drain()
+    assert services.lgpd is not None
+    subject = DataSubject(citizen_refs=("whatsapp:BR.00000000000000000001",))
+    exported = services.lgpd.data_subjects.export(subject)["whatsapp"]
+    assert exported["contacts"][0]["phone"] == PHONE_1
+    assert exported["media"][0]["kind"] == "image"
+    with wa.sessions() as session:
+        stored = Path(settings.data_dir) / str(session.scalars(select(MediaRow.path)).one())
+    assert stored.exists()
+
+    assert services.lgpd.data_subjects.erase(subject)["whatsapp"] == 2
+    assert not stored.exists()
+    after = services.lgpd.data_subjects.export(subject)["whatsapp"]
+    assert after["contacts"][0]["phone"] is None
+    assert after["media"][0]["stored"] is False
+
+
+def test_metas_template_review_updates_the_register(client: TestClient, wa: WhatsAppService) -> None:
+    from channels.whatsapp.templates import TemplateSpec
+
+    wa.templates.register(TemplateSpec("aviso", "pt_BR", "UTILITY", "Aviso: {{1}}", ["texto"], status="PENDING"))
+    change = {
+        "field": "message_template_status_update",
+        "value": {"event": "APPROVED", "message_template_name": "aviso", "message_template_language": "pt_BR"},
+    }
+    deliver(client, {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [change]}]})
+    wa.drain()
+    template = wa.templates.get("aviso", "pt_BR")
+    assert template is not None
+    assert template.status == "APPROVED"
+
+
+def test_a_request_to_act_goes_through_the_same_tool_dialogue_as_the_web_chat(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
+) -> None:
+    request = "Quero ver meus débitos com a prefeitura"
+    deliver(client, message_body(wamid="wamid.K1", text=request))
+    wa.drain()
+    web_id = client.post("/api/conversations").json()["id"]
+    web = client.post(f"/api/conversations/{web_id}/messages", json={"text": request}).json()
+    assert web["route"] == "action"
+    assert messages(wa, conversation_of(wa)) == [("user", request), ("assistant", web["answer"])]
+    assert sent_bodies(graph)[0]["text"]["body"] == web["answer"]

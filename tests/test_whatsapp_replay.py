@@ -154,7 +154,7 @@ def test_ten_thousand_deliveries_with_duplicates_and_a_killed_worker(services: S
     wa = services.whatsapp
     assert wa is not None
     rng = random.Random(7)
-    citizens, per_citizen = int(os.environ.get("WA_REPLAY_CITIZENS", "120")), 16
+    citizens, per_citizen = 120, 16
     distinct = citizens * per_citizen  # 1,920 messages; their statuses make ~5,000 more distinct deliveries
     texts = {f"wamid.in{n}": rng.choice(QUESTIONS).format(n=n) for n in range(distinct)}
     inbound = [
@@ -183,8 +183,8 @@ def test_ten_thousand_deliveries_with_duplicates_and_a_killed_worker(services: S
         final = {s["wamid"]: rng.choice(["read", "read", "delivered", "failed"]) for s in graph.sends}
         statuses = [status_body(wamid, step) for wamid, last in final.items() for step in FINAL[last]]
         status_deliveries = with_duplicates(statuses, 0.3, rng)
-        late = [rng.choice(inbound) for _ in range(max(10, 10_000 - len(inbound_deliveries) - len(status_deliveries)))]
-        assert len(inbound_deliveries) + len(status_deliveries) + len(late) == 10_000 or citizens != 120
+        late = [rng.choice(inbound) for _ in range(10_000 - len(inbound_deliveries) - len(status_deliveries))]
+        assert len(inbound_deliveries) + len(status_deliveries) + len(late) == 10_000
         post_all(app, status_deliveries + late)
         kill_in_the_middle(services.settings, wa, after=len(statuses) // 4)
 

@@ -214,7 +214,11 @@ class HybridChooser:
 
 
 class EscalatingChooser:
-    """Rules decide what they read as a clear request; what only touches a tool's subject goes to the model."""
+    """Rules decide clear requests and clear how-to questions; the model decides what lies in between.
+
+    "In between" is a message on a tool's subject that the rules read neither as a request to act nor as a
+    "como faço..." question: "o pedido 2026-000003 já foi resolvido?", "quanto eu tô devendo de imposto?".
+    """
 
     def __init__(self, model: ModelChooser) -> None:
         self.model = model
@@ -222,7 +226,7 @@ class EscalatingChooser:
 
     def choose(self, text: str, reading: Reading, state: ActionState, tools: Sequence[str]) -> ToolChoice:
         by_rules = self.rules.choose(text, reading, state, tools)
-        if by_rules.tool is not None or reading.tool is None:
+        if by_rules.tool is not None or reading.tool is None or reading.explicit_howto:
             return by_rules
         return self.model.choose(text, reading, state, tools)
 

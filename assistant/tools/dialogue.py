@@ -68,12 +68,12 @@ class ActionOutcome:
     def logged_calls(self) -> list[dict[str, Any]]:
         """The tool calls with their arguments masked, for the turn log."""
         return [
-            {**call, "arguments": {k: _masked_argument(k, v) for k, v in call.get("arguments", {}).items()}}
+            {**call, "arguments": {k: masked_argument(k, v) for k, v in call.get("arguments", {}).items()}}
             for call in self.tool_calls
         ]
 
 
-def _masked_argument(name: str, value: Any) -> Any:
+def masked_argument(name: str, value: Any) -> Any:
     if name == "birth_date":
         return "[DATA]"
     return mask(value) if isinstance(value, str) else value
@@ -173,7 +173,7 @@ class ActionDialogue:
         if topic is not None and topic.needs_identity and self._someone_else(turn.state, reading):
             turn.say(t("action.refuse.third_party"))
             return turn.outcome("third_party")
-        if reading.tool == "citizen_verify" and reading.cpfs:
+        if reading.tool == "citizen_verify" and (reading.cpfs or is_action(reading)):
             # Identity data is handled by code alone: it never goes to a model, whatever the routing.
             choice = ToolChoice("citizen_verify", dict(reading.arguments))
         else:
@@ -429,14 +429,13 @@ class ActionDialogue:
             turn.state = turn.state.with_pending(None)
             turn.say(t("action.debts.none"))
             return None
-        hint = pending.arguments.get("kind_hint")
-        if hint:
-            # "o Pix da multa": only the debts of that kind are in question.
-            named = [d for d in options if fold(str(d.get("kind"))) == hint]
-            if named:
-                options = named
-                fetched = [d for d in fetched if fold(str(d.get("kind"))) == hint]
-                turn.state = replace(turn.state, debts=tuple(options))
+        hint = str(pending.arguments.get("debt_hint") or "")
+        named = _debts_named(options, hint) if hint else []
+        if named:
+            # "o Pix da multa": only the debts named are in question.
+            options = named
+            fetched = [d for d in fetched if str(d.get("debt_id")) in {str(n["debt_id"]) for n in named}]
+            turn.state = replace(turn.state, debts=tuple(options))
         picked = _pick(options, "debts", text)
         if picked is None and len(options) == 1:
             picked = options[0]
@@ -445,7 +444,7 @@ class ActionDialogue:
         turn.state = turn.state.with_pending(replace(pending, awaiting="choice:debts", asked=0))
         if fetched:
             turn.say(render.debts(fetched, offer=False))
-        elif hint:
+        elif named:
             turn.say(render.debts(options, offer=False))
         turn.say(t("action.ask.choice.debts"))
         return None
@@ -745,11 +744,15 @@ def _looks_like_a_pick(text: str) -> bool:
 
 
 def _debts_named(options: Sequence[dict[str, Any]], text: str) -> list[dict[str, Any]]:
-    folded = fold(text)
-    kinds = [k for k in ("iptu", "taxa", "multa") if k in folded]
-    if not kinds:
-        return []
-    return [d for d in options if fold(str(d.get("kind"))) in kinds]
+    """The debts the citizen names by kind ("a multa") or by a word of their reference ("a TLP")."""
+    words = set(re.findall(r"[a-z0-9]{3,}", fold(text)))
+    kinds = {k for k in ("iptu", "taxa", "multa") if k in words}
+    named = [d for d in options if fold(str(d.get("kind"))) in kinds]
+    if named:
+        return named
+    return [
+        d for d in options if words & (set(re.findall(r"[a-z]{3,}", fold(str(d.get("reference") or "")))) - {"parcela"})
+    ]
 
 
 def _debt_memo(d: Mapping[str, Any]) -> dict[str, Any]:

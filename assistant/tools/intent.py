@@ -19,12 +19,12 @@ _HOWTO = re.compile(
     r"\b(como|onde|aonde|cumo) (e que |eu |que |q |a gente |se )?(faco|faz|fazer|vejo|ver|consulto|consultar|tiro|"
     r"tira|tirar|peco|pedir|consigo|conseguir|posso|emito|emitir|pago|pagar|acompanho|acompanhar|solicito|solicitar|"
     r"obtenho|obter|pego|pegar|levo|levar|agendo|agendar|marco|marcar|inscrevo|cancelo|cancelar|registro|registrar|"
-    r"abro|abrir|denuncio|reclamo|retiro|renovo|preciso|devo|procuro|funciona|sei|descubro)\b"
+    r"abro|abrir|denuncio|reclamo|retiro|renovo|preciso|devo|procuro|funciona|sei|descubro|puedo|hago|saco)\b"
     r"|\b(quanto custa|quanto tempo|quanto vou pagar|quanto e|ate quando|qual (o|e o) prazo|"
     r"quais (sao )?(os )?documentos|o que (eu )?(preciso|devo)|que documentos?|precisa (agendar|marcar|levar|pagar)|"
     r"(tem|tenho|temos) (que|q) |"
     r"tem desconto|tem tolerancia|tem isencao|e gratuito|e de graca|posso (pagar|parcelar|pedir)|tem algum programa|"
-    r"em quanto tempo|qual (o )?(valor|horario|endereco|telefone)|quais (os )?(horarios|dias))"
+    r"em quanto tempo|qual (o )?(valor|horario|endereco|telefone))\b"
 )
 _QUESTION_START = re.compile(
     r"(^|[.!?]\s*)(e\s+)?(como|onde|aonde|qual|quais|quando|quanto|quantos|quantas|por ?que|pq|existe|e possivel|"
@@ -37,6 +37,7 @@ _STATUS_ASK = re.compile(
     r"(meu|minha|protocolo|pedido|reclamacao|solicitacao|chamado)"
     r"|\b(quais|qual|quantos|quantas) .{0,30}\b(eu tenho|tenho|devo|em meu nome|no meu nome|estao comigo)\b"
     r"|em que pe (esta|anda|ta)|\bcade (o |a )?(meu|minha|protocolo|pedido)"
+    r"|\b(ja )?(foi|foram|esta|ta) (resolvid|atendid|conclu|finalizad)"
     r"|\b(tenho|tem|to com|estou com|eu tenho|ha) (algum |alguma |alguns |algumas )?(debito|divida|pendencia|conta)"
     r"|\bquanto (eu )?(devo|to devendo|estou devendo)|\b(to|tou|estou|eu to) devendo"
     r"|\b(horario|horarios|vaga|vagas|data|datas) (livre|livres|disponive|disponivel|disponiveis)"
@@ -100,11 +101,13 @@ _PROTOCOL_LIST = re.compile(
     r"(protocolos|pedidos|reclamacoes|solicitacoes|chamados|ocorrencias|denuncias|requerimentos)"
     r"|(mostr|list|ver|veja|consult)\w* (os |as |todos os |todas as )?"
     r"(protocolos|pedidos|reclamacoes|solicitacoes|chamados)"
+    r"|\b(quais|quantos) (sao )?(os )?(meus )?(protocolos|pedidos|solicitacoes|reclamacoes|chamados)\b"
     r"|protocolos (que|em) (eu|meu nome)|(pedidos|protocolos|reclamacoes|solicitacoes) (abert|registrad)\w+"
 )
 _PROTOCOL_COMMENT = re.compile(
     rf"(acrescentar|adicionar|incluir|complementar|comentar|anexar|acrescenta|adiciona|inclui|complementa)"
-    rf".{{0,40}}{_PROTOCOL_WORD}|(comentario|complemento|observacao|informacao) (n[oa]|ao|para o) {_PROTOCOL_WORD}"
+    rf".{{0,40}}{_PROTOCOL_WORD}|{_PROTOCOL_WORD}.{{0,40}}(acrescentar|adicionar|incluir|complementar|informar que)"
+    rf"|(comentario|complemento|observacao|informacao) (n[oa]|ao|para o) {_PROTOCOL_WORD}"
 )
 _PROTOCOL_OPEN = re.compile(
     rf"(abrir|abre|registrar|registra|fazer|faz|faca|criar|solicitar|solicito|pedir|peco|formalizar|protocolar)"
@@ -127,8 +130,10 @@ _APPOINTMENT_LIST = re.compile(
     r"(tenho|tem) (algum )?(agendamento|horario marcado)|quando (e|eh) (o )?meu (agendamento|horario|atendimento)"
 )
 _APPOINTMENT = re.compile(
-    r"agendar|agenda(r)? (um|uma|o|a|pra|para)|agendamento|marcar|marca (um|uma|pra|para)|horario|"
-    r"vagas? (pra|para|de) (vacina|rg|identidade|atendimento|cadastro)|"
+    r"agendar|agenda(r)? (um|uma|o|a|pra|para)|agendamento|marcar|marca (um|uma|pra|para)|"
+    r"horarios? (livres?|disponive\w*|vagos?)|"
+    r"\b(tem|ha) (algum )?horarios?\b(?! de (funcionamento|atendimento|abertura))|"
+    r"(vagas?|horarios?) (pra|para|de|da|do) (vacina|tomar|rg|identidade|tirar|atendimento|cadastro|emissao)|"
     r"hora marcada|data disponivel|datas disponiveis|atendimento presencial"
     r"|tirar (o |a |meu |minha )?(rg|identidade|cin)"
     r"|fazer (o |a |meu |minha )?(rg|identidade|cin|cadastro)|tomar (a )?vacina|me vacinar|vacinar"
@@ -148,6 +153,8 @@ class Reading:
     # How sure the rules are: "strong" (a request to act), "weak" (the topic of a tool, maybe a question).
     strength: str = "none"
     howto: bool = False
+    # "Como faço...", "quanto custa...", "quais documentos...": unmistakably a question for the knowledge base.
+    explicit_howto: bool = False
     injection: bool = False
     third_party: bool = False
     cpfs: tuple[str, ...] = ()
@@ -173,9 +180,8 @@ def literal_arguments(tool: str, text: str) -> dict[str, Any]:
         if m:
             args["text"] = m[1].strip().strip("\"'“”")
     if tool == "payment_second_copy":
-        kinds = [k for k in ("iptu", "taxa", "multa") if k in folded]
-        if len(kinds) == 1:
-            args["kind_hint"] = kinds[0]
+        # Which debt the citizen named ("a multa", "a TLP"), resolved once the list is known; never sent.
+        args["debt_hint"] = text.strip()[:200]
     if tool == "protocol_open":
         args["description"] = text.strip()
         where = extract.address(text)
@@ -235,6 +241,7 @@ def read(text: str) -> Reading:
     info = howto or (question and not status and not request)
     common: dict[str, Any] = {
         "howto": info,
+        "explicit_howto": howto,
         "injection": bool(_TOOL_INJECTION.search(folded)),
         "third_party": bool(_THIRD_PARTY.search(folded)),
         "cpfs": found_cpfs,
@@ -278,6 +285,8 @@ def _topic(folded: str, text: str, found_cpfs: tuple[str, ...]) -> str | None:
         return "protocol_status"
     if _SECOND_COPY.search(folded):
         return "payment_second_copy"
+    if "iptu_revisao" in services_in(text, "protocol"):
+        return "protocol_open"
     owes = _STATUS_ASK.search(folded) and re.search(r"debit|divid|pendenc|devendo|devo", folded)
     if _DEBTS.search(folded) or owes:
         return "payment_list_debts"

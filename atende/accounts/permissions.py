@@ -151,6 +151,24 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/api/lgpd/pii-patterns"): "privacy.manage",
     ("PUT", "/api/lgpd/pii-patterns/{kind}"): "privacy.manage",
     ("DELETE", "/api/lgpd/pii-patterns/{kind}"): "privacy.manage",
+    # Human handoff and the agents' console (issue 6; atende/console/router.py)
+    ("POST", "/api/conversations/{conversation_id}/handoff"): PUBLIC,
+    ("GET", "/api/conversations/{conversation_id}/handoff"): PUBLIC,
+    ("POST", "/api/conversations/{conversation_id}/survey"): PUBLIC,
+    ("GET", "/console"): LOGIN,  # an empty shell; its data comes from /api/console/*
+    ("GET", "/console/assets/{name}"): LOGIN,
+    ("GET", "/api/console/queue"): "conversation.read",
+    ("GET", "/api/console/events"): "conversation.read",
+    ("GET", "/api/console/conversations/{conversation_id}"): "conversation.read",
+    ("POST", "/api/console/conversations/{conversation_id}/reveal"): "citizen.pii.read",
+    ("POST", "/api/console/conversations/{conversation_id}/claim"): "conversation.reply",
+    ("POST", "/api/console/conversations/{conversation_id}/messages"): "conversation.reply",
+    ("POST", "/api/console/conversations/{conversation_id}/notes"): "conversation.reply",
+    ("POST", "/api/console/conversations/{conversation_id}/suggestion"): "conversation.reply",
+    ("POST", "/api/console/conversations/{conversation_id}/transfer"): "conversation.reply",
+    ("POST", "/api/console/conversations/{conversation_id}/close"): "conversation.reply",
+    ("POST", "/api/console/presence"): "conversation.reply",
+    ("GET", "/api/console/supervisor"): "reports.read",
     # Staff sign-in
     ("GET", "/staff/login"): LOGIN,
     ("GET", "/staff/account"): LOGIN,  # an empty shell; its data comes from /api/auth/me

@@ -13,8 +13,9 @@ from fastapi import APIRouter, status
 from fastapi.responses import FileResponse, StreamingResponse
 
 from assistant.service import AssistantReply, Token
-from atende.deps import AssistantDep, StoreDep
+from atende.deps import AssistantDep, ServicesDep, StoreDep
 from atende.errors import error_body
+from atende.handoff.gate import forward_to_agent, hand_off_if_needed
 from atende.i18n import t
 from atende.store import ConversationNotFound
 from channels.webchat.schemas import (
@@ -90,9 +91,18 @@ def get_conversation(conversation_id: str, store: StoreDep) -> ConversationOut:
 
 
 @api.post("/{conversation_id}/messages", response_model=ReplyOut, responses=ERRORS)
-def post_message(conversation_id: str, body: MessageIn, assistant: AssistantDep) -> dict[str, Any]:
-    """Send the citizen's message and get the assistant's checked answer with its citations."""
-    return _reply_body(assistant.respond(conversation_id, body.text, channel="web"))
+def post_message(
+    conversation_id: str, body: MessageIn, assistant: AssistantDep, services: ServicesDep
+) -> dict[str, Any]:
+    """Send the citizen's message and get the assistant's checked answer with its citations.
+
+    While the conversation waits for or is with a person (issue 6), the message goes to the agent instead.
+    """
+    forwarded = forward_to_agent(services.handoff, conversation_id, assistant.validate(body.text))
+    if forwarded is not None:
+        return forwarded
+    reply = _reply_body(assistant.respond(conversation_id, body.text, channel="web"))
+    return hand_off_if_needed(services.handoff, conversation_id, reply)
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:
@@ -107,7 +117,7 @@ def _sse(event: str, data: dict[str, Any]) -> str:
     },
 )
 def stream_message(
-    conversation_id: str, body: MessageIn, assistant: AssistantDep, store: StoreDep
+    conversation_id: str, body: MessageIn, assistant: AssistantDep, store: StoreDep, services: ServicesDep
 ) -> StreamingResponse:
     """The same as posting a message, streamed as server-sent events.
 
@@ -120,11 +130,15 @@ def stream_message(
 
     def events() -> Iterator[str]:
         try:
+            forwarded = forward_to_agent(services.handoff, conversation_id, text)
+            if forwarded is not None:
+                yield _sse("done", forwarded)
+                return
             for item in assistant.respond_stream(conversation_id, text, channel="web"):
                 if isinstance(item, Token):
                     yield _sse("token", {"text": item.text})
                 elif isinstance(item, AssistantReply):
-                    yield _sse("done", _reply_body(item))
+                    yield _sse("done", hand_off_if_needed(services.handoff, conversation_id, _reply_body(item)))
         except Exception as exc:  # the stream has started: report in-band, never drop the connection silently
             log.exception("stream failed: %s", exc)
             yield _sse("error", error_body("internal_error", t("error.internal")))

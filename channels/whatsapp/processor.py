@@ -70,9 +70,9 @@ class _OutboxHook:
         self.called = False
 
     def __call__(self, session: Session, recorded: RecordedExchange) -> None:
-        self.called = True
         if recorded.reply.conversation_id != self._contact.conversation_id:
             return  # not the turn this hook was installed for
+        self.called = True
         self._processor.commit_reply(
             session,
             self._item,

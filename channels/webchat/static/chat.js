@@ -839,8 +839,12 @@ export class AtendeChat {
           this.appendAssistant(normalizeReply({ ...m, answer: m.text }), when, {
             actions: index === messages.length - 1,
           });
+        } else if (m.role === 'agent' || m.role === 'system') {
+          this.appendAgent(m.text, when, m.role);
         }
       });
+      this.agentShown = messages.filter((m) => m && (m.role === 'agent' || m.role === 'system')).length;
+      if (data && (data.state === 'waiting' || data.state === 'with_agent')) this.watchAgent();
       this.scrollToEnd(false);
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) {
@@ -853,7 +857,34 @@ export class AtendeChat {
     }
   }
 
+  /** While a person serves the conversation (issue 6), poll for their messages and show them. */
+  watchAgent() {
+    if (this.agentTimer) return;
+    const id = this.conversationId;
+    if (!this.agentShown) this.agentShown = 0;
+    this.agentTimer = setInterval(async () => {
+      if (this.conversationId !== id) return this.stopWatchingAgent();
+      let data;
+      try {
+        data = await this.api.getConversation(id);
+      } catch (err) {
+        return; // a missed poll is retried on the next tick
+      }
+      const fromStaff = (data.messages || []).filter((m) => m && (m.role === 'agent' || m.role === 'system'));
+      for (const m of fromStaff.slice(this.agentShown)) this.appendAgent(m.text, parseTimestamp(m.created_at), m.role);
+      this.agentShown = fromStaff.length;
+      if (data.state === 'closed' || data.state === 'bot') this.stopWatchingAgent();
+    }, 3000);
+  }
+
+  stopWatchingAgent() {
+    clearInterval(this.agentTimer);
+    this.agentTimer = null;
+  }
+
   forgetConversation() {
+    this.stopWatchingAgent();
+    this.agentShown = 0;
     this.conversationId = null;
     writeStorage(this.storageKey, null);
   }
@@ -939,6 +970,7 @@ export class AtendeChat {
       if (bubble) bubble.remove();
       bubble = null;
       this.appendAssistant(reply, new Date(), { actions: true });
+      if (reply.decision === 'handoff') this.watchAgent();
     } catch (err) {
       if (bubble) bubble.remove();
       bubble = null;
@@ -1037,6 +1069,18 @@ export class AtendeChat {
       'div',
       { class: 'msg msg--user' },
       this.meta(this.t('msg.you'), when),
+      h('p', { class: 'msg__body msg__body--plain', text }),
+    );
+    this.log.append(node);
+    this.scrollToEnd();
+    return node;
+  }
+
+  appendAgent(text, when, role) {
+    const node = h(
+      'div',
+      { class: `msg msg--assistant msg--${role}` },
+      this.meta(this.t(role === 'agent' ? 'msg.agent' : 'msg.system'), when),
       h('p', { class: 'msg__body msg__body--plain', text }),
     );
     this.log.append(node);

@@ -1,0 +1,59 @@
+"""The console page: one Jinja2 template with pt-BR strings and a plain script, no build step."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from atende.accounts.pages import PAGE_HEADERS
+from atende.handoff.service import CLOSE_REASONS
+from atende.i18n import t
+
+# Strings the script shows; the page embeds them as JSON.
+SCRIPT_KEYS = (
+    "console.empty_queue",
+    "console.claim",
+    "console.open",
+    "console.waited",
+    "console.position",
+    "console.role.user",
+    "console.role.assistant",
+    "console.role.agent",
+    "console.role.system",
+    "console.no_suggestion",
+    "console.sent",
+    "console.closed",
+    "console.error",
+    "console.summary.reason",
+    "console.summary.answers",
+    "console.summary.data",
+    "console.summary.pending",
+    "console.summary.none",
+    "console.audience.public",
+    "console.audience.internal",
+    *(f"console.close.{reason}" for reason in CLOSE_REASONS),
+)
+
+
+@lru_cache
+def _environment() -> Environment:
+    directory = Path(str(resources.files("atende.console").joinpath("templates")))
+    env = Environment(loader=FileSystemLoader(directory), autoescape=select_autoescape(["html"]))
+    env.globals["t"] = t
+    return env
+
+
+def render_console(organization: str) -> HTMLResponse:
+    # "<" escaped: the JSON sits inside a <script> element, which a "</script>" in a string would end.
+    strings = json.dumps({key: t(key) for key in SCRIPT_KEYS}, ensure_ascii=False).replace("<", "\\u003c")
+    html = (
+        _environment()
+        .get_template("console.html")
+        .render(organization=organization, script_strings=strings, close_reasons=CLOSE_REASONS)
+    )
+    return HTMLResponse(html, headers=PAGE_HEADERS)

@@ -1,0 +1,346 @@
+"""Console and handoff HTTP routes: the agents' API under /api/console, the citizen's handoff and survey, pages."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
+
+from atende.console.pages import render_console
+from atende.console.schemas import CloseIn, HandoffRequestIn, PresenceIn, SurveyIn, TextIn, TransferIn
+from atende.deps import CurrentAuth, ServicesDep, SettingsDep
+from atende.errors import error_body
+from atende.handoff.copilot import Copilot
+from atende.handoff.service import (
+    CLOSE_REASONS,
+    QUEUE_TOPIC,
+    HandoffError,
+    HandoffService,
+    HandoffView,
+    Ticket,
+    conversation_topic,
+)
+from atende.handoff.summary import summarize
+from atende.i18n import t
+from atende.lgpd.reveal import AuditObject, audit_pii_read
+from atende.privacy import find_pii, mask
+from atende.services import Services
+from atende.store import ConversationNotFound
+
+ASSETS_DIR = Path(str(resources.files("atende.console").joinpath("static")))
+ASSETS = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"}
+MAX_STREAM_S = 60
+POLL_S = 0.5
+KEEP_ALIVE_S = 15.0
+
+console = APIRouter(prefix="/api/console", tags=["console"])
+citizen = APIRouter(prefix="/api/conversations", tags=["conversations"])
+pages = APIRouter(include_in_schema=False)
+
+
+def _handoff(services: Services) -> HandoffService:
+    if services.handoff is None:
+        raise RuntimeError("the console needs services.handoff (build_services wires it)")
+    return services.handoff
+
+
+def _copilot(services: Services) -> Copilot:
+    if services.copilot is None:
+        raise RuntimeError("the console needs services.copilot (build_services wires it)")
+    return services.copilot
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _handoff_out(view: HandoffView) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "conversation_id": view.conversation_id,
+        "team": view.team,
+        "reason": view.reason,
+        "source": view.source,
+        "status": view.status,
+        "agent": view.agent,
+        "requested_at": _iso(view.requested_at),
+        "assigned_at": _iso(view.assigned_at),
+        "closed_at": _iso(view.closed_at),
+        "close_reason": view.close_reason,
+        "summary": view.summary,
+        "survey": None if view.survey_score is None else {"score": view.survey_score, "comment": view.survey_comment},
+        "timings_s": view.timings_s(),
+    }
+
+
+def _ticket_out(ticket: Ticket) -> dict[str, Any]:
+    return {
+        "state": ticket.state,
+        "team": ticket.team,
+        "position": ticket.position,
+        "estimated_wait_s": ticket.estimated_wait_s,
+    }
+
+
+def _require_conversation(services: Services, conversation_id: str) -> None:
+    if services.store.get_conversation(conversation_id) is None:
+        raise ConversationNotFound(conversation_id)
+
+
+# --- the agents' API --------------------------------------------------------------------------------------
+
+
+@console.get("/queue", summary="Waiting conversations by team, and the caller's own")
+def queue(services: ServicesDep, auth: CurrentAuth, team: str | None = None) -> dict[str, Any]:
+    handoff = _handoff(services)
+    now = handoff.now()
+    waiting = [
+        {**_handoff_out(view), "position": position, "waited_s": round((now - view.requested_at).total_seconds(), 1)}
+        for view, position in handoff.waiting(team)
+    ]
+    mine = [_handoff_out(view) for view in handoff.assigned_to(auth.principal.subject)]
+    return {"waiting": waiting, "mine": mine, "close_reasons": list(CLOSE_REASONS)}
+
+
+@console.get("/conversations/{conversation_id}", summary="A conversation for the console: history, summary, card")
+def conversation(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
+    conv = services.store.get_conversation(conversation_id)
+    if conv is None:
+        raise ConversationNotFound(conversation_id)
+    handoff = _handoff(services)
+    messages = services.store.list_messages(conversation_id)
+    kinds: dict[str, int] = {}
+    for m in messages:
+        if m.role == "user":
+            for found in find_pii(m.text):
+                kinds[found.kind] = kinds.get(found.kind, 0) + 1
+    notes = [
+        {"agent": e.payload.get("agent"), "text": e.payload.get("text"), "created_at": _iso(e.created_at)}
+        for e in services.store.list_events(conversation_id)
+        if e.kind == "internal_note"
+    ]
+    return {
+        "id": conv.id,
+        "state": conv.state,
+        "channel": conv.channel,
+        "language": conv.language,
+        # Personal data is masked here; POST …/reveal shows it to roles allowed to see it, audited.
+        "messages": [
+            {
+                "id": m.id,
+                "role": m.role,
+                "text": mask(m.text),
+                "decision": m.decision,
+                "citations": list(m.citations),
+                "created_at": _iso(m.created_at),
+            }
+            for m in messages
+        ],
+        "summary": summarize(messages),
+        "citizen": {
+            "ref": conv.citizen_ref,
+            "data": [{"kind": kind, "count": count, "value": f"[{kind}]"} for kind, count in sorted(kinds.items())],
+        },
+        "handoffs": [_handoff_out(view) for view in handoff.history(conversation_id)],
+        "notes": notes,
+    }
+
+
+@console.post("/conversations/{conversation_id}/reveal", summary="The citizen's personal data in clear (audited)")
+def reveal(conversation_id: str, request: Request, services: ServicesDep, auth: CurrentAuth) -> dict[str, Any]:
+    conv = services.store.get_conversation(conversation_id)
+    if conv is None:
+        raise ConversationNotFound(conversation_id)
+    found = [f for m in services.store.list_messages(conversation_id) if m.role == "user" for f in find_pii(m.text)]
+    audit_pii_read(
+        services.audit,
+        auth.principal,
+        AuditObject("conversation", conversation_id, conv.citizen_ref or f"citizen:{conversation_id}"),
+        sorted({f.kind for f in found}),
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+    )
+    return {"data": [{"kind": f.kind, "value": f.text} for f in found]}
+
+
+@console.post("/conversations/{conversation_id}/claim", summary="Take a waiting conversation (one agent wins)")
+def claim(conversation_id: str, services: ServicesDep, auth: CurrentAuth) -> dict[str, Any]:
+    return _handoff_out(_handoff(services).claim(conversation_id, auth.principal.subject))
+
+
+@console.post("/conversations/{conversation_id}/messages", summary="Send the agent's (edited) reply to the citizen")
+def send(conversation_id: str, body: TextIn, services: ServicesDep, auth: CurrentAuth) -> dict[str, Any]:
+    message = _handoff(services).reply(conversation_id, auth.principal.subject, body.text)
+    return {"id": message.id, "role": message.role, "text": message.text, "created_at": _iso(message.created_at)}
+
+
+@console.post("/conversations/{conversation_id}/notes", summary="An internal note, never shown to the citizen")
+def note(conversation_id: str, body: TextIn, services: ServicesDep, auth: CurrentAuth) -> dict[str, str]:
+    _require_conversation(services, conversation_id)
+    _handoff(services).note(conversation_id, auth.principal.subject, body.text)
+    return {"status": "ok"}
+
+
+@console.post("/conversations/{conversation_id}/suggestion", summary="The copilot's suggested reply (never sent)")
+def suggestion(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
+    _require_conversation(services, conversation_id)
+    suggested = _copilot(services).suggest(services.store.list_messages(conversation_id))
+    return {
+        "text": suggested.text,
+        "citations": suggested.citations,
+        "actions": suggested.actions,
+        "question": mask(suggested.question),
+        "reason": suggested.reason,
+    }
+
+
+@console.post("/conversations/{conversation_id}/transfer", summary="Back to the queue of another team")
+def transfer(conversation_id: str, body: TransferIn, services: ServicesDep, auth: CurrentAuth) -> dict[str, Any]:
+    return _ticket_out(_handoff(services).transfer(conversation_id, auth.principal.subject, body.team))
+
+
+@console.post("/conversations/{conversation_id}/close", summary="Close with a reason; the citizen gets the survey")
+def close(conversation_id: str, body: CloseIn, services: ServicesDep, auth: CurrentAuth) -> dict[str, Any]:
+    return _handoff_out(_handoff(services).close(conversation_id, auth.principal.subject, body.reason))
+
+
+@console.post("/presence", summary="The caller's availability: online, paused or offline")
+def presence(body: PresenceIn, services: ServicesDep, auth: CurrentAuth) -> dict[str, str]:
+    handoff = _handoff(services)
+    handoff.live.set_presence(auth.principal.subject, body.status)
+    handoff.live.publish(QUEUE_TOPIC, {"event": "presence", "agent": auth.principal.subject, "status": body.status})
+    return {"status": body.status}
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(sum(present) / len(present), 1) if present else None
+
+
+@console.get("/supervisor", summary="Agents online, paused or busy; queue sizes, longest wait; today's times")
+def supervisor(services: ServicesDep, settings: SettingsDep) -> dict[str, Any]:
+    handoff = _handoff(services)
+    now = handoff.now()
+    zone = ZoneInfo(settings.audit_timezone)
+    midnight = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    waiting = handoff.waiting()
+    queues: dict[str, dict[str, Any]] = {}
+    for view, _ in waiting:
+        entry = queues.setdefault(view.team, {"size": 0, "longest_wait_s": 0.0})
+        entry["size"] += 1
+        entry["longest_wait_s"] = max(entry["longest_wait_s"], round((now - view.requested_at).total_seconds(), 1))
+    today = handoff.since(midnight)
+    busy = {view.agent for view in today if view.status == "with_agent"}
+    agents = {
+        agent: ("busy" if status == "online" and agent in busy else status)
+        for agent, status in handoff.live.presence().items()
+    }
+    timings = [view.timings_s() for view in today]
+    return {
+        "agents": agents,
+        "queues": queues,
+        "today": {
+            "handoffs": len(today),
+            "mean_wait_s": _mean([t["wait"] for t in timings]),
+            "mean_first_response_s": _mean([t["first_response"] for t in timings]),
+            "mean_handling_s": _mean([t["handling"] for t in timings]),
+            "abandoned": sum(1 for t in timings if t["abandonment"] is not None),
+        },
+    }
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+@console.get(
+    "/events",
+    summary="Server-sent events: queue changes and, with conversation_id, that conversation's messages",
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+def events(
+    services: ServicesDep,
+    conversation_id: str | None = None,
+    wait: float = Query(default=0, ge=0, le=MAX_STREAM_S, description="Seconds to keep the stream open"),
+) -> StreamingResponse:
+    """Starts with `ready`, then pushes updates for `wait` seconds and ends; EventSource reconnects by itself."""
+    handoff = _handoff(services)
+    topics = [QUEUE_TOPIC] + ([conversation_topic(conversation_id)] if conversation_id else [])
+    subscription = handoff.live.subscribe(*topics)
+
+    def stream() -> Iterator[str]:
+        try:
+            yield "retry: 1000\n\n" + _sse("ready", {"topics": topics})
+            deadline = time.monotonic() + wait
+            quiet_since = time.monotonic()
+            # Short polls: a sync stream only notices a closed connection when it yields or its poll returns.
+            while (left := deadline - time.monotonic()) > 0:
+                message = subscription.next(min(left, POLL_S))
+                if message is not None:
+                    quiet_since = time.monotonic()
+                    yield _sse(str(message.get("event", "update")), message)
+                elif time.monotonic() - quiet_since >= KEEP_ALIVE_S:
+                    quiet_since = time.monotonic()
+                    yield ": keep-alive\n\n"
+        finally:
+            subscription.close()
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+# --- the citizen's side -----------------------------------------------------------------------------------
+
+
+@citizen.post("/{conversation_id}/handoff", summary="Ask for a person; answers with the place in the queue")
+def request_handoff(
+    conversation_id: str, services: ServicesDep, body: HandoffRequestIn | None = None
+) -> dict[str, Any]:
+    ticket = _handoff(services).request(
+        conversation_id, reason="citizen_request", source="citizen_request", team=body.team if body else None
+    )
+    return _ticket_out(ticket)
+
+
+@citizen.get("/{conversation_id}/handoff", summary="Where the conversation stands: state and place in the queue")
+def handoff_status(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
+    return _ticket_out(_handoff(services).ticket(conversation_id))
+
+
+@citizen.post("/{conversation_id}/survey", summary="The citizen's rating (1–5) of a closed service, and a comment")
+def survey(conversation_id: str, body: SurveyIn, services: ServicesDep) -> dict[str, str]:
+    _require_conversation(services, conversation_id)
+    _handoff(services).survey(conversation_id, body.score, body.comment)
+    return {"detail": t("handoff.survey_thanks")}
+
+
+# --- pages ------------------------------------------------------------------------------------------------
+
+
+@pages.get("/console")
+def console_page(settings: SettingsDep) -> HTMLResponse:
+    return render_console(settings.organization_name)
+
+
+@pages.get("/console/assets/{name}")
+def asset(name: str) -> FileResponse:
+    if name not in ASSETS:
+        raise HTTPException(404)
+    return FileResponse(ASSETS_DIR / name, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
+
+
+def install_console(app: FastAPI) -> None:
+    @app.exception_handler(HandoffError)
+    async def handoff_error(_: Request, exc: HandoffError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, t(exc.key)), exc.status)
+
+    for router in (console, citizen, pages):
+        app.include_router(router)

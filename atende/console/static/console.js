@@ -1,0 +1,235 @@
+// The agents' console: queue, conversation, summary, citizen card, copilot. Plain script, no build step.
+// Talks to /api/console/*; every unsafe request carries the session's CSRF token. Nothing is sent automatically:
+// a copilot suggestion only fills the reply box, which the agent edits and sends.
+(function () {
+  "use strict";
+
+  const strings = JSON.parse(document.getElementById("strings").textContent);
+  const $ = (id) => document.getElementById(id);
+  let csrf = null;
+  let current = null;
+  let suggested = "";
+  let stream = null;
+
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (csrf) headers["X-CSRF-Token"] = csrf;
+    const response = await fetch(path, {
+      method,
+      headers,
+      credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (error) {
+      data = null;
+    }
+    return { ok: response.ok, status: response.status, data };
+  }
+
+  function el(tag, text, className) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (className) node.className = className;
+    return node;
+  }
+
+  function say(text) {
+    $("status").textContent = text || "";
+  }
+
+  function failed(result) {
+    say((result.data && result.data.detail) || strings["console.error"]);
+  }
+
+  async function loadQueue() {
+    const result = await api("GET", "/api/console/queue");
+    if (!result.ok) return failed(result);
+    const queue = $("queue");
+    queue.replaceChildren();
+    if (!result.data.waiting.length) queue.append(el("li", strings["console.empty_queue"], "empty"));
+    for (const item of result.data.waiting) {
+      const li = el("li");
+      li.dataset.conversation = item.conversation_id;
+      li.append(el("span", strings["console.position"] + " " + item.position + " · " + item.team + " · " + item.reason));
+      li.append(el("span", " " + strings["console.waited"] + " " + Math.round(item.waited_s) + " s", "muted"));
+      const take = el("button", strings["console.claim"]);
+      take.type = "button";
+      take.className = "claim";
+      take.addEventListener("click", () => claim(item.conversation_id));
+      li.append(take);
+      queue.append(li);
+    }
+    const mine = $("mine");
+    mine.replaceChildren();
+    for (const item of result.data.mine) {
+      const li = el("li");
+      const open = el("button", strings["console.open"] + " · " + item.team);
+      open.type = "button";
+      open.addEventListener("click", () => openConversation(item.conversation_id));
+      li.append(open);
+      mine.append(li);
+    }
+  }
+
+  async function claim(conversationId) {
+    const result = await api("POST", "/api/console/conversations/" + encodeURIComponent(conversationId) + "/claim");
+    if (!result.ok) {
+      failed(result);
+      return loadQueue();
+    }
+    await loadQueue();
+    await openConversation(conversationId);
+  }
+
+  function renderSummary(summary) {
+    const box = $("summary");
+    box.replaceChildren();
+    const section = (key, items) => {
+      box.append(el("h3", strings[key]));
+      const list = el("ul");
+      if (!items.length) list.append(el("li", strings["console.summary.none"], "muted"));
+      for (const item of items) list.append(el("li", item));
+      box.append(list);
+    };
+    section("console.summary.reason", summary.reason);
+    section(
+      "console.summary.answers",
+      summary.answers.map((a) => a.text + (a.citations.length ? " — " + a.citations.map((c) => c.title).join("; ") : ""))
+    );
+    section("console.summary.data", summary.data.map((d) => d.kind + " × " + d.count));
+    section("console.summary.pending", summary.pending ? [summary.pending] : []);
+  }
+
+  async function openConversation(conversationId) {
+    const result = await api("GET", "/api/console/conversations/" + encodeURIComponent(conversationId));
+    if (!result.ok) return failed(result);
+    current = result.data;
+    $("conversation-panel").hidden = false;
+    $("side-panel").hidden = false;
+    const list = $("messages");
+    list.replaceChildren();
+    for (const message of current.messages) {
+      const li = el("li", null, "message " + message.role);
+      li.append(el("strong", strings["console.role." + message.role] || message.role));
+      li.append(el("p", message.text));
+      list.append(li);
+    }
+    list.scrollTop = list.scrollHeight;
+    renderSummary(current.summary);
+    const card = $("citizen");
+    card.replaceChildren();
+    for (const item of current.citizen.data) card.append(el("li", item.kind + ": " + item.value));
+    const notes = $("notes");
+    notes.replaceChildren();
+    for (const note of current.notes) notes.append(el("li", note.text, "note"));
+    listen(conversationId);
+  }
+
+  async function reveal() {
+    if (!current) return;
+    const result = await api("POST", "/api/console/conversations/" + encodeURIComponent(current.id) + "/reveal");
+    if (!result.ok) return failed(result);
+    const card = $("citizen");
+    card.replaceChildren();
+    for (const item of result.data.data) card.append(el("li", item.kind + ": " + item.value));
+  }
+
+  async function suggest() {
+    if (!current) return;
+    const result = await api("POST", "/api/console/conversations/" + encodeURIComponent(current.id) + "/suggestion");
+    if (!result.ok) return failed(result);
+    suggested = result.data.text;
+    $("suggestion").textContent = suggested || strings["console.no_suggestion"];
+    $("use-suggestion").hidden = !suggested;
+    const cites = $("suggestion-citations");
+    cites.replaceChildren();
+    for (const c of result.data.citations) cites.append(el("li", "[" + c.n + "] " + c.title + " (" + strings["console.audience." + c.audience] + ")"));
+    const actions = $("suggestion-actions");
+    actions.replaceChildren();
+    for (const a of result.data.actions) actions.append(el("li", a.label));
+  }
+
+  function listen(conversationId) {
+    if (stream) stream.close();
+    stream = new EventSource("/api/console/events?wait=30&conversation_id=" + encodeURIComponent(conversationId));
+    const refresh = () => {
+      loadQueue();
+      if (current) openConversation(current.id);
+    };
+    for (const kind of ["message", "queued", "assigned", "closed", "note", "abandoned"]) {
+      stream.addEventListener(kind, refresh);
+    }
+  }
+
+  async function start() {
+    const me = await api("GET", "/api/auth/me");
+    if (me.status === 401) {
+      window.location.assign("/staff/login?next=/console");
+      return;
+    }
+    csrf = me.data.csrf_token;
+    $("who").textContent = me.data.user.display_name || me.data.user.username;
+    $("presence").addEventListener("change", (event) =>
+      api("POST", "/api/console/presence", { status: event.target.value })
+    );
+    $("reveal").addEventListener("click", reveal);
+    $("suggest").addEventListener("click", suggest);
+    $("use-suggestion").addEventListener("click", () => {
+      $("reply").value = suggested;
+      $("reply").focus();
+    });
+    $("reply-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const text = $("reply").value.trim();
+      if (!current || !text) return;
+      const result = await api("POST", "/api/console/conversations/" + encodeURIComponent(current.id) + "/messages", {
+        text,
+      });
+      if (!result.ok) return failed(result);
+      $("reply").value = "";
+      say(strings["console.sent"]);
+      openConversation(current.id);
+    });
+    $("note-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const text = $("note").value.trim();
+      if (!current || !text) return;
+      const result = await api("POST", "/api/console/conversations/" + encodeURIComponent(current.id) + "/notes", {
+        text,
+      });
+      if (!result.ok) return failed(result);
+      $("note").value = "";
+      openConversation(current.id);
+    });
+    $("transfer-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const team = $("team").value.trim();
+      if (!current || !team) return;
+      const result = await api("POST", "/api/console/conversations/" + encodeURIComponent(current.id) + "/transfer", {
+        team,
+      });
+      if (!result.ok) return failed(result);
+      loadQueue();
+    });
+    $("close-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (!current) return;
+      const result = await api("POST", "/api/console/conversations/" + encodeURIComponent(current.id) + "/close", {
+        reason: $("close-reason").value,
+      });
+      if (!result.ok) return failed(result);
+      say(strings["console.closed"]);
+      loadQueue();
+    });
+    await api("POST", "/api/console/presence", { status: "online" });
+    await loadQueue();
+    const queueStream = new EventSource("/api/console/events?wait=30");
+    for (const kind of ["queued", "assigned", "closed", "abandoned"]) queueStream.addEventListener(kind, loadQueue);
+  }
+
+  start();
+})();

@@ -1,0 +1,33 @@
+"""The handoff record: one row per time a conversation waits for a person, with the times analytics need."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from atende.models import Base, UTCDateTime, utcnow
+
+
+class Handoff(Base):
+    __tablename__ = "handoffs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    team: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(500))
+    source: Mapped[str] = mapped_column(String(32))  # citizen_request, abstained_twice, tool, transfer
+    # waiting → with_agent → closed; abandoned when the citizen leaves (or times out) before an agent took it.
+    status: Mapped[str] = mapped_column(String(16), default="waiting", index=True)
+    agent: Mapped[str | None] = mapped_column(String(255))  # the principal's subject, e.g. "user:7"
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    abandoned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    close_reason: Mapped[str | None] = mapped_column(String(64))
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    survey_score: Mapped[int | None] = mapped_column(Integer)
+    survey_comment: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,498 @@
+"""Conversation states bot → waiting → with_agent → closed, and everything agents and citizens do across them.
+
+Every state change is a conditional UPDATE (`WHERE state = <expected>`), so the database decides races: of two
+agents taking one conversation exactly one changes the row. The live state (queue order, locks, pub/sub) is
+kept in step after each commit and can always be rebuilt from the database (`rebuild()`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from atende.handoff.hours import BusinessHours
+from atende.handoff.live import LiveState
+from atende.handoff.models import Handoff
+from atende.handoff.summary import summarize
+from atende.i18n import t
+from atende.models import Conversation, Event, Message, utcnow
+from atende.store import ConversationNotFound, ConversationStore, MessageView
+
+log = logging.getLogger(__name__)
+
+QUEUE_TOPIC: Final = "queue"
+CLOSE_REASONS: Final = ("resolved", "information_given", "protocol_opened", "citizen_left", "wrong_team", "other")
+DEFAULT_TEAM: Final = "atendimento"
+
+
+def conversation_topic(conversation_id: str) -> str:
+    return f"conversation:{conversation_id}"
+
+
+class HandoffError(Exception):
+    """A handoff operation that cannot happen now; `code` and the pt-BR `key` explain why."""
+
+    def __init__(self, code: str, key: str, status: int = 409) -> None:
+        super().__init__(code)
+        self.code = code
+        self.key = key
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """Where a handed-off conversation stands, as the citizen is told."""
+
+    conversation_id: str
+    team: str
+    state: str
+    position: int | None
+    opens_at: datetime | None = None  # set when the team is closed now: nothing was queued
+    estimated_wait_s: float | None = None  # position × the team's recent pace of assignments; None: no history
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffView:
+    id: int
+    conversation_id: str
+    team: str
+    reason: str
+    source: str
+    status: str
+    agent: str | None
+    requested_at: datetime
+    assigned_at: datetime | None
+    first_response_at: datetime | None
+    closed_at: datetime | None
+    abandoned_at: datetime | None
+    close_reason: str | None
+    summary: dict[str, Any] | None
+    survey_score: int | None
+    survey_comment: str | None
+
+    def timings_s(self) -> dict[str, float | None]:
+        """Wait, first response, handling and abandonment times, in seconds (None: not reached)."""
+
+        def span(start: datetime | None, end: datetime | None) -> float | None:
+            return None if start is None or end is None else round((end - start).total_seconds(), 3)
+
+        return {
+            "wait": span(self.requested_at, self.assigned_at),
+            "first_response": span(self.assigned_at, self.first_response_at),
+            "handling": span(self.assigned_at, self.closed_at),
+            "abandonment": span(self.requested_at, self.abandoned_at),
+        }
+
+
+def _view(row: Handoff) -> HandoffView:
+    return HandoffView(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        team=row.team,
+        reason=row.reason,
+        source=row.source,
+        status=row.status,
+        agent=row.agent,
+        requested_at=row.requested_at,
+        assigned_at=row.assigned_at,
+        first_response_at=row.first_response_at,
+        closed_at=row.closed_at,
+        abandoned_at=row.abandoned_at,
+        close_reason=row.close_reason,
+        summary=dict(row.summary) if row.summary is not None else None,
+        survey_score=row.survey_score,
+        survey_comment=row.survey_comment,
+    )
+
+
+class HandoffService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        store: ConversationStore,
+        live: LiveState,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        default_team: str = DEFAULT_TEAM,
+        lock_ttl_s: float = 30.0,
+        locale: str = "pt-BR",
+        hours: Mapping[str, BusinessHours] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self.store = store
+        self.live = live
+        self._clock = clock
+        self.default_team = default_team
+        self._lock_ttl_s = lock_ttl_s
+        self._locale = locale
+        self.hours = dict(hours or {})  # teams without an entry are always open
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    # --- citizen side -------------------------------------------------------------------------------------
+
+    def request(self, conversation_id: str, *, reason: str, source: str, team: str | None = None) -> Ticket:
+        """Queue the conversation for a person; asking again while queued or served changes nothing.
+
+        The queue is ordered by the handoff row's id: unique and increasing, so requests in the same clock tick
+        still keep their order, and a rebuild after a restart reproduces it exactly.
+        """
+        team = team or self.default_team
+        now = self._clock()
+        schedule = self.hours.get(team)
+        if schedule is not None and not schedule.is_open(now):
+            return self._after_hours(conversation_id, team, schedule.next_opening(now), reason)
+        with self._sessions.begin() as session:
+            if session.get(Conversation, conversation_id) is None:
+                raise ConversationNotFound(conversation_id)
+            moved = self._move(session, conversation_id, ("bot", "closed"), "waiting", now)
+            if moved:
+                row = Handoff(
+                    conversation_id=conversation_id,
+                    team=team,
+                    reason=reason[:500],
+                    source=source,
+                    status="waiting",
+                    requested_at=now,
+                )
+                session.add(row)
+                session.flush()
+                order = row.id
+                session.add(
+                    Event(
+                        conversation_id=conversation_id,
+                        kind="handoff_queued",
+                        payload={"team": team, "reason": reason[:500], "source": source},
+                        created_at=now,
+                    )
+                )
+        if moved:
+            self.live.enqueue(team, conversation_id, order)
+            self.live.publish(QUEUE_TOPIC, {"event": "queued", "conversation_id": conversation_id, "team": team})
+            log.info("conversation %s queued for team %s (%s)", conversation_id, team, source)
+        return self.ticket(conversation_id)
+
+    def _after_hours(self, conversation_id: str, team: str, opens_at: datetime | None, reason: str) -> Ticket:
+        """Outside the team's hours nothing is queued; the citizen is told when it opens (and offered a protocol)."""
+        conversation = self.store.get_conversation(conversation_id)
+        if conversation is None:
+            raise ConversationNotFound(conversation_id)
+        payload = {"team": team, "reason": reason[:500], "opens_at": opens_at.isoformat() if opens_at else None}
+        self.store.add_event(conversation_id, "handoff_after_hours", payload)
+        return Ticket(conversation_id, team, conversation.state, None, opens_at)
+
+    def enqueue(self, conversation_id: str, *, team: str, reason: str) -> int | None:
+        """The MCP tool `handoff_to_human`'s queue (tools_mcp.handoff.HandoffQueue)."""
+        return self.request(conversation_id, reason=reason, source="tool", team=team).position
+
+    def ticket(self, conversation_id: str) -> Ticket:
+        conversation = self.store.get_conversation(conversation_id)
+        if conversation is None:
+            raise ConversationNotFound(conversation_id)
+        current = self.current(conversation_id)
+        team = current.team if current is not None else self.default_team
+        position = self.live.position(team, conversation_id) if conversation.state == "waiting" else None
+        estimate = None if position is None else self._pace(team)
+        return Ticket(
+            conversation_id,
+            team,
+            conversation.state,
+            position,
+            estimated_wait_s=None if estimate is None or position is None else round(estimate * position, 1),
+        )
+
+    def _pace(self, team: str, window: int = 20) -> float | None:
+        """Mean seconds between the team's recent assignments: how fast its queue moves now."""
+        with self._sessions() as session:
+            taken = list(
+                session.scalars(
+                    select(Handoff.assigned_at)
+                    .where(Handoff.team == team, Handoff.assigned_at.is_not(None))
+                    .order_by(Handoff.assigned_at.desc())
+                    .limit(window + 1)
+                )
+            )
+        moments = [moment for moment in taken if moment is not None]
+        if len(moments) < 2:
+            return None
+        return (moments[0] - moments[-1]).total_seconds() / (len(moments) - 1)
+
+    def citizen_message(self, conversation_id: str, text: str) -> MessageView:
+        """A citizen's message while waiting for or talking to a person: stored and pushed, never to the bot."""
+        message = self.store.add_message(conversation_id, "user", text)
+        self._push(conversation_id, "message", message)
+        return message
+
+    def leave(self, conversation_id: str) -> None:
+        """The citizen gives up while waiting (or times out): recorded as an abandonment, back to the bot."""
+        now = self._clock()
+        with self._sessions.begin() as session:
+            if not self._move(session, conversation_id, "waiting", "bot", now):
+                raise HandoffError("not_waiting", "handoff.error.not_waiting")
+            row = self._open_row(session, conversation_id)
+            if row is not None:
+                row.status = "abandoned"
+                row.abandoned_at = now
+                team = row.team
+        self.live.remove(team, conversation_id)
+        self.live.publish(QUEUE_TOPIC, {"event": "abandoned", "conversation_id": conversation_id, "team": team})
+
+    def survey(self, conversation_id: str, score: int, comment: str | None) -> None:
+        if not 1 <= score <= 5:
+            raise HandoffError("invalid_score", "handoff.error.invalid_score", status=422)
+        with self._sessions.begin() as session:
+            row = session.scalars(
+                select(Handoff)
+                .where(Handoff.conversation_id == conversation_id, Handoff.status == "closed")
+                .order_by(Handoff.id.desc())
+                .limit(1)
+            ).first()
+            if row is None or row.survey_score is not None:
+                raise HandoffError("no_survey", "handoff.error.no_survey")
+            row.survey_score = score
+            row.survey_comment = (comment or "").strip()[:2000] or None
+
+    # --- agent side ---------------------------------------------------------------------------------------
+
+    def claim(self, conversation_id: str, agent: str) -> HandoffView:
+        """Take a waiting conversation; of concurrent claims exactly one succeeds, the others get `taken`."""
+        if not self.live.acquire(conversation_id, agent, self._lock_ttl_s):
+            raise HandoffError("taken", "handoff.error.taken")
+        try:
+            now = self._clock()
+            with self._sessions.begin() as session:
+                if session.get(Conversation, conversation_id) is None:
+                    raise ConversationNotFound(conversation_id)
+                if not self._move(session, conversation_id, "waiting", "with_agent", now):
+                    raise HandoffError("taken", "handoff.error.taken")
+                row = self._open_row(session, conversation_id)
+                assert row is not None, "a waiting conversation always has an open handoff"
+                row.status = "with_agent"
+                row.agent = agent
+                row.assigned_at = now
+                session.add(
+                    Event(
+                        conversation_id=conversation_id,
+                        kind="handoff_assigned",
+                        payload={"agent": agent, "team": row.team},
+                        created_at=now,
+                    )
+                )
+                session.flush()
+                view = _view(row)
+        finally:
+            self.live.release(conversation_id, agent)
+        self.live.remove(view.team, conversation_id)
+        self.live.publish(QUEUE_TOPIC, {"event": "assigned", "conversation_id": conversation_id, "agent": agent})
+        self.live.publish(conversation_topic(conversation_id), {"event": "assigned", "agent": agent})
+        return view
+
+    def reply(self, conversation_id: str, agent: str, text: str) -> MessageView:
+        """The agent's message to the citizen (only the assigned agent may send)."""
+        text = text.strip()
+        if not text:
+            raise HandoffError("empty_message", "error.empty_message", status=422)
+        now = self._clock()
+        with self._sessions.begin() as session:
+            row = self._assigned_row(session, conversation_id, agent)
+            if row.first_response_at is None:
+                row.first_response_at = now
+            message = Message(conversation_id=conversation_id, role="agent", text=text, citations=[], created_at=now)
+            session.add(message)
+            session.flush()
+            sent = MessageView(message.id, conversation_id, "agent", text, None, (), now)
+        self._push(conversation_id, "message", sent)
+        return sent
+
+    def note(self, conversation_id: str, agent: str, text: str) -> None:
+        """An internal note: seen by staff only, never by the citizen."""
+        text = text.strip()
+        if not text:
+            raise HandoffError("empty_message", "error.empty_message", status=422)
+        self.store.add_event(conversation_id, "internal_note", {"agent": agent, "text": text[:4000]})
+        self.live.publish(conversation_topic(conversation_id), {"event": "note", "agent": agent})
+
+    def transfer(self, conversation_id: str, agent: str, team: str) -> Ticket:
+        """Back to the queue, of another team; the summary travels with the conversation."""
+        now = self._clock()
+        with self._sessions.begin() as session:
+            row = self._assigned_row(session, conversation_id, agent)
+            self._move(session, conversation_id, "with_agent", "waiting", now)
+            row.status = "closed"
+            row.closed_at = now
+            row.close_reason = "transferred"
+            requeued = Handoff(
+                conversation_id=conversation_id,
+                team=team,
+                reason=row.reason,
+                source="transfer",
+                status="waiting",
+                requested_at=now,
+            )
+            session.add(requeued)
+            session.flush()
+            order = requeued.id
+            session.add(
+                Event(
+                    conversation_id=conversation_id,
+                    kind="handoff_transferred",
+                    payload={"from_agent": agent, "from_team": row.team, "to_team": team},
+                    created_at=now,
+                )
+            )
+        self.live.enqueue(team, conversation_id, order)
+        self.live.publish(QUEUE_TOPIC, {"event": "queued", "conversation_id": conversation_id, "team": team})
+        return self.ticket(conversation_id)
+
+    def close(self, conversation_id: str, agent: str, reason_code: str) -> HandoffView:
+        """End the service: the summary is stored, the citizen gets a closing message and the survey."""
+        if reason_code not in CLOSE_REASONS:
+            raise HandoffError("invalid_reason", "handoff.error.invalid_reason", status=422)
+        summary = summarize(self.store.list_messages(conversation_id))
+        now = self._clock()
+        with self._sessions.begin() as session:
+            row = self._assigned_row(session, conversation_id, agent)
+            self._move(session, conversation_id, "with_agent", "closed", now)
+            row.status = "closed"
+            row.closed_at = now
+            row.close_reason = reason_code
+            row.summary = summary
+            session.add(
+                Message(
+                    conversation_id=conversation_id,
+                    role="system",
+                    text=t("handoff.closed", self._locale, reference=f"{row.id:06d}"),
+                    citations=[],
+                    created_at=now,
+                )
+            )
+            session.add(
+                Event(
+                    conversation_id=conversation_id,
+                    kind="handoff_closed",
+                    payload={"agent": agent, "reason": reason_code},
+                    created_at=now,
+                )
+            )
+            session.flush()
+            view = _view(row)
+        self.live.publish(conversation_topic(conversation_id), {"event": "closed", "reason": reason_code})
+        self.live.publish(QUEUE_TOPIC, {"event": "closed", "conversation_id": conversation_id})
+        return view
+
+    # --- reading ------------------------------------------------------------------------------------------
+
+    def current(self, conversation_id: str) -> HandoffView | None:
+        """The conversation's latest handoff, open or not."""
+        with self._sessions() as session:
+            row = session.scalars(
+                select(Handoff).where(Handoff.conversation_id == conversation_id).order_by(Handoff.id.desc()).limit(1)
+            ).first()
+            return None if row is None else _view(row)
+
+    def history(self, conversation_id: str) -> list[HandoffView]:
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(Handoff).where(Handoff.conversation_id == conversation_id).order_by(Handoff.id)
+            )
+            return [_view(row) for row in rows]
+
+    def waiting(self, team: str | None = None) -> list[tuple[HandoffView, int]]:
+        """Waiting conversations with their queue positions, team by team, first served first."""
+        teams = [team] if team is not None else self.live.teams()
+        order = [(name, cid) for name in teams for cid in self.live.queue(name)]
+        if not order:
+            return []
+        with self._sessions() as session:
+            rows = {
+                row.conversation_id: _view(row)
+                for row in session.scalars(
+                    select(Handoff).where(
+                        Handoff.status == "waiting", Handoff.conversation_id.in_([cid for _, cid in order])
+                    )
+                )
+            }
+        out: list[tuple[HandoffView, int]] = []
+        positions: dict[str, int] = {}
+        for name, cid in order:
+            if cid in rows:
+                positions[name] = positions.get(name, 0) + 1
+                out.append((rows[cid], positions[name]))
+        return out
+
+    def assigned_to(self, agent: str) -> list[HandoffView]:
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(Handoff).where(Handoff.agent == agent, Handoff.status == "with_agent").order_by(Handoff.id)
+            )
+            return [_view(row) for row in rows]
+
+    def since(self, start: datetime) -> list[HandoffView]:
+        """Handoffs requested at or after `start` (the supervisor's "today")."""
+        with self._sessions() as session:
+            rows = session.scalars(select(Handoff).where(Handoff.requested_at >= start).order_by(Handoff.id))
+            return [_view(row) for row in rows]
+
+    def rebuild(self) -> int:
+        """Put every waiting conversation back in its team's queue (after a restart or a Redis flush)."""
+        with self._sessions() as session:
+            rows: Sequence[Handoff] = session.scalars(
+                select(Handoff).where(Handoff.status == "waiting").order_by(Handoff.id)
+            ).all()
+            entries = [(row.team, row.conversation_id, float(row.id)) for row in rows]
+        for team, cid, score in entries:
+            self.live.enqueue(team, cid, score)
+        return len(entries)
+
+    # --- helpers ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _move(
+        session: Session, conversation_id: str, expected: str | tuple[str, ...], state: str, now: datetime
+    ) -> bool:
+        allowed = (expected,) if isinstance(expected, str) else expected
+        result = session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.state.in_(allowed))
+            .values(state=state, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    @staticmethod
+    def _open_row(session: Session, conversation_id: str) -> Handoff | None:
+        return session.scalars(
+            select(Handoff)
+            .where(Handoff.conversation_id == conversation_id, Handoff.status.in_(("waiting", "with_agent")))
+            .order_by(Handoff.id.desc())
+            .limit(1)
+        ).first()
+
+    def _assigned_row(self, session: Session, conversation_id: str, agent: str) -> Handoff:
+        if session.get(Conversation, conversation_id) is None:
+            raise ConversationNotFound(conversation_id)
+        row = self._open_row(session, conversation_id)
+        if row is None or row.status != "with_agent" or row.agent != agent:
+            raise HandoffError("not_assigned", "handoff.error.not_assigned", status=403)
+        return row
+
+    def _push(self, conversation_id: str, event: str, message: MessageView) -> None:
+        self.live.publish(
+            conversation_topic(conversation_id),
+            {
+                "event": event,
+                "message": {
+                    "id": message.id,
+                    "role": message.role,
+                    "text": message.text,
+                    "created_at": message.created_at.isoformat(),
+                },
+            },
+        )

@@ -1,0 +1,114 @@
+"""The whole handoff in real browsers (Chromium through Playwright) against the app on loopback: a citizen asks
+for a person in the web chat, an agent signs in to the console, takes the conversation, reads the summary,
+accepts and edits the copilot's suggestion, sends it and closes with a reason; the citizen sees the reply and
+the survey. Screenshots land in test-artifacts/handoff/."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, make_services
+from helpers import first_sentence_of
+from openai_compatible_server import LoopbackServer
+from playwright.sync_api import Page, sync_playwright
+
+from assistant.testing import ScriptedChatModel
+from atende.accounts.service import build_accounts
+from atende.accounts.testing import PASSWORD, create_user, fast_passwords, with_settings
+from atende.app import create_app
+from atende.i18n import t
+from atende.services import Services
+from atende.settings import Settings
+from rag.types import Document
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts" / "handoff"
+QUESTION = "Como emito a segunda via do boleto do IPTU? Meu CPF é 529.982.247-25"
+
+
+@pytest.fixture
+def server(
+    test_settings: Settings, scripted: ScriptedChatModel, knowledge_documents: list[Document]
+) -> Iterator[tuple[str, Services]]:
+    settings = with_settings(test_settings, totp_required_roles="", session_cookie_secure=False)
+    services = make_services(settings, scripted, knowledge_documents)
+    services._accounts = build_accounts(
+        settings, services.engine, services.audit, cipher=services.lgpd.cipher if services.lgpd else None,
+        passwords=fast_passwords(),
+    )  # fmt: skip
+    services.token_verifier = services.accounts.tokens
+    create_user(services.accounts, "ana", "agent")
+    try:
+        with LoopbackServer(create_app(services=services, warm_model=False)) as running:  # type: ignore[arg-type]
+            yield running.url, services
+    finally:
+        services.close()
+
+
+def chat(page: Page, text: str, replies: int) -> None:
+    page.fill(".composer__input", text)
+    page.click(".composer__send")
+    page.wait_for_function(f"document.querySelectorAll('.msg--handoff').length >= {replies}")
+
+
+def test_a_citizen_is_served_by_an_agent_who_edits_the_copilots_suggestion(
+    server: tuple[str, Services], scripted: ScriptedChatModel
+) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"this test needs Chromium at {CHROMIUM} (apt-get install chromium)")
+    url, services = server
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    scripted._steps.append(first_sentence_of(1))  # the copilot's one model call
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        try:
+            citizen = browser.new_context().new_page()
+            citizen.goto(f"{url}/")
+            chat(citizen, "quero falar com um atendente", 1)
+            chat(citizen, QUESTION, 2)
+
+            agent = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            agent.goto(f"{url}/staff/login?next=/console")
+            agent.fill("#username", "ana")
+            agent.fill("#password", PASSWORD)
+            agent.click("button[type=submit]")
+            agent.wait_for_url(f"{url}/console")
+            agent.click("#queue button.claim")
+            agent.wait_for_selector("#side-panel:not([hidden])")
+            summary = agent.locator("#summary").inner_text()
+            agent.click("#suggest")
+            agent.wait_for_selector("#use-suggestion:not([hidden])")
+            suggestion = agent.locator("#suggestion").inner_text()
+            agent.click("#use-suggestion")
+            edited = agent.input_value("#reply") + " Qualquer dúvida, estou à disposição."
+            agent.fill("#reply", edited)
+            agent.screenshot(path=str(ARTIFACTS / "console-before-send.png"), full_page=True)
+            agent.click("#reply-form button[type=submit]")
+            agent.wait_for_selector(f"#status:has-text('{t('console.sent')}')")
+            agent.select_option("#close-reason", "information_given")
+            agent.click("#close-form button[type=submit]")
+            agent.wait_for_selector(f"#status:has-text('{t('console.closed')[:20]}')")
+            agent.screenshot(path=str(ARTIFACTS / "console-after-close.png"), full_page=True)
+
+            citizen.wait_for_selector(".msg--system", timeout=30_000)
+            seen_reply = citizen.locator(".msg--agent .msg__body").inner_text()
+            seen_survey = citizen.locator(".msg--system .msg__body").inner_text()
+            citizen.screenshot(path=str(ARTIFACTS / "webchat-citizen.png"), full_page=True)
+        finally:
+            browser.close()
+
+    assert "[CPF]" in summary
+    assert "529.982.247-25" not in summary
+    assert suggestion
+    assert seen_reply == edited
+    assert "de 1 a 5" in seen_survey
+    assert (ARTIFACTS / "console-after-close.png").stat().st_size > 0
+    [conversation_id] = {row["conversation_id"] for row in services.store.iter_turns()}
+    record = services.handoff.current(conversation_id)  # type: ignore[union-attr]
+    assert record is not None
+    assert record.close_reason == "information_given"

@@ -1,0 +1,404 @@
+"""Conversation states and the handoff lifecycle over a real database: queue, claim, reply, transfer, close, survey,
+abandonment, restart and two app processes sharing one queue."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from handoff_support import postgres_schema_url, redis_live_state
+
+from atende.accounts.testing import ManualClock
+from atende.db import make_engine, make_session_factory
+from atende.handoff.hours import BusinessHours
+from atende.handoff.live import InMemoryLiveState, LiveState
+from atende.handoff.service import QUEUE_TOPIC, HandoffError, HandoffService, conversation_topic
+from atende.handoff.summary import summarize
+from atende.handoff.triggers import handoff_reason
+from atende.i18n import t
+from atende.migrate import upgrade
+from atende.store import ConversationStore
+
+
+class Stack:
+    """A database, its store and a live state, from which several app 'processes' can be built."""
+
+    def __init__(self, url: str, live: LiveState, clock: ManualClock) -> None:
+        upgrade(url)
+        self.engine = make_engine(url)
+        self.sessions = make_session_factory(self.engine)
+        self.store = ConversationStore(self.sessions)
+        self.live = live
+        self.clock = clock
+
+    def service(self, live: LiveState | None = None) -> HandoffService:
+        return HandoffService(self.sessions, self.store, live or self.live, clock=self.clock)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql+redis", marks=pytest.mark.integration)])
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    clock = ManualClock()
+    if request.param == "sqlite":
+        built = Stack(f"sqlite:///{(tmp_path / 'atende.db').as_posix()}", InMemoryLiveState(), clock)
+        yield built
+        built.engine.dispose()
+        return
+    for url in postgres_schema_url():
+        for live in redis_live_state():
+            built = Stack(url, live, clock)
+            yield built
+            built.engine.dispose()
+
+
+@pytest.fixture
+def handoff(stack: Stack) -> HandoffService:
+    return stack.service()
+
+
+def waiting_conversation(handoff: HandoffService, team: str | None = None) -> str:
+    cid = handoff.store.create_conversation("web").id
+    handoff.store.add_message(cid, "user", "Como emito a segunda via do IPTU?")
+    handoff.request(cid, reason="citizen_request", source="citizen_request", team=team)
+    return cid
+
+
+# --- queueing ----------------------------------------------------------------------------------------------
+
+
+def test_asking_for_a_person_moves_the_conversation_to_waiting_at_the_end_of_the_queue(handoff: HandoffService) -> None:
+    first = waiting_conversation(handoff)
+    cid = handoff.store.create_conversation("web").id
+
+    ticket = handoff.request(cid, reason="citizen_request", source="citizen_request")
+
+    assert (ticket.state, ticket.team, ticket.position) == ("waiting", "atendimento", 2)
+    assert handoff.ticket(first).position == 1
+    assert [e.kind for e in handoff.store.list_events(cid)] == ["handoff_queued"]
+
+
+def test_asking_again_while_waiting_keeps_the_place_and_records_nothing_new(handoff: HandoffService) -> None:
+    cid = waiting_conversation(handoff)
+    waiting_conversation(handoff)
+
+    ticket = handoff.request(cid, reason="citizen_request", source="citizen_request")
+
+    assert ticket.position == 1
+    assert len(handoff.history(cid)) == 1
+
+
+def test_the_mcp_tool_queue_answers_with_the_place_in_the_named_teams_queue(handoff: HandoffService) -> None:
+    cid = handoff.store.create_conversation("web").id
+
+    position = handoff.enqueue(cid, team="tributos", reason="dívida ativa")
+
+    assert position == 1
+    assert handoff.ticket(cid).team == "tributos"
+
+
+def test_a_waiting_citizens_message_is_stored_and_pushed_to_the_console(stack: Stack, handoff: HandoffService) -> None:
+    cid = waiting_conversation(handoff)
+    watcher = stack.live.subscribe(conversation_topic(cid))
+    try:
+        handoff.citizen_message(cid, "Ainda estou aguardando")
+        pushed = watcher.next(5.0)
+    finally:
+        watcher.close()
+
+    assert handoff.store.list_messages(cid)[-1].text == "Ainda estou aguardando"
+    assert pushed is not None
+    assert pushed["message"]["text"] == "Ainda estou aguardando"
+
+
+# --- taking a conversation ---------------------------------------------------------------------------------
+
+
+def test_claiming_assigns_the_agent_records_the_wait_and_leaves_the_queue(
+    stack: Stack, handoff: HandoffService
+) -> None:
+    cid = waiting_conversation(handoff)
+    stack.clock.advance(seconds=42)
+
+    view = handoff.claim(cid, "user:7")
+
+    assert (view.status, view.agent) == ("with_agent", "user:7")
+    assert view.timings_s()["wait"] == 42.0
+    assert handoff.store.get_conversation(cid).state == "with_agent"  # type: ignore[union-attr]
+    assert handoff.waiting() == []
+
+
+def test_a_conversation_already_taken_cannot_be_claimed_again(handoff: HandoffService) -> None:
+    cid = waiting_conversation(handoff)
+    handoff.claim(cid, "user:7")
+
+    with pytest.raises(HandoffError) as refused:
+        handoff.claim(cid, "user:8")
+
+    assert refused.value.code == "taken"
+    assert handoff.current(cid).agent == "user:7"  # type: ignore[union-attr]
+
+
+def test_of_agents_claiming_one_conversation_at_once_exactly_one_wins(stack: Stack) -> None:
+    # Each agent in its own app process: separate services over the same database and live state.
+    cid = waiting_conversation(stack.service())
+    agents = [stack.service() for _ in range(6)]
+    barrier = threading.Barrier(len(agents))
+
+    def grab(n: int) -> str:
+        barrier.wait()
+        try:
+            agents[n].claim(cid, f"user:{n}")
+        except HandoffError as exc:
+            return exc.code
+        return "won"
+
+    with ThreadPoolExecutor(len(agents)) as pool:
+        outcomes = list(pool.map(grab, range(len(agents))))
+
+    assert sorted(outcomes) == ["taken"] * (len(agents) - 1) + ["won"]
+    winner = f"user:{outcomes.index('won')}"
+    assert stack.service().current(cid).agent == winner  # type: ignore[union-attr]
+
+
+def test_the_database_refuses_a_claim_even_when_the_live_lock_was_lost(stack: Stack) -> None:
+    # A Redis flush (or an expired lock) must not let a second agent take a conversation already served.
+    cid = waiting_conversation(stack.service())
+    stack.service().claim(cid, "user:1")
+
+    with pytest.raises(HandoffError):
+        stack.service(InMemoryLiveState()).claim(cid, "user:2")
+
+
+# --- serving -----------------------------------------------------------------------------------------------
+
+
+def test_only_the_assigned_agent_may_reply_and_the_first_reply_is_timed(stack: Stack, handoff: HandoffService) -> None:
+    cid = waiting_conversation(handoff)
+    handoff.claim(cid, "user:7")
+    stack.clock.advance(seconds=15)
+
+    with pytest.raises(HandoffError) as refused:
+        handoff.reply(cid, "user:8", "Olá!")
+    sent = handoff.reply(cid, "user:7", "Olá! Posso ajudar com o IPTU.")
+    handoff.reply(cid, "user:7", "Um momento, por favor.")
+
+    assert refused.value.code == "not_assigned"
+    assert (sent.role, sent.text) == ("agent", "Olá! Posso ajudar com o IPTU.")
+    assert handoff.current(cid).timings_s()["first_response"] == 15.0  # type: ignore[union-attr]
+
+
+def test_an_internal_note_is_kept_as_an_event_and_never_as_a_message(handoff: HandoffService) -> None:
+    cid = waiting_conversation(handoff)
+    handoff.claim(cid, "user:7")
+
+    handoff.note(cid, "user:7", "Cidadão já ligou ontem.")
+
+    assert all(m.text != "Cidadão já ligou ontem." for m in handoff.store.list_messages(cid))
+    assert [e.payload["text"] for e in handoff.store.list_events(cid) if e.kind == "internal_note"] == [
+        "Cidadão já ligou ontem."
+    ]
+
+
+def test_a_transfer_puts_the_conversation_in_the_other_teams_queue(handoff: HandoffService) -> None:
+    cid = waiting_conversation(handoff)
+    handoff.claim(cid, "user:7")
+
+    ticket = handoff.transfer(cid, "user:7", "tributos")
+
+    assert (ticket.state, ticket.team, ticket.position) == ("waiting", "tributos", 1)
+    assert [(h.team, h.status, h.close_reason) for h in handoff.history(cid)] == [
+        ("atendimento", "closed", "transferred"),
+        ("tributos", "waiting", None),
+    ]
+
+
+def test_closing_stores_the_summary_times_the_handling_and_sends_the_survey(
+    stack: Stack, handoff: HandoffService
+) -> None:
+    cid = waiting_conversation(handoff)
+    handoff.claim(cid, "user:7")
+    handoff.reply(cid, "user:7", "Acesse o portal e escolha Segunda via.")
+    stack.clock.advance(minutes=3)
+
+    closed = handoff.close(cid, "user:7", "information_given")
+
+    assert handoff.store.get_conversation(cid).state == "closed"  # type: ignore[union-attr]
+    assert closed.close_reason == "information_given"
+    assert closed.summary is not None
+    assert closed.summary["reason"] == ["Como emito a segunda via do IPTU?"]
+    assert closed.timings_s()["handling"] == 180.0
+    last = handoff.store.list_messages(cid)[-1]
+    assert (last.role, last.text) == ("system", t("handoff.closed", reference=f"{closed.id:06d}"))
+
+
+def test_closing_with_an_unknown_reason_is_refused(handoff: HandoffService) -> None:
+    cid = waiting_conversation(handoff)
+    handoff.claim(cid, "user:7")
+
+    with pytest.raises(HandoffError) as refused:
+        handoff.close(cid, "user:7", "cansei")
+
+    assert refused.value.code == "invalid_reason"
+    assert handoff.store.get_conversation(cid).state == "with_agent"  # type: ignore[union-attr]
+
+
+def test_the_survey_is_answered_once_after_closing(handoff: HandoffService) -> None:
+    cid = waiting_conversation(handoff)
+    handoff.claim(cid, "user:7")
+    handoff.close(cid, "user:7", "resolved")
+
+    handoff.survey(cid, 5, "Rápido e claro.")
+    with pytest.raises(HandoffError) as again:
+        handoff.survey(cid, 1, None)
+
+    assert again.value.code == "no_survey"
+    assert (handoff.current(cid).survey_score, handoff.current(cid).survey_comment) == (  # type: ignore[union-attr]
+        5,
+        "Rápido e claro.",
+    )
+
+
+def test_leaving_the_queue_is_recorded_as_an_abandonment(stack: Stack, handoff: HandoffService) -> None:
+    cid = waiting_conversation(handoff)
+    stack.clock.advance(seconds=90)
+
+    handoff.leave(cid)
+
+    assert handoff.store.get_conversation(cid).state == "bot"  # type: ignore[union-attr]
+    assert handoff.current(cid).timings_s()["abandonment"] == 90.0  # type: ignore[union-attr]
+    assert handoff.waiting() == []
+
+
+def test_a_closed_conversation_can_ask_for_a_person_again(handoff: HandoffService) -> None:
+    cid = waiting_conversation(handoff)
+    handoff.claim(cid, "user:7")
+    handoff.close(cid, "user:7", "resolved")
+
+    ticket = handoff.request(cid, reason="citizen_request", source="citizen_request")
+
+    assert (ticket.state, ticket.position) == ("waiting", 1)
+
+
+# --- restart and several processes -------------------------------------------------------------------------
+
+
+def test_a_restart_rebuilds_the_queue_in_order_from_the_database(stack: Stack) -> None:
+    before = stack.service()
+    first = waiting_conversation(before)
+    stack.clock.advance(seconds=1)
+    second = waiting_conversation(before)
+    served = waiting_conversation(before)
+    before.claim(served, "user:1")
+
+    after = stack.service(InMemoryLiveState())  # the live state is gone
+    rebuilt = after.rebuild()
+
+    assert rebuilt == 2
+    assert [(view.conversation_id, position) for view, position in after.waiting()] == [(first, 1), (second, 2)]
+
+
+def test_two_app_processes_share_one_queue_and_its_updates(stack: Stack) -> None:
+    one, two = stack.service(), stack.service()
+    watcher = stack.live.subscribe(QUEUE_TOPIC)
+    try:
+        cid = waiting_conversation(one)
+        pushed = watcher.next(5.0)
+    finally:
+        watcher.close()
+
+    assert [view.conversation_id for view, _ in two.waiting()] == [cid]
+    assert pushed is not None
+    assert (pushed["event"], pushed["conversation_id"]) == ("queued", cid)
+
+
+# --- when the bot hands off, and the summary ---------------------------------------------------------------
+
+
+def test_the_bot_hands_off_after_two_abstentions_in_a_row_but_not_after_one(handoff: HandoffService) -> None:
+    cid = handoff.store.create_conversation("web").id
+    store = handoff.store
+    store.add_message(cid, "user", "Qual o horário do cemitério?")
+    store.add_message(cid, "assistant", t("abstain"), decision="abstained")
+    once = handoff_reason(store.list_messages(cid))
+    store.add_message(cid, "user", "E aos domingos?")
+    store.add_message(cid, "assistant", t("abstain"), decision="abstained")
+
+    assert once is None
+    assert handoff_reason(store.list_messages(cid)) == "abstained_twice"
+
+
+def test_the_summary_gives_reason_cited_answers_masked_data_and_the_pending_request(handoff: HandoffService) -> None:
+    cid = handoff.store.create_conversation("web").id
+    store = handoff.store
+    store.add_message(cid, "user", "Como emito a segunda via do IPTU?")
+    store.add_message(
+        cid,
+        "assistant",
+        "No portal, opção Segunda via. [1]",
+        decision="answered",
+        citations=[{"n": 1, "doc_id": "iptu", "title": "IPTU", "url": "kb://articles/iptu"}],
+    )
+    store.add_message(cid, "user", "Meu CPF é 529.982.247-25 e o boleto não abre")
+    store.add_message(cid, "assistant", t("abstain"), decision="abstained")
+    store.add_message(cid, "user", "quero falar com um atendente")
+
+    summary = summarize(store.list_messages(cid))
+
+    assert summary["reason"] == ["Como emito a segunda via do IPTU?", "Meu CPF é [CPF] e o boleto não abre"]
+    assert summary["answers"] == [
+        {"text": "No portal, opção Segunda via. [1]", "citations": [{"title": "IPTU", "url": "kb://articles/iptu"}]}
+    ]
+    assert summary["data"] == [{"kind": "CPF", "count": 1}]
+    assert summary["pending"] == "Meu CPF é [CPF] e o boleto não abre"
+    assert "529.982.247-25" not in str(summary)
+
+
+# --- business hours ----------------------------------------------------------------------------------------
+
+
+def test_outside_the_teams_hours_nothing_is_queued_and_the_next_opening_is_given(stack: Stack) -> None:
+    # ManualClock starts on Monday 23 November 2026, 09:00 UTC (06:00 in São Paulo): before opening.
+    handoff = stack.service()
+    handoff.hours = {"tributos": BusinessHours.parse("mon-fri 08:00-17:00")}
+    cid = handoff.store.create_conversation("web").id
+
+    ticket = handoff.request(cid, reason="citizen_request", source="citizen_request", team="tributos")
+
+    assert (ticket.state, ticket.position) == ("bot", None)
+    assert ticket.opens_at == datetime(2026, 11, 23, 8, 0, tzinfo=ZoneInfo("America/Sao_Paulo"))
+    assert handoff.waiting() == []
+    assert [e.kind for e in handoff.store.list_events(cid)] == ["handoff_after_hours"]
+
+
+def test_inside_the_teams_hours_the_conversation_is_queued(stack: Stack) -> None:
+    handoff = stack.service()
+    handoff.hours = {"tributos": BusinessHours.parse("mon-fri 08:00-17:00")}
+    stack.clock.advance(hours=3)  # 09:00 in São Paulo
+
+    ticket = handoff.request(
+        handoff.store.create_conversation("web").id, reason="x", source="citizen_request", team="tributos"
+    )
+
+    assert (ticket.state, ticket.position, ticket.opens_at) == ("waiting", 1, None)
+
+
+def test_the_estimated_wait_is_the_place_in_the_queue_times_the_teams_recent_pace(stack: Stack) -> None:
+    handoff = stack.service()
+    for _ in range(3):  # one conversation taken every two minutes
+        handoff.claim(waiting_conversation(handoff), "user:1")
+        stack.clock.advance(minutes=2)
+    waiting_conversation(handoff)
+    second = waiting_conversation(handoff)
+
+    ticket = handoff.ticket(second)
+
+    assert ticket.position == 2
+    assert ticket.estimated_wait_s == 240.0
+
+
+def test_without_history_there_is_no_estimate(handoff: HandoffService) -> None:
+    assert handoff.ticket(waiting_conversation(handoff)).estimated_wait_s is None
