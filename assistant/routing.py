@@ -49,7 +49,8 @@ def route_message(text: str) -> Routing:
     if _HUMAN.search(folded):
         return Routing("human")
     leftover = re.sub(r"[\W\d_]+", " ", _FILLER.sub(" ", folded)).strip()
-    if not leftover:
+    # A message of bare numbers ("983.690.060-86 15/03/1985", "2026-000123") is data, not small talk.
+    if not leftover and not re.search(r"\d{3}", folded):
         for kind, pattern in _SMALLTALK:
             if pattern.search(folded):
                 return Routing("smalltalk", kind)

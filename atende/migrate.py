@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
@@ -15,6 +16,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import URL
 
 from atende.db import make_engine, normalize_url
+
+if TYPE_CHECKING:
+    from atende.lgpd.crypto import FieldCipher
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -30,26 +34,32 @@ def alembic_config(url: str | URL | None = None) -> Config:
     return config
 
 
-def _run(url: str | URL, action: Callable[[Config], None]) -> None:
+def _run(url: str | URL, action: Callable[[Config], None], cipher: FieldCipher | None = None) -> None:
     # Our own engine, so SQLite gets its pragmas and PostgreSQL its driver and connect options.
     engine = make_engine(url)
     try:
         with engine.begin() as connection:
             config = alembic_config()
             config.attributes["connection"] = connection
+            if cipher is not None:
+                config.attributes["field_cipher"] = cipher
             action(config)
     finally:
         engine.dispose()
 
 
-def upgrade(url: str | URL, revision: str = "head") -> None:
-    """Bring the database at `url` up to `revision` (the latest by default)."""
-    _run(url, lambda config: command.upgrade(config, revision))
+def upgrade(url: str | URL, revision: str = "head", *, cipher: FieldCipher | None = None) -> None:
+    """Bring the database at `url` up to `revision` (the latest by default).
+
+    Revisions that encrypt existing rows (0008) use `cipher`; without one they build it from the environment's
+    settings, and only when there is a row to convert.
+    """
+    _run(url, lambda config: command.upgrade(config, revision), cipher)
 
 
-def downgrade(url: str | URL, revision: str = "base") -> None:
+def downgrade(url: str | URL, revision: str = "base", *, cipher: FieldCipher | None = None) -> None:
     """Roll the database at `url` back to `revision` (an empty schema by default)."""
-    _run(url, lambda config: command.downgrade(config, revision))
+    _run(url, lambda config: command.downgrade(config, revision), cipher)
 
 
 def current_revision(url: str | URL) -> str | None:

@@ -127,7 +127,7 @@ class Services:
     def warm_up(self, *, model: bool = True) -> None:
         """Migrate the database, open the index and load the models (skipped when already done)."""
         if "db" not in self.warmed:
-            upgrade(self.settings.resolved_database_url)
+            upgrade(self.settings.resolved_database_url, cipher=self.lgpd.cipher if self.lgpd else None)
             if self.lgpd is not None:
                 self.lgpd.warm_up()
             if self.handoff is not None:  # the live queues are rebuilt from the conversations still waiting
@@ -212,7 +212,7 @@ def build_services(settings: Settings, *, model: ChatModel | None = None) -> Ser
         mcp=mcp,
         token_verifier=token_verifier,
         _accounts=accounts,
-        whatsapp=build_whatsapp(settings, engine, store, assistant, lgpd, audit),
+        whatsapp=build_whatsapp(settings, engine, store, assistant, lgpd, audit, handoff),
         handoff=handoff,
         copilot=build_copilot(settings, chat_model, index),
     )
@@ -301,9 +301,11 @@ def build_tools(
     tokens: TokenVerifier | None = None,
     handoffs: HandoffQueue | None = None,
 ) -> tuple[Domain, MCPServer, TokenVerifier]:
-    """The domain services and the MCP server; the CPF lookup hash is the LGPD cipher's blind index."""
+    """The domain services and the MCP server; the citizens' personal fields are encrypted with the LGPD cipher
+    (their CPF lookup hash is its blind index), and registered for `atende lgpd rotate-key`."""
     from tools_mcp.articles import IndexArticles
     from tools_mcp.auth import ChainedTokenVerifier, static_verifier
+    from tools_mcp.citizens import CITIZEN_BLIND_INDEXES, CITIZEN_ENCRYPTED_COLUMNS
     from tools_mcp.domain import build_domain
     from tools_mcp.personal_data import CitizenDataSource, CitizenResolver
     from tools_mcp.server import build_mcp_server
@@ -313,9 +315,11 @@ def build_tools(
         settings,
         audit,
         articles=IndexArticles(index),
-        cpf_index=lambda digits: lgpd.cipher.blind_index(digits, kind="cpf"),
+        cipher=lgpd.cipher,
         handoffs=handoffs,
     )
+    lgpd.encrypted_columns.extend(CITIZEN_ENCRYPTED_COLUMNS)
+    lgpd.blind_indexes.extend(CITIZEN_BLIND_INDEXES)
     lgpd.data_subjects.register(CitizenDataSource(sessions, domain.citizens, domain.clock))
     lgpd.data_subjects.add_resolver(CitizenResolver(sessions, domain.citizens))
     # Tokens issued by `atende tokens create` or /api/tokens first, then the ones configured in ATENDE_MCP_TOKENS.
@@ -325,12 +329,19 @@ def build_tools(
 
 
 def build_whatsapp(
-    settings: Settings, engine: Engine, store: ConversationStore, assistant: Assistant, lgpd: Lgpd, audit: AuditSink
+    settings: Settings,
+    engine: Engine,
+    store: ConversationStore,
+    assistant: Assistant,
+    lgpd: Lgpd,
+    audit: AuditSink,
+    handoff: HandoffService | None = None,
 ) -> WhatsAppService:
-    """The WhatsApp channel: consent from the LGPD register, its contacts and media in export and erase."""
+    """The WhatsApp channel: consent from the LGPD register, its contacts and media in export and erase; its
+    handoffs join the app's queues, and agents' replies reach its citizens through its outbox."""
     from channels.whatsapp import service
     from channels.whatsapp.personal_data import WhatsAppDataSource
 
-    whatsapp = service.WhatsAppService(settings, engine, store, assistant, lgpd.consent, audit)
+    whatsapp = service.WhatsAppService(settings, engine, store, assistant, lgpd.consent, audit, handoff=handoff)
     lgpd.data_subjects.register(WhatsAppDataSource(whatsapp.sessions, settings.data_dir))
     return whatsapp

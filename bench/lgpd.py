@@ -1,4 +1,5 @@
-"""Benchmarks of the LGPD pieces: masking with extra patterns, audit appends and verification, field encryption.
+"""Benchmarks of the LGPD pieces: masking with extra patterns, audit appends and verification, field encryption,
+and the encrypted citizens table (CPF lookup, seed).
 
     python -m bench.lgpd [--out bench/lgpd_results.json] [--postgres URL]
 
@@ -11,20 +12,23 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import tempfile
 import threading
 import time
 import uuid
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Column, Integer, MetaData, Table, Text, insert, text
 
-from atende.audit import AuditEvent, AuditLog, ChainKeys
+from atende.audit import AuditEvent, AuditLog, ChainKeys, MemoryAuditSink
 from atende.db import make_engine, make_session_factory, normalize_url
 from atende.lgpd.crypto import EncryptedColumn, FieldCipher, generate_key, rotate_columns
 from atende.migrate import upgrade
 from atende.privacy import Masker
+from atende.settings import Settings
 
 EXTRA = {
     "MATRICULA": r"MAT-\d{6}",
@@ -122,6 +126,86 @@ def bench_crypto(rows: int = 2000) -> dict[str, Any]:
     }
 
 
+def bench_citizens(url: str, rounds: int = 7, people: int = 1000) -> dict[str, Any]:
+    """The encrypted citizens table: seed, CPF lookup (blind index + decrypting the six fields) and upserts.
+
+    `cpf_lookup_without_decrypting_us` is the same lookup without decrypting (what it cost before encryption at
+    rest); the variants are measured in alternate rounds so a loaded machine slows them alike. Minimum over the
+    rounds (the median of the full lookup too).
+    """
+    from validate_docbr import CPF
+
+    from tools_mcp.domain import build_domain
+    from tools_mcp.seed import CITIZENS, seed
+
+    upgrade(url)
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    cipher = FieldCipher([generate_key()], b"k" * 32)
+    settings = Settings(environment="test", _env_file=None)  # type: ignore[call-arg]
+    domain = build_domain(sessions, settings, MemoryAuditSink(), cipher=cipher)
+    started = time.perf_counter()
+    seed(domain)
+    seed_ms = (time.perf_counter() - started) * 1000
+    started = time.perf_counter()
+    seed(domain)
+    reseed_ms = (time.perf_counter() - started) * 1000
+    cpfs = [c.cpf for c in CITIZENS]
+
+    def query_only() -> None:  # by_cpf without decrypting: what a lookup cost before encryption at rest
+        for cpf in cpfs:
+            with sessions() as session:
+                assert domain.citizens.find_in(session, cpf) is not None
+
+    def full_lookup() -> None:
+        for cpf in cpfs:
+            assert domain.citizens.by_cpf(cpf) is not None
+
+    with sessions() as session:
+        rows = [domain.citizens.find_in(session, cpf) for cpf in cpfs]
+
+    def reveal_only() -> None:
+        for row in rows:
+            assert row is not None
+            domain.citizens.reveal(row)
+
+    def per_lookup_us(work: Any) -> float:
+        started = time.perf_counter()
+        for _ in range(5):
+            work()
+        return (time.perf_counter() - started) / (5 * len(cpfs)) * 1e6
+
+    full, query, reveal = [], [], []
+    for _ in range(rounds):
+        full.append(per_lookup_us(full_lookup))
+        query.append(per_lookup_us(query_only))
+        reveal.append(per_lookup_us(reveal_only))
+    generator = CPF()
+    new_cpfs = {generator.generate() for _ in range(people)} - set(cpfs)
+    started = time.perf_counter()
+    with sessions.begin() as session:
+        for n, cpf in enumerate(sorted(new_cpfs)):
+            domain.citizens.upsert(
+                session,
+                cpf=cpf,
+                name=f"Pessoa {n} da Silva",
+                birth_date=date(1980, 1, 1 + n % 28),
+                phone=f"+55 11 9{n:08d}",
+                email=f"p{n}@example.com",
+            )
+    upsert_us = (time.perf_counter() - started) / len(new_cpfs) * 1e6
+    engine.dispose()
+    return {
+        "seed_ms": round(seed_ms, 1),
+        "reseed_ms": round(reseed_ms, 1),
+        "cpf_lookup_us": round(min(full), 1),
+        "cpf_lookup_us_median": round(statistics.median(full), 1),
+        "cpf_lookup_without_decrypting_us": round(min(query), 1),
+        "decrypt_six_fields_us": round(min(reveal), 1),
+        "upsert_us_per_new_citizen": round(upsert_us, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path("bench/lgpd_results.json"))
@@ -134,6 +218,8 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as folder:
         results["audit_sqlite"] = bench_audit(f"sqlite:///{folder}/audit.db")
+    with tempfile.TemporaryDirectory() as folder:
+        results["citizens_sqlite"] = bench_citizens(f"sqlite:///{folder}/citizens.db")
     if args.postgres:
         schema = f"bench_{uuid.uuid4().hex[:12]}"
         admin = make_engine(args.postgres)
@@ -142,6 +228,7 @@ def main() -> None:
         try:
             url = normalize_url(args.postgres).update_query_dict({"options": f"-csearch_path={schema}"})
             results["audit_postgresql"] = bench_audit(url.render_as_string(hide_password=False))
+            results["citizens_postgresql"] = bench_citizens(url.render_as_string(hide_password=False))
         finally:
             with admin.begin() as connection:
                 connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))

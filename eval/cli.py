@@ -42,15 +42,27 @@ def _console() -> Any:
     return Console(stderr=True)
 
 
+class _Ticker:
+    """Advances the progress bar by one item; `say` prints a line above it."""
+
+    def __init__(self, bar: Any, task: Any, label: str) -> None:
+        self.bar, self.task, self.label = bar, task, label
+
+    def __call__(self, item: str) -> None:
+        self.bar.update(self.task, advance=1, description=f"{self.label} {item}")
+
+    def say(self, message: str) -> None:
+        self.bar.console.print(message)
+
+
 @contextmanager
-def _progress(total: int, label: str) -> Iterator[Any]:
+def _progress(total: int, label: str) -> Iterator[_Ticker]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=_console()
     ) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda item: bar.update(task, advance=1, description=f"{label} {item}")
+        yield _Ticker(bar, bar.add_task(label, total=total), label)
 
 
 def _scorer(services: Services, judge: str | None) -> FaithfulnessScorer:
@@ -91,7 +103,7 @@ def run(
     kb: Annotated[Path | None, typer.Option("--kb", help="Knowledge folder (default ATENDE_KNOWLEDGE_DIR)")] = None,
     judge: JudgeOpt = None,
 ) -> None:
-    """Run suites through the assistant, as the channels call it, in a throwaway database and index."""
+    """Run suites through the channels' entry point (handoff gate included) in a throwaway database and index."""
     from eval.isolation import isolated_services
     from eval.models import SCRIPTED, resolve_model
     from eval.report import write_report
@@ -146,7 +158,7 @@ def _load_dataset(kb: Path, questions: Path, limit: int | None) -> tuple[Any, An
 
     try:
         records = read_kb(kb)
-        items = read_questions(questions, {r.id for r in records})
+        items = read_questions(questions)
     except DatasetError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
@@ -161,17 +173,20 @@ def retrieval(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions")] = None,
 ) -> None:
     """Document-level retrieval quality: the project's retriever against BM25-only and dense-only baselines."""
-    from eval.datasets import RETRIEVAL_METRICS, evaluate_retrieval
+    from eval.datasets import evaluate_retrieval, known_questions
+    from eval.metrics import RETRIEVAL_METRICS
     from eval.report import write_report
 
     logging.basicConfig(level=logging.WARNING)
     records, items = _load_dataset(kb, questions, limit)
+    if not known_questions(items, {r.id for r in records})[0]:
+        typer.echo(f"{questions}: no question expects a document that is in {kb}", err=True)
+        raise typer.Exit(2)
     started = time.perf_counter()
-    _console().print(f"indexing {len(records)} documents…")
     with _progress(len(items), "queries") as tick:
-        report = evaluate_retrieval(records, items, _settings(), progress=tick)
+        report = evaluate_retrieval(records, items, _settings(), progress=tick, phase=tick.say)
     report["timings_s"]["total"] = round(time.perf_counter() - started, 1)
-    path, _ = write_report(report, out)
+    path, html_path = write_report(report, out)
     rows = [
         (
             name,
@@ -186,8 +201,12 @@ def retrieval(
         rows,
         ("method", *RETRIEVAL_METRICS, "p50 ms", "p95 ms"),
     )
+    timings = report["timings_s"]
+    if report["skipped"]["unknown_doc"]:
+        typer.echo(f"not scored: {report['skipped']['unknown_doc']} question(s) whose doc_id is not in the KB")
     typer.echo(
-        f"indexing {report['timings_s']['indexing']} s, queries {report['timings_s']['queries']} s; report: {path}"
+        f"indexing {timings['indexing']} s, query embedding {timings['query_embedding']} s, "
+        f"ranking {timings['queries']} s, total {timings['total']} s; report: {path} {html_path}"
     )
 
 
@@ -201,6 +220,7 @@ def answers(
     judge: JudgeOpt = None,
 ) -> None:
     """Answer every question with the configured model, through the assistant, and score the answers."""
+    from channels.entry import handle_message
     from eval.datasets import Question, evaluate_answers, ingest_kb
     from eval.isolation import isolated_services
     from eval.models import SCRIPTED, resolve_model
@@ -219,16 +239,23 @@ def answers(
             def respond(q: Question) -> tuple[str, str, list[str], float]:
                 conversation = services.store.create_conversation("web")
                 started = time.perf_counter()
-                reply = services.assistant.respond(conversation.id, q.question, channel="web")
+                # The channels' entry point, handoff gate included, as in `atende eval run`.
+                outcome = handle_message(
+                    services.assistant, services.handoff, conversation.id, q.question, channel="web"
+                )
                 latency = (time.perf_counter() - started) * 1000
+                reply = outcome.reply
+                if reply is None:  # a fresh conversation is never a person's; kept for type-checking
+                    return outcome.answer, outcome.decision, [], latency
                 cited = {c.doc_id for c in reply.citations}
                 contexts = [h.chunk.embedding_text() for h in reply.retrieved if h.chunk.doc_id in cited]
-                return reply.answer, reply.decision, contexts, latency
+                # Abstention is the assistant's decision; the answer is what the citizen was sent.
+                return outcome.answer, reply.decision, contexts, latency
 
             with _progress(len(items), "answers") as tick:
                 report = evaluate_answers(items, respond, scorer=_scorer(services, judge), progress=tick)
             report["model"] = services.model.model_id
-    path, _ = write_report(report, out)
+    path, html_path = write_report(report, out)
     m = report["metrics"]
     rows = [
         ("answer_contains", _fmt(m["answer_contains"])),
@@ -238,7 +265,7 @@ def answers(
         ("latency p50 / p95 ms", f"{m['latency_ms']['p50']:.0f} / {m['latency_ms']['p95']:.0f}"),
     ]
     _table(f"{report['n_questions']} questions, model {report['model']}", rows, ("metric", "value"))
-    typer.echo(f"report: {path}")
+    typer.echo(f"report: {path} {html_path}")
 
 
 @app.command("compare")

@@ -16,17 +16,24 @@ class Observation:
     """What the assistant did in one turn, as the expectations see it."""
 
     answer: str
-    decision: str
+    decision: str  # what the channel reported: "handoff" when the gate queued the conversation
     route: str
     cited: tuple[str, ...] = ()
     tool_calls: tuple[Mapping[str, Any], ...] = ()
     handoff_team: str | None = None
     language: str = "pt-BR"
     latency_ms: float = 0.0
+    # The assistant's own decision: "abstained" even when the gate then queued the conversation for a person.
+    # None: the same as `decision` (also when the message went to the agent, whose decision is "handoff").
+    assistant_decision: str | None = None
 
     @property
     def handed_off(self) -> bool:
         return self.decision == "handoff" or bool(self.handoff_team)
+
+    @property
+    def abstained(self) -> bool:
+        return (self.assistant_decision or self.decision) == "abstained"
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,7 @@ def check(expect: Expect, seen: Observation) -> list[Failure]:
     if present:
         failures.append(Failure("not_contains", f"answer contains {_quote(present)}"))
     failures += _check_cites(expect, seen)
-    if expect.abstains is not None and (seen.decision == "abstained") != expect.abstains:
+    if expect.abstains is not None and seen.abstained != expect.abstains:
         want = "abstain" if expect.abstains else "not abstain"
         failures.append(Failure("abstains", f"expected to {want}, decision was {seen.decision!r}"))
     if expect.route is not None and seen.route != expect.route:

@@ -11,6 +11,9 @@ from collections.abc import Sequence
 
 from rag.text import fold
 
+# The retrieval mode's ranking metrics, in report and table order (document level, one relevant document).
+RETRIEVAL_METRICS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
+
 
 def percentile(values: Sequence[float], p: float) -> float:
     """The p-th percentile with linear interpolation between closest ranks (NumPy's default method)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,16 @@ from typing import Any
 from atende.i18n import t
 from atende.privacy import mask
 from eval.expectations import ToolMatch, match_tool_calls
-from eval.metrics import first_rank, latency_summary, mean, mrr_at, pass_hat_k, precision_recall, recall_at
+from eval.metrics import (
+    RETRIEVAL_METRICS,
+    first_rank,
+    latency_summary,
+    mean,
+    mrr_at,
+    pass_hat_k,
+    precision_recall,
+    recall_at,
+)
 from eval.suite import ExpectedCall, ToolCallsExpectation
 
 
@@ -61,7 +70,9 @@ def _binary(turns: Sequence[Mapping[str, Any]], key: str, happened: str) -> dict
         if want is None:
             continue
         n += 1
-        did = turn["decision"] == happened or (key == "handoff" and bool(turn.get("handoff_team")))
+        # Abstention is the assistant's own decision, even when the gate then handed the conversation off.
+        decision = (turn.get("assistant_decision") or turn["decision"]) if key == "abstains" else turn["decision"]
+        did = decision == happened or (key == "handoff" and bool(turn.get("handoff_team")))
         predicted += did
         actual += bool(want)
         tp += did and bool(want)
@@ -122,15 +133,16 @@ def masked(value: Any) -> Any:
 
 
 def write_report(report: Mapping[str, Any], out: Path) -> tuple[Path, Path | None]:
-    """Write DIR/report.json, and DIR/report.html for suite runs; return their paths."""
+    """Write DIR/report.json and DIR/report.html (suite runs, retrieval and answers modes); return their paths."""
     out.mkdir(parents=True, exist_ok=True)
     safe = masked(report)
     json_path = out / "report.json"
     json_path.write_text(json.dumps(safe, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    if safe.get("kind") != "run":
+    render = _RENDERERS.get(str(safe.get("kind")))
+    if render is None:
         return json_path, None
     html_path = out / "report.html"
-    html_path.write_text(render_html(safe), encoding="utf-8")
+    html_path.write_text(render(safe), encoding="utf-8")
     return json_path, html_path
 
 
@@ -167,3 +179,47 @@ def render_html(report: Mapping[str, Any]) -> str:
             max_count=max([b["count"] for b in histogram(latencies)] or [1]),
         )
     )
+
+
+_RANK_BANDS = (("1", 1, 1), ("2–5", 2, 5), ("6–10", 6, 10))
+
+
+def render_retrieval_html(report: Mapping[str, Any]) -> str:
+    """The retrieval mode's page: the methods side by side, where the first hit lands, and the misses."""
+    methods = list(report["methods"])
+    rows = report.get("rows", [])
+    rank_table = [
+        (label, [sum(1 for row in rows if row[m] is not None and lo <= row[m] <= hi) for m in methods])
+        for label, lo, hi in _RANK_BANDS
+    ]
+    rank_table.append((t("eval.report.not_found"), [sum(1 for row in rows if row[m] is None) for m in methods]))
+    first = methods[0] if methods else ""
+    misses = sorted((row for row in rows if row.get(first) != 1), key=lambda row: (row.get(first) or 99, row["id"]))
+    return str(
+        _environment()
+        .get_template("retrieval.html")
+        .render(
+            r=report,
+            metrics=RETRIEVAL_METRICS,
+            best={k: max(m[k] for m in report["methods"].values()) for k in RETRIEVAL_METRICS},
+            rank_table=rank_table,
+            misses=misses,
+        )
+    )
+
+
+def render_answers_html(report: Mapping[str, Any]) -> str:
+    """The answers mode's page: the metrics, the latency distribution and every answer."""
+    bins = histogram([row["latency_ms"] for row in report.get("rows", [])])
+    return str(
+        _environment()
+        .get_template("answers.html")
+        .render(r=report, m=report["metrics"], bins=bins, max_count=max([b["count"] for b in bins] or [1]))
+    )
+
+
+_RENDERERS: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "run": render_html,
+    "retrieval": render_retrieval_html,
+    "answers": render_answers_html,
+}

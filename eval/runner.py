@@ -1,4 +1,8 @@
-"""Run suites through `Assistant.respond`, the entry point every channel uses, in isolated services."""
+"""Run suites through `channels.entry.handle_message`, the channels' entry point, in isolated services.
+
+Each turn goes through the handoff gate as a web chat message does: a conversation handed to a person gets
+its later messages forwarded to the agent, and the turn's handoff (and team) is the queue it really joined.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Any
 from assistant.service import AssistantReply
 from atende.db import make_session_factory
 from atende.services import Services
+from channels.entry import ChannelReply, handle_message
 from eval.expectations import Failure, Observation, check
 from eval.faithfulness import FaithfulnessScorer
 from eval.report import summarise
@@ -49,15 +54,20 @@ def seed_database(services: Services, citizens: Sequence[Mapping[str, str]]) -> 
     return SEED_MODULE
 
 
-def observe(reply: AssistantReply, latency_ms: float) -> Observation:
+def observe(turn: ChannelReply | AssistantReply, latency_ms: float) -> Observation:
+    """What the expectations see of one turn; a bare AssistantReply is a turn that met no handoff gate."""
+    if isinstance(turn, AssistantReply):
+        turn = ChannelReply(turn.as_dict(), turn, turn.handoff_team)
+    reply = turn.reply
     return Observation(
-        answer=reply.answer,
-        decision=reply.decision,
-        route=reply.route,
-        cited=tuple(dict.fromkeys(c.doc_id for c in reply.citations)),
-        tool_calls=tuple(reply.tool_calls),
-        handoff_team=reply.handoff_team,
-        language=reply.language,
+        answer=turn.answer,
+        decision=turn.decision,
+        assistant_decision=reply.decision if reply is not None else None,
+        route=str(turn.body["route"]),
+        cited=tuple(dict.fromkeys(c.doc_id for c in reply.citations)) if reply is not None else (),
+        tool_calls=tuple(reply.tool_calls) if reply is not None else (),
+        handoff_team=turn.handoff_team,
+        language=reply.language if reply is not None else "pt-BR",
         latency_ms=latency_ms,
     )
 
@@ -119,23 +129,31 @@ class SuiteRunner:
     def _run_turn(self, conversation_id: str, turn: Turn, citizen: Mapping[str, str] | None) -> dict[str, Any]:
         text = _fill(turn.user, citizen)
         started = time.perf_counter()
-        reply = self.services.assistant.respond(conversation_id, text, channel=turn.channel)
+        # The web chat's path, handoff gate included (the turn's channel is recorded in the turn log).
+        outcome = handle_message(
+            self.services.assistant, self.services.handoff, conversation_id, text, channel=turn.channel
+        )
         latency = (time.perf_counter() - started) * 1000
-        seen = observe(reply, latency)
+        seen = observe(outcome, latency)
         failures: list[Failure] = check(turn.expect, seen)
+        reply = outcome.reply
         return {
             "user": text,
             "channel": turn.channel,
             "line": turn.line,
             "expect": _expect_summary(turn),
-            "answer": reply.answer,
-            "decision": reply.decision,
-            "route": reply.route,
-            "reason": reply.reason,
-            "confidence": reply.confidence,
-            "language": reply.language,
-            "handoff_team": reply.handoff_team,
-            "citations": [{"doc_id": c.doc_id, "title": c.title, "section": c.section} for c in reply.citations],
+            "answer": outcome.answer,
+            "decision": outcome.decision,
+            "assistant_decision": seen.assistant_decision,
+            "route": seen.route,
+            "reason": reply.reason if reply is not None else "forwarded to the agent",
+            "confidence": reply.confidence if reply is not None else None,
+            "language": seen.language,
+            "handoff_team": outcome.handoff_team,
+            "citations": [
+                {"doc_id": c.doc_id, "title": c.title, "section": c.section}
+                for c in (reply.citations if reply is not None else [])
+            ],
             "retrieved": [
                 {
                     "doc_id": h.chunk.doc_id,
@@ -145,19 +163,22 @@ class SuiteRunner:
                     "score": round(h.score, 4),
                     "text": h.chunk.text,
                 }
-                for h in reply.retrieved
+                for h in (reply.retrieved if reply is not None else [])
             ],
-            "tool_calls": [dict(c) for c in reply.tool_calls],
+            "tool_calls": [dict(c) for c in seen.tool_calls],
             "latency_ms": round(latency, 1),
-            "timings_ms": reply.timings_ms,
-            "tokens": {"prompt": reply.usage.prompt_tokens, "completion": reply.usage.completion_tokens},
+            "timings_ms": dict(outcome.body.get("timings_ms") or {}),
+            "tokens": {
+                "prompt": reply.usage.prompt_tokens if reply is not None else None,
+                "completion": reply.usage.completion_tokens if reply is not None else None,
+            },
             "faithfulness": self._faithfulness(reply),
             "failures": [f.as_dict() for f in failures],
             "passed": not failures,
         }
 
-    def _faithfulness(self, reply: AssistantReply) -> float | None:
-        if self.scorer is None or reply.decision != "answered" or not reply.citations:
+    def _faithfulness(self, reply: AssistantReply | None) -> float | None:
+        if reply is None or self.scorer is None or reply.decision != "answered" or not reply.citations:
             return None
         cited = {c.doc_id for c in reply.citations}
         contexts = [h.chunk.embedding_text() for h in reply.retrieved if h.chunk.doc_id in cited]

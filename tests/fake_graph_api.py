@@ -36,6 +36,7 @@ class FakeGraphAPI:
     unexpected: list[str] = field(default_factory=list)
     _media: dict[str, tuple[bytes, str, int | None]] = field(default_factory=dict)
     _script: list[Scripted] = field(default_factory=list)
+    _media_script: list[int] = field(default_factory=list)  # statuses for the next media lookups
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _server: LoopbackServer | None = None
@@ -47,6 +48,11 @@ class FakeGraphAPI:
     ) -> None:
         with self._changed:
             self._script.extend(Scripted(status, code, retry_after) for _ in range(times))
+
+    def fail_media_next(self, status: int, *, times: int = 1) -> None:
+        """Answer the next `times` media lookups with `status` (e.g. 503: a retryable failure)."""
+        with self._changed:
+            self._media_script.extend([status] * times)
 
     def add_media(self, media_id: str, data: bytes, mime_type: str, *, declared_size: int | None = None) -> None:
         self._media[media_id] = (data, mime_type, declared_size)
@@ -112,6 +118,10 @@ class FakeGraphAPI:
         @app.get("/{media_id}")
         def media_info(media_id: str, request: Request) -> Response:
             self.media_calls.append(media_id)
+            with self._changed:
+                failing = self._media_script.pop(0) if self._media_script else None
+            if failing is not None:
+                return JSONResponse({"error": {"code": failing, "message": "scripted failure"}}, failing)
             if not authorised(request) or media_id not in self._media:
                 self.unexpected.append(f"GET /{media_id}")
                 return JSONResponse({"error": {"code": 100, "message": "unknown media"}}, 404)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from assistant.llm import ChatMessage
 
@@ -27,3 +29,12 @@ def first_sentence_of(n: int) -> Callable[[Sequence[ChatMessage]], str]:
         return first.rstrip(".:") + f". [{n}]"
 
     return step
+
+
+def sse_events(body: str) -> list[tuple[str, dict[str, Any]]]:
+    """(event, data) pairs of a text/event-stream body whose data lines are JSON."""
+    events = []
+    for block in body.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((fields["event"], json.loads(fields["data"])))
+    return events

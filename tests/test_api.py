@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import first_sentence_of
+from helpers import first_sentence_of, sse_events
 
 from assistant.llm import LLMError
 from assistant.testing import ScriptedChatModel
@@ -39,14 +38,6 @@ def new_conversation(client: TestClient) -> str:
 def messages_of(client: TestClient, conversation_id: str) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = client.get(f"/api/conversations/{conversation_id}").json()["messages"]
     return messages
-
-
-def sse_events(body: str) -> list[tuple[str, dict[str, Any]]]:
-    events = []
-    for block in body.strip().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines())
-        events.append((fields["event"], json.loads(fields["data"])))
-    return events
 
 
 def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:

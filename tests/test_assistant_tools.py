@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import anyio
 import pytest
 from conftest import KNOWLEDGE, make_services
 from fastapi.testclient import TestClient
+from helpers import sse_events
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 
@@ -23,6 +25,7 @@ from assistant.tools.testing import ScriptedToolSession
 from atende.app import create_app
 from atende.services import Services
 from atende.settings import Settings
+from rag.text import fold
 from rag.types import Document
 from tools_mcp.seed import CITIZENS, seed
 
@@ -41,7 +44,6 @@ def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
         "vector_store": "memory",
         "embedding_backend": "hashing",
         "abstain_threshold": 0.2,
-        "tool_routing": "rules",
         "_env_file": None,
     }
     values.update(overrides)
@@ -138,7 +140,7 @@ def test_the_model_answering_none_leaves_a_question_to_the_knowledge_base(
 
     assert reply.route == "knowledge"
     assert reply.tool_calls == []
-    model.assert_consumed()
+    assert model.calls[0][-1]["content"] == "Mensagem: a prefeitura recolhe sofá velho?"
 
 
 def test_a_question_on_no_tools_subject_goes_to_the_knowledge_base_without_a_routing_call(
@@ -156,7 +158,7 @@ def test_a_question_on_no_tools_subject_goes_to_the_knowledge_base_without_a_rou
 def test_by_default_a_message_between_request_and_question_is_routed_by_the_model(
     build: Callable[..., tuple[Services, ScriptedChatModel]],
 ) -> None:
-    services, model = build(json_reply({"tool": "protocol_open", "service": "tapa_buraco"}), tool_routing="escalate")
+    services, model = build(json_reply({"tool": "protocol_open", "service": "tapa_buraco"}))
 
     [reply] = chat(services, "tem um buracão na minha rua faz mó tempão, quem arruma?")
 
@@ -166,10 +168,22 @@ def test_by_default_a_message_between_request_and_question_is_routed_by_the_mode
     model.assert_consumed()
 
 
+def test_by_default_the_models_tool_is_used_only_when_the_rules_read_the_same_subject(
+    build: Callable[..., tuple[Services, ScriptedChatModel]],
+) -> None:
+    services, model = build(json_reply({"tool": "payment_list_debts", "status": None}), "NAO_SEI")
+
+    [reply] = chat(services, "tem um buracão na minha rua faz mó tempão, quem arruma?")
+
+    assert reply.route == "knowledge"
+    assert reply.tool_calls == []
+    assert model.calls[0][-1]["content"].startswith("Mensagem: tem um buracão")
+
+
 def test_by_default_a_clear_request_and_a_how_to_question_need_no_routing_call(
     build: Callable[..., tuple[Services, ScriptedChatModel]],
 ) -> None:
-    services, model = build("NAO_SEI", tool_routing="escalate")
+    services, model = build("NAO_SEI")
 
     action, question = chat(services, "Quero agendar a emissão do RG", "Como emito a segunda via do boleto do IPTU?")
 
@@ -238,6 +252,18 @@ def test_personal_data_needs_the_cpf_then_the_birth_date_then_a_successful_citiz
     assert "Maria" in third.answer
     assert "R$ 285,40" in third.answer
     assert "Já pago(s)" in third.answer
+
+
+def test_a_first_message_of_only_a_cpf_and_a_birth_date_verifies_the_citizen(
+    build: Callable[..., tuple[Services, ScriptedChatModel]],
+) -> None:
+    services, _ = build()
+
+    [reply] = chat(services, f"{MARIA_CPF} {MARIA_BIRTH}")
+
+    assert names(reply) == ["citizen_verify"]
+    assert reply.tool_calls[0]["ok"]
+    assert "Maria" in reply.answer
 
 
 def test_a_wrong_birth_date_reveals_nothing_and_asks_again(
@@ -514,9 +540,10 @@ def test_a_remote_llm_never_sees_the_cpf_or_the_birth_date(
         json_reply({"tool": "protocol_list", "status": None}), tool_routing="hybrid", llm_is_local=False
     )
 
-    replies = chat(services, f"meu CPF é {MARIA_CPF} e nasci em {MARIA_BIRTH}", "quero ver meus protocolos")
+    [reply] = chat(services, f"quero ver meus protocolos, meu CPF é {MARIA_CPF} e nasci em {MARIA_BIRTH}")
 
-    assert names(replies[1]) == ["protocol_list"]
+    assert names(reply) == ["citizen_verify", "protocol_list"]
+    assert "<CPF_1>" in model.calls[0][-1]["content"]
     prompts = json.dumps(model.calls, ensure_ascii=False)
     assert "983.690.060-86" not in prompts
     assert MARIA_BIRTH not in prompts
@@ -559,6 +586,44 @@ def test_in_the_web_chat_a_citizen_verifies_sees_their_debts_and_gets_a_pix_code
     assert paid["decision"] == "answered"
 
 
+def test_in_the_web_chat_stream_a_citizen_opens_and_tracks_a_protocol_and_books_an_appointment(
+    build: Callable[..., tuple[Services, ScriptedChatModel]],
+) -> None:
+    """The endpoint the chat page uses (SSE), end to end over the real MCP server and database."""
+    services, _ = build()
+    with TestClient(create_app(services=services, warm_model=False)) as client:
+        conversation = client.post("/api/conversations").json()["id"]
+
+        def say(text: str) -> dict[str, Any]:
+            response = client.post(f"/api/conversations/{conversation}/messages/stream", json={"text": text})
+            assert response.status_code == 200
+            events = sse_events(response.text)
+            assert [kind for kind, _ in events][-1] == "done"
+            return events[-1][1]
+
+        verified = say(f"meu CPF é {MARIA_CPF} e nasci em {MARIA_BIRTH}")
+        asked = say("quero registrar que a coleta de lixo não passou na Rua das Acácias, 120")
+        opened = say("sim")
+        number = opened["answer"].split("Número: ")[1].split(" ")[0]
+        tracked = say(f"como está o protocolo {number}?")
+        slots = say("quero agendar a emissão de RG")
+        picked = say("o primeiro")
+        booked = say("sim")
+        history = client.get(f"/api/conversations/{conversation}").json()["messages"]
+
+    assert "Maria" in verified["answer"]
+    assert "Posso abrir?" in asked["answer"]
+    assert re.fullmatch(r"\d{4}-\d{6}", number)
+    assert number in tracked["answer"]
+    assert "aberto" in tracked["answer"]
+    assert slots["route"] == "action"
+    assert "Confirma o agendamento" in picked["answer"]
+    assert fold(booked["answer"]).startswith("agendamento confirmado")
+    assert all(r["decision"] == "answered" for r in (opened, tracked, booked))
+    # What the citizen saw is what the conversation keeps: a reload shows the same replies.
+    assert [m["text"] for m in history if m["role"] == "assistant"][-1] == booked["answer"]
+
+
 # The real embedded model
 
 
@@ -585,3 +650,91 @@ def test_the_embedded_model_chooses_the_tool_of_a_plain_request(
     assert choice.error is None
     assert choice.tool == tool
     assert arguments.items() <= choice.arguments.items()
+
+
+# Wordings from the fresh held-out suite's misses (docs/decisions/0014): each stands for a class of wordings.
+
+
+@pytest.mark.parametrize(
+    ("message", "tool"),
+    [
+        ("vc consegue ver se eu tenho alguma coisa pra pagar?", "payment_list_debts"),
+        ("tem taxa no meu nome?", "payment_list_debts"),
+        ("quais são os meus débitos?", "payment_list_debts"),
+        ("qual o valor da minha multa?", "payment_list_debts"),
+        ("2 via do iptu", "payment_second_copy"),
+        ("Solicito a retirada de entulho na Rua das Flores, 10.", "protocol_open"),
+        ("o iptu veio com a metragem errada, quero que revisem", "protocol_open"),
+        ("a lâmpada do poste queimou na Rua Goiás, 5", "protocol_open"),
+        ("por que o chamado 2026-000003 não andou ainda?", "protocol_status"),
+        ("e a minha solicitação, alguma novidade?", "protocol_status"),
+        ("eu tenho alguma reclamação aberta?", "protocol_list"),
+        ("marcar vacina", "appointment_slots"),
+        ("tem como agendar o RG pra semana que vem?", "appointment_slots"),
+        ("não vou poder ir, desmarca pra mim", "appointment_cancel"),
+        ("esse bot não me entende, me passa pra um humano", "handoff_to_human"),
+        ("Gostaria de ser atendido por um funcionário da prefeitura.", "handoff_to_human"),
+        ("confere meu cadastro, quero ver se meu e-mail está certo", "citizen_lookup"),
+    ],
+)
+def test_requests_in_citizens_registers_are_read_as_requests_for_their_tool(message: str, tool: str) -> None:
+    from assistant.tools.intent import is_action, read
+
+    reading = read(message)
+
+    assert reading.tool == tool
+    assert is_action(reading)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "como desmarco um agendamento?",
+        "qual o valor da taxa do RG?",
+        "tem como eu pagar o IPTU no cartão?",
+        "meus dados estão protegidos pela LGPD?",
+        "o robô não entende áudio?",
+        "fui mal atendido por um servidor no posto ontem",
+        "quero me inscrever no concurso da prefeitura",
+        "agendar vacina precisa?",
+        "como me inscrevo no CadÚnico?",
+    ],
+)
+def test_questions_and_reports_next_to_those_wordings_are_not_requests(message: str) -> None:
+    from assistant.tools.intent import is_action, read
+
+    assert not is_action(read(message))
+
+
+def test_a_cpf_and_a_bare_eight_digit_birth_date_in_one_message_verify_at_once(
+    build: Callable[..., tuple[Services, ScriptedChatModel]],
+) -> None:
+    services, _ = build()
+
+    asked, verified = chat(services, "qnto q eu devo pro municipio", "98369006086 15031985")
+
+    assert "CPF" in asked.answer
+    assert names(verified) == ["citizen_verify", "payment_list_debts"]
+
+
+def test_a_verified_citizen_asking_what_data_is_on_file_gets_citizen_lookup(
+    build: Callable[..., tuple[Services, ScriptedChatModel]],
+) -> None:
+    services, _ = build()
+
+    _, reply = chat(services, f"cpf {MARIA_CPF} nasci {MARIA_BIRTH}", "quais dados meus vcs tem cadastrados?")
+
+    assert names(reply) == ["citizen_lookup"]
+    assert MARIA_CPF not in reply.answer
+
+
+def test_asking_for_a_person_in_words_the_router_does_not_know_still_hands_off_to_the_team(
+    build: Callable[..., tuple[Services, ScriptedChatModel]],
+) -> None:
+    services, _ = build()
+
+    [reply] = chat(services, "Desejo ser atendida por um servidor da Secretaria de Saúde.")
+
+    assert reply.decision == "handoff"
+    assert names(reply) == ["handoff_to_human"]
+    assert reply.handoff_team == "saude"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from atende import cli
+from atende.privacy import mask
 from atende.settings import Settings
 from eval.datasets import (
     DatasetError,
@@ -17,9 +19,11 @@ from eval.datasets import (
     evaluate_answers,
     evaluate_retrieval,
     ingest_kb,
+    latency_sample,
     read_kb,
     read_questions,
 )
+from rag.testing import HashingEmbedder
 
 DATA = Path(__file__).resolve().parent.parent / "eval" / "data"
 METRIC_KEYS = {"recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "latency_ms"}
@@ -50,7 +54,7 @@ def test_retrieval_reports_the_projects_retriever_and_both_baselines_with_exactl
     test_settings: Settings,
 ) -> None:
     records = read_kb(DATA / "sample_kb.jsonl")
-    questions = read_questions(DATA / "sample_questions.jsonl", {r.id for r in records})
+    questions = read_questions(DATA / "sample_questions.jsonl")
 
     report = evaluate_retrieval(records, questions, test_settings)
 
@@ -93,7 +97,14 @@ def test_retrieval_ranks_a_question_whose_words_only_one_document_has_first(
         json.dumps({"id": "1", "question": "castração do gato", "answers": ["canil"], "doc_id": "a"}), encoding="utf-8"
     )
     report = evaluate_retrieval(read_kb(kb), read_questions(q), test_settings)
-    assert report["rows"][0] == {"id": "1", "doc_ids": ["a"], "atende": 1, "bm25": 1, "dense": 1}
+    assert report["rows"][0] == {
+        "id": "1",
+        "question": "castração do gato",
+        "doc_ids": ["a"],
+        "atende": 1,
+        "bm25": 1,
+        "dense": 1,
+    }
     assert report["methods"]["atende"]["mrr@10"] == 1.0
 
 
@@ -116,11 +127,54 @@ def test_a_bad_kb_line_is_reported_with_its_number(tmp_path: Path, line: str, me
         read_kb(path)
 
 
-def test_a_question_about_an_unknown_document_is_reported(tmp_path: Path) -> None:
-    path = tmp_path / "q.jsonl"
-    path.write_text('{"id": "1", "question": "x?", "answers": [], "doc_id": "zzz"}\n', encoding="utf-8")
-    with pytest.raises(DatasetError, match=r":1: doc_id 'zzz' is not in the knowledge base"):
-        read_questions(path, {"a"})
+def test_a_question_about_a_document_not_in_the_kb_is_left_out_counted_and_warned_about(
+    test_settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    records = read_kb(DATA / "sample_kb.jsonl")
+    good = read_questions(DATA / "sample_questions.jsonl")[:3]
+    stray = Question("stray", "onde fica a praia?", (), ("no-such-doc",))
+
+    report = evaluate_retrieval(records, [good[0], stray, *good[1:]], test_settings)
+
+    assert report["n_questions"] == 3
+    assert [r["id"] for r in report["rows"]] == [q.id for q in good]
+    assert report["skipped"] == {"unknown_doc": 1, "ids": ["stray"]}
+    assert "1 of 4 questions expect a doc_id that is not in the knowledge base" in caplog.text
+
+
+def test_retrieval_refuses_a_question_set_none_of_whose_documents_is_in_the_kb(env: Path) -> None:
+    (env / "q.jsonl").write_text('{"id": "1", "question": "x?", "answers": [], "doc_id": "zzz"}\n', encoding="utf-8")
+    kb = str(DATA / "sample_kb.jsonl")
+    result = CliRunner().invoke(cli.app, ["eval", "retrieval", "--kb", kb, "--questions", "q.jsonl"])
+    assert result.exit_code == 2
+    assert "no question expects a document that is in" in result.output
+
+
+def test_queries_are_embedded_once_each_in_batches_except_the_sample_timed_one_by_one(
+    test_settings: Settings,
+) -> None:
+    calls: list[list[str]] = []
+
+    class Spy(HashingEmbedder):
+        def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+            calls.append(list(texts))
+            return super().embed_queries(texts)
+
+    records = read_kb(DATA / "sample_kb.jsonl")
+    questions = read_questions(DATA / "sample_questions.jsonl")
+    baseline = evaluate_retrieval(records, questions, test_settings)
+    report = evaluate_retrieval(records, questions, test_settings, embedder=Spy(), latency_sample_size=4)
+
+    embedded = [text for call in calls for text in call]
+    assert sorted(embedded) == sorted({mask(q.question) for q in questions})
+    assert sum(len(call) == 1 for call in calls) == report["latency_sample"] == 4
+    assert max(len(call) for call in calls) > 1
+    assert report["rows"] == baseline["rows"]  # batching changes the cost, not a single rank
+
+
+def test_the_latency_sample_is_spread_over_the_whole_question_set() -> None:
+    assert latency_sample(10, 4) == {0, 2, 5, 8}
+    assert latency_sample(3, 4) == {0, 1, 2}
 
 
 def test_answer_metrics_count_abstentions_as_empty_answers() -> None:
@@ -167,6 +221,7 @@ def test_atende_eval_retrieval_writes_the_report_and_prints_a_table(env: Path) -
     assert set(report["methods"]) == {"atende", "bm25", "dense"}
     assert "atende" in result.stdout
     assert "recall@1" in result.stdout
+    assert "recall@1" in (env / "r" / "report.html").read_text(encoding="utf-8")
 
 
 def test_atende_eval_answers_answers_through_the_assistant(env: Path) -> None:
@@ -192,6 +247,7 @@ def test_atende_eval_answers_answers_through_the_assistant(env: Path) -> None:
     assert report["n_questions"] == 6
     assert set(report["metrics"]) == {"answer_contains", "token_f1", "abstained", "faithfulness", "latency_ms"}
     assert report["metrics"]["abstained"] < 1.0
+    assert (env / "a" / "report.html").is_file()
     assert not (env / "var").exists()
 
 
@@ -217,4 +273,6 @@ def test_convex_fusion_rescales_each_list_per_query_so_no_retrievers_scale_domin
     scores = {s.chunk.id: round(s.score, 3) for s in ranked}
     assert scores == {"b": round(0.5 * (0.05 / 0.06) + 0.5, 3), "c": round(0.5 * 34 / 35, 3), "a": 0.5, "d": 0.0}
     assert [s.chunk.id for s in ranked] == ["b", "a", "c", "d"]
-    assert ranked[0].dense == 0.85 and ranked[0].lexical == 40.0  # raw scores still feed the abstention confidence
+    # The raw scores still feed the abstention confidence.
+    assert ranked[0].dense == 0.85
+    assert ranked[0].lexical == 40.0

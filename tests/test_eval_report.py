@@ -151,6 +151,96 @@ def test_the_html_report_shows_summary_tags_latency_chart_and_each_transcript() 
     assert "zona-azul" in html
 
 
+def _method(r1: float) -> dict[str, Any]:
+    return {
+        "recall@1": r1,
+        "recall@5": 0.8,
+        "recall@10": 0.9,
+        "mrr@10": r1 + 0.05,
+        "ndcg@10": 0.7,
+        "latency_ms": {"p50": 1.0, "p95": 2.0},
+    }
+
+
+def test_the_retrieval_report_gets_a_page_with_the_methods_rank_bands_and_the_questions_it_missed(
+    tmp_path: Path,
+) -> None:
+    retrieval = {
+        "kind": "retrieval",
+        "methods": {"atende": _method(0.5), "bm25": _method(0.4), "dense": _method(0.3)},
+        "n_questions": 2,
+        "n_documents": 2,
+        "n_chunks": 3,
+        "embedder": "e",
+        "params": {"fusion": "convex", "dense_weight": 0.5, "candidates": 30},
+        "latency_sample": 2,
+        "skipped": {"unknown_doc": 1, "ids": ["q-stray"]},
+        "timings_s": {"indexing": 1.0},
+        "rows": [
+            {"id": "q-hit", "question": "onde pago o iptu?", "doc_ids": ["iptu"], "atende": 1, "bm25": 2, "dense": 1},
+            {"id": "q-miss", "question": f"meu cpf {CPF}", "doc_ids": ["cpf"], "atende": None, "bm25": 3, "dense": 7},
+        ],
+    }
+    _, html_path = write_report(retrieval, tmp_path)
+
+    assert html_path is not None
+    html = html_path.read_text(encoding="utf-8")
+    assert "q-miss" in html
+    assert "q-hit" not in html  # ranked first by the project's retriever: not a miss
+    assert "q-stray" in html
+    assert "[CPF]" in html
+    assert CPF not in html
+    assert "fora dos 10 primeiros" in html
+
+
+def test_the_answers_report_gets_a_page_with_every_answer_and_the_latency_chart(tmp_path: Path) -> None:
+    answers = {
+        "kind": "answers",
+        "metrics": {
+            "answer_contains": 0.5,
+            "token_f1": 0.4,
+            "abstained": 0.0,
+            "faithfulness": None,
+            "latency_ms": {"p50": 10.0, "p95": 20.0},
+        },
+        "n_questions": 2,
+        "model": "scripted",
+        "faithfulness_scorer": "support",
+        "rows": [
+            {
+                "id": "a1",
+                "question": "quanto custa?",
+                "expected": ["R$ 5,00"],
+                "decision": "answered",
+                "answer": "Custa R$ 5,00 [1].",
+                "contains": True,
+                "f1": 1.0,
+                "faithfulness": 1.0,
+                "latency_ms": 10.0,
+            },
+            {
+                "id": "a2",
+                "question": "e o prazo?",
+                "expected": ["30 dias"],
+                "decision": "abstained",
+                "answer": "Não encontrei.",
+                "contains": False,
+                "f1": 0.0,
+                "faithfulness": None,
+                "latency_ms": 20.0,
+            },
+        ],
+    }
+    _, html_path = write_report(answers, tmp_path)
+
+    assert html_path is not None
+    html = html_path.read_text(encoding="utf-8")
+    assert "Custa R$ 5,00 [1]." in html
+    assert "NÃO CONTÉM" in html
+    assert "<svg" in html
+    assert "30 dias" in html
+
+
 def test_the_latency_histogram_puts_every_value_in_a_bin() -> None:
     bins = histogram([0, 5, 10, 10], bins=2)
     assert [b["count"] for b in bins] == [1, 3]

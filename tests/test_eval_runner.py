@@ -236,3 +236,39 @@ def test_atende_eval_run_refuses_a_bad_suite_naming_file_and_line(tmp_path: Path
 
     assert result.exit_code == 2
     assert f"{bad}:5: unknown key 'colour'" in result.output
+
+
+GATE_SUITE = """\
+suite: gate
+cases:
+  - id: two-abstentions
+    tags: [handoff]
+    turns:
+      - user: "qual a capital da Mongólia?"
+        expect: {abstains: true, handoff: false}
+      - user: "e a capital do Cazaquistão?"
+        expect: {abstains: true, handoff: {team: atendimento}}
+      - user: "qual o horário da farmácia municipal?"
+        expect: {route: human, handoff: true, cites: {none: [farmacia-municipal]}}
+"""
+
+
+def test_turns_go_through_the_handoff_gate_so_two_abstentions_queue_the_case_and_later_turns_reach_the_agent(
+    eval_services: Services,
+) -> None:
+    report = run_suites([suite(GATE_SUITE)], eval_services)
+
+    case = report["cases"][0]
+    assert case["passed"], case["reason"]
+    first, second, third = case["runs"][0]["turns"]
+    assert (first["decision"], first["handoff_team"]) == ("abstained", None)
+    assert (second["decision"], second["assistant_decision"], second["handoff_team"]) == (
+        "handoff",
+        "abstained",
+        "atendimento",
+    )
+    assert third["assistant_decision"] is None
+    assert third["reason"] == "forwarded to the agent"
+    assert report["summary"]["handoff"]["recall"] == 1.0
+    assert eval_services.handoff is not None
+    assert [view.team for view, _position in eval_services.handoff.waiting()] == ["atendimento"]

@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from handoff_support import postgres_schema_url, redis_live_state
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from atende.accounts.testing import ManualClock
 from atende.db import make_engine, make_session_factory
@@ -23,6 +25,7 @@ from atende.handoff.triggers import handoff_reason
 from atende.i18n import t
 from atende.migrate import upgrade
 from atende.store import ConversationStore
+from channels.registry import DeliveryRefused, Outgoing, Survey
 
 
 class Stack:
@@ -402,3 +405,83 @@ def test_the_estimated_wait_is_the_place_in_the_queue_times_the_teams_recent_pac
 
 def test_without_history_there_is_no_estimate(handoff: HandoffService) -> None:
     assert handoff.ticket(waiting_conversation(handoff)).estimated_wait_s is None
+
+
+# --- channels: how agents' messages reach citizens (channels.registry.Delivery) -------------------------------
+
+
+class RecordingDelivery:
+    """A channel that queues what it is given in the caller's transaction, or refuses everything."""
+
+    def __init__(self, team: str | None = None, refuse: bool = False) -> None:
+        self._team = team
+        self.refuse = refuse
+        self.queued: list[tuple[str, Outgoing]] = []
+
+    def deliver(self, session: Session, conversation_id: str, message: Outgoing) -> None:
+        if self.refuse:
+            raise DeliveryRefused("outside_window", "handoff.error.outside_window")
+        session.info.setdefault("queued", []).append((conversation_id, message))
+        event.listen(session, "after_commit", lambda s: self.queued.extend(s.info.pop("queued", [])), once=True)
+
+    def team(self, session: Session, conversation_id: str) -> str | None:
+        return self._team
+
+
+def channel_conversation(handoff: HandoffService, channel: str = "sms") -> str:
+    cid = handoff.store.create_conversation(channel).id
+    handoff.store.add_message(cid, "user", "Preciso falar com alguém")
+    handoff.request(cid, reason="citizen_request", source="citizen_request")
+    return cid
+
+
+def test_the_channel_delivers_the_agents_reply_and_the_closing_survey_once_committed(handoff: HandoffService) -> None:
+    sms = RecordingDelivery()
+    handoff.register_delivery("sms", sms)
+    cid = channel_conversation(handoff)
+    handoff.claim(cid, "user:7")
+
+    sent = handoff.reply(cid, "user:7", "Olá! Como posso ajudar?")
+    closed = handoff.close(cid, "user:7", "resolved")
+
+    assert sms.queued == [
+        (cid, Outgoing(f"agent:{sent.id}", "Olá! Como posso ajudar?")),
+        (
+            cid,
+            Outgoing(
+                f"close:{closed.id}",
+                t("handoff.closed", reference=f"{closed.id:06d}"),
+                Survey(closed.id, f"{closed.id:06d}"),
+            ),
+        ),
+    ]
+
+
+def test_a_reply_the_channel_refuses_stores_nothing_and_tells_the_agent_why(handoff: HandoffService) -> None:
+    handoff.register_delivery("sms", RecordingDelivery(refuse=True))
+    cid = channel_conversation(handoff)
+    handoff.claim(cid, "user:7")
+
+    with pytest.raises(HandoffError) as refused:
+        handoff.reply(cid, "user:7", "Olá!")
+
+    assert (refused.value.code, refused.value.key) == ("outside_window", "handoff.error.outside_window")
+    assert [m.role for m in handoff.store.list_messages(cid)] == ["user"]
+    current = handoff.current(cid)
+    assert current is not None
+    assert current.first_response_at is None
+    # Closing never waits on the channel: the service ends and staff can see the citizen was not told.
+    assert handoff.close(cid, "user:7", "resolved").status == "closed"
+    assert "handoff_close_not_delivered" in [e.kind for e in handoff.store.list_events(cid)]
+
+
+def test_a_request_naming_no_team_joins_the_channels_team_and_a_named_team_wins(handoff: HandoffService) -> None:
+    handoff.register_delivery("sms", RecordingDelivery(team="geral"))
+    unnamed = handoff.store.create_conversation("sms").id
+    default = handoff.store.create_conversation("sms").id
+    named = handoff.store.create_conversation("sms").id
+
+    assert handoff.request(unnamed, reason="r", source="citizen_request").team == "geral"
+    assert handoff.enqueue(default, team="atendimento", reason="r") == 2  # the tool's default team is no choice
+    assert handoff.request(named, reason="r", source="tool", team="tributos").team == "tributos"
+    assert [view.team for view, _ in handoff.waiting()] == ["geral", "geral", "tributos"]

@@ -185,4 +185,4 @@ def test_the_mcp_inspector_cli_lists_the_tools_and_calls_one(server: RunningServ
         "atende/conversation_id=inspector-conv",
     )
     assert called.get("isError") in (None, False), called
-    assert called["structuredContent"] == {"verified": True, "first_name": "Carlos", "attempts_left": 4}
+    assert called["structuredContent"] == {"verified": True, "first_name": "Carlos", "attempts_left": 5}

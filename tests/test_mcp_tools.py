@@ -21,7 +21,7 @@ from atende.principals import Principal
 from atende.settings import Settings
 from tools_mcp.boleto import barcode_from_line
 from tools_mcp.domain import Domain
-from tools_mcp.models import Citizen, Debt
+from tools_mcp.models import Debt
 from tools_mcp.pix import decode_br_code
 from tools_mcp.seed import CITIZENS, seed
 from tools_mcp.server import build_mcp_server
@@ -147,7 +147,7 @@ async def test_verifying_with_cpf_and_birth_date_verifies_the_conversation_and_l
     with world.domain.sessions.begin() as session:
         session.add(Conversation(id="c1", channel="web"))
     outcome = await verify(client, "c1")
-    assert outcome.data == {"verified": True, "first_name": "Maria", "attempts_left": 4}
+    assert outcome.data == {"verified": True, "first_name": "Maria", "attempts_left": 5}
     with world.domain.sessions() as session:
         conversation = session.get(Conversation, "c1")
         assert conversation is not None
@@ -194,6 +194,19 @@ async def test_verification_attempts_are_rate_limited_per_cpf_across_conversatio
     assert other.data["first_name"] == "João"
 
 
+async def test_successful_verifications_do_not_count_towards_the_limit_only_failed_guesses_do(client: Client) -> None:
+    for n in range(8):
+        await verify(client, f"c{n}")
+    for _ in range(4):
+        await call(client, "citizen_verify", {"cpf": MARIA.cpf, "birth_date": "01/01/2000"}, conversation="c9")
+    await verify(client, "c9")  # four misses and a success: still within the five attempts
+    await call(client, "citizen_verify", {"cpf": MARIA.cpf, "birth_date": "01/01/2000"}, conversation="c10")
+    blocked = await call(
+        client, "citizen_verify", {"cpf": MARIA.cpf, "birth_date": MARIA.birth_date.isoformat()}, conversation="c11"
+    )
+    assert blocked.error == "rate_limited"  # the fifth failed guess on this CPF closed the window
+
+
 async def test_an_invalid_cpf_or_date_is_refused_with_a_clear_code(client: Client) -> None:
     bad_cpf = await call(
         client, "citizen_verify", {"cpf": "123.456.789-00", "birth_date": "15/03/1985"}, conversation="c1"
@@ -231,6 +244,22 @@ async def test_citizen_lookup_shows_the_verified_citizen_masked(world: World, cl
     same = await call(client, "citizen_lookup", {"cpf": MARIA.cpf}, conversation="c1")
     assert same.data == outcome.data
     assert world.audit.events[-1].action == "citizen.read"
+
+
+async def test_every_read_of_a_citizens_data_through_the_tools_is_audited_under_that_citizen(
+    world: World, client: Client
+) -> None:
+    await verify(client, "c1")
+    await call(client, "citizen_lookup", conversation="c1")
+    debts = await call(client, "payment_list_debts", conversation="c1")
+    unpaid = next(d for d in debts.data["debts"] if d["status"] != "pago")
+    copy = await call(client, "payment_second_copy", {"debt_id": unpaid["debt_id"]}, conversation="c1")
+    assert copy.ok, copy.data
+    await call(client, "protocol_list", conversation="c1")
+
+    maria = f"citizen:{world.citizen_id(MARIA.cpf)}"
+    reads = [e.action for e in world.audit.events if e.subject == maria]
+    assert reads == ["citizen.read", "debt.list", "debt.second_copy", "protocol.list"]
 
 
 # Authorization: every personal-data tool
@@ -464,8 +493,9 @@ async def test_a_paid_debt_has_no_second_copy_and_an_unknown_one_is_not_found(cl
 async def test_a_citizen_without_debts_gets_an_empty_list(world: World, client: Client) -> None:
     await verify(client, "c1", ANA)  # every third demo citizen owes nothing
     assert (await call(client, "payment_list_debts", conversation="c1")).data == {"debts": []}
-    with world.domain.sessions() as session:
-        assert session.scalar(select(Citizen.name).where(Citizen.id == world.citizen_id(ANA.cpf))) == ANA.name
+    ana = world.domain.citizens.get(world.citizen_id(ANA.cpf))
+    assert ana is not None
+    assert ana.name == ANA.name
 
 
 # Appointments

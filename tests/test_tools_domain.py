@@ -215,6 +215,17 @@ def test_the_in_memory_limiter_allows_the_limit_then_refuses_until_the_window_en
     assert limiter.peek("other", limit=3) == 3
 
 
+def test_a_refunded_hit_no_longer_counts_and_refunding_an_unknown_key_does_nothing() -> None:
+    limiter = InMemoryRateLimiter(clock=lambda: 0.0)
+    limiter.hit("k", limit=2, window_s=60)
+    limiter.hit("k", limit=2, window_s=60)
+    limiter.refund("k")
+    limiter.refund("never-hit")
+    assert limiter.peek("k", limit=2) == 1
+    assert limiter.peek("never-hit", limit=2) == 2
+    assert limiter.hit("k", limit=2, window_s=60).allowed
+
+
 @pytest.mark.integration
 def test_the_redis_limiter_counts_across_clients_and_expires_with_the_window() -> None:
     from redis import Redis
@@ -238,6 +249,12 @@ def test_the_redis_limiter_counts_across_clients_and_expires_with_the_window() -
         assert 0 < refused.retry_after_s <= 30
         assert second.peek("k", limit=2) == 0
         assert 0 < client.pttl(prefix + "k") <= 30_000
+        second.refund("k")
+        assert first.peek("k", limit=2) == 0  # three hits, one refunded
+        second.refund("k")
+        assert first.hit("k", limit=2, window_s=30).allowed
+        first.refund("absent")
+        assert client.exists(prefix + "absent") == 0  # a refund never creates a key without an expiry
     finally:
         for key in client.scan_iter(f"{prefix}*"):
             client.delete(key)

@@ -240,6 +240,9 @@ class RecordingLimiter:
     def peek(self, key: str, *, limit: int) -> int:
         return limit
 
+    def refund(self, key: str) -> None:
+        raise AssertionError("the sender never refunds a hit")
+
 
 def test_every_send_waits_for_the_global_rate_of_its_business_number(
     services: Services, wa: WhatsAppService, graph: FakeGraphAPI

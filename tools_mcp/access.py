@@ -137,7 +137,11 @@ class AccessControl:
         )
 
     def record(self, caller: Caller, action: str, object_type: str, object_id: str | None, **details: object) -> None:
-        """Audit one read or change of personal data."""
+        """Audit one read or change of personal data, under the citizen it belongs to (`subject`), so "who saw
+        this citizen's data" finds tool calls next to console reveals and exports."""
+        owner = details.get("citizen_id")
+        if owner is None and object_type == "citizen":
+            owner = object_id
         self._audit.record(
             AuditEvent(
                 actor=caller.actor,
@@ -145,5 +149,6 @@ class AccessControl:
                 object_type=object_type,
                 object_id=object_id,
                 details={"conversation_id": caller.conversation_id, **details},
+                subject=f"citizen:{owner}" if owner is not None else None,
             )
         )

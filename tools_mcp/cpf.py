@@ -1,9 +1,8 @@
-"""CPF handling: validation (validate-docbr), normalisation to 11 digits, masking, and a keyed lookup hash."""
+"""CPF handling: validation (validate-docbr), normalisation to 11 digits, masking (the lookup hash is the LGPD
+cipher's blind index, see tools_mcp.citizens)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 
 from validate_docbr import CPF
@@ -34,8 +33,3 @@ def is_valid_cpf(value: str) -> bool:
 def mask_cpf(digits: str) -> str:
     """Shows only the middle six digits, as the federal government's publication rule does: ***.456.789-**."""
     return f"***.{digits[3:6]}.{digits[6:9]}-**"
-
-
-def cpf_lookup_hash(digits: str, key: bytes) -> str:
-    """A keyed hash, so a CPF can be found by equality without the column being the CPF itself."""
-    return hmac.new(key, digits.encode("ascii"), hashlib.sha256).hexdigest()

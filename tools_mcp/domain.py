@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -13,12 +10,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session, sessionmaker
 
 from atende.audit import AuditSink
+from atende.lgpd.crypto import FieldCipher, cipher_from_settings
 from tools_mcp.access import AccessControl
 from tools_mcp.appointments import AppointmentBook
 from tools_mcp.articles import ArticleSource, DirectoryArticles
 from tools_mcp.citizens import CitizenDirectory
 from tools_mcp.clock import Clock
-from tools_mcp.cpf import cpf_lookup_hash
 from tools_mcp.debts import DebtLedger
 from tools_mcp.handoff import EventHandoffQueue, HandoffQueue
 from tools_mcp.payments import LocalPaymentProvider, PaymentProvider
@@ -43,14 +40,6 @@ class Domain:
     appointments: AppointmentBook
     handoffs: HandoffQueue
     articles: ArticleSource
-
-
-def default_cpf_index(settings: Settings) -> Callable[[str], str]:
-    """A keyed CPF hash when the LGPD cipher is not wired in (tests, tools): the blind-index key, else one derived
-    from the app secret. `build_services` passes the cipher's own blind index instead."""
-    secret = settings.blind_index_key.get_secret_value() or settings.secret_key.get_secret_value()
-    key = hmac.new(secret.encode("utf-8"), b"atende/cpf-lookup", hashlib.sha256).digest()
-    return lambda digits: cpf_lookup_hash(digits, key)
 
 
 def build_rate_limiter(settings: Settings) -> RateLimiter:
@@ -80,11 +69,15 @@ def build_domain(
     provider: PaymentProvider | None = None,
     handoffs: HandoffQueue | None = None,
     clock: Clock | None = None,
-    cpf_index: Callable[[str], str] | None = None,
+    cipher: FieldCipher | None = None,
 ) -> Domain:
-    """Light: nothing connects until a tool runs."""
+    """Light: nothing connects until a tool runs.
+
+    `cipher` encrypts the citizens' personal fields and computes their CPF blind index: `build_services` passes
+    the LGPD one; without it (tests, tools) the same cipher is built from the settings.
+    """
     clock = clock or Clock(ZoneInfo(settings.domain_timezone))
-    citizens = CitizenDirectory(session_factory, cpf_index or default_cpf_index(settings))
+    citizens = CitizenDirectory(session_factory, cipher or cipher_from_settings(settings))
     verifier = IdentityVerifier(
         session_factory,
         citizens,

@@ -1,6 +1,7 @@
 """Domain tables: citizens, service catalogue, protocols, debts, appointment slots, verified conversations.
 
-Every schema change here needs a matching revision in `atende/migrations/versions` (0002 holds these).
+Every schema change here needs a matching revision in `atende/migrations/versions` (0002 holds these; 0008
+encrypts the citizens' personal fields).
 """
 
 from __future__ import annotations
@@ -13,23 +14,32 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from atende.models import Base, UTCDateTime, utcnow
 
-# The columns that hold a citizen's personal data, in one place: encryption at rest and the LGPD
-# export/erase work from this list.
+# A citizen's personal data, in one place: each field is stored encrypted in `<field>_encrypted`
+# (tools_mcp.citizens encrypts and decrypts them), and the LGPD export/erase work from this list.
 CITIZEN_PERSONAL_COLUMNS = ("cpf", "name", "birth_date", "phone", "email", "channel_ids")
 
 
+def encrypted_column(field: str) -> str:
+    """The column that holds one personal field's FieldCipher token."""
+    return f"{field}_encrypted"
+
+
 class Citizen(Base):
+    """Personal fields hold Fernet tokens (never the clear value); go through CitizenDirectory to read or write."""
+
     __tablename__ = "citizens"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    # Keyed hash of the CPF digits: lookups by CPF never need the clear value in a WHERE clause.
+    # Blind index (HMAC) of the CPF digits: lookups and uniqueness never need the clear value.
+    # "erased:<id>" once the citizen is anonymised.
     cpf_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    cpf: Mapped[str] = mapped_column(String(255))
-    name: Mapped[str] = mapped_column(String(255))
-    birth_date: Mapped[date | None] = mapped_column(Date)
-    phone: Mapped[str | None] = mapped_column(String(255))
-    email: Mapped[str | None] = mapped_column(String(255))
-    channel_ids: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # NULL once erased (name keeps the anonymised placeholder, encrypted like any other name).
+    cpf_encrypted: Mapped[str | None] = mapped_column(Text)
+    name_encrypted: Mapped[str | None] = mapped_column(Text)
+    birth_date_encrypted: Mapped[str | None] = mapped_column(Text)  # ISO date
+    phone_encrypted: Mapped[str | None] = mapped_column(Text)
+    email_encrypted: Mapped[str | None] = mapped_column(Text)
+    channel_ids_encrypted: Mapped[str | None] = mapped_column(Text)  # JSON object; NULL when empty
     consent_whatsapp: Mapped[bool] = mapped_column(Boolean, default=False)
     consent_email: Mapped[bool] = mapped_column(Boolean, default=False)
     consent_sms: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -87,15 +87,16 @@ class CitizenDataSource:
             verified = session.scalars(
                 select(VerifiedConversation.conversation_id).where(VerifiedConversation.citizen_id == cid)
             ).all()
-            record = {column: _iso(getattr(citizen, column)) for column in CITIZEN_PERSONAL_COLUMNS}
+            clear = self._citizens.reveal(citizen)
+            record = {column: _iso(getattr(clear, column)) for column in CITIZEN_PERSONAL_COLUMNS}
             return {
                 "citizen": {
                     "citizen_id": str(cid),
                     **record,
-                    "consent_whatsapp": citizen.consent_whatsapp,
-                    "consent_email": citizen.consent_email,
-                    "consent_sms": citizen.consent_sms,
-                    "created_at": _iso(citizen.created_at),
+                    "consent_whatsapp": clear.consent_whatsapp,
+                    "consent_email": clear.consent_email,
+                    "consent_sms": clear.consent_sms,
+                    "created_at": _iso(clear.created_at),
                 },
                 "protocols": [
                     {
@@ -140,15 +141,7 @@ class CitizenDataSource:
                 return 0
             cid = citizen.id
             touched = 1
-            citizen.cpf_hash = f"erased:{cid}"  # unique, and no CPF hashes to it: the person can no longer verify
-            citizen.cpf = ""
-            citizen.name = ERASED_NAME
-            citizen.birth_date = None
-            citizen.phone = None
-            citizen.email = None
-            citizen.channel_ids = {}
-            citizen.consent_whatsapp = citizen.consent_email = citizen.consent_sms = False
-            citizen.anonymized_at = self._clock.now()
+            self._citizens.anonymise(citizen, name=ERASED_NAME, at=self._clock.now())
             result = session.execute(
                 update(Protocol)
                 .where(Protocol.citizen_id == cid)
@@ -182,6 +175,6 @@ class CitizenResolver:
                 return subject
             return DataSubject(
                 citizen_id=str(citizen.id),
-                cpf=citizen.cpf or subject.cpf,
+                cpf=self._citizens.reveal(citizen).cpf or subject.cpf,
                 citizen_refs=(*subject.citizen_refs, f"citizen:{citizen.id}"),
             )

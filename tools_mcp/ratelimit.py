@@ -31,6 +31,10 @@ class RateLimiter(Protocol):
         """How many attempts are left under `key` without counting one."""
         ...
 
+    def refund(self, key: str) -> None:
+        """Take back one attempt counted under `key` (a success that should not count towards the limit)."""
+        ...
+
 
 class InMemoryRateLimiter:
     """One process only: for the embedded demo and tests. Several workers need the Redis one."""
@@ -56,6 +60,12 @@ class InMemoryRateLimiter:
             _, count = self._windows.get(key, (0.0, 0))
         return max(0, limit - count)
 
+    def refund(self, key: str) -> None:
+        with self._lock:
+            if key in self._windows:
+                started, count = self._windows[key]
+                self._windows[key] = (started, max(0, count - 1))
+
 
 class RedisRateLimiter:
     """Shared by every worker: INCR plus an expiry set on the first hit, in one transaction."""
@@ -77,3 +87,9 @@ class RedisRateLimiter:
     def peek(self, key: str, *, limit: int) -> int:
         value = self._redis.get(self._prefix + key)
         return max(0, limit - int(value or 0))  # type: ignore[arg-type]
+
+    # DECR only while the window's key exists, so a refund never creates a key without an expiry.
+    _REFUND = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end return 0"
+
+    def refund(self, key: str) -> None:
+        self._redis.eval(self._REFUND, 1, self._prefix + key)

@@ -481,7 +481,14 @@ def build_mcp_server(
                 access.deny(caller, "forbidden", scope="protocols:write", object_type="protocol", object_id=number)
                 raise DomainError("forbidden")
             view = domain.protocols.transition(number, status, actor=caller.principal.subject, note=note)
-            access.record(caller, "protocol.update", "protocol", view.protocol.number, status=status)
+            access.record(
+                caller,
+                "protocol.update",
+                "protocol",
+                view.protocol.number,
+                status=status,
+                citizen_id=view.protocol.citizen_id,
+            )
             return owner_status(view, domain.clock)
 
         return await run(ctx, "protocol_update_status", work, ProtocolStatusResult)

@@ -99,7 +99,8 @@ class IdentityVerifier:
         attempts_left = min(per_conversation.remaining, per_cpf.remaining)
 
         with self._sessions.begin() as session:
-            citizen = self._citizens.find_in(session, digits)
+            row = self._citizens.find_in(session, digits)
+            citizen = None if row is None else self._citizens.reveal(row)
             if citizen is None or citizen.birth_date != birth or citizen.anonymized_at is not None:
                 self._record(
                     actor,
@@ -123,8 +124,12 @@ class IdentityVerifier:
                 conversation.citizen_ref = f"citizen:{citizen.id}"
             name = first_name(citizen)
             citizen_id = citizen.id
+        # Only failed guesses count: a citizen who proves who they are in several conversations (or an
+        # evaluation replaying the same demo citizen) must not be locked out by their own successes.
+        self._limiter.refund(f"verify:conversation:{conversation_id}")
+        self._limiter.refund(f"verify:cpf:{self._citizens.cpf_hash(digits)}")
         self._record(actor, conversation_id, "verified", citizen_id=citizen_id)
-        return VerifyOutcome(True, name, attempts_left, citizen_id)
+        return VerifyOutcome(True, name, attempts_left + 1, citizen_id)
 
     def verified_citizen(self, conversation_id: str) -> int | None:
         """The citizen this conversation proved to be, while the verification lasts."""

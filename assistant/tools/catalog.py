@@ -90,7 +90,8 @@ SERVICES: tuple[Service, ...] = (
         "protocol",
         "obras",
         r"poste|lampada|luz (da|de|na) (rua|praca|poste)|luz do poste|iluminacao|ilumina"
-        r"|(rua|praca) (esta )?(escura|apagada)|(esta|ta) apagad|queimad",
+        r"|(rua|praca) (esta )?(escura|apagada)|(esta|ta) apagad|queimad"
+        r"|\b(rua|praca|avenida|quadra|bairro)\b.{0,15}\bsem (luz|iluminacao)\b",
         needs_address=True,
     ),
     Service(
@@ -122,7 +123,9 @@ SERVICES: tuple[Service, ...] = (
         "Revisão de IPTU",
         "protocol",
         "tributos",
-        r"(revis|contest|impugna|recurso)\w* (d[oa] |meu |o )?iptu|iptu (errado|alto|caro|incorreto|abusivo)",
+        r"(revis|contest|impugna|recurso)\w* (d[oa] )?(meu |o )?iptu|iptu (errado|alto|caro|incorreto|abusivo)"
+        # "o IPTU veio cobrando 200 m², quero que revisem": the complaint first, the review asked after it.
+        r"|iptu\b.{0,80}\b(revis\w*|contest\w*|errad[oa]|incorret[oa]|indevid[oa]|cobrando a mais|metragem)",
     ),
     Service("alvara", "Alvará", "protocol", "tributos", r"alvara|licenca de funcionamento"),
     Service(

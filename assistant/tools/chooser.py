@@ -228,17 +228,24 @@ class EscalatingChooser:
         by_rules = self.rules.choose(text, reading, state, tools)
         if by_rules.tool is not None or reading.tool is None or reading.explicit_howto:
             return by_rules
-        return self.model.choose(text, reading, state, tools)
+        by_model = self.model.choose(text, reading, state, tools)
+        if by_model.tool != reading.tool:
+            # The small model says "tool" too readily (docs/decisions/0014): act only when both readings agree.
+            return ToolChoice(None, used_model=True, usage=by_model.usage, error=by_model.error)
+        return by_model
 
 
 def build_chooser(routing: str, model: ChatModel, *, organization: str, llm_is_local: bool = True) -> ToolChooser:
+    """The routing named by ATENDE_TOOL_ROUTING (docs/decisions/0014-tool-routing.md)."""
     if routing == "rules":
         return RuleChooser()
     chooser = ModelChooser(model, organization=organization, llm_is_local=llm_is_local)
-    if routing == "model":
-        return chooser
-    if routing == "hybrid_model_decides":
-        return HybridChooser(chooser, trust_rules=False)
     if routing == "escalate":
         return EscalatingChooser(chooser)
-    return HybridChooser(chooser)
+    if routing == "model":
+        return chooser
+    if routing == "hybrid":
+        return HybridChooser(chooser)
+    if routing == "hybrid_model_decides":
+        return HybridChooser(chooser, trust_rules=False)
+    raise ValueError(f"unknown tool routing {routing!r}")

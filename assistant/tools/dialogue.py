@@ -300,6 +300,9 @@ class ActionDialogue:
         return self._advance(turn, replace(pending, arguments=args, awaiting="", asked=0), text)
 
     def _choice_answer(self, turn: _Turn, pending: Pending, text: str, reading: Reading) -> ActionOutcome | None:
+        if reading.howto:
+            # "Como emito a segunda via?" is a question, not "a segunda" of the list.
+            return None
         listing = pending.awaiting.removeprefix("choice:")
         options = _options(turn.state, listing)
         picked = _pick(options, listing, text)

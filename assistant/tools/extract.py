@@ -79,11 +79,14 @@ def cpfs(text: str) -> list[str]:
 
 
 def birth_date(text: str, *, compact: bool = False) -> str | None:
-    """A plausible birth date as DD/MM/AAAA; `compact` also accepts 8 bare digits (when one was asked for)."""
+    """A plausible birth date as DD/MM/AAAA; 8 bare digits count too when one was asked for (`compact`) or when
+    they follow a CPF in the same message ("98369006086 15031985")."""
     folded = fold(text)
     # A CPF must not be read as a date.
-    for cpf in cpfs(folded):
+    found = cpfs(folded)
+    for cpf in found:
         folded = folded.replace(cpf, " ")
+    compact = compact or bool(found)
     candidates: list[tuple[int, int, int]] = []
     for m in _DMY.finditer(folded):
         year = int(m[3])
@@ -148,7 +151,7 @@ def choice(text: str, count: int) -> int | None:
     m = re.fullmatch(r"\D{0,20}?(\d{1,2})[ºo°a]?\s*[.!]?", folded)
     if m and 1 <= int(m[1]) <= count:
         return int(m[1])
-    m = re.search(r"\b(?:opcao|numero|n[o.]|item|o|a)\s*(\d{1,2})\b", folded)
+    m = re.search(r"\b(?:opcao|numero|n[o.]|item|o|a|do|da)\s*(\d{1,2})\b", folded)
     if m and 1 <= int(m[1]) <= count:
         return int(m[1])
     for stem, n in _ORDINALS.items():
@@ -176,15 +179,18 @@ def wants_to_stop(text: str) -> bool:
     return bool(_STOP.search(fold(text))) or (is_no(text) and len(fold(text).split()) <= 3)
 
 
+_STREET = re.compile(
+    r"\b((?:rua|r\.|avenida|av\.?|travessa|tv\.|praca|praça|alameda|al\.|estrada|rodovia|largo|viela|beco)"
+    r"\s+[^,.;!?\n]{2,60}(?:,?\s*(?:n[º°o.]?\s*)?\d{1,5}\b)?(?:\s*[-–]\s*[A-Za-zÀ-ÿ ]{3,30})?)",
+    re.IGNORECASE,
+)
+
+
 def address(text: str) -> str | None:
     """A street address or reference point as written ("Rua das Flores, 120")."""
-    m = re.search(
-        r"\b((?:rua|r\.|avenida|av\.?|travessa|tv\.|praca|praça|alameda|al\.|estrada|rodovia|largo|viela|beco)"
-        r"\s+[^,.;!?\n]{2,60}(?:,?\s*(?:n[º°o.]?\s*)?\d{1,5}\b)?(?:\s*[-–]\s*[A-Za-zÀ-ÿ ]{3,30})?)",
-        text,
-        re.IGNORECASE,
-    )
-    if m:
-        return m[1].strip()
-    m = re.search(r"\b(?:perto d[oa]|em frente (?:a|ao|à)|na esquina d[ae]|no bairro)\s+[^.;!?\n]{3,60}", text, re.I)
-    return m[0].strip() if m else None
+    # "na minha rua faz tempo" names no street: an address has a number or a proper name after the type.
+    for street in _STREET.finditer(text):
+        if re.search(r"\d|\s[A-ZÀ-Ý]", street[1]):
+            return street[1].strip()
+    near = re.search(r"\b(?:perto d[oa]|em frente (?:a|ao|à)|na esquina d[ae]|no bairro)\s+[^.;!?\n]{3,60}", text, re.I)
+    return near[0].strip() if near else None

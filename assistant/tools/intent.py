@@ -16,15 +16,16 @@ from rag.text import fold
 
 # "How do I ...", "how much ...", "what documents ...": a question for the knowledge base, whoever it is about.
 _HOWTO = re.compile(
-    r"\b(como|onde|aonde|cumo) (e que |eu |que |q |a gente |se )?(faco|faz|fazer|vejo|ver|consulto|consultar|tiro|"
-    r"tira|tirar|peco|pedir|consigo|conseguir|posso|emito|emitir|pago|pagar|acompanho|acompanhar|solicito|solicitar|"
+    r"(?<!tem )(?<!teria )\b(como|onde|aonde|cumo) (e que |eu |que |q |a gente |se |me )?(faco|faz|fazer|vejo|ver|"
+    r"consulto|consultar|tiro|tira|tirar|peco|pedir|consigo|conseguir|posso|emito|emitir|pago|pagar|acompanho|acompanhar|solicito|solicitar|"
     r"obtenho|obter|pego|pegar|levo|levar|agendo|agendar|marco|marcar|inscrevo|cancelo|cancelar|registro|registrar|"
-    r"abro|abrir|denuncio|reclamo|retiro|renovo|preciso|devo|procuro|funciona|sei|descubro|puedo|hago|saco)\b"
+    r"abro|abrir|denuncio|reclamo|retiro|renovo|preciso|devo|procuro|funciona|sei|descubro|puedo|hago|saco|"
+    r"desmarco|desmarcar|remarco|remarcar|reagendo|reagendar|atualizo|atualizar|altero|alterar)\b"
     r"|\b(quanto custa|quanto tempo|quanto vou pagar|quanto e|ate quando|qual (o|e o) prazo|"
     r"quais (sao )?(os )?documentos|o que (eu )?(preciso|devo)|que documentos?|precisa (agendar|marcar|levar|pagar)|"
     r"(tem|tenho|temos) (que|q) |"
     r"tem desconto|tem tolerancia|tem isencao|e gratuito|e de graca|posso (pagar|parcelar|pedir)|tem algum programa|"
-    r"em quanto tempo|qual (o )?(valor|horario|endereco|telefone))\b"
+    r"em quanto tempo|qual (o )?(valor|horario|endereco|telefone)(?! d[oa]s? (meu|minha|meus|minhas)\b))\b"
 )
 _QUESTION_START = re.compile(
     r"(^|[.!?]\s*)(e\s+)?(como|onde|aonde|qual|quais|quando|quanto|quantos|quantas|por ?que|pq|existe|e possivel|"
@@ -43,14 +44,34 @@ _STATUS_ASK = re.compile(
     r"|\b(horario|horarios|vaga|vagas|data|datas) (livre|livres|disponive|disponivel|disponiveis)"
     r"|\b(tem|ha|existe|quais|qual) (algum |alguns )?(horario|horarios|vaga|vagas|data|datas) (pra|para|de) "
     r"(vacina|tomar|rg|identidade|tirar|atendimento|cadastro|cad|iptu|agendar|marcar)"
+    # "tem multa no meu nome?", "quais são as minhas dívidas?", "tenho algum protocolo em andamento?"
+    r"|\b(no|em) meu (nome|cpf)\b|\b(tenho|eu tenho) (alguma coisa|algo) (pra|para|a) pagar"
+    r"|\b(quais|qual|quantos|quantas|que) (sao |e |foram )?(os |as |o |a )?(meus|minhas|meu|minha) "
+    r"(debitos|dividas|pendencias|multas|taxas|boletos|contas|impostos|protocolos|pedidos|solicitacoes|"
+    r"reclamacoes|chamados|agendamentos|dados|informacoes)\b"
+    r"|\b(quais|que) (dados|informacoes) (meus|minhas|de mim|sobre mim|pessoais)"
+    r"|\b(eu )?tenho (algum|alguma|alguns|algumas) (protocolo|pedido|solicitac|reclamac|chamado|agendamento)"
+    # "quanto tá meu IPTU?", "qual o valor da minha multa?", "qual o número do meu protocolo?"
+    r"|\bquanto (ta|esta|e|fica|ficou|deu|vem|veio) (o |a )?(meu|minha)\b"
+    r"|\b(valor|total|numero)s? d[oa]s? (meu|minha|meus|minhas)\b"
+    r"|\bquando (eu )?(posso|da pra|consigo) (ir|comparecer|ser atendid)"
 )
 _REQUEST = re.compile(
-    r"\b(quero|queria|qro|kero|quer[oi]a|gostaria|preciso|precisava|necessito|desejo|vou querer)\b"
+    r"\b(quero|queria|qro|kero|quer[oi]a|gostaria|preciso|precisava|necessito|desejo|vou querer|solicito|"
+    r"peco|requeiro)\b"
     r"|\b(pode|poderia|consegue|tem como|da pra) (me |eu )?(ver|consultar|tirar|emitir|gerar|mandar|enviar|passar|"
     r"abrir|registrar|marcar|agendar|cancelar|desmarcar|acompanhar|mostrar|verificar|checar|fazer|solicitar|listar)"
     r"|(^|[.!,]\s*)(me )?(manda|mande|mostra|mostre|gera|gere|consulta|consulte|abre|abra|registra|registre|marca|"
     r"marque|agenda|agende|cancela|cancele|desmarca|desmarque|lista|liste|verifica|verifique|envia|envie|passa|"
     r"passe|bora|vamos|ve|veja)\b"
+    r"|\b(por favor|pfv|pf|por gentileza|pls)\b"
+)
+# WhatsApp style: a request written as a bare infinitive ("agendar vacinação", "ver meus débitos"); only when
+# it is not asked as a question ("agendar vacina precisa?").
+_BARE_REQUEST = re.compile(
+    r"^\s*(agendar|marcar|ver|consultar|abrir|cancelar|desmarcar|emitir|gerar|tirar|acompanhar|listar|registrar|"
+    r"solicitar|pedir|mostrar)\b"
+    r"|^\s*(a |o |uma |um )?(segunda via|2a via|2 via|boleto|pix|linha digitavel|codigo de barras)\b"
 )
 _FIRST_PERSON = re.compile(
     r"\b(meu|minha|meus|minhas|mim|comigo|na minha|da minha|do meu|eu tenho|tenho|to devendo|devo)\b"
@@ -86,15 +107,22 @@ _SECOND_COPY = re.compile(
 )
 _DEBTS = re.compile(
     r"debito|divida|devendo|\bdevo\b|pendencia|pendente|em aberto|atrasad|vencid|em atraso|"
+    r"(alguma coisa|algo|alguma conta|algum valor) (pra|para|a) pagar|"
+    r"(multa|taxa|imposto|iptu|conta|boleto|tributo)s?\b.{0,25}\b(no|em) meu (nome|cpf)|"
     r"(meu|minha|meus|minhas|o meu|a minha) (iptu|taxas?|multas?|impostos?|contas?|tributos?)|"
     r"(iptu|taxa|multa|imposto)s? (que )?(eu )?(tenho|tem|a pagar|pra pagar|para pagar)"
     r"|quanto (eu )?(pago|tenho que pagar)"
 )
 _PROTOCOL_WORD = r"(protocolo|pedido|reclamacao|solicitacao|chamado|ocorrencia|denuncia|requerimento)"
+# "E o meu pedido?": a question about one's own request, whatever follows.
+_OWN_PROTOCOL_ASK = rf"(^|[.!?]\s*)e (o |a )?(meu|minha|esse|essa|aquele|aquela) {_PROTOCOL_WORD}\b"
+_OWN_PROTOCOL_ASK_RE = re.compile(_OWN_PROTOCOL_ASK)
 _PROTOCOL_STATUS = re.compile(
     rf"(andamento|status|situacao|acompanhar|acompanha|andou|anda|como (esta|ta|anda|vai)|novidade|resposta|"
     rf"atualizac|ja (foi|resolveram|atenderam)|consultar|consulta|ver)\b.{{0,30}}{_PROTOCOL_WORD}"
-    rf"|{_PROTOCOL_WORD}.{{0,30}}(andamento|status|situacao|como (esta|ta|anda)|resolvid|atendid)"
+    rf"|{_PROTOCOL_WORD}.{{0,30}}(andamento|status|situacao|como (esta|ta|anda)|resolvid|atendid|"
+    rf"nao (andou|anda|saiu|foi)|parad|alguem (viu|olhou|respondeu)|novidade|resposta)"
+    rf"|{_OWN_PROTOCOL_ASK}"
 )
 _PROTOCOL_LIST = re.compile(
     r"(meus|minhas|todos os meus|todas as minhas|lista(r)?( d?os| d?as)?) "
@@ -103,6 +131,9 @@ _PROTOCOL_LIST = re.compile(
     r"(protocolos|pedidos|reclamacoes|solicitacoes|chamados)"
     r"|\b(quais|quantos) (sao )?(os )?(meus )?(protocolos|pedidos|solicitacoes|reclamacoes|chamados)\b"
     r"|protocolos (que|em) (eu|meu nome)|(pedidos|protocolos|reclamacoes|solicitacoes) (abert|registrad)\w+"
+    r"|\b(eu )?tenho (algum|alguma|alguns|algumas) (protocolo|pedido|solicitac|reclamac|chamado|ocorrencia)"
+    r"|\b(historico|relacao) d[oa]s (meus |minhas )?(protocolos|pedidos|reclamacoes|solicitacoes|chamados)"
+    r"|\bnumeros? d[oa]s? (meu |minha |meus |minhas )(protocolo|pedido|solicitac|reclamac|chamado)"
 )
 _PROTOCOL_COMMENT = re.compile(
     rf"(acrescentar|adicionar|incluir|complementar|comentar|anexar|acrescenta|adiciona|inclui|complementa)"
@@ -118,25 +149,47 @@ _PROTOCOL_OPEN = re.compile(
 _PROBLEM = re.compile(
     r"\b(tem|ha|existe|apareceu|abriu|surgiu) (um|uma|uns|umas)\b|apagad|queimad|quebrad|cheio|entupid|"
     r"nao (passou|passa|veio|vem|recolh|funciona|acende)|caindo|caiu|piscando|esburacad|perigo|acumulad|"
+    r"queim(ou|aram)|apagou|quebrou|estourou|"
     r"(esta|ta|fica) (escur|sujo|imund|um lixo)|burac|sem luz|no escuro|precisa(ndo)? de poda"
 )
+# Asking for a person in words the channel router does not know ("chama alguém de carne e osso", "desejo ser
+# atendida por um servidor"); "fui atendido por um servidor..." is a report, not a request.
+_HANDOFF = re.compile(
+    r"\b(fala|falar|conversar|chama|chame|chamar|passa|passe|passar|transfere|transfira|transferir|encaminha|"
+    r"encaminhe|encaminhar|ser atendid[oa])\b[^.?!]{0,40}\b(atendentes?|humanos?|pessoas?( de verdade| real)?|"
+    r"alguem|operador\w*|funcionari[oa]s?|servidor\w*|gente de verdade|carne e osso)\b"
+    r"|\b(robo|bot|maquina|voce|vc)\b.{0,15}\bnao me (entende|entendeu|ajuda|ajudou)\b"
+)
+# The citizen's own registration data (citizen_lookup): "quais dados meus vocês têm?", "confere meu cadastro";
+# not what is done with personal data in general ("meus dados estão protegidos?"), a knowledge question.
+_LOOKUP = re.compile(
+    r"\b(ver|veja|mostr\w*|consult\w*|confer\w*|confira|checa\w*|olha\w*) (os |as |o |a )?(meus|minhas|meu|minha) "
+    r"(dados|informacoes|cadastro|telefone|celular|e-?mail|endereco)\b"
+    r"|\b(dados|informacoes)\b.{0,20}\b(cadastrad\w*|(voces|vcs|a prefeitura) (tem|possui|possuem))"
+    r"|\bmeu (telefone|celular|e-?mail|endereco)\b.{0,25}\b(cadastrad\w*|(esta|ta) (certo|correto|atualizado)|correto)"
+)
+_LOOKUP_CHANGE = re.compile(r"\b(atualiz|alter|mud|corrig|troc|apag|exclu)\w*")
 _APPOINTMENT_CANCEL = re.compile(
     r"(cancelar|cancela|cancele|desmarcar|desmarca|desmarque|nao (vou|poderei|posso) (ir|comparecer))"
     r".{0,40}(agendamento|horario|atendimento|marcacao|consulta|vacina|rg|identidade|cadastro|\d)"
     r"|(agendamento|horario|marcacao).{0,20}(cancelar|cancelad|desmarcar)"
+    # Only an appointment is "desmarcado": the verb alone names the subject ("desmarca pra mim").
+    r"|\bdesmarc(ar|a|ue|o|ou)\b"
 )
 _APPOINTMENT_LIST = re.compile(
     r"(meus|minhas) (agendamentos|horarios|marcacoes)|o que (eu )?(tenho )?(marcado|agendado)|"
     r"(tenho|tem) (algum )?(agendamento|horario marcado)|quando (e|eh) (o )?meu (agendamento|horario|atendimento)"
 )
 _APPOINTMENT = re.compile(
-    r"agendar|agenda(r)? (um|uma|o|a|pra|para)|agendamento|marcar|marca (um|uma|pra|para)|"
+    # "desmarca pra mim" is not "marca pra mim"; "remarcar" still asks for a new time.
+    r"agendar|agenda(r)? (um|uma|o|a|pra|para)|agendamento|\b(re)?marcar|\b(re)?marca (um|uma|pra|para)|"
     r"horarios? (livres?|disponive\w*|vagos?)|"
     r"\b(tem|ha) (algum )?horarios?\b(?! de (funcionamento|atendimento|abertura))|"
     r"(vagas?|horarios?) (pra|para|de|da|do) (vacina|tomar|rg|identidade|tirar|atendimento|cadastro|emissao)|"
     r"hora marcada|data disponivel|datas disponiveis|atendimento presencial"
     r"|tirar (o |a |meu |minha )?(rg|identidade|cin)"
     r"|fazer (o |a |meu |minha )?(rg|identidade|cin|cadastro)|tomar (a )?vacina|me vacinar|vacinar"
+    r"|\b(me inscrever|fazer (a |minha )?inscricao) (n[oa]|para o|pro|pra) (cad ?unico|cadastro unico|bolsa familia)"
 )
 _STATUS_WORDS = {
     "vencido": re.compile(r"vencid|atrasad|em atraso"),
@@ -176,7 +229,12 @@ def literal_arguments(tool: str, text: str) -> dict[str, Any]:
         if number:
             args["number"] = number
     if tool == "protocol_add_comment":
-        m = re.search(r"(?:dizendo|informando|com o texto|:)\s*(.{3,})$", text.strip(), re.S)
+        m = re.search(
+            r"(?:dizendo|informando|com o texto|:|(?:acrescentar|adicionar|incluir|informar|complementar|dizer|avisar)"
+            r"\s+que)\s*(.{3,})$",
+            text.strip(),
+            re.S | re.I,
+        )
         if m:
             args["text"] = m[1].strip().strip("\"'“”")
     if tool == "payment_second_copy":
@@ -234,8 +292,13 @@ def read(text: str) -> Reading:
     found_cpfs = tuple(extract.cpfs(text))
     howto = bool(_HOWTO.search(folded))
     status = bool(_STATUS_ASK.search(folded))
-    request = bool(_REQUEST.search(folded))
+    request = bool(_REQUEST.search(folded)) or ("?" not in text and bool(_BARE_REQUEST.search(folded)))
     question = "?" in text or bool(_QUESTION_START.search(folded))
+    tool = _topic(folded, text, found_cpfs)
+    # "Já resolveram meu chamado 2026-000008?", "e o meu pedido?": a question about the citizen's own protocol.
+    if tool in ("protocol_status", "protocol_add_comment"):
+        status = status or bool(extract.protocol_number(text)) or bool(_OWN_PROTOCOL_ASK_RE.search(folded))
+        status = status or bool(re.search(rf"\b(meu|minha|esse|essa) {_PROTOCOL_WORD}", folded))
     # A question about how things work goes to the knowledge base even when it mentions the citizen's own case;
     # only a request to act, or a question about their own status, becomes an action.
     info = howto or (question and not status and not request)
@@ -246,7 +309,6 @@ def read(text: str) -> Reading:
         "third_party": bool(_THIRD_PARTY.search(folded)),
         "cpfs": found_cpfs,
     }
-    tool = _topic(folded, text, found_cpfs)
     if tool is None:
         return Reading(**common)
     cue = (
@@ -254,7 +316,7 @@ def read(text: str) -> Reading:
         or status
         or bool(found_cpfs)
         or bool(_FIRST_PERSON.search(folded))
-        or tool in ("protocol_status", "citizen_verify")
+        or tool in ("protocol_status", "citizen_verify", "handoff_to_human")
     )
     if tool == "protocol_open" and _PROBLEM.search(folded):
         cue = True
@@ -268,6 +330,8 @@ def read(text: str) -> Reading:
 
 def _topic(folded: str, text: str, found_cpfs: tuple[str, ...]) -> str | None:
     """The tool whose subject the message is about, if any (whether it asks to act is decided apart)."""
+    if _HANDOFF.search(folded):
+        return "handoff_to_human"
     if extract.protocol_number(text) and not _PROTOCOL_OPEN.search(folded):
         return "protocol_add_comment" if _PROTOCOL_COMMENT.search(folded) else "protocol_status"
     other_topic = _SECOND_COPY.search(folded) or _DEBTS.search(folded) or _PROTOCOL_WORD_RE.search(folded)
@@ -285,7 +349,8 @@ def _topic(folded: str, text: str, found_cpfs: tuple[str, ...]) -> str | None:
         return "protocol_status"
     if _SECOND_COPY.search(folded):
         return "payment_second_copy"
-    if "iptu_revisao" in services_in(text, "protocol"):
+    # "Quero marcar um atendimento pra revisar o IPTU" asks for the desk, not for the review itself.
+    if "iptu_revisao" in services_in(text, "protocol") and not _APPOINTMENT.search(folded):
         return "protocol_open"
     owes = _STATUS_ASK.search(folded) and re.search(r"debit|divid|pendenc|devendo|devo", folded)
     if _DEBTS.search(folded) or owes:
@@ -294,6 +359,8 @@ def _topic(folded: str, text: str, found_cpfs: tuple[str, ...]) -> str | None:
         return "protocol_open"
     if _APPOINTMENT.search(folded):
         return "appointment_slots"
+    if _LOOKUP.search(folded) and not _LOOKUP_CHANGE.search(folded):
+        return "citizen_lookup"
     if services_in(text, "protocol") and (_PROBLEM.search(folded) or _ASK_FOR_SERVICE.search(folded)):
         return "protocol_open"
     if found_cpfs and not other_topic:

@@ -2,15 +2,22 @@
 
 A channel calls `forward_to_agent` before the assistant (a waiting or served conversation is the agent's, not
 the bot's) and `hand_off_if_needed` after it (a handoff reply or repeated abstentions queue the conversation).
+A channel that commits its reply in the same transaction as the bot's turn (WhatsApp, decision 0025) uses the
+`…_in` forms inside that transaction and announces the result after the commit.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from atende.handoff.service import HandoffService, Ticket
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from atende.handoff.service import HandoffService, Requested, Ticket
 from atende.handoff.triggers import handoff_reason
 from atende.i18n import t
+from atende.models import Conversation
+from atende.store import MessageView
 
 HANDED_OFF = frozenset({"waiting", "with_agent"})
 
@@ -21,6 +28,16 @@ def queued_notice(ticket: Ticket) -> str:
     if ticket.estimated_wait_s is not None:
         notice += " " + t("handoff.estimate", minutes=max(1, round(ticket.estimated_wait_s / 60)))
     return notice
+
+
+def handoff_notice(handoff: HandoffService, ticket: Ticket) -> str | None:
+    """What the citizen is told about a request: when the closed team opens, or their place; None: nothing new."""
+    if ticket.opens_at is not None:
+        local = ticket.opens_at.astimezone(handoff.hours[ticket.team].zone)
+        return t("handoff.after_hours", day=local.strftime("%d/%m"), time=local.strftime("%H:%M"))
+    if ticket.position is None:
+        return None
+    return queued_notice(ticket)
 
 
 def forward_to_agent(handoff: HandoffService | None, conversation_id: str, text: str) -> dict[str, Any] | None:
@@ -45,6 +62,17 @@ def forward_to_agent(handoff: HandoffService | None, conversation_id: str, text:
     }
 
 
+def forward_to_agent_in(
+    handoff: HandoffService, session: Session, conversation_id: str, text: str
+) -> MessageView | None:
+    """`forward_to_agent` inside the caller's transaction: the stored message (`handoff.push` it once committed),
+    or None when the bot should answer it."""
+    state = session.scalar(select(Conversation.state).where(Conversation.id == conversation_id))
+    if state not in HANDED_OFF:
+        return None
+    return handoff.citizen_message_in(session, conversation_id, text)
+
+
 def hand_off_if_needed(handoff: HandoffService | None, conversation_id: str, body: dict[str, Any]) -> dict[str, Any]:
     """Queue the conversation when the bot's reply calls for a person; the citizen is told their place."""
     if handoff is None:
@@ -57,12 +85,28 @@ def hand_off_if_needed(handoff: HandoffService | None, conversation_id: str, bod
     if conversation is None or conversation.state in HANDED_OFF:
         return body
     ticket = handoff.request(conversation_id, reason=reason, source=reason)
-    if ticket.opens_at is not None:
-        local = ticket.opens_at.astimezone(handoff.hours[ticket.team].zone)
-        notice = t("handoff.after_hours", day=local.strftime("%d/%m"), time=local.strftime("%H:%M"))
-        return {**body, "answer": notice, "decision": "handoff"}
-    if ticket.position is None:
+    return with_notice(body, handoff_notice(handoff, ticket), after_hours=ticket.opens_at is not None)
+
+
+def hand_off_in(
+    handoff: HandoffService, session: Session, conversation_id: str, *, team: str | None = None
+) -> Requested | None:
+    """`hand_off_if_needed` inside the transaction that records the bot's reply; `handoff.announce` the result once
+    committed and tell the citizen `handoff_notice(handoff, result.ticket())`. None: no handoff now."""
+    reason = handoff_reason(handoff.recent_messages(session, conversation_id))
+    if reason is None:
+        return None
+    state = session.scalar(select(Conversation.state).where(Conversation.id == conversation_id))
+    if state is None or state in HANDED_OFF:
+        return None
+    return handoff.request_in(session, conversation_id, reason=reason, source=reason, team=team)
+
+
+def with_notice(body: dict[str, Any], notice: str | None, *, after_hours: bool) -> dict[str, Any]:
+    """The bot's reply with the handoff notice: instead of it after hours, after it otherwise."""
+    if notice is None:
         return body
+    if after_hours:
+        return {**body, "answer": notice, "decision": "handoff"}
     # Told in this reply only: a stored copy would show twice in the web chat, which polls for agent messages.
-    notice = queued_notice(ticket)
     return {**body, "answer": f"{body['answer']}\n\n{notice}", "decision": "handoff"}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from atende.handoff.hours import BusinessHours
@@ -23,12 +23,16 @@ from atende.handoff.summary import summarize
 from atende.i18n import t
 from atende.models import Conversation, Event, Message, utcnow
 from atende.store import ConversationNotFound, ConversationStore, MessageView
+from channels.registry import Delivery, DeliveryRefused, LiveDelivery, Outgoing, Survey
 
 log = logging.getLogger(__name__)
 
 QUEUE_TOPIC: Final = "queue"
 CLOSE_REASONS: Final = ("resolved", "information_given", "protocol_opened", "citizen_left", "wrong_team", "other")
 DEFAULT_TEAM: Final = "atendimento"
+
+
+_LIVE: Final = LiveDelivery()
 
 
 def conversation_topic(conversation_id: str) -> str:
@@ -55,6 +59,38 @@ class Ticket:
     position: int | None
     opens_at: datetime | None = None  # set when the team is closed now: nothing was queued
     estimated_wait_s: float | None = None  # position × the team's recent pace of assignments; None: no history
+
+
+@dataclass(frozen=True, slots=True)
+class Requested:
+    """What one request changed inside its transaction; `HandoffService.announce` it after the commit.
+
+    The place in the queue is counted in the database (handoffs of the team still waiting, by id), which is the
+    order the live queue keeps, so a channel can tell the citizen in the same transaction.
+    """
+
+    conversation_id: str
+    team: str
+    source: str
+    state: str
+    order: int | None = None  # the new handoff's id when this request queued the conversation
+    opens_at: datetime | None = None  # the team is closed now: nothing was queued
+    position: int | None = None
+    estimated_wait_s: float | None = None
+
+    @property
+    def queued(self) -> bool:
+        return self.order is not None
+
+    def ticket(self) -> Ticket:
+        return Ticket(
+            self.conversation_id,
+            self.team,
+            self.state,
+            self.position,
+            opens_at=self.opens_at,
+            estimated_wait_s=self.estimated_wait_s,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +168,9 @@ class HandoffService:
         self._lock_ttl_s = lock_ttl_s
         self._locale = locale
         self.hours = dict(hours or {})  # teams without an entry are always open
+        # How agents' messages and the survey reach citizens of each channel; unlisted channels read the
+        # conversation live (the web chat).
+        self.deliveries: dict[str, Delivery] = {}
 
     def now(self) -> datetime:
         return self._clock()
@@ -144,53 +183,108 @@ class HandoffService:
         The queue is ordered by the handoff row's id: unique and increasing, so requests in the same clock tick
         still keep their order, and a rebuild after a restart reproduces it exactly.
         """
-        team = team or self.default_team
+        with self._sessions.begin() as session:
+            requested = self.request_in(session, conversation_id, reason=reason, source=source, team=team)
+        self.announce(requested)
+        if requested.opens_at is not None:
+            return requested.ticket()
+        return self.ticket(conversation_id)
+
+    def request_in(
+        self, session: Session, conversation_id: str, *, reason: str, source: str, team: str | None = None
+    ) -> Requested:
+        """`request` inside the caller's transaction (a channel that commits the handoff with the bot's turn and
+        the citizen's notice); the caller must `announce` the result once committed.
+
+        Without a team, or with the default one, the conversation's channel may name its own (a WhatsApp
+        number's team). Outside the team's hours nothing is queued; the citizen is told when it opens.
+        """
+        conversation = session.get(Conversation, conversation_id)
+        if conversation is None:
+            raise ConversationNotFound(conversation_id)
+        team = self._team(session, conversation.channel, conversation_id, team)
         now = self._clock()
         schedule = self.hours.get(team)
         if schedule is not None and not schedule.is_open(now):
-            return self._after_hours(conversation_id, team, schedule.next_opening(now), reason)
-        with self._sessions.begin() as session:
-            if session.get(Conversation, conversation_id) is None:
-                raise ConversationNotFound(conversation_id)
-            moved = self._move(session, conversation_id, ("bot", "closed"), "waiting", now)
-            if moved:
-                row = Handoff(
+            opens_at = schedule.next_opening(now)
+            session.add(
+                Event(
                     conversation_id=conversation_id,
-                    team=team,
-                    reason=reason[:500],
-                    source=source,
-                    status="waiting",
-                    requested_at=now,
+                    kind="handoff_after_hours",
+                    payload={
+                        "team": team,
+                        "reason": reason[:500],
+                        "opens_at": opens_at.isoformat() if opens_at else None,
+                    },
+                    created_at=now,
                 )
-                session.add(row)
-                session.flush()
-                order = row.id
-                session.add(
-                    Event(
-                        conversation_id=conversation_id,
-                        kind="handoff_queued",
-                        payload={"team": team, "reason": reason[:500], "source": source},
-                        created_at=now,
-                    )
-                )
-        if moved:
-            self.live.enqueue(team, conversation_id, order)
-            self.live.publish(QUEUE_TOPIC, {"event": "queued", "conversation_id": conversation_id, "team": team})
-            log.info("conversation %s queued for team %s (%s)", conversation_id, team, source)
-        return self.ticket(conversation_id)
+            )
+            return Requested(conversation_id, team, source, conversation.state, opens_at=opens_at)
+        if not self._move(session, conversation_id, ("bot", "closed"), "waiting", now):
+            return Requested(conversation_id, team, source, conversation.state)
+        row = Handoff(
+            conversation_id=conversation_id,
+            team=team,
+            reason=reason[:500],
+            source=source,
+            status="waiting",
+            requested_at=now,
+        )
+        session.add(row)
+        session.flush()
+        session.add(
+            Event(
+                conversation_id=conversation_id,
+                kind="handoff_queued",
+                payload={"team": team, "reason": reason[:500], "source": source},
+                created_at=now,
+            )
+        )
+        position = int(
+            session.scalar(
+                select(func.count())
+                .select_from(Handoff)
+                .where(Handoff.team == team, Handoff.status == "waiting", Handoff.id <= row.id)
+            )
+            or 1
+        )
+        pace = self._pace(team, session)
+        return Requested(
+            conversation_id,
+            team,
+            source,
+            "waiting",
+            order=row.id,
+            position=position,
+            estimated_wait_s=None if pace is None else round(pace * position, 1),
+        )
 
-    def _after_hours(self, conversation_id: str, team: str, opens_at: datetime | None, reason: str) -> Ticket:
-        """Outside the team's hours nothing is queued; the citizen is told when it opens (and offered a protocol)."""
-        conversation = self.store.get_conversation(conversation_id)
-        if conversation is None:
-            raise ConversationNotFound(conversation_id)
-        payload = {"team": team, "reason": reason[:500], "opens_at": opens_at.isoformat() if opens_at else None}
-        self.store.add_event(conversation_id, "handoff_after_hours", payload)
-        return Ticket(conversation_id, team, conversation.state, None, opens_at)
+    def announce(self, requested: Requested | None) -> None:
+        """Bring the live queue in step with a committed request (`request_in`); nothing when it queued nothing."""
+        if requested is None or requested.order is None:
+            return
+        self.live.enqueue(requested.team, requested.conversation_id, requested.order)
+        self.live.publish(
+            QUEUE_TOPIC, {"event": "queued", "conversation_id": requested.conversation_id, "team": requested.team}
+        )
+        log.info("conversation %s queued for team %s (%s)", requested.conversation_id, requested.team, requested.source)
 
     def enqueue(self, conversation_id: str, *, team: str, reason: str) -> int | None:
         """The MCP tool `handoff_to_human`'s queue (tools_mcp.handoff.HandoffQueue)."""
         return self.request(conversation_id, reason=reason, source="tool", team=team).position
+
+    def register_delivery(self, channel: str, delivery: Delivery) -> None:
+        """How the channel named `channel` (a conversation's `channel`) carries agents' messages to its citizens."""
+        self.deliveries[channel] = delivery
+
+    def delivery(self, channel: str) -> Delivery:
+        return self.deliveries.get(channel) or _LIVE
+
+    def _team(self, session: Session, channel: str, conversation_id: str, team: str | None) -> str:
+        """The team named, unless it is only the default: then the channel's own team (e.g. the WhatsApp number's)."""
+        if team and team != self.default_team:
+            return team
+        return self.delivery(channel).team(session, conversation_id) or self.default_team
 
     def ticket(self, conversation_id: str) -> Ticket:
         conversation = self.store.get_conversation(conversation_id)
@@ -208,17 +302,19 @@ class HandoffService:
             estimated_wait_s=None if estimate is None or position is None else round(estimate * position, 1),
         )
 
-    def _pace(self, team: str, window: int = 20) -> float | None:
+    def _pace(self, team: str, session: Session | None = None, window: int = 20) -> float | None:
         """Mean seconds between the team's recent assignments: how fast its queue moves now."""
-        with self._sessions() as session:
-            taken = list(
-                session.scalars(
-                    select(Handoff.assigned_at)
-                    .where(Handoff.team == team, Handoff.assigned_at.is_not(None))
-                    .order_by(Handoff.assigned_at.desc())
-                    .limit(window + 1)
-                )
-            )
+        stmt = (
+            select(Handoff.assigned_at)
+            .where(Handoff.team == team, Handoff.assigned_at.is_not(None))
+            .order_by(Handoff.assigned_at.desc())
+            .limit(window + 1)
+        )
+        if session is None:
+            with self._sessions() as own:
+                taken = list(own.scalars(stmt))
+        else:
+            taken = list(session.scalars(stmt))
         moments = [moment for moment in taken if moment is not None]
         if len(moments) < 2:
             return None
@@ -229,6 +325,36 @@ class HandoffService:
         message = self.store.add_message(conversation_id, "user", text)
         self._push(conversation_id, "message", message)
         return message
+
+    def citizen_message_in(self, session: Session, conversation_id: str, text: str) -> MessageView:
+        """`citizen_message` inside the caller's transaction; `push` the returned message once committed."""
+        now = self._clock()
+        row = Message(conversation_id=conversation_id, role="user", text=text, citations=[], created_at=now)
+        session.add(row)
+        session.flush()
+        return MessageView(row.id, conversation_id, "user", text, None, (), now)
+
+    def push(self, message: MessageView) -> None:
+        """Show a committed message on the consoles that follow its conversation."""
+        self._push(message.conversation_id, "message", message)
+
+    def recent_messages(self, session: Session, conversation_id: str, limit: int = 6) -> list[MessageView]:
+        """The latest messages, oldest first, as the caller's transaction sees them (its own included)."""
+        rows = session.scalars(
+            select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id.desc()).limit(limit)
+        ).all()
+        return [
+            MessageView(
+                row.id,
+                row.conversation_id,
+                row.role,  # type: ignore[arg-type]
+                row.text,
+                row.decision,  # type: ignore[arg-type]
+                tuple(row.citations),
+                row.created_at,
+            )
+            for row in reversed(rows)
+        ]
 
     def leave(self, conversation_id: str) -> None:
         """The citizen gives up while waiting (or times out): recorded as an abandonment, back to the bot."""
@@ -244,16 +370,15 @@ class HandoffService:
         self.live.remove(team, conversation_id)
         self.live.publish(QUEUE_TOPIC, {"event": "abandoned", "conversation_id": conversation_id, "team": team})
 
-    def survey(self, conversation_id: str, score: int, comment: str | None) -> None:
+    def survey(self, conversation_id: str, score: int, comment: str | None, *, handoff_id: int | None = None) -> None:
+        """The citizen's rating of the conversation's latest closed service (or of `handoff_id`), once."""
         if not 1 <= score <= 5:
             raise HandoffError("invalid_score", "handoff.error.invalid_score", status=422)
         with self._sessions.begin() as session:
-            row = session.scalars(
-                select(Handoff)
-                .where(Handoff.conversation_id == conversation_id, Handoff.status == "closed")
-                .order_by(Handoff.id.desc())
-                .limit(1)
-            ).first()
+            stmt = select(Handoff).where(Handoff.conversation_id == conversation_id, Handoff.status == "closed")
+            if handoff_id is not None:
+                stmt = stmt.where(Handoff.id == handoff_id)
+            row = session.scalars(stmt.order_by(Handoff.id.desc()).limit(1)).first()
             if row is None or row.survey_score is not None:
                 raise HandoffError("no_survey", "handoff.error.no_survey")
             row.survey_score = score
@@ -295,7 +420,12 @@ class HandoffService:
         return view
 
     def reply(self, conversation_id: str, agent: str, text: str) -> MessageView:
-        """The agent's message to the citizen (only the assigned agent may send)."""
+        """The agent's message to the citizen (only the assigned agent may send).
+
+        The conversation's channel delivers it in the same transaction (WhatsApp queues it in its outbox, keyed by
+        the message id, so it is sent once); when the channel refuses (WhatsApp's 24-hour window has closed)
+        nothing is stored and the agent is told why.
+        """
         text = text.strip()
         if not text:
             raise HandoffError("empty_message", "error.empty_message", status=422)
@@ -307,6 +437,13 @@ class HandoffService:
             message = Message(conversation_id=conversation_id, role="agent", text=text, citations=[], created_at=now)
             session.add(message)
             session.flush()
+            try:
+                self.delivery(self._channel(session, conversation_id)).deliver(
+                    session, conversation_id, Outgoing(f"agent:{message.id}", text)
+                )
+            except DeliveryRefused as exc:
+                log.info("agent reply in conversation %s not delivered: %s", conversation_id, exc.code)
+                raise HandoffError(exc.code, exc.key) from exc
             sent = MessageView(message.id, conversation_id, "agent", text, None, (), now)
         self._push(conversation_id, "message", sent)
         return sent
@@ -364,15 +501,26 @@ class HandoffService:
             row.closed_at = now
             row.close_reason = reason_code
             row.summary = summary
+            reference = f"{row.id:06d}"
+            closing = t("handoff.closed", self._locale, reference=reference)
             session.add(
-                Message(
-                    conversation_id=conversation_id,
-                    role="system",
-                    text=t("handoff.closed", self._locale, reference=f"{row.id:06d}"),
-                    citations=[],
-                    created_at=now,
-                )
+                Message(conversation_id=conversation_id, role="system", text=closing, citations=[], created_at=now)
             )
+            try:
+                self.delivery(self._channel(session, conversation_id)).deliver(
+                    session, conversation_id, Outgoing(f"close:{row.id}", closing, Survey(row.id, reference))
+                )
+            except DeliveryRefused as exc:
+                # Closing never waits on the channel: the service ends; the citizen was not told (staff see why).
+                log.warning("closing message of conversation %s not delivered: %s", conversation_id, exc.code)
+                session.add(
+                    Event(
+                        conversation_id=conversation_id,
+                        kind="handoff_close_not_delivered",
+                        payload={"code": exc.code},
+                        created_at=now,
+                    )
+                )
             session.add(
                 Event(
                     conversation_id=conversation_id,
@@ -388,6 +536,11 @@ class HandoffService:
         return view
 
     # --- reading ------------------------------------------------------------------------------------------
+
+    def get(self, handoff_id: int) -> HandoffView | None:
+        with self._sessions() as session:
+            row = session.get(Handoff, handoff_id)
+            return None if row is None else _view(row)
 
     def current(self, conversation_id: str) -> HandoffView | None:
         """The conversation's latest handoff, open or not."""
@@ -474,6 +627,10 @@ class HandoffService:
             .order_by(Handoff.id.desc())
             .limit(1)
         ).first()
+
+    @staticmethod
+    def _channel(session: Session, conversation_id: str) -> str:
+        return str(session.scalar(select(Conversation.channel).where(Conversation.id == conversation_id)) or "")
 
     def _assigned_row(self, session: Session, conversation_id: str, agent: str) -> Handoff:
         if session.get(Conversation, conversation_id) is None:

@@ -39,7 +39,7 @@ def _services() -> Iterator[Services]:
     settings = cli._settings()
     cli._setup_logging(settings)
     with cli._open_services(settings) as services:
-        upgrade(settings.resolved_database_url)
+        upgrade(settings.resolved_database_url, cipher=services.lgpd.cipher if services.lgpd else None)
         if services.lgpd is not None:
             services.lgpd.warm_up()
         yield services
@@ -202,10 +202,11 @@ def lgpd_retention(
 
 @lgpd_app.command("rotate-key")
 def lgpd_rotate_key() -> None:
-    """Re-encrypt every registered encrypted column with the first key of ATENDE_ENCRYPTION_KEYS.
+    """Re-encrypt every registered encrypted column with the first key of ATENDE_ENCRYPTION_KEYS, then recompute
+    every blind index (the CPF lookup hash) with ATENDE_BLIND_INDEX_KEY.
 
     Put the new key first and keep the old ones after it; once this reports nothing left on an old key, the old
-    keys can be removed.
+    keys can be removed. After a change of ATENDE_BLIND_INDEX_KEY, run it at once: lookups miss until it has.
     """
     from atende.audit import AuditEvent
 

@@ -4,20 +4,25 @@ How a module stores an encrypted field (the citizens table, for example)::
 
     cipher = services.lgpd.cipher                      # a FieldCipher built from the settings
     row.cpf_encrypted = cipher.encrypt(cpf)            # Fernet token (ASCII text): store in a Text column
-    row.cpf_index = cipher.blind_index(cpf, kind="cpf")  # 64 hex chars: store in an indexed String(64) column
+    row.cpf_hash = cipher.blind_index(cpf, kind="cpf")  # 64 hex chars: store in a unique String(64) column
     ...
-    select(Citizen).where(Citizen.cpf_index == cipher.blind_index(typed_cpf, kind="cpf"))
+    select(Citizen).where(Citizen.cpf_hash == cipher.blind_index(typed_cpf, kind="cpf"))
     cpf = cipher.decrypt(row.cpf_encrypted)
 
-and registers the column once, in `build_services`, so `atende lgpd rotate-key` re-encrypts it::
+and registers the columns once, in `build_services`, so `atende lgpd rotate-key` re-encrypts the tokens and
+recomputes the index from the decrypted values::
 
     services.lgpd.encrypted_columns.append(EncryptedColumn("citizens", "cpf_encrypted"))
+    services.lgpd.blind_indexes.append(BlindIndexColumn("citizens", "cpf_hash", "cpf_encrypted", kind="cpf"))
+
+(`tools_mcp.citizens` is the real example: every personal field of a citizen is stored this way.)
 
 Encryption is explicit (repository code calls encrypt/decrypt), not a column type: a column type would need
 the key before any model is imported, and explicit calls keep the key a constructor argument that tests pass.
 Keys come from ATENDE_ENCRYPTION_KEYS (comma-separated Fernet keys, the first one encrypts, all of them
-decrypt). The blind index key (ATENDE_BLIND_INDEX_KEY) is separate and must never change: every stored
-index would have to be recomputed from the decrypted values.
+decrypt). The blind index key (ATENDE_BLIND_INDEX_KEY) is separate. It is not meant to change, but it can:
+`atende lgpd rotate-key` recomputes every registered index from the decrypted value, so after a change of the index
+key lookups miss until that command has run (docs/decisions/0021-personal-data-and-encryption.md).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "BlindIndexColumn",
     "ConfigurationError",
     "DecryptionError",
     "EncryptedColumn",
@@ -52,6 +58,7 @@ __all__ = [
     "derive_key",
     "generate_key",
     "parse_fernet_keys",
+    "reindex_columns",
     "rotate_columns",
 ]
 
@@ -179,12 +186,29 @@ class EncryptedColumn:
 
 
 @dataclass(frozen=True)
+class BlindIndexColumn:
+    """A blind-index column recomputed by `atende lgpd rotate-key` from the decrypted `source` column.
+
+    Rows whose source is NULL (an erased citizen, say) keep whatever the index column holds.
+    """
+
+    table: str
+    column: str
+    source: str
+    kind: str
+    primary_key: str = "id"
+
+
+@dataclass(frozen=True)
 class RotationReport:
     column: str
     rotated: int
     already_current: int
+    blind_index: bool = False  # True: `rotated` counts recomputed index values, not re-encrypted tokens
 
     def summary(self) -> str:
+        if self.blind_index:
+            return f"{self.column}: {self.rotated} blind indexes recomputed, {self.already_current} already current"
         return f"{self.column}: {self.rotated} re-encrypted, {self.already_current} already on the primary key"
 
 
@@ -218,4 +242,38 @@ def rotate_columns(
                 break
             last = rows[-1][0]
         reports.append(RotationReport(f"{spec.table}.{spec.column}", rotated, current))
+    return reports
+
+
+def reindex_columns(
+    engine: Engine, cipher: FieldCipher, indexes: Sequence[BlindIndexColumn], *, batch_size: int = 500
+) -> list[RotationReport]:
+    """Recompute every blind index from its decrypted source with the current index key; resumable, one
+    transaction per batch, and a no-op when the key did not change.
+
+    Fails (DecryptionError) on a source no configured key opens, before changing anything in that batch.
+    """
+    reports = []
+    for spec in indexes:
+        tbl = table(spec.table, column(spec.primary_key), column(spec.column), column(spec.source))
+        pk, index, source = tbl.c[spec.primary_key], tbl.c[spec.column], tbl.c[spec.source]
+        recomputed = current = 0
+        last: object = None
+        while True:
+            stmt = select(pk, index, source).where(source.is_not(None)).order_by(pk).limit(batch_size)
+            if last is not None:
+                stmt = stmt.where(pk > last)
+            with engine.begin() as connection:
+                rows = connection.execute(stmt).all()
+                for key, stored, token in rows:
+                    expected = cipher.blind_index(cipher.decrypt(str(token)), kind=spec.kind)
+                    if stored == expected:
+                        current += 1
+                        continue
+                    connection.execute(update(tbl).where(pk == key).values({spec.column: expected}))
+                    recomputed += 1
+            if len(rows) < batch_size:
+                break
+            last = rows[-1][0]
+        reports.append(RotationReport(f"{spec.table}.{spec.column}", recomputed, current, blind_index=True))
     return reports

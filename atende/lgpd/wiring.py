@@ -10,7 +10,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from atende.audit import AuditSink
 from atende.data_subjects import DataSubjectRegistry
 from atende.lgpd.consent import ConsentRegister
-from atende.lgpd.crypto import EncryptedColumn, FieldCipher, RotationReport, cipher_from_settings, rotate_columns
+from atende.lgpd.crypto import (
+    BlindIndexColumn,
+    EncryptedColumn,
+    FieldCipher,
+    RotationReport,
+    cipher_from_settings,
+    reindex_columns,
+    rotate_columns,
+)
 from atende.lgpd.patterns import PiiPatternStore
 from atende.lgpd.retention import RetentionJob
 from atende.lgpd.rights import DataSubjectRights
@@ -31,13 +39,17 @@ class Lgpd:
     audit: AuditSink
     # Every column holding FieldCipher tokens; `atende lgpd rotate-key` re-encrypts them all.
     encrypted_columns: list[EncryptedColumn] = field(default_factory=list)
+    # Every blind-index column; recomputed from the decrypted values by the same command.
+    blind_indexes: list[BlindIndexColumn] = field(default_factory=list)
 
     def warm_up(self) -> None:
         """Load the administrators' extra PII patterns into the process-wide masker (needs a migrated DB)."""
         self.pii_patterns.apply()
 
     def rotate_keys(self, engine: Engine, *, batch_size: int = 500) -> list[RotationReport]:
-        return rotate_columns(engine, self.cipher, self.encrypted_columns, batch_size=batch_size)
+        """Re-encrypt with the primary key, then recompute the blind indexes with the current index key."""
+        reports = rotate_columns(engine, self.cipher, self.encrypted_columns, batch_size=batch_size)
+        return reports + reindex_columns(engine, self.cipher, self.blind_indexes, batch_size=batch_size)
 
 
 def build_lgpd(settings: Settings, sessions: sessionmaker[Session], audit: AuditSink) -> Lgpd:

@@ -12,12 +12,12 @@ from typing import Any
 from fastapi import APIRouter, status
 from fastapi.responses import FileResponse, StreamingResponse
 
-from assistant.service import AssistantReply, Token
+from assistant.service import Token
 from atende.deps import AssistantDep, ServicesDep, StoreDep
 from atende.errors import error_body
-from atende.handoff.gate import forward_to_agent, hand_off_if_needed
 from atende.i18n import t
 from atende.store import ConversationNotFound
+from channels.entry import ChannelReply, handle_message, handle_message_stream
 from channels.webchat.schemas import (
     ConversationCreated,
     ConversationOut,
@@ -59,10 +59,8 @@ def _for_browser(citations: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]
     return [{**c, "url": browser_url(str(c.get("url", "")))} for c in citations]
 
 
-def _reply_body(reply: AssistantReply) -> dict[str, Any]:
-    body = reply.as_dict()
-    body["citations"] = _for_browser(body["citations"])
-    return body
+def _reply_body(turn: ChannelReply) -> dict[str, Any]:
+    return {**turn.body, "citations": _for_browser(turn.body["citations"])}
 
 
 @api.post("", status_code=status.HTTP_201_CREATED, response_model=ConversationCreated, responses=ERRORS)
@@ -98,11 +96,7 @@ def post_message(
 
     While the conversation waits for or is with a person (issue 6), the message goes to the agent instead.
     """
-    forwarded = forward_to_agent(services.handoff, conversation_id, assistant.validate(body.text))
-    if forwarded is not None:
-        return forwarded
-    reply = _reply_body(assistant.respond(conversation_id, body.text, channel="web"))
-    return hand_off_if_needed(services.handoff, conversation_id, reply)
+    return _reply_body(handle_message(assistant, services.handoff, conversation_id, body.text, channel="web"))
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:
@@ -130,15 +124,11 @@ def stream_message(
 
     def events() -> Iterator[str]:
         try:
-            forwarded = forward_to_agent(services.handoff, conversation_id, text)
-            if forwarded is not None:
-                yield _sse("done", forwarded)
-                return
-            for item in assistant.respond_stream(conversation_id, text, channel="web"):
+            for item in handle_message_stream(assistant, services.handoff, conversation_id, text, channel="web"):
                 if isinstance(item, Token):
                     yield _sse("token", {"text": item.text})
-                elif isinstance(item, AssistantReply):
-                    yield _sse("done", hand_off_if_needed(services.handoff, conversation_id, _reply_body(item)))
+                else:
+                    yield _sse("done", _reply_body(item))
         except Exception as exc:  # the stream has started: report in-band, never drop the connection silently
             log.exception("stream failed: %s", exc)
             yield _sse("error", error_body("internal_error", t("error.internal")))

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from atende.models import Conversation, Event, utcnow
@@ -59,11 +59,20 @@ class Contacts:
         self._clock = clock
         self._insert = insert_ignoring_duplicates(engine, ContactRow.__table__, ["phone_number_id", "citizen_ref"])
 
-    def touch(self, phone_number_id: str, sender: Sender, sent_at: datetime, *, team: str | None = None) -> ContactView:
+    def touch(
+        self,
+        phone_number_id: str,
+        sender: Sender,
+        sent_at: datetime,
+        *,
+        team: str | None = None,
+        new_conversation: bool = True,
+    ) -> ContactView:
         """Record that the citizen wrote at `sent_at`, and return them with an open conversation.
 
         Safe to repeat and to race: the contact is an insert-or-ignore, the window only moves forward, and
-        a conversation is created only where none is linked yet.
+        a conversation is created only where none is linked yet. Without `new_conversation` (the answer to a
+        closed conversation's survey) a closed conversation stays linked.
         """
         now = self._clock()
         sent_at = min(sent_at, now)
@@ -96,7 +105,8 @@ class Contacts:
             if row.last_inbound_at is None or sent_at > row.last_inbound_at:
                 row.last_inbound_at = sent_at
             row.updated_at = now
-            if not self._conversation_open(session, row.conversation_id):
+            linked = row.conversation_id is not None and not new_conversation
+            if not linked and not self._conversation_open(session, row.conversation_id):
                 conversation = Conversation(
                     channel=CHANNEL,
                     language="pt-BR",
@@ -186,8 +196,3 @@ class Contacts:
         found = self.find(phone_number_id, sender.citizen_ref)
         assert found is not None
         return found
-
-    def set_conversation_state(self, session: Session, conversation_id: str, state: str) -> None:
-        session.execute(
-            update(Conversation).where(Conversation.id == conversation_id).values(state=state, updated_at=self._clock())
-        )

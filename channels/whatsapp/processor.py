@@ -8,6 +8,7 @@ the same row fails its commit (the row is no longer pending, the reply key exist
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,16 +19,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from assistant.service import InvalidMessage
+from atende.handoff.gate import HANDED_OFF, forward_to_agent_in, hand_off_in, handoff_notice, with_notice
+from atende.handoff.service import HandoffError, Requested
 from atende.i18n import t
 from atende.models import Event, Message, utcnow
 from atende.privacy import mask
-from atende.store import RecordedExchange
+from atende.settings import WhatsAppNumber
+from atende.store import MessageView, RecordedExchange
 from channels.whatsapp.backoff import backoff_s
 from channels.whatsapp.consent import ALL_PURPOSES, CHANNEL, is_opt_out, normalise_keyword
 from channels.whatsapp.contacts import ContactView
+from channels.whatsapp.delivery import survey_choice
 from channels.whatsapp.formatting import Button, Row, answer_bodies, fit, list_body, text_body
 from channels.whatsapp.graph import GraphError
 from channels.whatsapp.inbox import AlreadyProcessed, ClaimedItem
+from channels.whatsapp.media import MediaOutcome
 from channels.whatsapp.outbox import OutboundDraft
 from channels.whatsapp.payloads import Inbound, parse_message, parse_status
 
@@ -61,23 +67,32 @@ class _ReplyPlan:
 
 
 class _OutboxHook:
-    """Runs inside the assistant's record_exchange transaction: queues the reply and closes the inbox row."""
+    """Runs inside the assistant's record_exchange transaction: hands the conversation off when the reply calls
+    for a person (as the web chat's gate does), queues the reply, and closes the inbox row."""
 
-    def __init__(self, processor: InboxProcessor, item: ClaimedItem, contact: ContactView) -> None:
+    def __init__(self, processor: InboxProcessor, item: ClaimedItem, contact: ContactView, team: str | None) -> None:
         self._processor = processor
         self._item = item
         self._contact = contact
+        self._team = team
         self.called = False
+        self.requested: Requested | None = None  # announced to the live queue after the commit
 
     def __call__(self, session: Session, recorded: RecordedExchange) -> None:
         if recorded.reply.conversation_id != self._contact.conversation_id:
             return  # not the turn this hook was installed for
         self.called = True
+        handoff = self._processor.wa.handoff
+        reply: dict[str, Any] = {"answer": recorded.reply.text, "decision": recorded.reply.decision}
+        self.requested = hand_off_in(handoff, session, recorded.reply.conversation_id, team=self._team)
+        if self.requested is not None:
+            notice = handoff_notice(handoff, self.requested.ticket())
+            reply = with_notice(reply, notice, after_hours=self.requested.opens_at is not None)
         self._processor.commit_reply(
             session,
             self._item,
             self._contact,
-            self._processor.answer_bodies(recorded.reply.text, recorded.reply.decision, recorded.reply.citations),
+            self._processor.answer_bodies(reply["answer"], reply["decision"], recorded.reply.citations),
             result=f"turn:{recorded.turn_id}",
         )
 
@@ -140,7 +155,14 @@ class InboxProcessor:
     def _message(self, item: ClaimedItem) -> None:
         inbound = parse_message(item.payload)
         number = self.wa.number(inbound.phone_number_id)
-        contact = self.wa.contacts.touch(inbound.phone_number_id, inbound.sender, inbound.sent_at, team=number.team)
+        rating = survey_choice(inbound.reply_id) if inbound.type in ("list_reply", "button_reply") else None
+        contact = self.wa.contacts.touch(
+            inbound.phone_number_id,
+            inbound.sender,
+            inbound.sent_at,
+            team=number.team,
+            new_conversation=rating is None,  # a survey answer belongs to the conversation just closed
+        )
         assert contact.conversation_id is not None
         log.info(
             "whatsapp %s from %s in conversation %s", inbound.type, mask(contact.citizen_ref), contact.conversation_id
@@ -161,15 +183,20 @@ class InboxProcessor:
             )
             return
 
-        media_state = self._store_media(inbound, contact.conversation_id) if inbound.media is not None else None
-        state = self.wa.conversation_state(contact.conversation_id)
-        if number.flow == "agents" or state in ("waiting", "with_agent"):
-            self._for_agents(item, inbound, contact, state, number.team)
+        if rating is not None:
+            self._survey(item, inbound, contact, *rating)
             return
 
-        question = self._question(inbound)
+        media_state = self._store_media(item, inbound, contact.conversation_id) if inbound.media is not None else None
+        state = self.wa.conversation_state(contact.conversation_id)
+        if number.flow == "agents" or state in HANDED_OFF:
+            self._for_agents(item, inbound, contact, number, media_state)
+            return
+
+        # A file we could not fetch is answered as such, caption included: the citizen sends both again.
+        question = self._question(inbound) if media_state != "failed" else None
         if question is not None:
-            self._ask(item, contact, question)
+            self._ask(item, contact, question, number.team)
             return
         self._reply_plainly(item, contact, self._plan(inbound, media_state))
 
@@ -204,6 +231,8 @@ class InboxProcessor:
             if media_state == "rejected":
                 max_mb = max(1, self.wa.settings.whatsapp_media_max_bytes // (1024 * 1024))
                 reply = t("whatsapp.file_rejected", max_mb=max_mb)
+            elif media_state == "failed":
+                reply = t("whatsapp.file_failed")
             elif inbound.type == "audio":
                 reply = t("whatsapp.audio_received")
             else:
@@ -226,17 +255,32 @@ class InboxProcessor:
             t("whatsapp.placeholder.unsupported", type=raw_type), [text_body(reply)], reply, result="unsupported"
         )
 
-    def _store_media(self, inbound: Inbound, conversation_id: str | None) -> str:
-        """Fetch the media once per message and record its metadata; returns stored, rejected or failed."""
+    def _store_media(self, item: ClaimedItem, inbound: Inbound, conversation_id: str | None) -> str:
+        """Fetch the media once per message and record its metadata; returns stored, rejected or failed.
+
+        A retryable Graph error (429, 5xx, network) retries the whole row with backoff, up to
+        ATENDE_WHATSAPP_MAX_ATTEMPTS; then the file is recorded as failed and the citizen is asked to send it again.
+        """
         media = inbound.media
         assert media is not None
         known = self.wa.media_state(inbound.wamid)
         if known is not None:
             return known
+        settings = self.wa.settings
         try:
             outcome = self.wa.media.fetch(media)
         except GraphError as exc:
-            raise RetryLater(f"media fetch: {exc}", backoff_s(1, self.wa.settings.whatsapp_retry_base_s, 60)) from exc
+            if item.attempts < settings.whatsapp_max_attempts:
+                delay = backoff_s(item.attempts, settings.whatsapp_retry_base_s, settings.whatsapp_retry_max_s)
+                raise RetryLater(f"media fetch: {exc}", max(delay, exc.retry_after_s or 0.0)) from exc
+            log.warning(
+                "media %s of inbox row %s could not be fetched after %d attempts, giving up: %s",
+                media.media_id,
+                item.id,
+                item.attempts,
+                exc,
+            )
+            outcome = MediaOutcome("failed", media.mime_type, None, reason=f"gave up after {item.attempts} attempts")
         row = {
             "wamid": inbound.wamid,
             "conversation_id": conversation_id,
@@ -256,9 +300,9 @@ class InboxProcessor:
             session.execute(self.wa.insert_media, [row])
         return outcome.state
 
-    def _ask(self, item: ClaimedItem, contact: ContactView, question: str) -> None:
+    def _ask(self, item: ClaimedItem, contact: ContactView, question: str, team: str | None) -> None:
         assert contact.conversation_id is not None
-        hook = _OutboxHook(self, item, contact)
+        hook = _OutboxHook(self, item, contact, team)
         try:
             with self.wa.store.exchange_hook(hook):
                 reply = self.wa.assistant.respond(contact.conversation_id, question, channel=CHANNEL)
@@ -269,6 +313,7 @@ class InboxProcessor:
         except IntegrityError as exc:
             # Another worker committed this reply first; our turn was rolled back with it.
             raise AlreadyProcessed(item.id) from exc
+        self.wa.handoff.announce(hook.requested)
         if not hook.called:
             # The assistant answered without recording an exchange: queue the reply on its own (still once).
             bodies = self.answer_bodies(reply.answer, reply.decision, [c.as_dict() for c in reply.citations])
@@ -366,40 +411,74 @@ class InboxProcessor:
         self._reply_plainly(item, contact, plan)
 
     def _for_agents(
-        self, item: ClaimedItem, inbound: Inbound, contact: ContactView, state: str | None, team: str | None
+        self,
+        item: ClaimedItem,
+        inbound: Inbound,
+        contact: ContactView,
+        number: WhatsAppNumber,
+        media_state: str | None,
     ) -> None:
-        """A number served by people, or a conversation already with them: record it for the console."""
-        assert contact.conversation_id is not None
+        """The message is the agent's, not the bot's: a conversation waiting for or with a person, or a number
+        served by people (whose first message queues the conversation for the number's team).
+
+        The citizen's message, the handoff, any notice to the citizen and "this inbox row is done" are one
+        transaction; the consoles are told after the commit.
+        """
+        cid = contact.conversation_id
+        assert cid is not None
+        handoff = self.wa.handoff
         text = inbound.text or t(f"whatsapp.placeholder.{inbound.type}", type=inbound.type)
+        if inbound.media is not None and inbound.media.filename:
+            text = f"{text} {inbound.media.filename}"
+        requested: Requested | None = None
         now = self._clock()
-        first = state == "bot"
-        with self.wa.sessions.begin() as session:
-            self.wa.inbox.finish(session, item.id, "for_agents")
-            session.add(
-                Message(conversation_id=contact.conversation_id, role="user", text=text, citations=[], created_at=now)
-            )
-            if first:
-                self.wa.contacts.set_conversation_state(session, contact.conversation_id, "waiting")
-                session.add(
-                    Event(
-                        conversation_id=contact.conversation_id,
-                        kind="handoff_requested",
-                        payload={"reason": "whatsapp_number", "team": team},
-                        created_at=now,
+        try:
+            with self.wa.sessions.begin() as session:
+                self.wa.inbox.finish(session, item.id, "for_agents")
+                message: MessageView | None = forward_to_agent_in(handoff, session, cid, text)
+                notices: list[str] = []
+                if message is None and number.flow != "agents":
+                    raise RetryLater("the conversation went back to the bot", 0.0)  # rolled back; the bot answers
+                if message is None:  # a number served by people: the first message asks for one
+                    message = handoff.citizen_message_in(session, cid, text)
+                    requested = handoff.request_in(
+                        session, cid, reason="whatsapp_number", source="whatsapp_number", team=number.team
                     )
-                )
-                reply = t("whatsapp.agents_queue")
-                session.add(
-                    Message(
-                        conversation_id=contact.conversation_id,
-                        role="assistant",
-                        text=reply,
-                        citations=[],
-                        created_at=now,
+                    if requested.queued:
+                        notices.append(t("whatsapp.agents_queue"))
+                    elif (notice := handoff_notice(handoff, requested.ticket())) is not None:
+                        notices.append(notice)
+                if media_state == "failed":
+                    notices.append(t("whatsapp.file_failed"))
+                for notice in notices:
+                    session.add(
+                        Message(conversation_id=cid, role="assistant", text=notice, citations=[], created_at=now)
                     )
-                )
-                drafts = [OutboundDraft(f"reply:{item.key}:0", text_body(reply))]
-                self.wa.outbox.add(session, contact, drafts, conversation_id=contact.conversation_id)
+                drafts = [OutboundDraft(f"reply:{item.key}:{i}", text_body(n)) for i, n in enumerate(notices)]
+                if drafts:
+                    self.wa.outbox.add(session, contact, drafts, conversation_id=cid)
+        except IntegrityError as exc:
+            raise AlreadyProcessed(item.id) from exc
+        handoff.push(message)
+        handoff.announce(requested)
+
+    def _survey(self, item: ClaimedItem, inbound: Inbound, contact: ContactView, handoff_id: int, score: int) -> None:
+        """The citizen's rating, chosen from the survey list sent when an agent closed the conversation."""
+        handoff = self.wa.handoff
+        view = handoff.get(handoff_id)
+        conversation = self.wa.store.get_conversation(view.conversation_id) if view is not None else None
+        if view is None or conversation is None or conversation.citizen_ref != contact.citizen_ref:
+            reply = t("handoff.error.no_survey")  # not this citizen's survey: say nothing about it
+        else:
+            contact = dataclasses.replace(contact, conversation_id=view.conversation_id)
+            try:
+                handoff.survey(view.conversation_id, score, None, handoff_id=handoff_id)
+                reply = t("handoff.survey_thanks")
+            except HandoffError as exc:
+                # A retry after a crash finds its own rating already stored: the same thanks.
+                reply = t("handoff.survey_thanks") if view.survey_score == score else t(exc.key)
+        user_text = inbound.text or str(score)
+        self._reply_plainly(item, contact, _ReplyPlan(user_text, [text_body(reply)], reply, result="survey"))
 
     # Statuses and other changes
 

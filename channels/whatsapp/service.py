@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from atende.audit import AuditEvent, AuditSink
 from atende.db import make_session_factory
@@ -30,6 +31,7 @@ from channels.whatsapp.templates import TemplateError, Templates, preview, rende
 
 if TYPE_CHECKING:
     from assistant.service import Assistant
+    from atende.handoff.service import HandoffService
     from channels.whatsapp.processor import InboxProcessor
     from channels.whatsapp.sender import OutboxSender
     from channels.whatsapp.workers import Workers
@@ -75,6 +77,7 @@ class WhatsAppService:
         graph: GraphClient | None = None,
         limiter: RateLimiter | None = None,
         staff_verifier: TokenVerifier | None = None,
+        handoff: HandoffService | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
@@ -99,6 +102,12 @@ class WhatsAppService:
         self._limiter = limiter
         self._workers: Workers | None = None
         self._lock = threading.Lock()
+        # The app's handoff (shared queues and live state); built on its own, with in-process live state, when the
+        # channel is used without the app. Agents' replies and the closing survey reach citizens through us.
+        self.handoff = handoff if handoff is not None else _own_handoff(self.sessions, store, settings)
+        from channels.whatsapp.delivery import WhatsAppDelivery
+
+        self.handoff.register_delivery(CHANNEL, WhatsAppDelivery(self))
 
     # Pieces built on first use
 
@@ -286,6 +295,13 @@ class WhatsAppService:
         return ids
 
 
+def _own_handoff(sessions: sessionmaker[Session], store: ConversationStore, settings: Settings) -> HandoffService:
+    from atende.handoff.live import InMemoryLiveState
+    from atende.handoff.service import HandoffService
+
+    return HandoffService(sessions, store, InMemoryLiveState(), default_team=settings.handoff_default_team)
+
+
 def build_whatsapp(
     settings: Settings,
     engine: Engine,
@@ -293,5 +309,7 @@ def build_whatsapp(
     assistant: Assistant,
     consent: ConsentRecorder,
     audit: AuditSink,
+    *,
+    handoff: HandoffService | None = None,
 ) -> WhatsAppService:
-    return WhatsAppService(settings, engine, store, assistant, consent, audit)
+    return WhatsAppService(settings, engine, store, assistant, consent, audit, handoff=handoff)

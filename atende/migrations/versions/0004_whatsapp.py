@@ -126,9 +126,7 @@ def upgrade() -> None:
         _fk("wa_campaign_recipients", "contact_id", "wa_contacts", "CASCADE"),
         _fk("wa_campaign_recipients", "outbox_id", "wa_outbox", "SET NULL"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_wa_campaign_recipients")),
-        sa.UniqueConstraint(
-            "campaign_id", "contact_id", name=op.f("uq_wa_campaign_recipients_campaign_id_contact_id")
-        ),
+        sa.UniqueConstraint("campaign_id", "contact_id", name=op.f("uq_wa_campaign_recipients_campaign_id_contact_id")),
     )
 
     op.create_table(
