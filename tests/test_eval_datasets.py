@@ -172,6 +172,28 @@ def test_queries_are_embedded_once_each_in_batches_except_the_sample_timed_one_b
     assert report["rows"] == baseline["rows"]  # batching changes the cost, not a single rank
 
 
+def test_single_query_timing_stops_at_its_time_budget_and_every_question_is_still_ranked(
+    test_settings: Settings,
+) -> None:
+    calls: list[list[str]] = []
+
+    class Spy(HashingEmbedder):
+        def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+            calls.append(list(texts))
+            return super().embed_queries(texts)
+
+    records = read_kb(DATA / "sample_kb.jsonl")
+    questions = read_questions(DATA / "sample_questions.jsonl")
+    report = evaluate_retrieval(
+        records, questions, test_settings, embedder=Spy(), latency_sample_size=10, latency_budget_s=0.0
+    )
+
+    assert report["latency_sample"] == 1
+    assert [len(call) for call in calls].count(1) == 1
+    assert len(report["rows"]) == len(questions)
+    assert report["methods"]["atende"]["latency_ms"]["p50"] > 0
+
+
 def test_the_latency_sample_is_spread_over_the_whole_question_set() -> None:
     assert latency_sample(10, 4) == {0, 2, 5, 8}
     assert latency_sample(3, 4) == {0, 1, 2}

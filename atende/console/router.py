@@ -159,6 +159,12 @@ def reveal(conversation_id: str, request: Request, services: ServicesDep, auth: 
     conv = services.store.get_conversation(conversation_id)
     if conv is None:
         raise ConversationNotFound(conversation_id)
+    user = auth.user
+    if user is not None and user.role == "agent":
+        # An agent unmasks only the citizen they are serving: any other conversation id is someone else's case.
+        current = _handoff(services).current(conversation_id)
+        if current is None or current.status != "with_agent" or current.agent != auth.principal.subject:
+            raise HandoffError("not_assigned", "handoff.error.not_assigned", status=403)
     found = [f for m in services.store.list_messages(conversation_id) if m.role == "user" for f in find_pii(m.text)]
     audit_pii_read(
         services.audit,
