@@ -16,7 +16,7 @@ from fake_graph_api import FakeGraphAPI
 from fastapi.testclient import TestClient
 from handoff_support import REDIS_URL, postgres_schema_url
 from sqlalchemy import func, select, update
-from whatsapp_support import NUMBER, encode, grounded_model, message_body, signed_headers, whatsapp_settings
+from whatsapp_support import NUMBER, deliver, grounded_model, message_body, whatsapp_settings
 
 from assistant.testing import ScriptedChatModel
 from atende.accounts.service import Accounts
@@ -110,11 +110,6 @@ def accounts(services: Services, client: TestClient) -> Accounts:
 @pytest.fixture
 def agent(accounts: Accounts) -> StaffUser:
     return create_user(accounts, "ana.agente", "agent")
-
-
-def deliver(client: TestClient, body: dict[str, Any]) -> None:
-    raw = encode(body)
-    assert client.post("/webhooks/whatsapp", content=raw, headers=signed_headers(raw)).status_code == 200
 
 
 def as_agent(client: TestClient, accounts: Accounts, agent: StaffUser) -> dict[str, str]:

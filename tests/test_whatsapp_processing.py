@@ -16,10 +16,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from whatsapp_support import (
     NUMBER,
-    encode,
+    deliver,
     grounded_model,
     message_body,
-    signed_headers,
     staff_token,
     status_body,
     whatsapp_settings,
@@ -83,11 +82,6 @@ def wa(services: Services) -> WhatsAppService:
 def client(services: Services) -> Iterator[TestClient]:
     with TestClient(create_app(services=services)) as test_client:
         yield test_client
-
-
-def deliver(client: TestClient, body: dict[str, Any]) -> None:
-    raw = encode(body)
-    assert client.post("/webhooks/whatsapp", content=raw, headers=signed_headers(raw)).status_code == 200
 
 
 def count(wa: WhatsAppService, model: Any, *where: Any) -> int:

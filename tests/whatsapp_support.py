@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fake_graph_api import TOKEN
 from helpers import first_sentence_of
@@ -24,6 +24,9 @@ from atende.principals import Principal, StaticTokenVerifier
 from atende.services import Services
 from atende.settings import Settings, WhatsAppNumber
 from channels.whatsapp.signature import sign
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "whatsapp"
 APP_SECRET = "test-app-secret"
@@ -208,3 +211,9 @@ def worker_main() -> None:
 
 if __name__ == "__main__":
     worker_main()
+
+
+def deliver(client: TestClient, body: dict[str, Any]) -> None:
+    """One signed webhook delivery, acknowledged with 200 as Meta expects."""
+    raw = encode(body)
+    assert client.post("/webhooks/whatsapp", content=raw, headers=signed_headers(raw)).status_code == 200
