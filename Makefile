@@ -20,7 +20,7 @@ LLAMA_SPEC := llama-cpp-python>=0.3.36,<0.4
 LLAMA_WHEELS := $(HOME)/.cache/atende/llama-wheels/$(shell echo '$(LLAMA_SPEC) $(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(MODEL_EXTRA)-$(notdir $(LLAMA_WHEELS))
 
-.PHONY: setup model demo test lint fmt bench eval-questions clean test-tools
+.PHONY: setup model demo test lint fmt bench bench-handoff eval-questions clean test-tools
 
 setup: $(STAMP)
 
@@ -67,6 +67,14 @@ test: model test-tools
 
 bench: model
 	$(BIN)/python -m bench.run --out bench/results.json
+
+# Handoff measures (issue 6): latency request → agent's screen on both live states, summary rubric, sentiment.
+bench-handoff: model
+	$(BIN)/python -m bench.handoff --requests 200 --out bench/handoff_results.json
+	$(BIN)/python -m bench.handoff --requests 200 --out bench/handoff_results.json \
+		--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test --redis-url redis://127.0.0.1:6379/0
+	$(BIN)/python -m bench.handoff_summary bench/handoff_summary_results.json
+	$(BIN)/python -m bench.sentiment --out bench/sentiment_results.json
 
 eval-questions: model
 	$(BIN)/atende ingest

@@ -194,7 +194,7 @@ def build_services(settings: Settings, *, model: ChatModel | None = None) -> Ser
 
     accounts = build_accounts(settings, engine, audit, cipher=lgpd.cipher)
     lgpd.encrypted_columns.append(EncryptedColumn("users", "totp_secret"))
-    handoff = build_handoff(settings, sessions, store)
+    handoff = build_handoff(settings, sessions, store, chat_model)
     domain, mcp, token_verifier = build_tools(
         settings, sessions, audit, index, lgpd, tokens=accounts.tokens, handoffs=handoff
     )
@@ -232,9 +232,20 @@ def build_live_state(settings: Settings) -> LiveState:
     return InMemoryLiveState()
 
 
-def build_handoff(settings: Settings, sessions: sessionmaker[Session], store: ConversationStore) -> HandoffService:
+def build_handoff(
+    settings: Settings, sessions: sessionmaker[Session], store: ConversationStore, model: ChatModel | None = None
+) -> HandoffService:
     from atende.handoff.hours import BusinessHours
+    from atende.handoff.sentiment import LexiconSentiment, LLMSentiment, ScreenedSentiment, SentimentClassifier
     from atende.handoff.service import HandoffService
+
+    sentiment: SentimentClassifier | None = None
+    if settings.handoff_sentiment == "leia":
+        sentiment = LexiconSentiment()
+    elif settings.handoff_sentiment == "llm" and model is not None:
+        sentiment = LLMSentiment(model)
+    elif settings.handoff_sentiment == "screened" and model is not None:
+        sentiment = ScreenedSentiment(LexiconSentiment(), LLMSentiment(model))
 
     hours = {
         team: BusinessHours.parse(
@@ -250,6 +261,7 @@ def build_handoff(settings: Settings, sessions: sessionmaker[Session], store: Co
         lock_ttl_s=settings.handoff_lock_ttl_s,
         locale=settings.locale,
         hours=hours,
+        sentiment=sentiment,
     )
 
 
@@ -262,6 +274,7 @@ def build_copilot(settings: Settings, model: ChatModel, index: KnowledgeIndex) -
         organization=settings.organization_name,
         top_k=settings.retrieval_top_k,
         max_tokens=settings.llm_max_tokens,
+        llm_is_local=settings.llm_local,
     )
 
 

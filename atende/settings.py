@@ -201,6 +201,8 @@ class Settings(BaseSettings):
     handoff_default_team: str = "atendimento"  # the queue a handoff joins when no team is named
     handoff_lock_ttl_s: float = Field(default=30.0, gt=0)  # an assignment lock outlives a crashed claimer this long
     handoff_team_hours: dict[str, str] = Field(default_factory=dict)  # JSON {"tributos": "mon-fri 08:00-17:00"}
+    # Sentiment per citizen message, for the "strongly negative" trigger and the console's trend (decision 0030)
+    handoff_sentiment: Literal["leia", "llm", "screened", "off"] = "leia"
     handoff_holiday_subdivision: str = ""  # state whose holidays also close the teams (e.g. "SP"); empty: national
 
     @field_validator("pii_extra_patterns")

@@ -129,8 +129,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--redis-url", default=None)
+    parser.add_argument("--out", type=Path, default=None, help="append the result to this JSON file's runs")
     args = parser.parse_args()
-    print(json.dumps(run(args.requests, args.database_url, args.redis_url)))
+    result = run(args.requests, args.database_url, args.redis_url)
+    print(json.dumps(result))
+    if args.out is not None:
+        previous = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
+        runs = [r for r in previous.get("runs", []) if r.get("live_state") != result["live_state"]]
+        args.out.write_text(json.dumps({"runs": [*runs, result]}, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

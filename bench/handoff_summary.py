@@ -1,6 +1,6 @@
 """Handoff summary quality on hand-written transcripts, by a three-point rubric.
 
-    python -m bench.handoff_summary
+    python -m bench.handoff_summary [bench/handoff_summary_results.json]
 
 Each transcript (bench/data/handoff_transcripts.json) says what a good summary must contain: the reason for
 contact (phrases that must appear in it), the kinds of personal data the citizen gave, and the pending request
@@ -12,6 +12,7 @@ reproducible; it judges coverage, not prose.
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,10 @@ def main() -> None:
         "leaked_pii": sum(1 for r in rows if r["leaked_pii"]),
         "misses": [r for r in rows if r["points"] < 3 or r["leaked_pii"]],
     }
-    print(json.dumps(result, ensure_ascii=False, indent=2))
+    text = json.dumps(result, ensure_ascii=False, indent=2)
+    print(text)
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("bench/handoff_summary_results.json")
+    out.write_text(text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -301,3 +301,20 @@ def test_outside_business_hours_the_citizen_is_told_when_the_team_opens_and_offe
     assert reply["answer"].startswith(t("handoff.after_hours", day="", time="")[:40])
     assert "08:00" in reply["answer"]
     assert app.get(f"/api/conversations/{cid}/handoff").json()["state"] == "bot"
+
+
+def test_with_a_remote_model_the_copilot_prompt_carries_placeholders_not_the_citizens_data(
+    app: TestClient, accounts: Accounts, agent: StaffUser, scripted: ScriptedChatModel, services: Services
+) -> None:
+    assert services.copilot is not None
+    services.copilot.llm_is_local = False  # as with ATENDE_LLM_BACKEND=openai pointing at a hosted provider
+    cid = citizen_waiting(app)
+    app.post(f"/api/conversations/{cid}/messages", json={"text": QUESTION})
+    headers = as_staff(app, accounts, agent)
+    app.post(f"/api/console/conversations/{cid}/claim", headers=headers)
+    scripted._steps.append(first_sentence_of(1))
+
+    suggestion = app.post(f"/api/console/conversations/{cid}/suggestion", headers=headers).json()
+
+    assert suggestion["text"]
+    assert CPF not in json.dumps(scripted.calls, ensure_ascii=False)

@@ -19,6 +19,7 @@ from atende.console.schemas import CloseIn, HandoffRequestIn, PresenceIn, Survey
 from atende.deps import CurrentAuth, ServicesDep, SettingsDep
 from atende.errors import error_body
 from atende.handoff.copilot import Copilot
+from atende.handoff.sentiment import trend
 from atende.handoff.service import (
     CLOSE_REASONS,
     QUEUE_TOPIC,
@@ -117,6 +118,8 @@ def conversation(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
         raise ConversationNotFound(conversation_id)
     handoff = _handoff(services)
     messages = services.store.list_messages(conversation_id)
+    feelings = handoff.sentiments(conversation_id)
+    scores = [feelings[m.id].score for m in messages if m.id in feelings]
     kinds: dict[str, int] = {}
     for m in messages:
         if m.role == "user":
@@ -141,10 +144,16 @@ def conversation(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
                 "decision": m.decision,
                 "citations": list(m.citations),
                 "created_at": _iso(m.created_at),
+                "sentiment": None if m.id not in feelings else feelings[m.id].label,
             }
             for m in messages
         ],
         "summary": summarize(messages),
+        "sentiment": {
+            "latest": next((feelings[m.id].label for m in reversed(messages) if m.id in feelings), None),
+            "trend": trend(scores),
+            "scores": [round(score, 3) for score in scores],
+        },
         "citizen": {
             "ref": conv.citizen_ref,
             "data": [{"kind": kind, "count": count, "value": f"[{kind}]"} for kind, count in sorted(kinds.items())],

@@ -15,7 +15,7 @@ from assistant.grounding import check_answer
 from assistant.llm import ChatModel, LLMError, complete
 from assistant.prompts import answer_messages
 from atende.i18n import t
-from atende.privacy import mask
+from atende.privacy import Pseudonymizer, mask
 from atende.store import MessageView
 from rag.index import KnowledgeIndex
 from rag.types import Audience
@@ -47,6 +47,7 @@ class Copilot:
         top_k: int = 3,
         max_tokens: int = 220,
         audiences: tuple[Audience, ...] = ("public", "internal"),
+        llm_is_local: bool = True,
     ) -> None:
         self.model = model
         self.index = index
@@ -54,6 +55,7 @@ class Copilot:
         self.top_k = top_k
         self.max_tokens = max_tokens
         self.audiences = audiences
+        self.llm_is_local = llm_is_local
 
     def suggest(self, messages: Sequence[MessageView]) -> Suggestion:
         question = _last_question(messages)
@@ -66,11 +68,17 @@ class Copilot:
         hits = self.index.retrieve(query, self.top_k, self.audiences)
         if not hits:
             return Suggestion("", [], actions, question, reason="no_passages")
+        # As for the assistant's answers: a remote provider sees typed placeholders, restored in the suggestion.
+        pseudo = Pseudonymizer()
+        prompt_question = question if self.llm_is_local else pseudo.pseudonymize(question)
         try:
-            raw = complete(self.model, answer_messages(self.organization, question, hits), max_tokens=self.max_tokens)
+            raw = complete(
+                self.model, answer_messages(self.organization, prompt_question, hits), max_tokens=self.max_tokens
+            )
         except LLMError as exc:
             return Suggestion("", [], actions, question, reason=f"llm_error: {exc}")
-        checked = check_answer(raw.text, hits, question=query)
+        text = raw.text if self.llm_is_local else pseudo.restore(raw.text)
+        checked = check_answer(text, hits, question=query)
         retrieved = [h.chunk.doc_id for h in hits]
         if not checked.supported:
             return Suggestion("", [], actions, question, reason=checked.reason, retrieved=retrieved)

@@ -48,6 +48,7 @@ def forward_to_agent(handoff: HandoffService | None, conversation_id: str, text:
     if conversation is None or conversation.state not in HANDED_OFF:
         return None
     message = handoff.citizen_message(conversation_id, text)
+    handoff.annotate(message.id, text)  # the agent's console shows the sentiment trend
     ticket = handoff.ticket(conversation_id)
     answer = t("handoff.forwarded")
     if ticket.position is not None:
@@ -70,7 +71,9 @@ def forward_to_agent_in(
     state = session.scalar(select(Conversation.state).where(Conversation.id == conversation_id))
     if state not in HANDED_OFF:
         return None
-    return handoff.citizen_message_in(session, conversation_id, text)
+    message = handoff.citizen_message_in(session, conversation_id, text)
+    handoff.annotate_in(session, message.id, text)
+    return message
 
 
 def hand_off_if_needed(handoff: HandoffService | None, conversation_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +81,9 @@ def hand_off_if_needed(handoff: HandoffService | None, conversation_id: str, bod
     if handoff is None:
         return body
     messages = handoff.store.list_messages(conversation_id, limit=6)
-    reason = handoff_reason(messages)
+    asked = _latest_citizen_message(messages)
+    latest = None if asked is None else handoff.annotate(asked.id, asked.text)
+    reason = handoff_reason(messages, latest)
     if reason is None:
         return body
     conversation = handoff.store.get_conversation(conversation_id)
@@ -93,13 +98,20 @@ def hand_off_in(
 ) -> Requested | None:
     """`hand_off_if_needed` inside the transaction that records the bot's reply; `handoff.announce` the result once
     committed and tell the citizen `handoff_notice(handoff, result.ticket())`. None: no handoff now."""
-    reason = handoff_reason(handoff.recent_messages(session, conversation_id))
+    messages = handoff.recent_messages(session, conversation_id)
+    asked = _latest_citizen_message(messages)
+    latest = None if asked is None else handoff.annotate_in(session, asked.id, asked.text)
+    reason = handoff_reason(messages, latest)
     if reason is None:
         return None
     state = session.scalar(select(Conversation.state).where(Conversation.id == conversation_id))
     if state is None or state in HANDED_OFF:
         return None
     return handoff.request_in(session, conversation_id, reason=reason, source=reason, team=team)
+
+
+def _latest_citizen_message(messages: list[MessageView]) -> MessageView | None:
+    return next((m for m in reversed(messages) if m.role == "user"), None)
 
 
 def with_notice(body: dict[str, Any], notice: str | None, *, after_hours: bool) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from atende.models import Base, UTCDateTime, utcnow
@@ -31,3 +31,14 @@ class Handoff(Base):
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     survey_score: Mapped[int | None] = mapped_column(Integer)
     survey_comment: Mapped[str | None] = mapped_column(Text)
+
+
+class MessageAnnotation(Base):
+    """Computed once per citizen message: its sentiment (label and score), for the trigger and the console's trend."""
+
+    __tablename__ = "message_annotations"
+
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    sentiment: Mapped[str | None] = mapped_column(String(16))  # negative, neutral, positive
+    sentiment_score: Mapped[float | None] = mapped_column(Float)  # -1 (most negative) … 1
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from atende.handoff.hours import BusinessHours
 from atende.handoff.live import LiveState
-from atende.handoff.models import Handoff
+from atende.handoff.models import Handoff, MessageAnnotation
+from atende.handoff.sentiment import Sentiment, SentimentClassifier
 from atende.handoff.summary import summarize
 from atende.i18n import t
 from atende.models import Conversation, Event, Message, utcnow
@@ -159,6 +160,7 @@ class HandoffService:
         lock_ttl_s: float = 30.0,
         locale: str = "pt-BR",
         hours: Mapping[str, BusinessHours] | None = None,
+        sentiment: SentimentClassifier | None = None,
     ) -> None:
         self._sessions = sessions
         self.store = store
@@ -168,6 +170,7 @@ class HandoffService:
         self._lock_ttl_s = lock_ttl_s
         self._locale = locale
         self.hours = dict(hours or {})  # teams without an entry are always open
+        self.sentiment = sentiment  # None: no sentiment trigger and no trend
         # How agents' messages and the survey reach citizens of each channel; unlisted channels read the
         # conversation live (the web chat).
         self.deliveries: dict[str, Delivery] = {}
@@ -333,6 +336,39 @@ class HandoffService:
         session.add(row)
         session.flush()
         return MessageView(row.id, conversation_id, "user", text, None, (), now)
+
+    # --- sentiment ------------------------------------------------------------------------------------------
+
+    def annotate(self, message_id: int, text: str) -> Sentiment | None:
+        """Classify a stored citizen message once and keep the result (the trigger and the console read it)."""
+        with self._sessions.begin() as session:
+            return self.annotate_in(session, message_id, text)
+
+    def annotate_in(self, session: Session, message_id: int, text: str) -> Sentiment | None:
+        """`annotate` inside the caller's transaction; an already annotated message keeps its first result."""
+        if self.sentiment is None:
+            return None
+        existing = session.get(MessageAnnotation, message_id)
+        if existing is not None and existing.sentiment is not None:
+            return Sentiment.stored(existing.sentiment, existing.sentiment_score)
+        found = self.sentiment.classify(text)
+        session.add(
+            MessageAnnotation(
+                message_id=message_id, sentiment=found.label, sentiment_score=found.score, created_at=self._clock()
+            )
+        )
+        session.flush()
+        return found
+
+    def sentiments(self, conversation_id: str) -> dict[int, Sentiment]:
+        """The classified citizen messages of a conversation, by message id."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(MessageAnnotation.message_id, MessageAnnotation.sentiment, MessageAnnotation.sentiment_score)
+                .join(Message, Message.id == MessageAnnotation.message_id)
+                .where(Message.conversation_id == conversation_id, MessageAnnotation.sentiment.is_not(None))
+            ).all()
+        return {mid: Sentiment.stored(label or "neutral", score) for mid, label, score in rows}
 
     def push(self, message: MessageView) -> None:
         """Show a committed message on the consoles that follow its conversation."""

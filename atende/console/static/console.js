@@ -104,6 +104,14 @@
     section("console.summary.pending", summary.pending ? [summary.pending] : []);
   }
 
+  function renderSentiment(sentiment) {
+    const box = $("summary");
+    if (!sentiment || !sentiment.latest) return;
+    box.append(el("h3", strings["console.summary.sentiment"]));
+    const line = strings["console.sentiment." + sentiment.latest] + " · " + strings["console.trend." + sentiment.trend];
+    box.append(el("p", line, "sentiment " + sentiment.latest));
+  }
+
   async function openConversation(conversationId) {
     const result = await api("GET", "/api/console/conversations/" + encodeURIComponent(conversationId));
     if (!result.ok) return failed(result);
@@ -116,10 +124,12 @@
       const li = el("li", null, "message " + message.role);
       li.append(el("strong", strings["console.role." + message.role] || message.role));
       li.append(el("p", message.text));
+      if (message.sentiment) li.dataset.sentiment = message.sentiment;
       list.append(li);
     }
     list.scrollTop = list.scrollHeight;
     renderSummary(current.summary);
+    renderSentiment(current.sentiment);
     const card = $("citizen");
     card.replaceChildren();
     for (const item of current.citizen.data) card.append(el("li", item.kind + ": " + item.value));
