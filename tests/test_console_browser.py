@@ -98,6 +98,10 @@ def test_a_citizen_is_served_by_an_agent_who_edits_the_copilots_suggestion(
             citizen.wait_for_selector(".msg--system", timeout=30_000)
             seen_reply = citizen.locator(".msg--agent .msg__body").inner_text()
             seen_survey = citizen.locator(".msg--system .msg__body").inner_text()
+            citizen.wait_for_selector(".msg--survey .survey__score", timeout=30_000)
+            citizen.fill(".msg--survey .survey__comment", "Atendente muito atenciosa")
+            citizen.click(".msg--survey .survey__score >> text='4'")
+            citizen.wait_for_selector(".survey__status:has-text('Obrigado')")
             citizen.screenshot(path=str(ARTIFACTS / "webchat-citizen.png"), full_page=True)
         finally:
             browser.close()
@@ -112,3 +116,4 @@ def test_a_citizen_is_served_by_an_agent_who_edits_the_copilots_suggestion(
     record = services.handoff.current(conversation_id)  # type: ignore[union-attr]
     assert record is not None
     assert record.close_reason == "information_given"
+    assert (record.survey_score, record.survey_comment) == (4, "Atendente muito atenciosa")

@@ -550,6 +550,10 @@ export class AtendeApi {
     return this.json('GET', `/api/conversations/${encodeURIComponent(id)}`, undefined, signal);
   }
 
+  sendSurvey(id, score, comment, signal) {
+    return this.json('POST', `/api/conversations/${encodeURIComponent(id)}/survey`, { score, comment }, signal);
+  }
+
   async sendMessage(id, text, signal) {
     const data = await this.json('POST', `/api/conversations/${encodeURIComponent(id)}/messages`, { text }, signal);
     return normalizeReply(data);
@@ -874,7 +878,44 @@ export class AtendeChat {
       for (const m of fromStaff.slice(this.agentShown)) this.appendAgent(m.text, parseTimestamp(m.created_at), m.role);
       this.agentShown = fromStaff.length;
       if (data.state === 'closed' || data.state === 'bot') this.stopWatchingAgent();
+      if (data.state === 'closed') this.appendSurvey(id);
     }, 3000);
+  }
+
+  /** After a person closed the service: rate it 1–5 with an optional comment, sent once. */
+  appendSurvey(id) {
+    const t = this.t;
+    const comment = h('textarea', { class: 'survey__comment', rows: '2', maxlength: '2000' });
+    comment.setAttribute('aria-label', t('survey.comment'));
+    const status = h('p', { class: 'survey__status', role: 'status' });
+    const scores = [1, 2, 3, 4, 5].map((score) => {
+      const button = h('button', { type: 'button', class: 'survey__score', text: String(score) });
+      button.setAttribute('aria-label', t('survey.score', { score }));
+      button.addEventListener('click', async () => {
+        for (const b of scores) b.disabled = true;
+        try {
+          await this.api.sendSurvey(id, score, comment.value.trim() || null);
+          button.setAttribute('aria-pressed', 'true');
+          status.textContent = t('survey.thanks');
+          comment.disabled = true;
+        } catch (err) {
+          for (const b of scores) b.disabled = false;
+          status.textContent = t('survey.failed');
+        }
+      });
+      return button;
+    });
+    const node = h(
+      'div',
+      { class: 'msg msg--assistant msg--survey' },
+      h('p', { class: 'msg__body msg__body--plain', text: t('survey.prompt') }),
+      h('div', { class: 'survey__scores' }, ...scores),
+      comment,
+      status,
+    );
+    this.log.append(node);
+    this.scrollToEnd();
+    return node;
   }
 
   stopWatchingAgent() {
