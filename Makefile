@@ -75,6 +75,7 @@ bench-handoff: model
 		--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test --redis-url redis://127.0.0.1:6379/0
 	$(BIN)/python -m bench.handoff_summary bench/handoff_summary_results.json
 	$(BIN)/python -m bench.sentiment --out bench/sentiment_results.json
+	$(BIN)/python -m bench.copilot_acceptance --out bench/copilot_results.json
 
 eval-questions: model
 	$(BIN)/atende ingest

@@ -1,6 +1,6 @@
 """Sentiment classifiers against a hand-labelled pt-BR set: accuracy, macro-F1, strong-negative recall, speed.
 
-    python -m bench.sentiment [--out bench/sentiment_results.json] [--only leia]
+    python -m bench.sentiment [--out bench/sentiment_results.json] [--only leia] [--data …jsonl]
 
 The set (bench/data/sentiment_citizens_ptbr.jsonl) holds citizens' messages to a city hall with a label (negative,
 neutral, positive) and whether the message is strongly negative (the handoff trigger). The LLM runs on the
@@ -20,8 +20,8 @@ from atende.handoff.sentiment import LABELS, LexiconSentiment, LLMSentiment, Scr
 DATA = Path(__file__).parent / "data" / "sentiment_citizens_ptbr.jsonl"
 
 
-def load() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+def load(path: Path = DATA) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def evaluate(classifier: SentimentClassifier, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -67,8 +67,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("bench/sentiment_results.json"))
     parser.add_argument("--only", choices=["leia", "llm"], default=None)
+    parser.add_argument("--data", type=Path, default=DATA, help="a labelled set (held out: sentiment_ptbr.jsonl)")
     args = parser.parse_args()
-    rows = load()
+    rows = load(args.data)
     results = []
     if args.only in (None, "leia"):
         results.append(evaluate(LexiconSentiment(), rows))
