@@ -43,7 +43,6 @@ def test_the_lexicon_tells_thanks_from_a_plain_question_from_an_angry_complaint(
     angry = lexicon.classify("Vocês são horríveis, odeio esse descaso")
     assert angry.label == "negative"
     assert not angry.strong  # measured too imprecise to hand off on (decision 0030)
-    assert not Sentiment.stored(angry.label, angry.score).strong
     assert LexiconSentiment(strong_at=-0.5).classify("Vocês são horríveis, odeio esse descaso").strong
 
 
@@ -74,6 +73,7 @@ def test_a_strongly_negative_message_hands_the_conversation_to_a_person(tmp_path
     assert current is not None
     assert current.source == "strongly_negative"
     assert current.status == "waiting"
+    assert [(s.label, s.strong) for s in handoff.sentiments(cid).values()] == [("negative", True)]
 
 
 def test_a_mildly_negative_message_stays_with_the_bot_and_is_classified_once(tmp_path: Path) -> None:

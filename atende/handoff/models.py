@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from atende.models import Base, UTCDateTime, utcnow
@@ -41,4 +41,5 @@ class MessageAnnotation(Base):
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
     sentiment: Mapped[str | None] = mapped_column(String(16))  # negative, neutral, positive
     sentiment_score: Mapped[float | None] = mapped_column(Float)  # -1 (most negative) … 1
+    sentiment_strong: Mapped[bool] = mapped_column(Boolean, default=False)  # as the classifier judged it
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

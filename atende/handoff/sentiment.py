@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 
 Label = Literal["negative", "neutral", "positive"]
 LABELS: Final[tuple[Label, ...]] = ("negative", "neutral", "positive")
-STRONG_AT: Final = -0.5  # a score at or below this is strongly negative, whichever classifier gave it
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +30,9 @@ class Sentiment:
     strong: bool = False  # strongly negative: anger, insults, threats to complain; hands the conversation off
 
     @classmethod
-    def stored(cls, label: str, score: float | None) -> Sentiment:
-        """Rebuilt from a stored label and score (strength follows from the score)."""
-        value = score or 0.0
-        return cls(label if label in LABELS else "neutral", value, strong=value <= STRONG_AT)  # type: ignore[arg-type]
+    def stored(cls, label: str, score: float | None, strong: bool | None) -> Sentiment:
+        """Rebuilt from a stored annotation."""
+        return cls(label if label in LABELS else "neutral", score or 0.0, bool(strong))  # type: ignore[arg-type]
 
 
 class SentimentClassifier(Protocol):
@@ -67,9 +65,7 @@ class LexiconSentiment:
     def classify(self, text: str) -> Sentiment:
         compound = float(self._analyzer.polarity_scores(text)["compound"])
         if compound <= -self._band:
-            strong = self._strong_at is not None and compound <= self._strong_at
-            # Stored scores decide strength when read back, so a non-strong one stays above STRONG_AT.
-            return Sentiment("negative", compound if strong else max(compound, STRONG_AT + 0.01), strong=strong)
+            return Sentiment("negative", compound, strong=self._strong_at is not None and compound <= self._strong_at)
         if compound >= self._band:
             return Sentiment("positive", compound)
         return Sentiment("neutral", compound)

@@ -350,11 +350,15 @@ class HandoffService:
             return None
         existing = session.get(MessageAnnotation, message_id)
         if existing is not None and existing.sentiment is not None:
-            return Sentiment.stored(existing.sentiment, existing.sentiment_score)
+            return Sentiment.stored(existing.sentiment, existing.sentiment_score, existing.sentiment_strong)
         found = self.sentiment.classify(text)
         session.add(
             MessageAnnotation(
-                message_id=message_id, sentiment=found.label, sentiment_score=found.score, created_at=self._clock()
+                message_id=message_id,
+                sentiment=found.label,
+                sentiment_score=found.score,
+                sentiment_strong=found.strong,
+                created_at=self._clock(),
             )
         )
         session.flush()
@@ -364,11 +368,16 @@ class HandoffService:
         """The classified citizen messages of a conversation, by message id."""
         with self._sessions() as session:
             rows = session.execute(
-                select(MessageAnnotation.message_id, MessageAnnotation.sentiment, MessageAnnotation.sentiment_score)
+                select(
+                    MessageAnnotation.message_id,
+                    MessageAnnotation.sentiment,
+                    MessageAnnotation.sentiment_score,
+                    MessageAnnotation.sentiment_strong,
+                )
                 .join(Message, Message.id == MessageAnnotation.message_id)
                 .where(Message.conversation_id == conversation_id, MessageAnnotation.sentiment.is_not(None))
             ).all()
-        return {mid: Sentiment.stored(label or "neutral", score) for mid, label, score in rows}
+        return {mid: Sentiment.stored(label or "neutral", score, strong) for mid, label, score, strong in rows}
 
     def push(self, message: MessageView) -> None:
         """Show a committed message on the consoles that follow its conversation."""

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("message_id", sa.Integer(), nullable=False),
         sa.Column("sentiment", sa.String(length=16), nullable=True),
         sa.Column("sentiment_score", sa.Float(), nullable=True),
+        sa.Column("sentiment_strong", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["message_id"], ["messages.id"], name=op.f("fk_message_annotations_message_id_messages"), ondelete="CASCADE"
