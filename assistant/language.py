@@ -48,11 +48,16 @@ def _detector() -> Any:
 
 def detect_language(text: str) -> str:
     """BCP-47 tag of a message's language: "pt-BR" unless it is clearly Spanish ("es") or English ("en")."""
+    return identify_language(text) or DEFAULT_LOCALE
+
+
+def identify_language(text: str) -> str | None:
+    """ "pt-BR", "es" or "en" when the message clearly is in it; None when it is too short or too mixed to tell."""
     if len(_WORD.findall(text)) < MIN_WORDS:
-        return DEFAULT_LOCALE
+        return None
     best = _detector().compute_language_confidence_values(text)[0]
     if best.value < MIN_CONFIDENCE:
-        return DEFAULT_LOCALE
+        return None
     return {"SPANISH": "es", "ENGLISH": "en"}.get(best.language.name, DEFAULT_LOCALE)
 
 

@@ -21,7 +21,7 @@ from atende.audit_http import AuditMiddleware
 from atende.console.router import install_console
 from atende.errors import BodyTooLarge, body_too_large_response, install_error_handlers
 from atende.routers import audit, health, kb, lgpd
-from atende.services import Services, build_services
+from atende.services import Services, build_services, start_handoff_sweep
 from atende.settings import Settings, get_settings
 from channels.registry import ChannelRegistry, default_registry
 from tools_mcp.http import MCP_PATH, MountedMCP
@@ -135,6 +135,7 @@ def create_app(
         # Everything loaded so far lives as long as the app: keep it out of the collector's full passes, which
         # otherwise stop every request for 0.3-0.5 s a few times a minute under load (decision 0024).
         gc.freeze()
+        sweeper = start_handoff_sweep(svc)
         try:
             async with AsyncExitStack() as stack:
                 if svc.mcp is not None:
@@ -147,6 +148,8 @@ def create_app(
                 yield
         finally:
             gc.unfreeze()  # collectable again once the app is gone (tests build many apps in one process)
+            if sweeper is not None:
+                await run_in_threadpool(sweeper.stop)
             if svc.whatsapp is not None:
                 await run_in_threadpool(svc.whatsapp.stop)
             if services is None:

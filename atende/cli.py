@@ -40,6 +40,9 @@ app.add_typer(lgpd_app, name="lgpd")
 app.add_typer(wa_app, name="wa")
 # Evaluation: suites, data-set modes, reports, the regression gate (issue 3).
 app.add_typer(eval_app, name="eval")
+# Human handoff: the inactivity sweep and agents' routing profiles (issue 6).
+handoff_app = typer.Typer(help="Human handoff: inactivity sweep, agents' routing profiles.", no_args_is_help=True)
+app.add_typer(handoff_app, name="handoff")
 
 
 def _settings() -> Settings:
@@ -233,3 +236,57 @@ def mcp_serve(
 
 if __name__ == "__main__":
     app()
+
+
+@handoff_app.command("sweep")
+def handoff_sweep() -> None:
+    """Apply the inactivity timeouts, overflow and routing once (for deployments that sweep from a scheduler)."""
+    from atende.services import build_sweep
+
+    settings = _settings()
+    _setup_logging(settings)
+    with _open_services(settings) as services:
+        services.warm_up(model=False)
+        sweep = build_sweep(services)
+        assert sweep is not None, "build_services always wires the handoff"
+        report = sweep.sweep()
+    typer.echo(
+        f"waits expired: {len(report.expired_waits)}, citizens warned: {len(report.warned_citizens)}, "
+        f"closed idle: {len(report.closed_idle)}, requeued: {len(report.requeued)}, "
+        f"overflowed: {len(report.overflowed)}, routed: {len(report.routed)}"
+    )
+
+
+@handoff_app.command("agent")
+def handoff_agent(
+    username: Annotated[str, typer.Argument(help="The agent's username")],
+    teams: Annotated[str, typer.Option(help="Comma-separated queues the agent serves")] = "",
+    capacity: Annotated[int, typer.Option(min=1, max=50, help="Simultaneous conversations")] = 3,
+    languages: Annotated[str, typer.Option(help="Comma-separated BCP-47 codes")] = "pt-BR",
+    skills: Annotated[str, typer.Option(help="Comma-separated skills")] = "",
+) -> None:
+    """Set an agent's routing profile: teams, capacity, languages and skills."""
+    from atende.handoff.routing import Profile
+
+    def split(text: str) -> tuple[str, ...]:
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+
+    settings = _settings()
+    with _open_services(settings) as services:
+        services.warm_up(model=False)
+        user = services.accounts.directory.by_username(username)
+        if user is None:
+            typer.echo(f"no such user: {username}", err=True)
+            raise typer.Exit(1)
+        assert services.handoff is not None, "build_services always wires the handoff"
+        profile = Profile(
+            user.subject,
+            split(teams) or (settings.handoff_default_team,),
+            capacity,
+            split(skills),
+            split(languages) or ("pt-BR",),
+        )
+        services.handoff.save_profile(profile)
+    typer.echo(
+        f"{username}: teams {', '.join(profile.teams)}; capacity {capacity}; languages {', '.join(profile.languages)}"
+    )

@@ -10,6 +10,8 @@ from assistant.service import Assistant
 from atende.accounts.access import AuthContext, current_auth, current_staff, require_permission
 from atende.accounts.service import Accounts, StaffSession
 from atende.audit import AuditLog
+from atende.handoff.saved_replies import SavedReplies
+from atende.handoff.service import HandoffService
 from atende.lgpd.wiring import Lgpd
 from atende.services import Services
 from atende.settings import Settings
@@ -78,3 +80,25 @@ def get_lgpd(request: Request) -> Lgpd:
 
 AuditLogDep = Annotated[AuditLog, Depends(get_audit_log)]
 LgpdDep = Annotated[Lgpd, Depends(get_lgpd)]
+
+
+# The agents' console (issue 6)
+def get_saved_replies(request: Request) -> SavedReplies:
+    replies = get_services(request).saved_replies
+    if replies is None:
+        raise RuntimeError("the saved-reply routes need services.saved_replies (build_services wires it)")
+    return replies
+
+
+SavedRepliesDep = Annotated[SavedReplies, Depends(get_saved_replies)]
+
+
+# Human handoff (issue 6)
+def get_handoff(request: Request) -> HandoffService:
+    handoff = get_services(request).handoff
+    if handoff is None:
+        raise RuntimeError("the console needs services.handoff (build_services wires it)")
+    return handoff
+
+
+HandoffDep = Annotated[HandoffService, Depends(get_handoff)]

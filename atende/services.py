@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from atende.accounts.service import Accounts
     from atende.handoff.copilot import Copilot
     from atende.handoff.live import LiveState
-    from atende.handoff.service import HandoffService
+    from atende.handoff.saved_replies import SavedReplies
+    from atende.handoff.service import HandoffService, ServiceProtocols
+    from atende.handoff.timeouts import InactivitySweep, SweepThread
     from atende.principals import TokenVerifier
     from channels.whatsapp.service import WhatsAppService
     from tools_mcp.domain import Domain
@@ -112,6 +114,7 @@ class Services:
     whatsapp: WhatsAppService | None = None  # the WhatsApp Cloud API channel (issue 7)
     handoff: HandoffService | None = None  # human handoff: states, queues, live state (issue 6)
     copilot: Copilot | None = None  # the agent console's suggested replies (issue 6)
+    saved_replies: SavedReplies | None = None  # the agent console's saved replies, per team (issue 6)
     warmed: set[str] = field(default_factory=set)
 
     @property
@@ -166,6 +169,40 @@ class Services:
         self.engine.dispose()
 
 
+def build_sweep(services: Services) -> InactivitySweep | None:
+    """The inactivity sweep over the app's handoffs, with the settings' timeouts (decision 0031)."""
+    settings = services.settings
+    if services.handoff is None:
+        return None
+    import os
+    import socket
+
+    from atende.handoff.timeouts import InactivitySweep, Timeouts
+
+    timeouts = Timeouts(
+        wait_s=settings.handoff_wait_timeout_s,
+        citizen_idle_s=settings.handoff_citizen_idle_s,
+        citizen_grace_s=settings.handoff_citizen_grace_s,
+        agent_idle_s=settings.handoff_agent_idle_s,
+    )
+    return InactivitySweep(
+        services.handoff,
+        timeouts,
+        owner=f"{socket.gethostname()}:{os.getpid()}",
+        interval_s=settings.handoff_sweep_interval_s or 15.0,
+    )
+
+
+def start_handoff_sweep(services: Services) -> SweepThread | None:
+    """The sweep's background thread (every process runs one; a lock lets one sweep at a time)."""
+    from atende.handoff.timeouts import SweepThread
+
+    sweep = build_sweep(services)
+    if sweep is None or services.settings.handoff_sweep_interval_s <= 0:
+        return None
+    return SweepThread(sweep).start()
+
+
 def build_services(settings: Settings, *, model: ChatModel | None = None) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
@@ -198,6 +235,7 @@ def build_services(settings: Settings, *, model: ChatModel | None = None) -> Ser
     domain, mcp, token_verifier = build_tools(
         settings, sessions, audit, index, lgpd, tokens=accounts.tokens, handoffs=handoff
     )
+    handoff.protocols = build_service_protocols(domain)
     assistant.actions = build_actions(settings, mcp, store, chat_model)
     return Services(
         settings,
@@ -215,7 +253,21 @@ def build_services(settings: Settings, *, model: ChatModel | None = None) -> Ser
         whatsapp=build_whatsapp(settings, engine, store, assistant, lgpd, audit, handoff),
         handoff=handoff,
         copilot=build_copilot(settings, chat_model, index),
+        saved_replies=build_saved_replies(sessions),
     )
+
+
+def build_service_protocols(domain: Domain) -> ServiceProtocols:
+    """The protocol number each closed service gets, from the domain's protocol book (decision 0033)."""
+    from tools_mcp.contacts import ContactProtocols
+
+    return ContactProtocols(domain.protocols, domain.clock)
+
+
+def build_saved_replies(sessions: sessionmaker[Session]) -> SavedReplies:
+    from atende.handoff.saved_replies import SavedReplies
+
+    return SavedReplies(sessions)
 
 
 def build_live_state(settings: Settings) -> LiveState:
@@ -236,8 +288,10 @@ def build_handoff(
     settings: Settings, sessions: sessionmaker[Session], store: ConversationStore, model: ChatModel | None = None
 ) -> HandoffService:
     from atende.handoff.hours import BusinessHours
+    from atende.handoff.routing import Profiles, RoutingRules
     from atende.handoff.sentiment import LexiconSentiment, LLMSentiment, ScreenedSentiment, SentimentClassifier
     from atende.handoff.service import HandoffService
+    from atende.handoff.topics import TopicRules
 
     sentiment: SentimentClassifier | None = None
     if settings.handoff_sentiment == "leia":
@@ -246,6 +300,11 @@ def build_handoff(
         sentiment = LLMSentiment(model)
     elif settings.handoff_sentiment == "screened" and model is not None:
         sentiment = ScreenedSentiment(LexiconSentiment(), LLMSentiment(model))
+    translator = None
+    if settings.handoff_translation == "llm" and model is not None:
+        from atende.handoff.translation import LLMTranslator
+
+        translator = LLMTranslator(model, llm_is_local=settings.llm_local)
 
     hours = {
         team: BusinessHours.parse(
@@ -262,6 +321,20 @@ def build_handoff(
         locale=settings.locale,
         hours=hours,
         sentiment=sentiment,
+        translator=translator,
+        agent_language=settings.handoff_agent_language,
+        routing=RoutingRules(
+            mode=settings.handoff_routing,
+            team_modes=dict(settings.handoff_team_routing),
+            overflow=dict(settings.handoff_overflow),
+        ),
+        profiles=Profiles(
+            default_team=settings.handoff_default_team,
+            default_capacity=settings.handoff_agent_capacity,
+            default_languages=(settings.handoff_agent_language,),
+        ),
+        presence_ttl_s=settings.handoff_presence_ttl_s,
+        topics=TopicRules.parse(settings.handoff_topics),
     )
 
 

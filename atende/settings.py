@@ -203,7 +203,31 @@ class Settings(BaseSettings):
     handoff_team_hours: dict[str, str] = Field(default_factory=dict)  # JSON {"tributos": "mon-fri 08:00-17:00"}
     # Sentiment per citizen message, for the "strongly negative" trigger and the console's trend (decision 0030)
     handoff_sentiment: Literal["leia", "llm", "screened", "off"] = "leia"
+    # What agents read and write; a citizen writing another language is translated both ways (decision 0032)
+    handoff_agent_language: str = "pt-BR"
+    handoff_translation: Literal["llm", "off"] = "llm"
     handoff_holiday_subdivision: str = ""  # state whose holidays also close the teams (e.g. "SP"); empty: national
+    # Routing, presence and inactivity (decision 0031)
+    handoff_routing: Literal["pick", "least_busy"] = "pick"  # pick: agents take from the queue; least_busy: pushed
+    handoff_team_routing: dict[str, Literal["pick", "least_busy"]] = Field(default_factory=dict)  # per-team mode
+    handoff_overflow: dict[str, str] = Field(default_factory=dict)  # JSON {"tributos": "atendimento"}
+    # Topics that need a person (decision 0031): {"article:<doc id>" | "tool:<name>": {"team": …, "skill": …}}
+    handoff_topics: dict[str, dict[str, str]] = Field(default_factory=dict)
+    handoff_agent_capacity: int = Field(default=3, ge=1)  # simultaneous chats of an agent without a profile
+    handoff_presence_ttl_s: float = Field(default=60.0, gt=0)  # a console silent this long is offline
+    handoff_sweep_interval_s: float = Field(default=15.0, ge=0)  # inactivity sweep period; 0: no background sweep
+    handoff_wait_timeout_s: float = Field(default=3600.0, ge=0)  # waiting this long: offered a protocol; 0: never
+    handoff_citizen_idle_s: float = Field(default=600.0, ge=0)  # citizen silent after the agent: asked; 0: never
+    handoff_citizen_grace_s: float = Field(default=300.0, ge=0)  # then silent this long more: closed
+    handoff_agent_idle_s: float = Field(default=300.0, ge=0)  # citizen unanswered this long: back to the queue
+
+    @field_validator("handoff_topics")
+    @classmethod
+    def _valid_handoff_topics(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        from atende.handoff.topics import TopicRules
+
+        TopicRules.parse(value)
+        return value
 
     @field_validator("pii_extra_patterns")
     @classmethod

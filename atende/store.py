@@ -196,8 +196,9 @@ def _jsonable(value: Any) -> Any:
 class ConversationStore:
     """Conversations, messages, the turn log and events, over any SQLAlchemy sessionmaker."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], *, clock: Callable[[], datetime] = utcnow) -> None:
         self._sessions = sessions
+        self._clock = clock  # one clock with the handoff service's, so tests can move time for both
 
     # Conversations
 
@@ -205,7 +206,7 @@ class ConversationStore:
         self, channel: str, language: str = "pt-BR", *, citizen_ref: str | None = None
     ) -> ConversationView:
         with self._sessions.begin() as session:
-            now = utcnow()
+            now = self._clock()
             row = Conversation(
                 channel=channel,
                 language=language,
@@ -228,7 +229,7 @@ class ConversationStore:
         with self._sessions.begin() as session:
             row = self._conversation(session, conversation_id)
             row.state = state
-            row.updated_at = utcnow()
+            row.updated_at = self._clock()
             session.flush()
             return _conversation_view(row)
 
@@ -246,7 +247,7 @@ class ConversationStore:
         _require(decision, DECISIONS, "decision")
         with self._sessions.begin() as session:
             conversation = self._conversation(session, conversation_id)
-            row = self._add_message(session, conversation, role, text, decision, citations, utcnow())
+            row = self._add_message(session, conversation, role, text, decision, citations, self._clock())
             return _message_view(row)
 
     def list_messages(self, conversation_id: str, limit: int | None = None) -> list[MessageView]:
@@ -270,7 +271,7 @@ class ConversationStore:
         _require_aware(turn.created_at, "created_at")
         with self._sessions.begin() as session:
             self._conversation(session, turn.conversation_id)
-            return self._add_turn(session, turn, utcnow()).id
+            return self._add_turn(session, turn, self._clock()).id
 
     def record_exchange(
         self,
@@ -288,7 +289,7 @@ class ConversationStore:
         _require(turn.decision, DECISIONS, "decision")
         _require(reply.decision, DECISIONS, "decision")
         _require_aware(turn.created_at, "created_at")
-        now = utcnow()
+        now = self._clock()
         with self._sessions.begin() as session:
             conversation = self._conversation(session, turn.conversation_id)
             asked = self._add_message(session, conversation, "user", user_message, None, (), now)
@@ -354,7 +355,9 @@ class ConversationStore:
     def add_event(self, conversation_id: str, kind: str, payload: Mapping[str, Any]) -> None:
         with self._sessions.begin() as session:
             self._conversation(session, conversation_id)
-            session.add(Event(conversation_id=conversation_id, kind=kind, payload=dict(payload), created_at=utcnow()))
+            session.add(
+                Event(conversation_id=conversation_id, kind=kind, payload=dict(payload), created_at=self._clock())
+            )
 
     def list_events(self, conversation_id: str) -> list[EventView]:
         stmt = select(Event).where(Event.conversation_id == conversation_id).order_by(Event.id)

@@ -86,7 +86,8 @@ def handle_message_stream(
 
 
 def _after(handoff: HandoffService | None, conversation_id: str, reply: AssistantReply) -> ChannelReply:
-    body = hand_off_if_needed(handoff, conversation_id, reply.as_dict())
+    called = [call["name"] for call in reply.tool_calls if call.get("ok")]
+    body = hand_off_if_needed(handoff, conversation_id, reply.as_dict(), tools=called)
     team = _team(handoff, conversation_id, reply) if body["decision"] == "handoff" else reply.handoff_team
     return ChannelReply(body, reply, team)
 

@@ -25,10 +25,11 @@ class Channel(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Survey:
-    """The satisfaction survey (1–5) that ends a served conversation: which handoff it rates, and its reference."""
+    """The satisfaction survey (1–5) that ends a served conversation: which handoff it rates, and the service's
+    protocol number (None: the service got none)."""
 
     handoff_id: int
-    reference: str
+    reference: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,15 +1,23 @@
-"""Shared helpers of the handoff tests: live states to run the conformance suite over, PostgreSQL schemas."""
+"""Shared helpers of the handoff tests: live states to run the conformance suite over, PostgreSQL schemas, and a
+database + live state stack from which several app "processes" are built."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import service_unavailable
 
+from atende.accounts.testing import ManualClock
+from atende.db import make_engine, make_session_factory
 from atende.handoff.live import InMemoryLiveState, LiveState, RedisLiveState
+from atende.handoff.service import HandoffService
+from atende.migrate import upgrade
+from atende.store import ConversationStore
 
 REDIS_URL = os.environ.get("ATENDE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -69,3 +77,33 @@ def postgres_schema_url() -> Iterator[str]:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+class Stack:
+    """A database, its store and a live state, from which several app 'processes' can be built."""
+
+    def __init__(self, url: str, live: LiveState, clock: ManualClock) -> None:
+        upgrade(url)
+        self.engine = make_engine(url)
+        self.sessions = make_session_factory(self.engine)
+        self.store = ConversationStore(self.sessions, clock=clock)
+        self.live = live
+        self.clock = clock
+
+    def service(self, live: LiveState | None = None, **options: Any) -> HandoffService:
+        return HandoffService(self.sessions, self.store, live or self.live, clock=self.clock, **options)
+
+
+@pytest.fixture(name="stack", params=["sqlite", pytest.param("postgresql+redis", marks=pytest.mark.integration)])
+def stack_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    clock = ManualClock()
+    if request.param == "sqlite":
+        built = Stack(f"sqlite:///{(tmp_path / 'atende.db').as_posix()}", InMemoryLiveState(), clock)
+        yield built
+        built.engine.dispose()
+        return
+    for url in postgres_schema_url():
+        for live in redis_live_state():
+            built = Stack(url, live, clock)
+            yield built
+            built.engine.dispose()

@@ -215,3 +215,50 @@ def test_teams_form_a_hierarchy(runner: CliRunner, accounts: Accounts) -> None:
 
     assert {t.name for t in accounts.directory.teams(only=supervisor.team_ids)} == {"Saúde", "Regulação"}
     assert "Regulação\tparent=1" in run(runner, "teams", "list")
+
+
+def test_handoff_agent_sets_the_routing_profile_the_console_reads(runner: CliRunner) -> None:
+    run(runner, "users", "create", "--username", "ana", "--role", "agent")
+
+    out = run(
+        runner,
+        "handoff",
+        "agent",
+        "ana",
+        "--teams",
+        "atendimento, tributos",
+        "--capacity",
+        "5",
+        "--languages",
+        "pt-BR,es",
+    )
+    unknown = runner.invoke(cli.app, ["handoff", "agent", "ninguem"])
+
+    services = build_services(Settings())
+    try:
+        services.warm_up(model=False)
+        user = services.accounts.directory.require("ana")
+        profile = services.handoff.profile(user.subject)  # type: ignore[union-attr]
+    finally:
+        services.close()
+    assert "capacity 5" in out
+    assert (profile.teams, profile.capacity, profile.languages) == (("atendimento", "tributos"), 5, ("pt-BR", "es"))
+    assert unknown.exit_code == 1
+    assert "no such user: ninguem" in unknown.output
+
+
+def test_handoff_sweep_runs_once_and_expires_a_wait_past_the_timeout(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = build_services(Settings())
+    try:
+        services.warm_up(model=False)
+        cid = services.store.create_conversation("web").id
+        services.handoff.request(cid, reason="citizen_request", source="citizen_request")  # type: ignore[union-attr]
+    finally:
+        services.close()
+    monkeypatch.setenv("ATENDE_HANDOFF_WAIT_TIMEOUT_S", "0.001")
+
+    out = run(runner, "handoff", "sweep")
+
+    assert out.strip() == "waits expired: 1, citizens warned: 0, closed idle: 0, requeued: 0, overflowed: 0, routed: 0"

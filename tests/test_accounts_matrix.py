@@ -38,13 +38,15 @@ EXPECTED_ACTIONS: dict[Role, set[str]] = {
         "appointment.read", "assistant.use", "audit.read", "citizen.read", "conversation.read", "eval.read",
         "eval.run", "kb.edit", "kb.read", "lgpd.erase", "lgpd.export", "protocol.read", "reports.read",
         "teams.manage", "teams.read", "tokens.manage", "users.manage", "users.read", "whatsapp.manage",
-        "whatsapp.read", "consent.read", "consent.write", "privacy.manage",
+        "whatsapp.read", "consent.read", "consent.write", "privacy.manage", "saved_replies.manage",
+        "agents.manage",
     },
     "supervisor": {
         "appointment.read", "appointment.write", "assistant.use", "citizen.pii.read", "citizen.read",
         "citizen.write", "conversation.read", "conversation.reply", "eval.read", "kb.read", "payment.read",
         "protocol.read", "protocol.write", "reports.read", "teams.read", "users.read", "whatsapp.manage",
-        "whatsapp.read", "whatsapp.send", "lgpd.export", "consent.read", "consent.write",
+        "whatsapp.read", "whatsapp.send", "lgpd.export", "consent.read", "consent.write", "saved_replies.manage",
+        "conversation.supervise", "agents.manage",
     },
     "agent": {
         "appointment.read", "appointment.write", "assistant.use", "citizen.pii.read", "citizen.read",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -136,7 +137,9 @@ def test_an_agent_takes_the_conversation_answers_with_an_edited_suggestion_and_c
     assert conversation["state"] == "closed"
     assert [m["role"] for m in conversation["messages"][-2:]] == ["agent", "system"]
     assert conversation["messages"][-2]["text"] == edited
-    assert conversation["messages"][-1]["text"].startswith(t("handoff.closed", reference="")[:30])
+    number = closed.json()["protocol_number"]
+    assert re.fullmatch(r"\d{4}-\d{6}", number)  # a service protocol (tools_mcp protocols, kind "contact")
+    assert conversation["messages"][-1]["text"] == t("handoff.closed", reference=number)
     assert survey.json() == {"detail": t("handoff.survey_thanks")}
     record = services.handoff.current(cid)  # type: ignore[union-attr]
     assert (record.survey_score, record.close_reason) == (4, "information_given")  # type: ignore[union-attr]
@@ -269,23 +272,125 @@ def test_the_console_page_is_served_in_portuguese_with_its_assets(app: TestClien
     assert app.get("/console/assets/nada.js").status_code == 404
 
 
+def team_of_two(accounts: Accounts, agent: StaffUser) -> tuple[StaffUser, StaffUser]:
+    """A supervisor and a second agent in the first agent's team (a supervisor sees only their teams' staff)."""
+    from atende.accounts.directory import UserChanges
+    from atende.accounts.types import SYSTEM
+
+    team = accounts.directory.create_team("Atendimento geral", actor="system", origin=SYSTEM)
+    accounts.directory.update_user(agent.id, UserChanges(team_id=team.id), actor="system", origin=SYSTEM)
+    return (
+        create_user(accounts, "sueli.supervisora", "supervisor", team=team.id),
+        create_user(accounts, "bruno.agente", "agent", team=team.id),
+    )
+
+
 def test_the_supervisor_sees_presence_queue_sizes_and_todays_times(
     app: TestClient, accounts: Accounts, agent: StaffUser
 ) -> None:
+    supervisor, other = team_of_two(accounts, agent)
+    outsider = create_user(accounts, "fora.da.equipe", "agent")
     first = citizen_waiting(app)
     citizen_waiting(app)
     headers = as_staff(app, accounts, agent)
     app.post("/api/console/presence", json={"status": "online"}, headers=headers)
     app.post(f"/api/console/conversations/{first}/claim", headers=headers)
-    as_staff(app, accounts, create_user(accounts, "sueli.supervisora", "supervisor"))
+    headers = as_staff(app, accounts, other)
+    app.post("/api/console/presence", json={"status": "paused"}, headers=headers)
+    as_staff(app, accounts, supervisor)
 
     board = app.get("/api/console/supervisor").json()
 
-    assert board["agents"] == {f"user:{agent.id}": "busy"}
+    statuses = {entry["subject"]: (entry["status"], entry["load"], entry["capacity"]) for entry in board["agents"]}
+    assert statuses == {
+        agent.subject: ("busy", 1, 3),
+        other.subject: ("paused", 0, 3),
+        supervisor.subject: ("offline", 0, 3),
+    }
+    assert outsider.subject not in statuses  # another team's agent
     assert list(board["queues"]) == ["atendimento"]
     assert board["queues"]["atendimento"]["size"] == 1
+    assert [item["agent"] for item in board["served"]] == [agent.subject]
     assert board["today"]["handoffs"] == 2
     assert board["today"]["mean_wait_s"] is not None
+
+
+def test_a_supervisor_reassigns_steps_in_and_closes_and_an_agent_may_not(
+    app: TestClient, accounts: Accounts, agent: StaffUser, services: Services
+) -> None:
+    supervisor, other = team_of_two(accounts, agent)
+    cid = citizen_waiting(app)
+    headers = as_staff(app, accounts, agent)
+    app.post(f"/api/console/conversations/{cid}/claim", headers=headers)
+    refused = app.post(
+        f"/api/console/supervisor/conversations/{cid}/reassign", json={"agent": other.subject}, headers=headers
+    )
+    headers = as_staff(app, accounts, supervisor)
+
+    moved = app.post(
+        f"/api/console/supervisor/conversations/{cid}/reassign", json={"agent": other.subject}, headers=headers
+    )
+    unknown = app.post(
+        f"/api/console/supervisor/conversations/{cid}/reassign", json={"agent": "user:9999"}, headers=headers
+    )
+    stepped_in = app.post(
+        f"/api/console/supervisor/conversations/{cid}/messages", json={"text": "Aqui é a supervisão."}, headers=headers
+    )
+    closed = app.post(
+        f"/api/console/supervisor/conversations/{cid}/close", json={"reason": "resolved"}, headers=headers
+    )
+
+    assert refused.status_code == 403
+    assert (moved.status_code, moved.json()["agent"]) == (200, other.subject)
+    assert unknown.status_code == 404
+    assert unknown.json()["detail"] == t("handoff.error.unknown_agent")
+    assert stepped_in.status_code == 200
+    as_citizen(app)
+    assert "Aqui é a supervisão." in [m["text"] for m in messages_of(app, cid)]
+    assert closed.json()["status"] == "closed"
+    kinds = [e.kind for e in services.store.list_events(cid)]
+    assert {"handoff_reassigned", "supervisor_intervened", "handoff_closed"} <= set(kinds)
+
+
+def test_a_supervisor_sets_an_agents_capacity_and_the_agent_reads_it(
+    app: TestClient, accounts: Accounts, agent: StaffUser
+) -> None:
+    supervisor, _ = team_of_two(accounts, agent)
+    headers = as_staff(app, accounts, supervisor)
+
+    saved = app.put(
+        f"/api/console/agents/{agent.subject}/profile",
+        json={"teams": ["atendimento", "tributos"], "capacity": 5, "languages": ["pt-BR", "es"]},
+        headers=headers,
+    )
+    invalid = app.put(
+        f"/api/console/agents/{agent.subject}/profile", json={"teams": [], "capacity": 0}, headers=headers
+    )
+    as_staff(app, accounts, agent)
+    mine = app.get("/api/console/agents/me").json()
+
+    assert saved.status_code == 200
+    assert invalid.status_code == 422
+    assert (mine["capacity"], mine["teams"], mine["languages"]) == (5, ["atendimento", "tributos"], ["pt-BR", "es"])
+
+
+def test_the_console_heartbeat_keeps_the_agent_online_for_the_presence_ttl(
+    app: TestClient, accounts: Accounts, agent: StaffUser, services: Services
+) -> None:
+    headers = as_staff(app, accounts, agent)
+
+    beat = app.post("/api/console/presence", json={"status": "online"}, headers=headers).json()
+
+    assert beat["ttl_s"] == services.settings.handoff_presence_ttl_s
+    assert services.handoff.live.presence() == {agent.subject: "online"}  # type: ignore[union-attr]
+
+
+def test_the_supervisor_page_is_served_in_portuguese_with_its_script(app: TestClient) -> None:
+    page = app.get("/console/supervisor")
+
+    assert page.status_code == 200
+    assert f"<title>{t('supervisor.title')}" in page.text
+    assert app.get("/console/assets/supervisor.js").status_code == 200
 
 
 def test_outside_business_hours_the_citizen_is_told_when_the_team_opens_and_offered_a_protocol(

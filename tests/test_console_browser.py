@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, make_services
 from helpers import first_sentence_of
 from openai_compatible_server import LoopbackServer
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
 from assistant.testing import ScriptedChatModel
 from atende.accounts.service import build_accounts
@@ -93,6 +93,7 @@ def test_a_citizen_is_served_by_an_agent_who_edits_the_copilots_suggestion(
             agent.select_option("#close-reason", "information_given")
             agent.click("#close-form button[type=submit]")
             agent.wait_for_selector(f"#status:has-text('{t('console.closed')[:20]}')")
+            closed_status = agent.locator("#status").inner_text()
             agent.screenshot(path=str(ARTIFACTS / "console-after-close.png"), full_page=True)
 
             citizen.wait_for_selector(".msg--system", timeout=30_000)
@@ -117,3 +118,114 @@ def test_a_citizen_is_served_by_an_agent_who_edits_the_copilots_suggestion(
     assert record is not None
     assert record.close_reason == "information_given"
     assert (record.survey_score, record.survey_comment) == (4, "Atendente muito atenciosa")
+    assert record.protocol_number is not None
+    assert closed_status == t("console.closed_protocol", number=record.protocol_number)
+    assert record.protocol_number in seen_survey
+
+
+def test_a_supervisor_finds_a_saved_reply_without_accents_fills_the_reply_with_it_and_adds_another(
+    server: tuple[str, Services],
+) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"this test needs Chromium at {CHROMIUM} (apt-get install chromium)")
+    url, services = server
+    assert services.handoff is not None
+    assert services.saved_replies is not None
+    certidao = "A certidão negativa sai na hora no Portal do Contribuinte, em Certidões."
+    services.saved_replies.create(team="atendimento", title="Certidão negativa", text=certidao, author="user:1")
+    services.saved_replies.create(team="atendimento", title="Segunda via", text="Boleto pelo portal.", author="user:1")
+    create_user(services.accounts, "sueli", "supervisor")
+    cid = services.store.create_conversation("web").id
+    services.store.add_message(cid, "user", "Preciso de uma certidão")
+    services.handoff.request(cid, reason="citizen_request", source="citizen_request")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        try:
+            boss = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            sign_in(boss, url, "sueli", "/console")
+            boss.click("#queue button.claim")
+            boss.wait_for_selector("#saved-replies li.saved-reply")
+            boss.fill("#saved-replies-query", "CERTIDAO")
+            boss.locator("#saved-replies li.saved-reply", has_text="Segunda via").wait_for(state="detached")
+            found = boss.locator("#saved-replies li.saved-reply strong").inner_text()
+            boss.click("#saved-replies li.saved-reply button")
+            filled = boss.input_value("#reply")
+            boss.fill("#saved-reply-title", "Horário da Praça")
+            boss.fill("#saved-reply-text", "De segunda a sexta, das 8h às 17h.")
+            boss.click("#saved-reply-form button[type=submit]")
+            boss.wait_for_selector(f"#status:has-text('{t('console.saved_replies.saved')}')")
+            boss.screenshot(path=str(ARTIFACTS / "console-saved-replies.png"), full_page=True)
+        finally:
+            browser.close()
+
+    assert found == "Certidão negativa"
+    assert filled == certidao
+    assert [m.role for m in services.store.list_messages(cid)] == ["user"]  # filling the box sends nothing
+    assert [r.title for r in services.saved_replies.search("atendimento", "horario")] == ["Horário da Praça"]
+
+
+def sign_in(page: Page, url: str, username: str, landing: str) -> None:
+    page.goto(f"{url}/staff/login?next={landing}")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}{landing}")
+
+
+def test_a_supervisor_watches_the_shift_and_hands_conversations_to_a_second_agent(
+    server: tuple[str, Services],
+) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"this test needs Chromium at {CHROMIUM} (apt-get install chromium)")
+    from atende.accounts.directory import UserChanges
+    from atende.accounts.types import SYSTEM
+
+    url, services = server
+    directory = services.accounts.directory
+    team = directory.create_team("Atendimento geral", actor="system", origin=SYSTEM)
+    ana = directory.require("ana")
+    directory.update_user(ana.id, UserChanges(team_id=team.id), actor="system", origin=SYSTEM)
+    bruno = create_user(services.accounts, "bruno", "agent", team=team.id)
+    create_user(services.accounts, "sueli", "supervisor", team=team.id)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        try:
+            citizens = [browser.new_context().new_page() for _ in range(2)]
+            for citizen in citizens:
+                citizen.goto(f"{url}/")
+                chat(citizen, "quero falar com um atendente", 1)
+
+            agent_ana = browser.new_context().new_page()
+            sign_in(agent_ana, url, "ana", "/console")
+            agent_ana.click("#queue button.claim")
+            agent_ana.wait_for_selector("#side-panel:not([hidden])")
+            agent_bruno = browser.new_context().new_page()
+            sign_in(agent_bruno, url, "bruno", "/console")
+
+            boss = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            sign_in(boss, url, "sueli", "/console/supervisor")
+            boss.wait_for_selector(f"#agents tr[data-agent='{ana.subject}'] .status.busy")
+            boss.wait_for_selector("#waiting li button.assign")
+            boss.select_option("#waiting li select", bruno.subject)
+            boss.click("#waiting li button.assign")
+            boss.wait_for_selector(f"#status:has-text('{t('supervisor.reassigned')}')")
+            boss.select_option("#served li.served select >> nth=0", bruno.subject)
+            served = boss.locator("#served li.served").first
+            ana_conversation = served.get_attribute("data-conversation")
+            served.locator("button", has_text=t("supervisor.reassign")).click()
+            # expect() rather than wait_for_function: the staff pages' CSP forbids evaluating strings.
+            expect(boss.locator("#served li.served strong", has_text="bruno")).to_have_count(2)
+            bruno_load = boss.locator(f"#agents tr[data-agent='{bruno.subject}'] td >> nth=2")
+            expect(bruno_load).to_have_text("2 / 3")
+            boss.screenshot(path=str(ARTIFACTS / "supervisor-board.png"), full_page=True)
+
+            agent_bruno.reload()
+            expect(agent_bruno.locator("#mine li")).to_have_count(2)
+        finally:
+            browser.close()
+
+    assert [view.agent for view in services.handoff.served()] == [bruno.subject, bruno.subject]  # type: ignore[union-attr]
+    kinds = [event.kind for event in services.store.list_events(ana_conversation or "")]
+    assert "handoff_reassigned" in kinds

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from handoff_support import live  # noqa: F401  (the parametrised fixture)
+import pytest
+from conftest import service_unavailable
+from handoff_support import REDIS_URL, live  # noqa: F401  (the parametrised fixture)
 
-from atende.handoff.live import InMemoryLiveState, LiveState
+from atende.handoff.live import InMemoryLiveState, LiveState, RedisLiveState
 
 
 def test_a_queue_serves_the_longest_waiting_conversation_first(live: LiveState) -> None:  # noqa: F811
@@ -71,42 +74,53 @@ def test_only_the_owner_releases_a_lock(live: LiveState) -> None:  # noqa: F811
 
 
 def test_presence_keeps_each_agents_latest_status(live: LiveState) -> None:  # noqa: F811
-    live.set_presence("user:1", "online")
-    live.set_presence("user:2", "online")
-    live.set_presence("user:1", "paused")
+    live.set_presence("user:1", "online", 60.0)
+    live.set_presence("user:2", "online", 60.0)
+    live.set_presence("user:1", "paused", 60.0)
 
     assert live.presence() == {"user:1": "paused", "user:2": "online"}
 
 
-def test_a_published_message_reaches_the_subscribers_of_its_topic_only(live: LiveState) -> None:  # noqa: F811
-    queue_watcher = live.subscribe("queue")
-    other = live.subscribe("conversation:x")
+def test_going_offline_removes_the_agent_from_presence(live: LiveState) -> None:  # noqa: F811
+    live.set_presence("user:1", "online", 60.0)
+    live.set_presence("user:2", "online", 60.0)
+    live.set_presence("user:1", "offline", 60.0)
+
+    assert live.presence() == {"user:2": "online"}
+
+
+def test_a_console_that_stops_beating_is_forgotten_after_the_ttl() -> None:
+    now = [1000.0]
+    state = InMemoryLiveState(clock=lambda: now[0])
+    state.set_presence("user:1", "online", 60.0)
+    state.set_presence("user:2", "online", 60.0)
+
+    now[0] += 45
+    state.set_presence("user:2", "online", 60.0)  # user:2's console beats; user:1's tab was closed
+    now[0] += 30
+
+    assert state.presence() == {"user:2": "online"}
+
+
+@pytest.mark.integration
+def test_redis_presence_expires_by_itself_within_the_ttl() -> None:
+    import redis
+
+    prefix = f"atende-test:{uuid.uuid4().hex[:12]}:"
+    state = RedisLiveState(REDIS_URL, prefix=prefix)
+    client = redis.Redis.from_url(REDIS_URL)
     try:
-        live.publish("queue", {"event": "queued", "conversation_id": "a"})
-
-        assert queue_watcher.next(5.0) == {"topic": "queue", "event": "queued", "conversation_id": "a"}
-        assert other.next(0.05) is None
+        try:
+            state.ping()
+        except redis.RedisError as exc:
+            service_unavailable(f"Redis at {REDIS_URL}", exc)
+        state.set_presence("user:1", "online", 60.0)
+        # Redis deletes the key itself: nothing of ours must run for a silent agent to go offline.
+        assert 0 < client.pttl(prefix + "presence:user:1") <= 60_000
+        assert state.presence() == {"user:1": "online"}
     finally:
-        queue_watcher.close()
-        other.close()
-
-
-def test_a_closed_subscription_receives_nothing_more(live: LiveState) -> None:  # noqa: F811
-    watcher = live.subscribe("queue")
-    live.publish("queue", {"event": "first"})
-    assert watcher.next(5.0) is not None
-    watcher.close()
-
-    live.publish("queue", {"event": "second"})  # must not fail with nobody listening
-
-
-def test_an_expired_lock_can_be_taken_by_someone_else() -> None:
-    now = [0.0]
-    expiring = InMemoryLiveState(clock=lambda: now[0])
-    assert expiring.acquire("conv-1", "user:1", 30.0)
-
-    now[0] = 31.0
-
-    assert expiring.acquire("conv-1", "user:2", 30.0)
-    expiring.release("conv-1", "user:1")  # the old owner's late release must not free the new owner's lock
-    assert not expiring.acquire("conv-1", "user:3", 30.0)
+        keys = list(client.scan_iter(match=prefix + "*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+        state.close()

@@ -4,63 +4,44 @@ abandonment, restart and two app processes sharing one queue."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
-from pathlib import Path
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from handoff_support import postgres_schema_url, redis_live_state
+from handoff_support import Stack, stack_fixture  # noqa: F401  (the parametrised fixture)
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from atende.accounts.testing import ManualClock
-from atende.db import make_engine, make_session_factory
 from atende.handoff.hours import BusinessHours
-from atende.handoff.live import InMemoryLiveState, LiveState
+from atende.handoff.live import InMemoryLiveState
 from atende.handoff.service import QUEUE_TOPIC, HandoffError, HandoffService, conversation_topic
 from atende.handoff.summary import summarize
 from atende.handoff.triggers import handoff_reason
 from atende.i18n import t
-from atende.migrate import upgrade
-from atende.store import ConversationStore
+from atende.lgpd.sources import anonymise_conversations
+from atende.models import Conversation
 from channels.registry import DeliveryRefused, Outgoing, Survey
-
-
-class Stack:
-    """A database, its store and a live state, from which several app 'processes' can be built."""
-
-    def __init__(self, url: str, live: LiveState, clock: ManualClock) -> None:
-        upgrade(url)
-        self.engine = make_engine(url)
-        self.sessions = make_session_factory(self.engine)
-        self.store = ConversationStore(self.sessions)
-        self.live = live
-        self.clock = clock
-
-    def service(self, live: LiveState | None = None) -> HandoffService:
-        return HandoffService(self.sessions, self.store, live or self.live, clock=self.clock)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql+redis", marks=pytest.mark.integration)])
-def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
-    clock = ManualClock()
-    if request.param == "sqlite":
-        built = Stack(f"sqlite:///{(tmp_path / 'atende.db').as_posix()}", InMemoryLiveState(), clock)
-        yield built
-        built.engine.dispose()
-        return
-    for url in postgres_schema_url():
-        for live in redis_live_state():
-            built = Stack(url, live, clock)
-            yield built
-            built.engine.dispose()
+from tools_mcp.clock import Clock
+from tools_mcp.contacts import ContactProtocols
+from tools_mcp.models import Citizen, VerifiedConversation
+from tools_mcp.protocols import ProtocolBook
 
 
 @pytest.fixture
 def handoff(stack: Stack) -> HandoffService:
     return stack.service()
+
+
+def protocol_book(stack: Stack) -> ProtocolBook:
+    return ProtocolBook(stack.sessions, Clock(ZoneInfo("America/Sao_Paulo"), stack.clock))
+
+
+@pytest.fixture
+def numbered(stack: Stack) -> HandoffService:
+    """The service as build_services wires it: each closed service gets a protocol from the protocol book."""
+    clock = Clock(ZoneInfo("America/Sao_Paulo"), stack.clock)
+    return stack.service(protocols=ContactProtocols(protocol_book(stack), clock))
 
 
 def waiting_conversation(handoff: HandoffService, team: str | None = None) -> str:
@@ -220,8 +201,9 @@ def test_a_transfer_puts_the_conversation_in_the_other_teams_queue(handoff: Hand
 
 
 def test_closing_stores_the_summary_times_the_handling_and_sends_the_survey(
-    stack: Stack, handoff: HandoffService
+    stack: Stack, numbered: HandoffService
 ) -> None:
+    handoff = numbered
     cid = waiting_conversation(handoff)
     handoff.claim(cid, "user:7")
     handoff.reply(cid, "user:7", "Acesse o portal e escolha Segunda via.")
@@ -235,7 +217,100 @@ def test_closing_stores_the_summary_times_the_handling_and_sends_the_survey(
     assert closed.summary["reason"] == ["Como emito a segunda via do IPTU?"]
     assert closed.timings_s()["handling"] == 180.0
     last = handoff.store.list_messages(cid)[-1]
-    assert (last.role, last.text) == ("system", t("handoff.closed", reference=f"{closed.id:06d}"))
+    assert closed.protocol_number == "2026-000001"
+    assert (last.role, last.text) == ("system", t("handoff.closed", reference="2026-000001"))
+
+
+def test_the_service_protocol_is_a_concluded_contact_holding_the_summary_for_the_team(
+    stack: Stack, numbered: HandoffService
+) -> None:
+    cid = waiting_conversation(numbered, team="tributos")
+    numbered.claim(cid, "user:7")
+
+    closed = numbered.close(cid, "user:7", "information_given")
+
+    assert closed.protocol_number is not None
+    view = protocol_book(stack).view(closed.protocol_number)
+    p = view.protocol
+    assert (p.service_code, view.service_name, p.team, p.status) == (
+        "atendimento_humano",
+        "Atendimento humano",
+        "tributos",
+        "concluido",
+    )
+    assert (p.citizen_id, p.anonymous, p.channel) == (None, False, "web")  # the web chat citizen gave no identity
+    assert "Como emito a segunda via do IPTU?" in p.description
+    assert t("console.close.information_given") in p.description
+    assert [(e.status, e.actor) for e in view.history] == [("aberto", "user:7"), ("concluido", "user:7")]
+    assert numbered.current(cid).protocol_number == closed.protocol_number  # type: ignore[union-attr]
+
+
+def test_the_service_protocol_belongs_to_the_citizen_the_conversation_identified(
+    stack: Stack, numbered: HandoffService
+) -> None:
+    with stack.sessions.begin() as session:
+        known, verified = Citizen(cpf_hash="hash-known"), Citizen(cpf_hash="hash-verified")
+        session.add_all([known, verified])
+    by_ref, by_verification, expired = (waiting_conversation(numbered) for _ in range(3))
+    with stack.sessions.begin() as session:
+        session.get(Conversation, by_ref).citizen_ref = f"citizen:{known.id}"  # type: ignore[union-attr]
+        session.add_all(
+            [
+                VerifiedConversation(
+                    conversation_id=by_verification,
+                    citizen_id=verified.id,
+                    expires_at=stack.clock() + timedelta(minutes=30),
+                ),
+                VerifiedConversation(
+                    conversation_id=expired, citizen_id=verified.id, expires_at=stack.clock() - timedelta(minutes=1)
+                ),
+            ]
+        )
+
+    owners = []
+    for cid in (by_ref, by_verification, expired):
+        numbered.claim(cid, "user:7")
+        number = numbered.close(cid, "user:7", "resolved").protocol_number
+        assert number is not None
+        owners.append(protocol_book(stack).owner_of(number))
+
+    assert owners == [known.id, verified.id, None]
+
+
+def test_anonymising_the_conversation_blanks_its_summary_and_its_service_protocols_description(
+    stack: Stack, numbered: HandoffService
+) -> None:
+    cid = waiting_conversation(numbered)
+    numbered.claim(cid, "user:7")
+    number = numbered.close(cid, "user:7", "resolved").protocol_number
+    assert number is not None
+
+    with stack.sessions.begin() as session:
+        anonymise_conversations(session, [cid], reason="retention", now=stack.clock())
+
+    assert protocol_book(stack).view(number).protocol.description == t("lgpd.anonymised_text")
+    assert numbered.current(cid).summary is None  # type: ignore[union-attr]
+
+
+def test_a_refused_close_uses_up_no_protocol_number(numbered: HandoffService) -> None:
+    cid = waiting_conversation(numbered)
+    numbered.claim(cid, "user:7")
+
+    with pytest.raises(HandoffError):
+        numbered.close(cid, "user:8", "resolved")
+    closed = numbered.close(cid, "user:7", "resolved")
+
+    assert closed.protocol_number == "2026-000001"
+
+
+def test_without_a_protocol_book_the_citizen_is_told_no_number(handoff: HandoffService) -> None:
+    cid = waiting_conversation(handoff)
+    handoff.claim(cid, "user:7")
+
+    closed = handoff.close(cid, "user:7", "resolved")
+
+    assert closed.protocol_number is None
+    assert handoff.store.list_messages(cid)[-1].text == t("handoff.closed_unnumbered")
 
 
 def test_closing_with_an_unknown_reason_is_refused(handoff: HandoffService) -> None:
@@ -435,7 +510,8 @@ def channel_conversation(handoff: HandoffService, channel: str = "sms") -> str:
     return cid
 
 
-def test_the_channel_delivers_the_agents_reply_and_the_closing_survey_once_committed(handoff: HandoffService) -> None:
+def test_the_channel_delivers_the_agents_reply_and_the_closing_survey_once_committed(numbered: HandoffService) -> None:
+    handoff = numbered
     sms = RecordingDelivery()
     handoff.register_delivery("sms", sms)
     cid = channel_conversation(handoff)
@@ -450,8 +526,8 @@ def test_the_channel_delivers_the_agents_reply_and_the_closing_survey_once_commi
             cid,
             Outgoing(
                 f"close:{closed.id}",
-                t("handoff.closed", reference=f"{closed.id:06d}"),
-                Survey(closed.id, f"{closed.id:06d}"),
+                t("handoff.closed", reference="2026-000001"),
+                Survey(closed.id, "2026-000001"),
             ),
         ),
     ]

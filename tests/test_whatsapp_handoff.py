@@ -5,6 +5,7 @@ citizen's messages to the agent instead of the bot."""
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -273,7 +274,9 @@ def test_closing_sends_the_survey_via_whatsapp_and_the_score_chosen_is_recorded(
     survey = graph.sent_to(PHONE)[-1]
     assert survey["type"] == "interactive"
     assert survey["interactive"]["type"] == "list"
-    assert survey["interactive"]["body"]["text"] == t("whatsapp.survey.text", reference=f"{handoff_id:06d}")
+    number = closed.json()["protocol_number"]
+    assert survey["interactive"]["body"]["text"] == t("whatsapp.survey.text", reference=number)
+    assert re.fullmatch(r"\d{4}-\d{6}", number)  # the service's protocol, not the handoff's id
     rows = survey["interactive"]["action"]["sections"][0]["rows"]
     assert [r["id"] for r in rows] == [f"atende:survey:{handoff_id}:{n}" for n in (5, 4, 3, 2, 1)]
     assert len([s for s in graph.sends if s["json"]["type"] == "interactive"]) == 1  # once

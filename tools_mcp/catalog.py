@@ -23,7 +23,7 @@ DEFAULT_TEAM = "atendimento"
 class ServiceSpec:
     code: str
     name: str
-    kind: str  # "protocol" or "appointment"
+    kind: str  # "protocol", "appointment" or "contact"
     team: str
     sla_business_days: int = 10
     aliases: tuple[str, ...] = field(default_factory=tuple)
@@ -54,6 +54,11 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("cadastro_unico", "Cadastro Único (CadÚnico)", "appointment", "atendimento", 0,
                 ("cadunico", "cad unico", "bolsa familia")),
 )  # fmt: skip
+
+
+# Not a service citizens ask for: the record of a finished service by a person, a protocol of kind "contact"
+# that closing a handoff opens and the protocol_open tool cannot (decision 0033).
+CONTACT_SERVICE = ServiceSpec("atendimento_humano", "Atendimento humano", "contact", DEFAULT_TEAM, 0)
 
 
 def normalize_key(text: str) -> str:

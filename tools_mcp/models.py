@@ -55,7 +55,7 @@ class ServiceEntry(Base):
 
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
-    kind: Mapped[str] = mapped_column(String(16))  # "protocol" or "appointment"
+    kind: Mapped[str] = mapped_column(String(16))  # "protocol", "appointment" or "contact" (catalog.CONTACT_SERVICE)
     team: Mapped[str] = mapped_column(String(64))
     sla_business_days: Mapped[int] = mapped_column(Integer, default=10)
     aliases: Mapped[list[str]] = mapped_column(JSON, default=list)

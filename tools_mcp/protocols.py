@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from tools_mcp.calendar import add_business_days
-from tools_mcp.catalog import normalize_key
+from tools_mcp.catalog import CONTACT_SERVICE, normalize_key
 from tools_mcp.clock import Clock
 from tools_mcp.errors import DomainError
 from tools_mcp.models import Protocol, ProtocolComment, ProtocolCounter, ProtocolEvent, ServiceEntry
@@ -125,6 +125,70 @@ class ProtocolBook:
             event = ProtocolEvent(protocol_id=protocol.id, status="aberto", note=None, actor=actor, at=now)
             session.add(event)
             return ProtocolView(protocol, entry.name, [event], [])
+
+    def record_contact_in(
+        self,
+        session: Session,
+        *,
+        description: str,
+        citizen_id: int | None,
+        team: str,
+        actor: str,
+        channel: str | None,
+        note: str | None = None,
+    ) -> Protocol:
+        """A finished service contact, numbered like any protocol, inside the caller's transaction.
+
+        It is opened and concluded at once (history `aberto`, `concluido`): the contact is over when it is
+        recorded, and a demand that goes on has a protocol of its own. `citizen_id` None: nobody identified.
+        """
+        description = (description or "").strip()[:MAX_DESCRIPTION]
+        if not description:
+            raise DomainError("invalid_argument", "tools.error.empty_description")
+        spec = CONTACT_SERVICE
+        now = self._clock.now()
+        today = self._clock.today()
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # The catalogue entry is the platform's own, so it is made on first use (no seed needed), race-free.
+        session.execute(
+            insert(ServiceEntry)
+            .values(
+                code=spec.code,
+                name=spec.name,
+                kind=spec.kind,
+                team=spec.team,
+                sla_business_days=spec.sla_business_days,
+                aliases=list(spec.aliases),
+                active=True,
+            )
+            .on_conflict_do_nothing(index_elements=[ServiceEntry.code])
+        )
+        seq = self._next_number(session, today.year)
+        protocol = Protocol(
+            number=f"{today.year}-{seq:06d}",
+            service_code=spec.code,
+            team=team,
+            citizen_id=citizen_id,
+            anonymous=False,
+            description=description,
+            address=None,
+            status="concluido",
+            channel=channel,
+            opened_at=now,
+            updated_at=now,
+            due_date=today,
+            closed_at=now,
+        )
+        session.add(protocol)
+        session.flush()
+        session.add_all(
+            [
+                ProtocolEvent(protocol_id=protocol.id, status="aberto", note=None, actor=actor, at=now),
+                ProtocolEvent(protocol_id=protocol.id, status="concluido", note=note, actor=actor, at=now),
+            ]
+        )
+        return protocol
 
     def _load(self, session: Session, number: str) -> Protocol:
         protocol = session.scalar(select(Protocol).where(Protocol.number == normalize_number(number)))

@@ -107,6 +107,26 @@ SLOT_LOCATIONS = {
 }
 SLOT_BUSINESS_DAYS = 10
 
+# (title, text) of the default team's saved replies in the agents' console.
+SAVED_REPLIES_TEAM = "atendimento"
+SAVED_REPLIES: tuple[tuple[str, str], ...] = (
+    ("Saudação", "Olá! Sou da equipe de atendimento da Prefeitura de Santa Aurora. Já li a sua conversa com o "
+     "assistente virtual e vou continuar daqui, sem que você precise repetir nada."),
+    ("Segunda via do IPTU", "A segunda via do IPTU é gratuita e sai na hora no Portal do Contribuinte "
+     "(https://www.santaaurora.sp.gov.br/contribuinte), em \"IPTU – Emitir segunda via\": basta informar a "
+     "inscrição imobiliária ou o CPF/CNPJ do proprietário. O boleto já vem com o valor atualizado e QR Code Pix."),
+    ("Certidão negativa de débitos", "A certidão negativa de débitos municipais é gratuita: no Portal do "
+     "Contribuinte, escolha \"Certidões – Emitir certidão de débitos\", o tipo (imobiliária ou mobiliária) e "
+     "informe a inscrição, o CPF ou o CNPJ. Sem pendências, o PDF sai na hora."),
+    ("Acompanhar um protocolo", "Você pode acompanhar o seu protocolo por aqui mesmo: é só me dizer o número, "
+     "no formato AAAA-NNNNNN, que eu confiro a situação e o prazo."),
+    ("Documentos para a identidade (CIN)", "Para a Carteira de Identidade, agende no portal ou pelo 156 e leve ao "
+     "Posto Aurora Fácil a certidão de nascimento ou de casamento e o CPF. A foto é tirada no local, e a primeira "
+     "via é gratuita."),
+    ("Encerramento", "Posso ajudar em mais alguma coisa? Se não, vou encerrar o atendimento: em seguida você recebe "
+     "o número de protocolo deste atendimento e uma pesquisa rápida de satisfação."),
+)  # fmt: skip
+
 
 @dataclass
 class SeedReport:
@@ -115,12 +135,14 @@ class SeedReport:
     protocols: int = 0
     debts: int = 0
     slots: int = 0
+    saved_replies: int = 0
     created: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         return (
             f"seed: {self.citizens} citizens, {self.protocols} protocols, {self.debts} debts, {self.slots} slots, "
-            f"{self.services} services (new: {', '.join(f'{k} {v}' for k, v in self.created.items()) or 'none'})"
+            f"{self.services} services, {self.saved_replies} saved replies "
+            f"(new: {', '.join(f'{k} {v}' for k, v in self.created.items()) or 'none'})"
         )
 
 
@@ -166,6 +188,7 @@ def seed(domain: Domain) -> SeedReport:
     _seed_protocols(domain, ids, report)
     _seed_debts(domain, ids, report)
     _seed_slots(domain, report)
+    _seed_saved_replies(domain, report)
     return report
 
 
@@ -290,3 +313,16 @@ def _seed_slots(domain: Domain, report: SeedReport) -> None:
                         )
                         _count(report, "slots")
     report.slots = total
+
+
+def _seed_saved_replies(domain: Domain, report: SeedReport) -> None:
+    from atende.handoff.saved_replies import SavedReplies, SavedReply
+
+    replies = SavedReplies(domain.sessions)
+    with domain.sessions() as session:
+        titles = set(session.scalars(select(SavedReply.title).where(SavedReply.team == SAVED_REPLIES_TEAM)))
+    for title, text in SAVED_REPLIES:
+        if title not in titles:
+            replies.create(team=SAVED_REPLIES_TEAM, title=title, text=text, author="system:seed")
+            _count(report, "saved_replies")
+    report.saved_replies = len(SAVED_REPLIES)

@@ -41,6 +41,13 @@ ACTIONS: Final[dict[str, Action]] = {
     # Conversations and the citizens in them
     "conversation.read": Action(_roles("admin", "supervisor", "agent"), "conversations:read", "read conversations"),
     "conversation.reply": Action(_roles("supervisor", "agent"), "conversations:write", "take over and answer"),
+    "conversation.supervise": Action(
+        _roles("supervisor"), "conversations:supervise", "reassign, step into and close others' conversations"
+    ),
+    "agents.manage": Action(_roles("admin", "supervisor"), "users:admin", "set agents' teams, capacity and languages"),
+    "saved_replies.manage": Action(
+        _roles("admin", "supervisor"), "saved_replies:write", "add, change and delete the teams' saved replies"
+    ),
     "citizen.read": Action(_roles("admin", "supervisor", "agent"), "citizens:read", "look up citizens (masked)"),
     "citizen.pii.read": Action(_roles("supervisor", "agent"), "citizens:read", "see a citizen's personal data"),
     "citizen.write": Action(_roles("supervisor", "agent"), "citizens:write", "change citizen records"),
@@ -169,6 +176,16 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("POST", "/api/console/conversations/{conversation_id}/close"): "conversation.reply",
     ("POST", "/api/console/presence"): "conversation.reply",
     ("GET", "/api/console/supervisor"): "reports.read",
+    ("GET", "/api/console/saved-replies"): "conversation.read",  # atende/console/saved_replies.py
+    ("POST", "/api/console/saved-replies"): "saved_replies.manage",
+    ("PUT", "/api/console/saved-replies/{reply_id}"): "saved_replies.manage",
+    ("DELETE", "/api/console/saved-replies/{reply_id}"): "saved_replies.manage",
+    ("GET", "/console/supervisor"): LOGIN,  # an empty shell; its data comes from /api/console/supervisor
+    ("POST", "/api/console/supervisor/conversations/{conversation_id}/reassign"): "conversation.supervise",
+    ("POST", "/api/console/supervisor/conversations/{conversation_id}/messages"): "conversation.supervise",
+    ("POST", "/api/console/supervisor/conversations/{conversation_id}/close"): "conversation.supervise",
+    ("GET", "/api/console/agents/me"): "conversation.reply",
+    ("PUT", "/api/console/agents/{subject}/profile"): "agents.manage",
     # Staff sign-in
     ("GET", "/staff/login"): LOGIN,
     ("GET", "/staff/account"): LOGIN,  # an empty shell; its data comes from /api/auth/me

@@ -12,6 +12,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from atende.accounts.pages import PAGE_HEADERS
 from atende.handoff.service import CLOSE_REASONS
+from atende.handoff.translation import LANGUAGE_NAMES
 from atende.i18n import t
 
 # Strings the script shows; the page embeds them as JSON.
@@ -28,6 +29,11 @@ SCRIPT_KEYS = (
     "console.no_suggestion",
     "console.sent",
     "console.closed",
+    "console.closed_protocol",
+    "console.saved_replies.none",
+    "console.saved_replies.use",
+    "console.saved_replies.filled",
+    "console.saved_replies.saved",
     "console.error",
     "console.summary.reason",
     "console.summary.answers",
@@ -39,6 +45,9 @@ SCRIPT_KEYS = (
     *(f"console.trend.{name}" for name in ("worsening", "improving", "stable")),
     "console.audience.public",
     "console.audience.internal",
+    "console.translation",
+    "console.translation_sent",
+    *(f"console.language.{code}" for code in LANGUAGE_NAMES),
     *(f"console.close.{reason}" for reason in CLOSE_REASONS),
 )
 
@@ -51,12 +60,56 @@ def _environment() -> Environment:
     return env
 
 
-def render_console(organization: str) -> HTMLResponse:
+def _render(template: str, keys: tuple[str, ...], organization: str) -> HTMLResponse:
     # "<" escaped: the JSON sits inside a <script> element, which a "</script>" in a string would end.
-    strings = json.dumps({key: t(key) for key in SCRIPT_KEYS}, ensure_ascii=False).replace("<", "\\u003c")
+    strings = json.dumps({key: t(key) for key in keys}, ensure_ascii=False).replace("<", "\\u003c")
     html = (
         _environment()
-        .get_template("console.html")
+        .get_template(template)
         .render(organization=organization, script_strings=strings, close_reasons=CLOSE_REASONS)
     )
     return HTMLResponse(html, headers=PAGE_HEADERS)
+
+
+def render_console(organization: str) -> HTMLResponse:
+    return _render("console.html", SCRIPT_KEYS, organization)
+
+
+SUPERVISOR_STATUSES = ("online", "paused", "busy", "offline")
+SUPERVISOR_KEYS = (
+    "console.error",
+    "console.empty_queue",
+    "console.position",
+    "console.close",
+    "console.close_reason",
+    "console.sent",
+    "console.closed",
+    *(
+        f"supervisor.{name}"
+        for name in (
+            "handoffs",
+            "closed",
+            "abandoned",
+            "mean_wait",
+            "longest_wait",
+            "mean_first_response",
+            "mean_handling",
+            "assign",
+            "assign_to",
+            "reassign",
+            "reassigned",
+            "take_over",
+            "intervene",
+            "intervene_placeholder",
+            "handling",
+            "none_served",
+            "edit",
+            "saved",
+        )
+    ),
+    *(f"supervisor.status.{status}" for status in SUPERVISOR_STATUSES),
+)
+
+
+def render_supervisor(organization: str) -> HTMLResponse:
+    return _render("supervisor.html", SUPERVISOR_KEYS, organization)

@@ -9,12 +9,12 @@ from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 
-from atende.console.pages import render_console
+from atende.console import saved_replies, supervisor
+from atende.console.pages import render_console, render_supervisor
 from atende.console.schemas import CloseIn, HandoffRequestIn, PresenceIn, SurveyIn, TextIn, TransferIn
 from atende.deps import CurrentAuth, ServicesDep, SettingsDep
 from atende.errors import error_body
@@ -30,6 +30,7 @@ from atende.handoff.service import (
     conversation_topic,
 )
 from atende.handoff.summary import summarize
+from atende.handoff.translation import MessageTranslation
 from atende.i18n import t
 from atende.lgpd.reveal import AuditObject, audit_pii_read
 from atende.privacy import find_pii, mask
@@ -37,7 +38,11 @@ from atende.services import Services
 from atende.store import ConversationNotFound
 
 ASSETS_DIR = Path(str(resources.files("atende.console").joinpath("static")))
-ASSETS = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"}
+ASSETS = {
+    "console.js": "text/javascript; charset=utf-8",
+    "supervisor.js": "text/javascript; charset=utf-8",
+    "console.css": "text/css; charset=utf-8",
+}
 MAX_STREAM_S = 60
 POLL_S = 0.5
 KEEP_ALIVE_S = 15.0
@@ -76,6 +81,7 @@ def _handoff_out(view: HandoffView) -> dict[str, Any]:
         "assigned_at": _iso(view.assigned_at),
         "closed_at": _iso(view.closed_at),
         "close_reason": view.close_reason,
+        "protocol_number": view.protocol_number,
         "summary": view.summary,
         "survey": None if view.survey_score is None else {"score": view.survey_score, "comment": view.survey_comment},
         "timings_s": view.timings_s(),
@@ -88,6 +94,17 @@ def _ticket_out(ticket: Ticket) -> dict[str, Any]:
         "team": ticket.team,
         "position": ticket.position,
         "estimated_wait_s": ticket.estimated_wait_s,
+    }
+
+
+def _translation_out(found: MessageTranslation | None) -> dict[str, Any]:
+    """A message's language and its translation for the other side (masked like the message's text)."""
+    if found is None:
+        return {"language": None, "translation": None, "translation_language": None}
+    return {
+        "language": found.language,
+        "translation": None if found.translation is None else mask(found.translation),
+        "translation_language": found.translation_language,
     }
 
 
@@ -119,6 +136,7 @@ def conversation(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
     handoff = _handoff(services)
     messages = services.store.list_messages(conversation_id)
     feelings = handoff.sentiments(conversation_id)
+    languages = handoff.translations(conversation_id)
     scores = [feelings[m.id].score for m in messages if m.id in feelings]
     kinds: dict[str, int] = {}
     for m in messages:
@@ -145,6 +163,7 @@ def conversation(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
                 "citations": list(m.citations),
                 "created_at": _iso(m.created_at),
                 "sentiment": None if m.id not in feelings else feelings[m.id].label,
+                **_translation_out(languages.get(m.id)),
             }
             for m in messages
         ],
@@ -228,47 +247,14 @@ def close(conversation_id: str, body: CloseIn, services: ServicesDep, auth: Curr
 
 
 @console.post("/presence", summary="The caller's availability: online, paused or offline")
-def presence(body: PresenceIn, services: ServicesDep, auth: CurrentAuth) -> dict[str, str]:
+def presence(body: PresenceIn, services: ServicesDep, auth: CurrentAuth) -> dict[str, Any]:
+    """Also the console's heartbeat: sent again while it is open, or the agent reads as offline after the TTL."""
     handoff = _handoff(services)
-    handoff.live.set_presence(auth.principal.subject, body.status)
-    handoff.live.publish(QUEUE_TOPIC, {"event": "presence", "agent": auth.principal.subject, "status": body.status})
-    return {"status": body.status}
-
-
-def _mean(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return round(sum(present) / len(present), 1) if present else None
-
-
-@console.get("/supervisor", summary="Agents online, paused or busy; queue sizes, longest wait; today's times")
-def supervisor(services: ServicesDep, settings: SettingsDep) -> dict[str, Any]:
-    handoff = _handoff(services)
-    now = handoff.now()
-    zone = ZoneInfo(settings.audit_timezone)
-    midnight = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
-    waiting = handoff.waiting()
-    queues: dict[str, dict[str, Any]] = {}
-    for view, _ in waiting:
-        entry = queues.setdefault(view.team, {"size": 0, "longest_wait_s": 0.0})
-        entry["size"] += 1
-        entry["longest_wait_s"] = max(entry["longest_wait_s"], round((now - view.requested_at).total_seconds(), 1))
-    today = handoff.since(midnight)
-    busy = {view.agent for view in today if view.status == "with_agent"}
-    agents = {
-        agent: ("busy" if status == "online" and agent in busy else status)
-        for agent, status in handoff.live.presence().items()
-    }
-    timings = [view.timings_s() for view in today]
+    assigned = handoff.set_presence(auth.principal.subject, body.status)
     return {
-        "agents": agents,
-        "queues": queues,
-        "today": {
-            "handoffs": len(today),
-            "mean_wait_s": _mean([t["wait"] for t in timings]),
-            "mean_first_response_s": _mean([t["first_response"] for t in timings]),
-            "mean_handling_s": _mean([t["handling"] for t in timings]),
-            "abandoned": sum(1 for t in timings if t["abandonment"] is not None),
-        },
+        "status": body.status,
+        "ttl_s": handoff.presence_ttl_s,
+        "assigned": [conversation_id for conversation_id, _ in assigned],
     }
 
 
@@ -345,6 +331,11 @@ def console_page(settings: SettingsDep) -> HTMLResponse:
     return render_console(settings.organization_name)
 
 
+@pages.get("/console/supervisor")
+def supervisor_page(settings: SettingsDep) -> HTMLResponse:
+    return render_supervisor(settings.organization_name)
+
+
 @pages.get("/console/assets/{name}")
 def asset(name: str) -> FileResponse:
     if name not in ASSETS:
@@ -357,5 +348,5 @@ def install_console(app: FastAPI) -> None:
     async def handoff_error(_: Request, exc: HandoffError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, t(exc.key)), exc.status)
 
-    for router in (console, citizen, pages):
+    for router in (console, citizen, pages, supervisor.router, saved_replies.router):
         app.include_router(router)

@@ -34,3 +34,16 @@ class SurveyIn(BaseModel):
 class HandoffRequestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     team: str | None = Field(default=None, max_length=64)
+
+
+class ReassignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agent: str = Field(min_length=1, max_length=255, description='The agent\'s subject ("user:7"), or "me".')
+
+
+class ProfileIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    teams: list[str] = Field(min_length=1, max_length=20)
+    capacity: int = Field(ge=1, le=50)
+    skills: list[str] = Field(default_factory=list, max_length=50)
+    languages: list[str] = Field(default_factory=lambda: ["pt-BR"], min_length=1, max_length=10)

@@ -50,9 +50,13 @@ class LiveState(Protocol):
         """Drop the lock, only if `owner` still holds it."""
         ...
 
-    def set_presence(self, agent: str, status: str) -> None: ...
+    def set_presence(self, agent: str, status: str, ttl_s: float) -> None:
+        """The agent's status, forgotten after `ttl_s` unless set again (the console beats while it is open)."""
+        ...
 
-    def presence(self) -> dict[str, str]: ...
+    def presence(self) -> dict[str, str]:
+        """Agents whose status has not expired; an agent who went offline is not listed."""
+        ...
 
     def publish(self, topic: str, message: Mapping[str, Any]) -> None: ...
 
@@ -84,7 +88,7 @@ class InMemoryLiveState:
         self._lock = threading.Lock()
         self._queues: dict[str, dict[str, float]] = {}
         self._locks: dict[str, tuple[str, float]] = {}
-        self._presence: dict[str, str] = {}
+        self._presence: dict[str, tuple[str, float]] = {}
         self._subscribers: dict[str, list[_LocalSubscription]] = {}
 
     def enqueue(self, team: str, conversation_id: str, score: float) -> None:
@@ -123,13 +127,19 @@ class InMemoryLiveState:
             if held is not None and held[0] == owner:
                 del self._locks[conversation_id]
 
-    def set_presence(self, agent: str, status: str) -> None:
+    def set_presence(self, agent: str, status: str, ttl_s: float) -> None:
         with self._lock:
-            self._presence[agent] = status
+            if status == "offline":
+                self._presence.pop(agent, None)
+            else:
+                self._presence[agent] = (status, self._clock() + ttl_s)
 
     def presence(self) -> dict[str, str]:
         with self._lock:
-            return dict(self._presence)
+            now = self._clock()
+            for agent in [a for a, (_, until) in self._presence.items() if until <= now]:
+                del self._presence[agent]
+            return {agent: status for agent, (status, _) in self._presence.items()}
 
     def publish(self, topic: str, message: Mapping[str, Any]) -> None:
         with self._lock:
@@ -227,11 +237,26 @@ class RedisLiveState:
     def release(self, conversation_id: str, owner: str) -> None:
         self._release(keys=[self._key("lock", conversation_id)], args=[owner])
 
-    def set_presence(self, agent: str, status: str) -> None:
-        self._redis.hset(self._key("presence"), agent, status)
+    def set_presence(self, agent: str, status: str, ttl_s: float) -> None:
+        # One expiring key per agent (Redis forgets a silent console by itself) and a roster to find the keys.
+        pipe = self._redis.pipeline()
+        if status == "offline":
+            pipe.delete(self._key("presence", agent))
+            pipe.srem(self._key("agents"), agent)
+        else:
+            pipe.set(self._key("presence", agent), status, px=max(int(ttl_s * 1000), 1))
+            pipe.sadd(self._key("agents"), agent)
+        pipe.execute()
 
     def presence(self) -> dict[str, str]:
-        return {k.decode(): v.decode() for k, v in self._redis.hgetall(self._key("presence")).items()}
+        agents = sorted(member.decode() for member in self._redis.smembers(self._key("agents")))
+        if not agents:
+            return {}
+        statuses = self._redis.mget([self._key("presence", agent) for agent in agents])
+        gone = [agent for agent, status in zip(agents, statuses, strict=True) if status is None]
+        if gone:
+            self._redis.srem(self._key("agents"), *gone)
+        return {agent: status.decode() for agent, status in zip(agents, statuses, strict=True) if status is not None}
 
     def publish(self, topic: str, message: Mapping[str, Any]) -> None:
         self._redis.publish(self._key("events", topic), json.dumps(dict(message), ensure_ascii=False))

@@ -31,10 +31,17 @@ class Handoff(Base):
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     survey_score: Mapped[int | None] = mapped_column(Integer)
     survey_comment: Mapped[str | None] = mapped_column(Text)
+    # The service's protocol (tools_mcp protocols, kind "contact"), given when it closed (migration 0012).
+    protocol_number: Mapped[str | None] = mapped_column(String(16), index=True)
+    skill: Mapped[str | None] = mapped_column(String(64))  # what the agent must know (a topic's rule); None: anyone
+    language: Mapped[str | None] = mapped_column(String(16))  # the citizen's language, preferred in an agent
+    overflowed_from: Mapped[str | None] = mapped_column(String(64))  # the team that had nobody available
 
 
 class MessageAnnotation(Base):
-    """Computed once per citizen message: its sentiment (label and score), for the trigger and the console's trend."""
+    """Computed once per message: a citizen's sentiment (label and score), for the trigger and the console's trend;
+    the language a citizen or agent wrote in and, when the other side reads another, the translation (migration 0011).
+    """
 
     __tablename__ = "message_annotations"
 
@@ -42,4 +49,20 @@ class MessageAnnotation(Base):
     sentiment: Mapped[str | None] = mapped_column(String(16))  # negative, neutral, positive
     sentiment_score: Mapped[float | None] = mapped_column(Float)  # -1 (most negative) … 1
     sentiment_strong: Mapped[bool] = mapped_column(Boolean, default=False)  # as the classifier judged it
+    language: Mapped[str | None] = mapped_column(String(16))  # the message's language (BCP-47); None: not known
+    translation: Mapped[str | None] = mapped_column(Text)  # what the other side reads; None: not needed or failed
+    translation_language: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AgentProfile(Base):
+    """How routing sees one agent; an agent without a row gets the defaults of the settings."""
+
+    __tablename__ = "agent_profiles"
+
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)  # the principal's subject, e.g. "user:7"
+    teams: Mapped[list[str]] = mapped_column(JSON, default=list)  # the queues the agent serves
+    capacity: Mapped[int] = mapped_column(Integer, default=3)  # simultaneous conversations
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    languages: Mapped[list[str]] = mapped_column(JSON, default=list)  # BCP-47, e.g. ["pt-BR", "es"]
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

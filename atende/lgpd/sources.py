@@ -10,14 +10,16 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import CursorResult, Executable, select, update
+from sqlalchemy import CursorResult, Executable, null, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from atende.data_subjects import DataSubject
+from atende.handoff.models import Handoff, MessageAnnotation
 from atende.i18n import t
 from atende.lgpd.models import AnonymisedConversation, ConsentRecord
 from atende.models import Conversation, Event, Message, Turn, utcnow
 from atende.privacy import mask_data
+from tools_mcp.models import Protocol
 
 __all__ = [
     "ANONYMISED_REF_PREFIX",
@@ -59,6 +61,15 @@ def anonymise_conversations(session: Session, conversation_ids: Sequence[str], *
     placeholder = t("lgpd.anonymised_text")
     touched = 0
     touched += rows_changed(session, update(Message).where(Message.conversation_id.in_(ids)).values(text=placeholder))
+    touched += rows_changed(  # a message's translation says what the message said
+        session,
+        update(MessageAnnotation)
+        .where(
+            MessageAnnotation.message_id.in_(select(Message.id).where(Message.conversation_id.in_(ids))),
+            MessageAnnotation.translation.is_not(None),
+        )
+        .values(translation=placeholder),
+    )
     touched += rows_changed(
         session,
         update(Turn)
@@ -67,6 +78,17 @@ def anonymise_conversations(session: Session, conversation_ids: Sequence[str], *
     )
     session.execute(
         update(Turn).where(Turn.conversation_id.in_(ids), Turn.error.is_not(None)).values(error=placeholder)
+    )
+    # A closed service's summary, and the protocol that recorded it (decision 0033), quote the citizen.
+    numbers = select(Handoff.protocol_number).where(
+        Handoff.conversation_id.in_(ids), Handoff.protocol_number.is_not(None)
+    )
+    touched += rows_changed(
+        session, update(Protocol).where(Protocol.number.in_(numbers)).values(description=placeholder)
+    )
+    touched += rows_changed(
+        session,
+        update(Handoff).where(Handoff.conversation_id.in_(ids), Handoff.summary.is_not(None)).values(summary=null()),
     )
     # Event payloads are free-form: mask their strings, keep their kinds and dates.
     for event in session.scalars(select(Event).where(Event.conversation_id.in_(ids))):

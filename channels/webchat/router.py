@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from assistant.service import Token
 from atende.deps import AssistantDep, ServicesDep, StoreDep
 from atende.errors import error_body
+from atende.handoff.translation import MessageTranslation, citizen_text
 from atende.i18n import t
 from atende.store import ConversationNotFound
 from channels.entry import ChannelReply, handle_message, handle_message_stream
@@ -59,6 +60,12 @@ def _for_browser(citations: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]
     return [{**c, "url": browser_url(str(c.get("url", "")))} for c in citations]
 
 
+def _as_delivered(text: str, translated: MessageTranslation | None) -> str:
+    if translated is None or translated.translation is None or translated.translation_language is None:
+        return text
+    return citizen_text(text, translated.translation, translated.translation_language)
+
+
 def _reply_body(turn: ChannelReply) -> dict[str, Any]:
     return {**turn.body, "citations": _for_browser(turn.body["citations"])}
 
@@ -71,14 +78,16 @@ def create_conversation(store: StoreDep, body: NewConversation | None = None) ->
 
 
 @api.get("/{conversation_id}", response_model=ConversationOut, responses=ERRORS)
-def get_conversation(conversation_id: str, store: StoreDep) -> ConversationOut:
+def get_conversation(conversation_id: str, store: StoreDep, services: ServicesDep) -> ConversationOut:
     conv = store.get_conversation(conversation_id)
     if conv is None:
         raise ConversationNotFound(conversation_id)
+    # An agent's reply to a citizen of another language reads as it was delivered: translated, then the original.
+    translated = services.handoff.translations(conversation_id) if services.handoff is not None else {}
     messages = [
         MessageOut(
             role=m.role,
-            text=m.text,
+            text=_as_delivered(m.text, translated.get(m.id)) if m.role == "agent" else m.text,
             decision=m.decision,
             citations=_for_browser(m.citations),
             created_at=m.created_at,

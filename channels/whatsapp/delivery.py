@@ -41,8 +41,12 @@ def survey_choice(reply_id: str | None) -> tuple[int, int] | None:
 def survey_body(survey: Survey) -> dict[str, Any]:
     """The satisfaction survey as a WhatsApp list: five rows, best first (3 reply buttons would not fit 1–5)."""
     rows = [Row(f"{SURVEY_PREFIX}{survey.handoff_id}:{score}", t(f"whatsapp.survey.score_{score}")) for score in SCORES]
+    if survey.reference is None:
+        text = t("whatsapp.survey.text_unnumbered")
+    else:
+        text = t("whatsapp.survey.text", reference=survey.reference)
     return list_body(
-        t("whatsapp.survey.text", reference=survey.reference),
+        text,
         t("whatsapp.survey.button"),
         rows,
         t("whatsapp.survey.title"),

@@ -461,6 +461,7 @@ class InboxProcessor:
             raise AlreadyProcessed(item.id) from exc
         handoff.push(message)
         handoff.announce(requested)
+        handoff.translate_incoming(message)  # after the commit: the model may take seconds
 
     def _survey(self, item: ClaimedItem, inbound: Inbound, contact: ContactView, handoff_id: int, score: int) -> None:
         """The citizen's rating, chosen from the survey list sent when an agent closed the conversation."""

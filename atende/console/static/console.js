@@ -10,6 +10,9 @@
   let current = null;
   let suggested = "";
   let stream = null;
+  let permissions = [];
+  let repliesTeam = null;
+  let repliesTimer = null;
 
   async function api(method, path, body) {
     const headers = { Accept: "application/json" };
@@ -112,10 +115,25 @@
     box.append(el("p", line, "sentiment " + sentiment.latest));
   }
 
+  // The other side's version of a message: a citizen's, translated for the agent; an agent's, as the citizen got it.
+  function renderTranslation(message) {
+    const name = (code) => strings["console.language." + code] || code;
+    const key = message.role === "agent" ? "console.translation_sent" : "console.translation";
+    const label = strings[key]
+      .replace("{source}", name(message.language))
+      .replace("{target}", name(message.translation_language));
+    const box = el("div", null, "translation");
+    box.lang = message.translation_language || "";
+    box.append(el("small", label, "muted"));
+    box.append(el("p", message.translation));
+    return box;
+  }
+
   async function openConversation(conversationId) {
     const result = await api("GET", "/api/console/conversations/" + encodeURIComponent(conversationId));
     if (!result.ok) return failed(result);
     current = result.data;
+    showSavedReplies(current);
     $("conversation-panel").hidden = false;
     $("side-panel").hidden = false;
     const list = $("messages");
@@ -124,6 +142,7 @@
       const li = el("li", null, "message " + message.role);
       li.append(el("strong", strings["console.role." + message.role] || message.role));
       li.append(el("p", message.text));
+      if (message.translation) li.append(renderTranslation(message));
       if (message.sentiment) li.dataset.sentiment = message.sentiment;
       list.append(li);
     }
@@ -137,6 +156,56 @@
     notes.replaceChildren();
     for (const note of current.notes) notes.append(el("li", note.text, "note"));
     listen(conversationId);
+  }
+
+  // Saved replies of the conversation's team: a click only fills the reply box, which the agent edits and sends.
+  function showSavedReplies(conversation) {
+    const last = conversation.handoffs.length ? conversation.handoffs[conversation.handoffs.length - 1] : null;
+    const team = last ? last.team : null;
+    if (team === repliesTeam) return;
+    repliesTeam = team;
+    $("saved-replies-team").textContent = team ? "· " + team : "";
+    $("saved-replies-query").value = "";
+    loadSavedReplies();
+  }
+
+  async function loadSavedReplies() {
+    const list = $("saved-replies");
+    if (!repliesTeam) return list.replaceChildren();
+    const query = new URLSearchParams({ team: repliesTeam, q: $("saved-replies-query").value.trim() });
+    const result = await api("GET", "/api/console/saved-replies?" + query.toString());
+    if (!result.ok) return failed(result);
+    list.replaceChildren();
+    if (!result.data.replies.length) list.append(el("li", strings["console.saved_replies.none"], "muted"));
+    for (const reply of result.data.replies) {
+      const li = el("li", null, "saved-reply");
+      li.append(el("strong", reply.title));
+      li.append(el("p", reply.text, "muted"));
+      const use = el("button", strings["console.saved_replies.use"], "secondary");
+      use.type = "button";
+      use.addEventListener("click", () => {
+        $("reply").value = reply.text;
+        $("reply").focus();
+        say(strings["console.saved_replies.filled"]);
+      });
+      li.append(use);
+      list.append(li);
+    }
+  }
+
+  async function saveReply(event) {
+    event.preventDefault();
+    if (!repliesTeam) return;
+    const result = await api("POST", "/api/console/saved-replies", {
+      team: repliesTeam,
+      title: $("saved-reply-title").value,
+      text: $("saved-reply-text").value,
+    });
+    if (!result.ok) return failed(result);
+    $("saved-reply-title").value = "";
+    $("saved-reply-text").value = "";
+    say(strings["console.saved_replies.saved"]);
+    loadSavedReplies();
   }
 
   async function reveal() {
@@ -170,7 +239,7 @@
       loadQueue();
       if (current) openConversation(current.id);
     };
-    for (const kind of ["message", "queued", "assigned", "closed", "note", "abandoned"]) {
+    for (const kind of ["message", "translated", "queued", "assigned", "closed", "note", "abandoned"]) {
       stream.addEventListener(kind, refresh);
     }
   }
@@ -187,6 +256,13 @@
       api("POST", "/api/console/presence", { status: event.target.value })
     );
     $("reveal").addEventListener("click", reveal);
+    permissions = me.data.permissions || [];
+    $("saved-reply-form").hidden = !permissions.includes("saved_replies.manage");
+    $("saved-reply-form").addEventListener("submit", saveReply);
+    $("saved-replies-query").addEventListener("input", () => {
+      clearTimeout(repliesTimer);
+      repliesTimer = setTimeout(loadSavedReplies, 250);
+    });
     $("suggest").addEventListener("click", suggest);
     $("use-suggestion").addEventListener("click", () => {
       $("reply").value = suggested;
@@ -232,13 +308,21 @@
         reason: $("close-reason").value,
       });
       if (!result.ok) return failed(result);
-      say(strings["console.closed"]);
+      const number = result.data.protocol_number;
+      say(number ? strings["console.closed_protocol"].replace("{number}", number) : strings["console.closed"]);
       loadQueue();
     });
-    await api("POST", "/api/console/presence", { status: "online" });
+    // Presence is also the heartbeat: the server forgets an agent whose console stops beating (closed tab, lost
+    // network), so routing never waits on someone who is gone.
+    const beat = await api("POST", "/api/console/presence", { status: "online" });
+    const every = Math.max(5, ((beat.ok && beat.data.ttl_s) || 60) / 3) * 1000;
+    setInterval(() => api("POST", "/api/console/presence", { status: $("presence").value }), every);
+    if (me.data.user.role === "supervisor") $("supervisor-link").hidden = false;
     await loadQueue();
     const queueStream = new EventSource("/api/console/events?wait=30");
-    for (const kind of ["queued", "assigned", "closed", "abandoned"]) queueStream.addEventListener(kind, loadQueue);
+    for (const kind of ["queued", "assigned", "closed", "abandoned", "reassigned", "requeued"]) {
+      queueStream.addEventListener(kind, loadQueue);
+    }
   }
 
   start();

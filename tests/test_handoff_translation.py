@@ -1,0 +1,289 @@
+"""Two-way translation between a citizen and the agent: detection, the model's prompt, failures, console, web chat."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from assistant.backends import LlamaCppChatModel
+from assistant.llm import ChatMessage, LLMError
+from assistant.testing import FailingChatModel, ScriptedChatModel
+from atende.accounts.testing import ManualClock, create_user, rewire, sign_in_directly
+from atende.app import create_app
+from atende.db import make_engine, make_session_factory
+from atende.handoff.gate import forward_to_agent
+from atende.handoff.live import InMemoryLiveState
+from atende.handoff.service import HandoffService, conversation_topic
+from atende.handoff.translation import LLMTranslator, MessageTranslation, TranslationError, citizen_text
+from atende.i18n import t
+from atende.lgpd.sources import anonymise_conversations
+from atende.migrate import upgrade
+from atende.models import utcnow
+from atende.services import Services
+from atende.store import ConversationStore
+from channels.registry import Outgoing
+
+AGENT = "user:7"
+CPF = "529.982.247-25"
+QUESTION_EN = "How do I get a copy of my property tax bill?"
+QUESTION_PT = "Como eu tiro a segunda via do meu boleto do IPTU?"
+REPLY_PT = "Você pode emitir a segunda via no Portal do Contribuinte, na opção IPTU."
+REPLY_EN = "You can issue the copy on the Taxpayer Portal, under the IPTU option."
+
+
+class RecordingDelivery:
+    """A channel that keeps what it is asked to deliver."""
+
+    def __init__(self) -> None:
+        self.sent: list[Outgoing] = []
+
+    def deliver(self, session: Session, conversation_id: str, message: Outgoing) -> None:
+        self.sent.append(message)
+
+    def team(self, session: Session, conversation_id: str) -> str | None:
+        return None
+
+
+def database(tmp_path: Path) -> sessionmaker[Session]:
+    url = f"sqlite:///{(tmp_path / 'atende.db').as_posix()}"
+    upgrade(url)
+    return make_session_factory(make_engine(url))
+
+
+def service(sessions: sessionmaker[Session], model: ScriptedChatModel | FailingChatModel) -> HandoffService:
+    return HandoffService(sessions, ConversationStore(sessions), InMemoryLiveState(), translator=LLMTranslator(model))
+
+
+def served(handoff: HandoffService, delivery: RecordingDelivery | None = None) -> str:
+    """A conversation an agent has taken, on a channel that records what the citizen is sent."""
+    handoff.register_delivery("test", delivery or RecordingDelivery())
+    cid = handoff.store.create_conversation("test").id
+    handoff.request(cid, reason="citizen_request", source="citizen_request")
+    handoff.claim(cid, AGENT)
+    return cid
+
+
+def translates_to(expected: str, source: str, target: str) -> Callable[[Sequence[ChatMessage]], str]:
+    """A scripted step that checks the prompt asks for this language pair, then answers `expected`."""
+
+    def step(messages: Sequence[ChatMessage]) -> str:
+        assert f"from {source} into {target}" in messages[0]["content"]
+        return expected
+
+    return step
+
+
+def test_an_english_message_reaches_the_agent_with_its_portuguese_translation(tmp_path: Path) -> None:
+    model = ScriptedChatModel([translates_to(QUESTION_PT, "English", "Brazilian Portuguese")])
+    handoff = service(database(tmp_path), model)
+    cid = served(handoff)
+    updates = handoff.live.subscribe(conversation_topic(cid))
+
+    body = forward_to_agent(handoff, cid, QUESTION_EN)
+
+    assert body is not None
+    assert body["answer"] == t("handoff.forwarded")
+    [message] = [m for m in handoff.store.list_messages(cid) if m.role == "user"]
+    assert message.text == QUESTION_EN  # the citizen's words are kept as written
+    assert handoff.translations(cid) == {message.id: MessageTranslation("en", QUESTION_PT, "pt-BR")}
+    conversation = handoff.store.get_conversation(cid)
+    assert conversation is not None
+    assert conversation.language == "en"  # replies go out in it
+    assert model.calls[0][1]["content"] == QUESTION_EN
+    events = [updates.next(0) for _ in range(2)]
+    assert [e["event"] for e in events if e] == ["message", "translated"]  # the console refreshes for both
+    model.assert_consumed()
+
+
+def test_a_portuguese_message_is_not_translated_and_the_model_is_never_called(tmp_path: Path) -> None:
+    model = ScriptedChatModel([])
+    handoff = service(database(tmp_path), model)
+    cid = served(handoff)
+
+    forward_to_agent(handoff, cid, QUESTION_PT)
+
+    assert model.calls == []
+    assert list(handoff.translations(cid).values()) == [MessageTranslation("pt-BR")]
+
+
+def test_the_agents_reply_reaches_the_citizen_translated_with_the_original_below(tmp_path: Path) -> None:
+    model = ScriptedChatModel([QUESTION_PT, translates_to(REPLY_EN, "Brazilian Portuguese", "English")])
+    handoff = service(database(tmp_path), model)
+    delivery = RecordingDelivery()
+    cid = served(handoff, delivery)
+    forward_to_agent(handoff, cid, QUESTION_EN)
+
+    sent = handoff.reply(cid, AGENT, REPLY_PT)
+
+    assert sent.text == REPLY_PT  # the agent's words, as the console shows them
+    assert [o.text for o in delivery.sent] == [citizen_text(REPLY_PT, REPLY_EN, "en")]
+    assert delivery.sent[0].text == f"{REPLY_EN}\n\n(Automatic translation. Original message: {REPLY_PT})"
+    assert handoff.translations(cid)[sent.id] == MessageTranslation("pt-BR", REPLY_EN, "en")
+    model.assert_consumed()
+
+
+def test_a_short_message_is_read_in_the_language_the_citizen_has_been_writing(tmp_path: Path) -> None:
+    model = ScriptedChatModel([QUESTION_PT, "Ok, obrigado"])
+    handoff = service(database(tmp_path), model)
+    cid = served(handoff)
+    forward_to_agent(handoff, cid, QUESTION_EN)
+
+    forward_to_agent(handoff, cid, "Ok, thanks")
+
+    last = handoff.store.list_messages(cid)[-1]
+    assert handoff.translations(cid)[last.id] == MessageTranslation("en", "Ok, obrigado", "pt-BR")
+
+
+def test_a_failing_model_leaves_the_message_untranslated_but_delivered(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    handoff = service(database(tmp_path), FailingChatModel("connection refused"))
+    delivery = RecordingDelivery()
+    cid = served(handoff, delivery)
+    question = f"My CPF is {CPF} and I still have not received the property tax bill"
+
+    with caplog.at_level(logging.WARNING, logger="atende.handoff.translation"):
+        body = forward_to_agent(handoff, cid, question)
+        sent = handoff.reply(cid, AGENT, REPLY_PT)
+
+    assert body is not None
+    assert [m.text for m in handoff.store.list_messages(cid) if m.role == "user"] == [question]
+    assert list(handoff.translations(cid).values()) == [MessageTranslation("en")]  # language known, no translation
+    assert [o.text for o in delivery.sent] == [REPLY_PT]  # the agent's words as written
+    assert sent.text == REPLY_PT
+    assert [r.getMessage() for r in caplog.records] == [
+        "translation en -> pt-BR by llm failed, message left untranslated: model error: connection refused",
+        "translation pt-BR -> en by llm failed, message left untranslated: model error: connection refused",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ("   ", "empty answer"),
+        (QUESTION_EN, "answer repeats the text"),
+        ("Sure! " + "The IPTU is the municipal property tax, paid every year. " * 6, "answer of"),
+        ("How can I get a copy of my property tax bill, please?", "answer is still in en"),
+    ],
+)
+def test_an_answer_that_is_not_a_translation_is_refused(answer: str, reason: str) -> None:
+    translator = LLMTranslator(ScriptedChatModel([answer]))
+
+    with pytest.raises(TranslationError, match=reason):
+        translator.translate(QUESTION_EN, "en", "pt-BR")
+
+
+def test_labels_and_quotes_around_the_translation_are_removed() -> None:
+    translator = LLMTranslator(ScriptedChatModel([f'Tradução: "{QUESTION_PT}"']))
+
+    assert translator.translate(QUESTION_EN, "en", "pt-BR") == QUESTION_PT
+
+
+def test_the_constrained_mode_reads_the_translation_from_json_and_refuses_unreadable_json() -> None:
+    translator = LLMTranslator(
+        ScriptedChatModel([json.dumps({"translation": QUESTION_PT}), "not json"]), constrained=True
+    )
+
+    assert translator.translate(QUESTION_EN, "en", "pt-BR") == QUESTION_PT
+    with pytest.raises(TranslationError, match="unreadable JSON"):
+        translator.translate(QUESTION_EN, "en", "pt-BR")
+
+
+def test_a_remote_model_sees_placeholders_and_the_translation_gets_the_personal_data_back() -> None:
+    model = ScriptedChatModel(["Meu CPF é <CPF_1> e o boleto do IPTU ainda não chegou"])
+    translator = LLMTranslator(model, llm_is_local=False)
+
+    translation = translator.translate(f"My CPF is {CPF} and the IPTU bill has not arrived yet", "en", "pt-BR")
+
+    assert translation == f"Meu CPF é {CPF} e o boleto do IPTU ainda não chegou"
+    assert CPF not in json.dumps(model.calls)
+    assert "<CPF_1>" in model.calls[0][1]["content"]
+
+
+def test_a_translation_that_loses_personal_data_is_refused() -> None:
+    translator = LLMTranslator(ScriptedChatModel(["Meu CPF é e o boleto do IPTU ainda não chegou"]))
+
+    with pytest.raises(TranslationError, match="personal data left out or altered: CPF"):
+        translator.translate(f"My CPF is {CPF} and the IPTU bill has not arrived yet", "en", "pt-BR")
+
+
+def test_a_model_error_becomes_a_translation_error() -> None:
+    translator = LLMTranslator(ScriptedChatModel([LLMError("timed out")]))
+
+    with pytest.raises(TranslationError, match="model error: timed out"):
+        translator.translate(QUESTION_EN, "en", "pt-BR")
+
+
+def test_erasing_a_conversation_also_erases_its_translations(tmp_path: Path) -> None:
+    sessions = database(tmp_path)
+    handoff = service(sessions, ScriptedChatModel([f"Meu CPF é {CPF} e o boleto não chegou"]))
+    cid = served(handoff)
+    forward_to_agent(handoff, cid, f"My CPF is {CPF} and the bill has not arrived")
+
+    with sessions.begin() as session:
+        anonymise_conversations(session, [cid], reason="erase", now=utcnow())
+
+    [found] = handoff.translations(cid).values()
+    assert found.translation == t("lgpd.anonymised_text")
+
+
+# --- over the app: the console shows both versions, the web chat the delivered one --------------------------
+
+
+@pytest.fixture
+def app(services: Services) -> Iterator[TestClient]:
+    with TestClient(create_app(services=services), base_url="https://testserver") as client:
+        yield client
+
+
+def test_the_console_shows_both_versions_masked_and_the_web_chat_the_translated_reply(
+    app: TestClient, services: Services, scripted: ScriptedChatModel
+) -> None:
+    accounts = rewire(services, clock=ManualClock())
+    agent = create_user(accounts, "ana.agente", "agent")
+    cid = app.post("/api/conversations").json()["id"]
+    app.post(f"/api/conversations/{cid}/messages", json={"text": "quero falar com um atendente"})
+    scripted._steps.append(f"Meu CPF é {CPF} e o boleto do IPTU ainda não chegou")
+    app.post(f"/api/conversations/{cid}/messages", json={"text": f"My CPF is {CPF} and the IPTU bill never came"})
+    app.cookies.clear()
+    headers = {"X-CSRF-Token": sign_in_directly(app, accounts, agent)}
+    app.post(f"/api/console/conversations/{cid}/claim", headers=headers)
+    scripted._steps.append(REPLY_EN)
+
+    sent = app.post(f"/api/console/conversations/{cid}/messages", json={"text": REPLY_PT}, headers=headers)
+    view = app.get(f"/api/console/conversations/{cid}").json()
+    app.cookies.clear()
+    chat = app.get(f"/api/conversations/{cid}").json()
+
+    assert sent.json()["text"] == REPLY_PT
+    question, reply = view["messages"][-2:]
+    assert (question["language"], question["translation_language"]) == ("en", "pt-BR")
+    assert question["text"] == "My CPF is [CPF] and the IPTU bill never came"
+    assert question["translation"] == "Meu CPF é [CPF] e o boleto do IPTU ainda não chegou"
+    assert (reply["text"], reply["translation"], reply["language"]) == (REPLY_PT, REPLY_EN, "pt-BR")
+    assert CPF not in json.dumps(view)
+    assert chat["messages"][-1]["text"] == citizen_text(REPLY_PT, REPLY_EN, "en")
+    page = app.get("/console").text
+    assert "Tradução automática ({source} → {target})" in page
+    assert "inglês" in page
+    scripted.assert_consumed()
+
+
+@pytest.mark.llm
+@pytest.mark.integration
+def test_the_embedded_model_translates_a_short_english_question_into_portuguese(
+    llamacpp_model: LlamaCppChatModel,
+) -> None:
+    translation = LLMTranslator(llamacpp_model).translate(
+        "Where can I pay my property tax? The bill has not arrived.", "en", "pt-BR"
+    )
+
+    words = translation.casefold()
+    assert any(word in words for word in ("onde", "posso", "pagar")), translation
+    assert any(word in words for word in ("imposto", "iptu", "conta", "boleto", "fatura", "chegou")), translation
