@@ -423,3 +423,20 @@ def test_with_a_remote_model_the_copilot_prompt_carries_placeholders_not_the_cit
 
     assert suggestion["text"]
     assert CPF not in json.dumps(scripted.calls, ensure_ascii=False)
+
+
+def test_a_citizen_who_leaves_the_queue_is_back_with_the_bot_and_the_abandonment_is_timed(
+    app: TestClient, services: Services
+) -> None:
+    cid = citizen_waiting(app)
+
+    left = app.delete(f"/api/conversations/{cid}/handoff")
+    again = app.delete(f"/api/conversations/{cid}/handoff")
+
+    assert left.json()["state"] == "bot"
+    assert again.status_code == 409
+    assert again.json()["detail"] == t("handoff.error.not_waiting")
+    record = services.handoff.current(cid)  # type: ignore[union-attr]
+    assert record is not None
+    assert record.status == "abandoned"
+    assert record.timings_s()["abandonment"] is not None

@@ -73,7 +73,7 @@ def translates_to(expected: str, source: str, target: str) -> Callable[[Sequence
     """A scripted step that checks the prompt asks for this language pair, then answers `expected`."""
 
     def step(messages: Sequence[ChatMessage]) -> str:
-        assert f"from {source} into {target}" in messages[0]["content"]
+        assert f"Translate this {source} text into {target}." in messages[-1]["content"]
         return expected
 
     return step
@@ -95,7 +95,7 @@ def test_an_english_message_reaches_the_agent_with_its_portuguese_translation(tm
     conversation = handoff.store.get_conversation(cid)
     assert conversation is not None
     assert conversation.language == "en"  # replies go out in it
-    assert model.calls[0][1]["content"] == QUESTION_EN
+    assert model.calls[0][1]["content"].endswith(f"English: {QUESTION_EN}\nBrazilian Portuguese:")
     events = [updates.next(0) for _ in range(2)]
     assert [e["event"] for e in events if e] == ["message", "translated"]  # the console refreshes for both
     model.assert_consumed()
@@ -126,6 +126,24 @@ def test_the_agents_reply_reaches_the_citizen_translated_with_the_original_below
     assert delivery.sent[0].text == f"{REPLY_EN}\n\n(Automatic translation. Original message: {REPLY_PT})"
     assert handoff.translations(cid)[sent.id] == MessageTranslation("pt-BR", REPLY_EN, "en")
     model.assert_consumed()
+
+
+def test_an_agent_whose_profile_speaks_the_citizens_language_reads_and_writes_it_untranslated(
+    tmp_path: Path,
+) -> None:
+    from atende.handoff.routing import Profile
+
+    model = ScriptedChatModel([])  # any call to the model fails the test
+    handoff = service(database(tmp_path), model)
+    handoff.save_profile(Profile(AGENT, ("atendimento",), 3, (), ("en", "pt-BR")))
+    delivery = RecordingDelivery()
+    cid = served(handoff, delivery)
+
+    forward_to_agent(handoff, cid, QUESTION_EN)
+    handoff.reply(cid, AGENT, REPLY_EN)
+
+    assert model.calls == []
+    assert [o.text for o in delivery.sent] == [REPLY_EN]
 
 
 def test_a_short_message_is_read_in_the_language_the_citizen_has_been_writing(tmp_path: Path) -> None:
@@ -168,8 +186,13 @@ def test_a_failing_model_leaves_the_message_untranslated_but_delivered(
     [
         ("   ", "empty answer"),
         (QUESTION_EN, "answer repeats the text"),
-        ("Sure! " + "The IPTU is the municipal property tax, paid every year. " * 6, "answer of"),
+        (  # an answer instead of a translation, as the embedded model once wrote
+            "Para obter a segunda via do IPTU, você pode visitar a Secretaria de Finanças do Município ou acessar o "
+            "Portal do Contribuinte na internet, com o número de inscrição do imóvel.",
+            "answer of",
+        ),
         ("How can I get a copy of my property tax bill, please?", "answer is still in en"),
+        ("Mantenha os números e os marcadores como <CPF_1> exatamente como escritos.", "placeholders the text has not"),
     ],
 )
 def test_an_answer_that_is_not_a_translation_is_refused(answer: str, reason: str) -> None:
@@ -179,8 +202,9 @@ def test_an_answer_that_is_not_a_translation_is_refused(answer: str, reason: str
         translator.translate(QUESTION_EN, "en", "pt-BR")
 
 
-def test_labels_and_quotes_around_the_translation_are_removed() -> None:
-    translator = LLMTranslator(ScriptedChatModel([f'Tradução: "{QUESTION_PT}"']))
+@pytest.mark.parametrize("answer", [f'Tradução: "{QUESTION_PT}"', f"Brazilian Portuguese: {QUESTION_PT}"])
+def test_labels_and_quotes_around_the_translation_are_removed(answer: str) -> None:
+    translator = LLMTranslator(ScriptedChatModel([answer]))
 
     assert translator.translate(QUESTION_EN, "en", "pt-BR") == QUESTION_PT
 

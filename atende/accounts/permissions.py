@@ -161,6 +161,7 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     # Human handoff and the agents' console (issue 6; atende/console/router.py)
     ("POST", "/api/conversations/{conversation_id}/handoff"): PUBLIC,
     ("GET", "/api/conversations/{conversation_id}/handoff"): PUBLIC,
+    ("DELETE", "/api/conversations/{conversation_id}/handoff"): PUBLIC,
     ("POST", "/api/conversations/{conversation_id}/survey"): PUBLIC,
     ("GET", "/console"): LOGIN,  # an empty shell; its data comes from /api/console/*
     ("GET", "/console/assets/{name}"): LOGIN,
@@ -174,6 +175,11 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("POST", "/api/console/conversations/{conversation_id}/suggestion"): "conversation.reply",
     ("POST", "/api/console/conversations/{conversation_id}/transfer"): "conversation.reply",
     ("POST", "/api/console/conversations/{conversation_id}/close"): "conversation.reply",
+    # The copilot's tool actions (atende/console/actions.py): drafts and runs, by the action they carry out
+    ("GET", "/api/console/conversations/{conversation_id}/actions/open_protocol"): "protocol.write",
+    ("POST", "/api/console/conversations/{conversation_id}/actions/open_protocol"): "protocol.write",
+    ("GET", "/api/console/conversations/{conversation_id}/actions/second_copy"): "payment.read",
+    ("POST", "/api/console/conversations/{conversation_id}/actions/second_copy"): "payment.read",
     ("POST", "/api/console/presence"): "conversation.reply",
     ("GET", "/api/console/supervisor"): "reports.read",
     ("GET", "/api/console/saved-replies"): "conversation.read",  # atende/console/saved_replies.py

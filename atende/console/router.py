@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 
-from atende.console import saved_replies, supervisor
+from atende.console import actions, saved_replies, supervisor
 from atende.console.pages import render_console, render_supervisor
 from atende.console.schemas import CloseIn, HandoffRequestIn, PresenceIn, SurveyIn, TextIn, TransferIn
 from atende.deps import CurrentAuth, ServicesDep, SettingsDep
@@ -311,6 +311,14 @@ def request_handoff(
     return _ticket_out(ticket)
 
 
+@citizen.delete("/{conversation_id}/handoff", summary="Leave the queue: recorded as an abandonment, back to the bot")
+def leave_queue(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
+    _require_conversation(services, conversation_id)
+    handoff = _handoff(services)
+    handoff.leave(conversation_id)
+    return _ticket_out(handoff.ticket(conversation_id))
+
+
 @citizen.get("/{conversation_id}/handoff", summary="Where the conversation stands: state and place in the queue")
 def handoff_status(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
     return _ticket_out(_handoff(services).ticket(conversation_id))
@@ -348,5 +356,5 @@ def install_console(app: FastAPI) -> None:
     async def handoff_error(_: Request, exc: HandoffError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, t(exc.key)), exc.status)
 
-    for router in (console, citizen, pages, supervisor.router, saved_replies.router):
+    for router in (console, citizen, pages, supervisor.router, saved_replies.router, actions.router):
         app.include_router(router)

@@ -227,7 +227,7 @@ class HandoffService:
         self.agent_language = agent_language  # what agents read and write unless a caller names theirs
         self.routing = routing or RoutingRules()
         self.profiles = profiles or Profiles(
-            default_team=default_team, default_capacity=3, default_languages=("pt-BR",)
+            default_team=default_team, default_capacity=3, default_languages=(agent_language,)
         )
         self.presence_ttl_s = presence_ttl_s  # an agent whose console stops beating for this long is offline
         self.topics = topics or TopicRules()  # articles and tools whose cases a person must handle
@@ -451,6 +451,18 @@ class HandoffService:
 
     # --- translation (docs/decisions/0032-handoff-translation.md) ------------------------------------------
 
+    def _language_of(self, session: Session, agent: str) -> str:
+        """The language an agent reads and writes: the first of their profile's (the default profile: the setting)."""
+        languages = self.profiles.get(session, agent).languages
+        return languages[0] if languages else self.agent_language
+
+    def _reader_language(self, session: Session, conversation_id: str) -> str:
+        """Whoever serves the conversation reads it; while it waits, the agents' default language."""
+        row = self._open_row(session, conversation_id)
+        if row is not None and row.status == "with_agent" and row.agent:
+            return self._language_of(session, row.agent)
+        return self.agent_language
+
     def translate_incoming(self, message: MessageView, *, agent_language: str | None = None) -> MessageTranslation:
         """Read a committed citizen message in the agent's language: its language is detected (a message too short
         to tell is taken to be in the conversation's) and, when it is not the agent's, its translation is stored.
@@ -463,8 +475,9 @@ class HandoffService:
         detected = identify_language(message.text)
         with self._sessions() as session:
             known = session.scalar(select(Conversation.language).where(Conversation.id == cid))
+            reader = agent_language or self._reader_language(session, cid)
         language = detected or normalize_language(known)
-        target = normalize_language(agent_language or self.agent_language)
+        target = normalize_language(reader)
         translation = self._translate(message.text, language, target)
         with self._sessions.begin() as session:
             if detected is not None and detected != known:  # the citizen's language, which replies are sent in
@@ -664,7 +677,8 @@ class HandoffService:
             citizen = normalize_language(
                 session.scalar(select(Conversation.language).where(Conversation.id == conversation_id))
             )
-        language = normalize_language(agent_language or self.agent_language)
+            writer = agent_language or self._language_of(session, agent)
+        language = normalize_language(writer)
         translation = self._translate(text, language, citizen)
         now = self._clock()
         with self._sessions.begin() as session:

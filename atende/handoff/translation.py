@@ -71,11 +71,12 @@ def citizen_text(original: str, translation: str, language: str) -> str:
     return f"{translation}\n\n{t('handoff.translation_original', language, original=original)}"
 
 
-_SYSTEM: Final = (
-    "You translate messages between a citizen and a public-service agent of a Brazilian city hall. "
-    "Translate the message from {source} into {target}. Translate only: do not answer the message, do not add "
-    "greetings, explanations or notes, and do not leave anything out. Keep names, numbers, dates, addresses, links "
-    "and placeholders such as <CPF_1> exactly as they are written. Output only the translation."
+# Measured (bench/translation.py, decision 0032): with the rules in a long system prompt the embedded 1.5B model
+# sometimes "translated" the rules instead of the message; next to the text, as below, it did not.
+_SYSTEM: Final = "You are a professional translator. You only translate; you never answer or comment."
+_REQUEST: Final = (
+    "Translate this {source} text into {target}. Keep numbers, names and placeholders like <CPF_1> exactly as "
+    "written. Reply with the translation only.\n\n{source}: {text}\n{target}:"
 )
 _SCHEMA: Final[dict[str, Any]] = {
     "type": "object",
@@ -90,6 +91,7 @@ _LEAD: Final = re.compile(
 )
 _QUOTES: Final = {'"': '"', "“": "”", "«": "»", "'": "'"}
 _WORDS: Final = re.compile(r"[^\W_]+")
+_PLACEHOLDER: Final = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")  # as atende.privacy.Pseudonymizer writes them
 
 
 class LLMTranslator:
@@ -124,8 +126,13 @@ class LLMTranslator:
         pseudo = Pseudonymizer()
         prompt_text = text if self._local else pseudo.pseudonymize(text)
         messages: list[ChatMessage] = [
-            {"role": "system", "content": _SYSTEM.format(source=LANGUAGE_NAMES[source], target=LANGUAGE_NAMES[target])},
-            {"role": "user", "content": prompt_text},
+            {"role": "system", "content": _SYSTEM},
+            {
+                "role": "user",
+                "content": _REQUEST.format(
+                    source=LANGUAGE_NAMES[source], target=LANGUAGE_NAMES[target], text=prompt_text
+                ),
+            },
         ]
         # About 4 characters a token; a translation is rarely more than twice as long as its text.
         budget = min(self._max_tokens, 48 + len(prompt_text) // 2)
@@ -140,7 +147,7 @@ class LLMTranslator:
             raise TranslationError(f"model error: {exc}") from exc
         if done.usage.completion_tokens is not None and done.usage.completion_tokens >= budget:
             raise TranslationError(f"cut off at {budget} tokens")
-        translation = _clean(raw)
+        translation = _clean(raw, LANGUAGE_NAMES[target])
         _check(prompt_text, translation, source)
         restored = translation if self._local else pseudo.restore(translation)
         lost = [hit.kind for hit in find_pii(text) if hit.text not in restored]
@@ -159,8 +166,10 @@ def _json_translation(raw: str) -> str:
     return value
 
 
-def _clean(raw: str) -> str:
+def _clean(raw: str, target_name: str) -> str:
     text = _LEAD.sub("", raw.strip(), count=1).strip()
+    if text.casefold().startswith(f"{target_name.casefold()}:"):  # the prompt's own label, repeated
+        text = text[len(target_name) + 1 :].strip()
     if len(text) >= 2 and _QUOTES.get(text[0]) == text[-1]:
         text = text[1:-1].strip()
     return text
@@ -170,9 +179,11 @@ def _check(text: str, translation: str, source: str) -> None:
     """Refuse what is not a translation of `text`: nothing, an answer or a ramble, or the text itself."""
     if not translation:
         raise TranslationError("empty answer")
-    if len(translation) > 3 * len(text) + 80:
+    if len(translation) > 2 * len(text) + 40:
         raise TranslationError(f"answer of {len(translation)} characters for a text of {len(text)}")
     if _WORDS.findall(translation.casefold()) == _WORDS.findall(text.casefold()):
         raise TranslationError("answer repeats the text")
     if identify_language(translation) == source:
         raise TranslationError(f"answer is still in {source}")
+    if set(_PLACEHOLDER.findall(translation)) - set(_PLACEHOLDER.findall(text)):
+        raise TranslationError("answer has placeholders the text has not (the prompt's own words)")

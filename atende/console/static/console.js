@@ -133,6 +133,7 @@
     const result = await api("GET", "/api/console/conversations/" + encodeURIComponent(conversationId));
     if (!result.ok) return failed(result);
     current = result.data;
+    if ($("action-form").dataset.conversation !== current.id) $("action-form").hidden = true;
     showSavedReplies(current);
     $("conversation-panel").hidden = false;
     $("side-panel").hidden = false;
@@ -229,7 +230,86 @@
     for (const c of result.data.citations) cites.append(el("li", "[" + c.n + "] " + c.title + " (" + strings["console.audience." + c.audience] + ")"));
     const actions = $("suggestion-actions");
     actions.replaceChildren();
-    for (const a of result.data.actions) actions.append(el("li", a.label));
+    for (const a of result.data.actions) {
+      const li = el("li");
+      const button = el("button", a.label, "secondary action");
+      button.type = "button";
+      button.dataset.action = a.action;
+      button.addEventListener("click", () => openAction(a.action));
+      li.append(button);
+      actions.append(li);
+    }
+  }
+
+  // A tool action: its draft fills the form, the agent edits it, "Executar" runs it and the answer only fills the
+  // reply box (the agent still reviews and sends it).
+  function actionPath(conversationId, name) {
+    return "/api/console/conversations/" + encodeURIComponent(conversationId) + "/actions/" + name;
+  }
+
+  async function openAction(name) {
+    if (!current) return;
+    const form = $("action-form");
+    const result = await api("GET", actionPath(current.id, name));
+    if (!result.ok) return failed(result);
+    const draft = result.data;
+    form.dataset.action = name;
+    form.dataset.conversation = current.id;
+    $("action-protocol-fields").hidden = name !== "open_protocol";
+    $("action-copy-fields").hidden = true;
+    $("action-run").hidden = false;
+    if (name === "open_protocol") {
+      const select = $("action-service");
+      select.replaceChildren(new Option(strings["console.actions.choose_service"], ""));
+      for (const service of draft.services) {
+        select.append(new Option(service.name + " · " + service.team_name, service.code));
+      }
+      select.value = draft.service || "";
+      $("action-description").value = draft.description;
+      $("action-address").value = draft.address || "";
+      $("action-notice").textContent = draft.notice;
+    } else {
+      const select = $("action-debt");
+      select.replaceChildren();
+      for (const debt of draft.debts) {
+        const label = strings["console.actions.debt_option"]
+          .replace("{reference}", debt.reference)
+          .replace("{amount}", debt.amount_text)
+          .replace("{due}", debt.due_text)
+          .replace("{status}", debt.status);
+        select.append(new Option(label, debt.debt_id));
+      }
+      const usable = draft.identified && draft.debts.length > 0;
+      $("action-copy-fields").hidden = !usable;
+      $("action-run").hidden = !usable;
+      $("action-notice").textContent = draft.detail || "";
+    }
+    form.hidden = false;
+  }
+
+  async function runAction(event) {
+    event.preventDefault();
+    const form = $("action-form");
+    const conversationId = form.dataset.conversation;
+    if (!current || conversationId !== current.id) return;
+    const name = form.dataset.action;
+    const body =
+      name === "open_protocol"
+        ? {
+            service: $("action-service").value,
+            description: $("action-description").value,
+            address: $("action-address").value.trim() || null,
+          }
+        : { debt_id: $("action-debt").value };
+    const result = await api("POST", actionPath(conversationId, name), body);
+    if (!result.ok) {
+      $("action-notice").textContent = (result.data && result.data.detail) || strings["console.error"];
+      return failed(result);
+    }
+    form.hidden = true;
+    $("reply").value = result.data.text;
+    $("reply").focus();
+    say(strings["console.actions.filled"]);
   }
 
   function listen(conversationId) {
@@ -264,6 +344,10 @@
       repliesTimer = setTimeout(loadSavedReplies, 250);
     });
     $("suggest").addEventListener("click", suggest);
+    $("action-form").addEventListener("submit", runAction);
+    $("action-cancel").addEventListener("click", () => {
+      $("action-form").hidden = true;
+    });
     $("use-suggestion").addEventListener("click", () => {
       $("reply").value = suggested;
       $("reply").focus();
