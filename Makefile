@@ -76,6 +76,7 @@ bench-handoff: model
 	$(BIN)/python -m bench.handoff_summary bench/handoff_summary_results.json
 	$(BIN)/python -m bench.sentiment --out bench/sentiment_results.json
 	$(BIN)/python -m bench.copilot_acceptance --out bench/copilot_results.json
+	$(BIN)/python -m bench.translation --out bench/translation_results.json
 
 eval-questions: model
 	$(BIN)/atende ingest

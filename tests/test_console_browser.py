@@ -15,6 +15,7 @@ from helpers import first_sentence_of
 from openai_compatible_server import LoopbackServer
 from playwright.sync_api import Page, expect, sync_playwright
 
+from assistant.llm import LLMError
 from assistant.testing import ScriptedChatModel
 from atende.accounts.service import build_accounts
 from atende.accounts.testing import PASSWORD, create_user, fast_passwords, with_settings
@@ -23,6 +24,7 @@ from atende.i18n import t
 from atende.services import Services
 from atende.settings import Settings
 from rag.types import Document
+from tools_mcp.seed import seed
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -229,3 +231,43 @@ def test_a_supervisor_watches_the_shift_and_hands_conversations_to_a_second_agen
     assert [view.agent for view in services.handoff.served()] == [bruno.subject, bruno.subject]  # type: ignore[union-attr]
     kinds = [event.kind for event in services.store.list_events(ana_conversation or "")]
     assert "handoff_reassigned" in kinds
+
+
+def test_an_agent_runs_the_copilots_protocol_action_and_the_answer_only_fills_the_reply_box(
+    server: tuple[str, Services], scripted: ScriptedChatModel
+) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"this test needs Chromium at {CHROMIUM} (apt-get install chromium)")
+    url, services = server
+    assert services.handoff is not None
+    assert services.domain is not None
+    seed(services.domain)  # the service catalogue protocol_open uses
+    scripted._steps.append(LLMError("no suggestion needed here"))  # the copilot's one model call, if any
+    cid = services.store.create_conversation("web").id
+    services.store.add_message(cid, "user", "Tem um buraco enorme na minha rua")
+    services.handoff.request(cid, reason="citizen_request", source="citizen_request")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        try:
+            agent = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            sign_in(agent, url, "ana", "/console")
+            agent.click("#queue button.claim")
+            agent.wait_for_selector("#side-panel:not([hidden])")
+            agent.click("#suggest")
+            agent.click("#suggestion-actions button[data-action=open_protocol]")
+            agent.wait_for_selector("#action-form:not([hidden])")
+            guessed = agent.input_value("#action-service")
+            prefilled = agent.input_value("#action-description")
+            agent.fill("#action-address", "Rua das Flores, 120")
+            agent.click("#action-run")
+            agent.wait_for_selector(f"#status:has-text('{t('console.actions.filled')[:30]}')")
+            reply = agent.input_value("#reply")
+            agent.screenshot(path=str(ARTIFACTS / "console-protocol-action.png"), full_page=True)
+        finally:
+            browser.close()
+
+    assert guessed == "tapa_buraco"
+    assert prefilled == "Tem um buraco enorme na minha rua"
+    assert reply.startswith("Registrei o protocolo ")
+    assert [m.role for m in services.store.list_messages(cid)] == ["user"]  # nothing sent until the agent sends
