@@ -234,10 +234,6 @@ def mcp_serve(
         build_mcp_server(services.domain, local_principal=principal).run("stdio")
 
 
-if __name__ == "__main__":
-    app()
-
-
 @handoff_app.command("sweep")
 def handoff_sweep() -> None:
     """Apply the inactivity timeouts, overflow and routing once (for deployments that sweep from a scheduler)."""
@@ -290,3 +286,7 @@ def handoff_agent(
     typer.echo(
         f"{username}: teams {', '.join(profile.teams)}; capacity {capacity}; languages {', '.join(profile.languages)}"
     )
+
+
+if __name__ == "__main__":
+    app()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from atende.db import make_engine, normalize_url
@@ -39,6 +40,11 @@ def _run(url: str | URL, action: Callable[[Config], None], cipher: FieldCipher |
     engine = make_engine(url)
     try:
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # App processes starting together on one schema would run the same DDL at once (the loser dies
+                # on a duplicate alembic_version); this lock, held until commit, makes the others wait and then
+                # find the schema at head. Keyed by schema, so unrelated schemas never wait on each other.
+                connection.execute(text("SELECT pg_advisory_xact_lock(7207, hashtext(current_schema()))"))
             config = alembic_config()
             config.attributes["connection"] = connection
             if cipher is not None:

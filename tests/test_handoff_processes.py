@@ -222,11 +222,11 @@ class Pair:
 
 @pytest.fixture
 def pair(deployment: Deployment) -> Pair:
-    # Two processes migrating an empty schema at once collide (both create alembic_version), so the first
-    # command migrates it before any process starts.
-    ana = Agent("ana", deployment.agent_token("ana"))
+    # Both processes (and the token command) start on an empty schema and migrate it at once: the migration's
+    # advisory lock lets one run the DDL while the others wait (atende/migrate.py).
     a, b = deployment.start("a"), deployment.start("b")
-    bruno = Agent("bruno", deployment.agent_token("bruno"))  # issued while the processes boot
+    ana = Agent("ana", deployment.agent_token("ana"))  # issued while the processes boot
+    bruno = Agent("bruno", deployment.agent_token("bruno"))
     a.wait_ready()
     b.wait_ready()
     return Pair(a, b, ana, bruno)

@@ -146,6 +146,25 @@ def test_upgrade_twice_is_a_no_op(migrated_url: str, engine: Engine) -> None:
     assert schema_differences(engine) == []
 
 
+@pytest.mark.integration
+def test_processes_migrating_one_new_postgres_schema_at_once_all_succeed() -> None:
+    # Two app processes starting together on an empty schema used to crash one on a duplicate alembic_version.
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    def migrate(url: str, barrier: threading.Barrier) -> str | None:
+        barrier.wait()
+        upgrade(url)
+        return current_revision(url)
+
+    for url in _postgres_schema_url():
+        barrier = threading.Barrier(3)
+        with ThreadPoolExecutor(3) as pool:
+            revisions = list(pool.map(migrate, [url] * 3, [barrier] * 3))
+
+        assert revisions == [HEAD] * 3
+
+
 # Engine
 
 
