@@ -1,9 +1,10 @@
-"""The copilot's tool actions in the console (open a protocol, a debt's second copy), over the real app with a
-scripted model: drafts change nothing, runs go through the domain services, and nothing reaches the citizen until
-the agent sends the text."""
+"""The copilot's tool actions in the console (open a protocol, a debt's second copy, identifying the citizen), over
+the real app with a scripted model: drafts change nothing, runs go through the domain services, and nothing reaches
+the citizen until the agent sends the text."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -76,6 +77,15 @@ def verify(domain: Domain, cid: str, who: Any = MARIA) -> int:
     assert outcome.verified
     assert outcome.citizen_id is not None
     return outcome.citizen_id
+
+
+def typed(who: Any, birth_date: str | None = None) -> dict[str, str]:
+    """What the agent types in the identity form: the CPF with its dots and dash, the birth date as DD/MM/AAAA."""
+    c = who.cpf
+    return {
+        "cpf": f"{c[:3]}.{c[3:6]}.{c[6:9]}-{c[9:]}",
+        "birth_date": birth_date or who.birth_date.strftime("%d/%m/%Y"),
+    }
 
 
 def action(cid: str, name: str) -> str:
@@ -228,7 +238,7 @@ def test_an_agent_who_is_not_serving_the_conversation_can_run_none_of_its_action
     app: TestClient, accounts: Accounts, agent: StaffUser, domain: Domain
 ) -> None:
     cid, _ = served(app, accounts, agent, POTHOLE)
-    verify(domain, cid)
+    maria = verify(domain, cid)
     before = protocols(domain)
     headers = as_staff(app, accounts, create_user(accounts, "bruno.agente", "agent"))
 
@@ -237,9 +247,11 @@ def test_an_agent_who_is_not_serving_the_conversation_can_run_none_of_its_action
         app.post(action(cid, "open_protocol"), json={"service": "tapa_buraco", "description": "x"}, headers=headers),
         app.get(action(cid, "second_copy")),
         app.post(action(cid, "second_copy"), json={"debt_id": "1"}, headers=headers),
+        app.post(action(cid, "verify_identity"), json=typed(JOAO), headers=headers),
     ]
 
-    assert [(a.status_code, a.json()["code"]) for a in answers] == [(403, "not_assigned")] * 4
+    assert [(a.status_code, a.json()["code"]) for a in answers] == [(403, "not_assigned")] * 5
+    assert domain.verifier.verified_citizen(cid) == maria  # João was not verified in Maria's place
     assert answers[0].json()["detail"] == t("handoff.error.not_assigned")
     assert protocols(domain) == before
 
@@ -336,3 +348,109 @@ def test_a_second_copy_of_another_citizens_debt_or_an_unknown_one_is_refused(
     assert (someone_elses.status_code, someone_elses.json()["detail"]) == (422, t("tools.error.not_yours_debt"))
     assert (unknown.status_code, unknown.json()["detail"]) == (404, t("tools.error.debt_not_found"))
     assert (malformed.status_code, malformed.json()["detail"]) == (422, t("tools.error.invalid_debt_id"))
+
+
+# --- identifying the citizen from the console ---------------------------------------------------------------
+
+
+def assert_no_cpf(services: Services, cid: str, logs: pytest.LogCaptureFixture, who: Any = MARIA) -> None:
+    formatted = typed(who)["cpf"]
+    assert isinstance(services.audit, AuditLog)
+    written = [str(r.details) + str(r.object_id) for r in services.audit.iter_records()]
+    written += [str(e.payload) for e in services.store.list_events(cid)]
+    written += [r.getMessage() for r in logs.records]
+    assert written
+    assert not [w for w in written if who.cpf in w or formatted in w]
+
+
+def test_an_invalid_cpf_typed_by_the_agent_is_refused_in_portuguese_and_identifies_nobody(
+    app: TestClient, accounts: Accounts, agent: StaffUser, domain: Domain, services: Services
+) -> None:
+    cid, headers = served(app, accounts, agent, "Preciso da segunda via do IPTU")
+
+    refused = app.post(
+        action(cid, "verify_identity"), json={"cpf": "123.456.789-00", "birth_date": "15/03/1985"}, headers=headers
+    )
+
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_cpf")
+    assert refused.json()["detail"] == t("tools.error.invalid_cpf")
+    assert domain.verifier.verified_citizen(cid) is None
+    assert app.get(action(cid, "second_copy")).json()["identified"] is False
+
+
+def test_a_birth_date_that_does_not_match_is_refused_with_the_attempts_left_and_no_cpf_recorded(
+    app: TestClient,
+    accounts: Accounts,
+    agent: StaffUser,
+    domain: Domain,
+    services: Services,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    cid, headers = served(app, accounts, agent, "Preciso da segunda via do IPTU")
+
+    refused = app.post(action(cid, "verify_identity"), json=typed(MARIA, "01/01/1900"), headers=headers)
+
+    left = domain.verifier.policy.max_attempts_per_conversation - 1
+    assert (refused.status_code, refused.json()["code"]) == (422, "identity_mismatch")
+    assert refused.json()["detail"] == t("console.actions.verify.mismatch", left=left)
+    assert domain.verifier.verified_citizen(cid) is None
+    assert app.get(action(cid, "second_copy")).json()["identified"] is False
+    [checked] = audit_records(services, "citizen.verify")
+    assert (checked.actor, checked.details["outcome"]) == (f"user:{agent.id}", "mismatch")
+    assert_no_cpf(services, cid, caplog)
+
+
+def test_attempts_are_shared_with_the_assistant_and_too_many_are_refused(
+    app: TestClient, accounts: Accounts, agent: StaffUser, domain: Domain
+) -> None:
+    cid, headers = served(app, accounts, agent, "Preciso da segunda via do IPTU")
+    for _ in range(domain.verifier.policy.max_attempts_per_conversation):
+        app.post(action(cid, "verify_identity"), json=typed(MARIA, "01/01/1900"), headers=headers)
+
+    blocked = app.post(action(cid, "verify_identity"), json=typed(MARIA), headers=headers)
+
+    assert (blocked.status_code, blocked.json()["code"]) == (429, "rate_limited")
+    assert blocked.json()["detail"].startswith("Foram muitas tentativas")
+    assert domain.verifier.verified_citizen(cid) is None
+
+
+def test_the_right_cpf_and_birth_date_identify_the_conversation_and_the_second_copy_lists_the_debts(
+    app: TestClient,
+    accounts: Accounts,
+    agent: StaffUser,
+    domain: Domain,
+    services: Services,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    cid, headers = served(app, accounts, agent, "Preciso da segunda via do IPTU")
+    seen_before = citizen_view(app, cid)
+    maria = domain.citizens.by_cpf(MARIA.cpf)
+    assert maria is not None
+
+    ran = app.post(action(cid, "verify_identity"), json=typed(MARIA), headers=headers)
+    draft = app.get(action(cid, "second_copy")).json()
+
+    assert ran.status_code == 200, ran.text
+    assert ran.json()["verified"] is True
+    assert ran.json()["detail"] == t("console.actions.verify.done")
+    assert ran.json()["text"] == t("action.verify.ok_named", name=ran.json()["first_name"])
+    assert domain.verifier.verified_citizen(cid) == maria.id
+    conversation = services.store.get_conversation(cid)
+    assert conversation is not None
+    assert conversation.citizen_ref == f"citizen:{maria.id}"
+    assert (draft["identified"], draft["verified"]) == (True, True)
+    assert draft["debts"]
+    assert citizen_view(app, cid) == seen_before  # the greeting waits in the reply box
+    [checked] = audit_records(services, "citizen.verify")
+    [console] = audit_records(services, "console.verify_identity")
+    assert (checked.actor, checked.details["outcome"]) == (f"user:{agent.id}", "verified")
+    assert (console.actor, console.subject, console.details["via"]) == (
+        f"user:{agent.id}",
+        f"citizen:{maria.id}",
+        "console",
+    )
+    events = [e.payload for e in services.store.list_events(cid) if e.kind == "console_action"]
+    assert events == [{"action": "verify_identity", "agent": f"user:{agent.id}", "verified": True}]
+    assert_no_cpf(services, cid, caplog)

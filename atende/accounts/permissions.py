@@ -180,6 +180,8 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("POST", "/api/console/conversations/{conversation_id}/actions/open_protocol"): "protocol.write",
     ("GET", "/api/console/conversations/{conversation_id}/actions/second_copy"): "payment.read",
     ("POST", "/api/console/conversations/{conversation_id}/actions/second_copy"): "payment.read",
+    # Binds a citizen to the conversation (citizen_verify's own scope, citizens:write), more than reading one.
+    ("POST", "/api/console/conversations/{conversation_id}/actions/verify_identity"): "citizen.write",
     ("POST", "/api/console/presence"): "conversation.reply",
     ("GET", "/api/console/supervisor"): "reports.read",
     ("GET", "/api/console/saved-replies"): "conversation.read",  # atende/console/saved_replies.py

@@ -1,9 +1,12 @@
-"""The copilot's tool actions, runnable from the console: open a protocol, issue a debt's second copy.
+"""The copilot's tool actions, runnable from the console: open a protocol, issue a debt's second copy, and
+identify the citizen with the CPF and birth date they told the agent.
 
 Each action has a draft (GET: what would be done, prefilled, nothing changes) and a run (POST: done through the same
 domain services as the MCP tools, with the agent as actor, recorded on the conversation and in the audit trail).
 A run answers with a pt-BR text for the reply box; nothing reaches the citizen until the agent sends it.
-Who may call what is declared in atende/accounts/permissions.py ("protocol.write", "payment.read"); on top of it
+verify_identity has no draft of its own: its form is the second-copy draft's while nobody is identified.
+Who may call what is declared in atende/accounts/permissions.py ("protocol.write", "payment.read",
+"citizen.write"); on top of it
 only the agent serving the conversation, or a supervisor, may act on it.
 """
 
@@ -52,6 +55,7 @@ _STATUS: Final[dict[str, int]] = {
     "not_found": 404,
     "conflict": 409,
     "forbidden": 403,
+    "rate_limited": 429,
     "unavailable": 503,
 }
 
@@ -68,6 +72,14 @@ class OpenProtocolIn(BaseModel):
 class SecondCopyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     debt_id: str = Field(max_length=32)
+
+
+class VerifyIdentityIn(BaseModel):
+    """As the citizen wrote them; the verifier normalizes and validates both."""
+
+    model_config = ConfigDict(extra="forbid")
+    cpf: str = Field(max_length=32)
+    birth_date: str = Field(max_length=32)
 
 
 @dataclass(frozen=True)
@@ -312,3 +324,51 @@ def second_copy(
         "boleto_linha_digitavel": copy.boleto_linha_digitavel,
     }
     return {**data, "text": render.second_copy(data, {"reference": debt.reference})}
+
+
+# --- identify the citizen ---------------------------------------------------------------------------------
+
+
+@router.post("/verify_identity", summary="Verify the citizen with the CPF and birth date they told the agent")
+def verify_identity(
+    conversation_id: str, body: VerifyIdentityIn, request: Request, services: ServicesDep, auth: CurrentAuth
+) -> dict[str, Any]:
+    """The verification citizen_verify runs (same attempt limits, same `citizen.verify` record), the agent as actor:
+    on success the conversation is identified as if the citizen had verified with the assistant."""
+    target = _target(services, auth, conversation_id)
+    try:
+        outcome = _domain(services).verifier.verify(
+            conversation_id, body.cpf, body.birth_date, actor=auth.principal.subject
+        )
+    except DomainError as exc:
+        log.info("console verify_identity on %s refused: %s", conversation_id, exc.code)
+        raise _refused(exc) from exc
+    verified = Target(target.conversation, outcome.citizen_id, True) if outcome.verified else target
+    # The CPF stays out: the verifier's own record holds it masked.
+    _audit(
+        services,
+        request,
+        auth,
+        verified,
+        "console.verify_identity",
+        "citizen",
+        None if outcome.citizen_id is None else str(outcome.citizen_id),
+        outcome="verified" if outcome.verified else "mismatch",
+    )
+    mark_audited(request)
+    _event(
+        services,
+        target,
+        {"action": "verify_identity", "agent": auth.principal.subject, "verified": outcome.verified},
+    )
+    if not outcome.verified:
+        log.info("console verify_identity on %s: data did not match", conversation_id)
+        raise ApiError("identity_mismatch", "console.actions.verify.mismatch", 422, left=outcome.attempts_left)
+    name = outcome.first_name
+    return {
+        "verified": True,
+        "first_name": name,
+        "attempts_left": outcome.attempts_left,
+        "detail": t("console.actions.verify.done"),
+        "text": t("action.verify.ok_named", name=name) if name else t("action.verify.ok"),
+    }

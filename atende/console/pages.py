@@ -37,6 +37,7 @@ SCRIPT_KEYS = (
     "console.actions.filled",
     "console.actions.choose_service",
     "console.actions.debt_option",
+    "console.actions.verify.run",
     "console.error",
     "console.summary.reason",
     "console.summary.answers",

@@ -257,7 +257,11 @@
     form.dataset.conversation = current.id;
     $("action-protocol-fields").hidden = name !== "open_protocol";
     $("action-copy-fields").hidden = true;
-    $("action-run").hidden = false;
+    $("action-verify-fields").hidden = true;
+    const run = $("action-run");
+    run.dataset.label = run.dataset.label || run.textContent;
+    run.textContent = run.dataset.label;
+    run.hidden = false;
     if (name === "open_protocol") {
       const select = $("action-service");
       select.replaceChildren(new Option(strings["console.actions.choose_service"], ""));
@@ -283,6 +287,15 @@
       $("action-copy-fields").hidden = !usable;
       $("action-run").hidden = !usable;
       $("action-notice").textContent = draft.detail || "";
+      if (!draft.identified) {
+        // Nobody identified: the agent types the CPF and birth date the citizen told them, verified first.
+        form.dataset.action = "verify_identity";
+        $("action-cpf").value = "";
+        $("action-birth-date").value = "";
+        $("action-verify-fields").hidden = false;
+        run.textContent = strings["console.actions.verify.run"];
+        run.hidden = false;
+      }
     }
     form.hidden = false;
   }
@@ -300,11 +313,22 @@
             description: $("action-description").value,
             address: $("action-address").value.trim() || null,
           }
-        : { debt_id: $("action-debt").value };
+        : name === "verify_identity"
+          ? { cpf: $("action-cpf").value, birth_date: $("action-birth-date").value }
+          : { debt_id: $("action-debt").value };
     const result = await api("POST", actionPath(conversationId, name), body);
     if (!result.ok) {
       $("action-notice").textContent = (result.data && result.data.detail) || strings["console.error"];
       return failed(result);
+    }
+    if (name === "verify_identity") {
+      $("action-cpf").value = "";
+      $("action-birth-date").value = "";
+      $("reply").value = result.data.text;
+      await openAction("second_copy"); // now identified: the citizen's debts to choose from
+      $("action-notice").textContent = result.data.detail;
+      say(strings["console.actions.filled"]);
+      return;
     }
     form.hidden = true;
     $("reply").value = result.data.text;
