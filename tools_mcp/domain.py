@@ -46,7 +46,7 @@ def build_rate_limiter(settings: Settings) -> RateLimiter:
     if settings.redis_url:
         from redis import Redis
 
-        return RedisRateLimiter(Redis.from_url(settings.redis_url))
+        return RedisRateLimiter(Redis.from_url(settings.redis_url), prefix=f"{settings.handoff_redis_prefix}rl:")
     return InMemoryRateLimiter()
 
 

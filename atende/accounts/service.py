@@ -142,5 +142,5 @@ def build_limiter(settings: Settings) -> RateLimiter:
 
         from tools_mcp.ratelimit import RedisRateLimiter
 
-        return RedisRateLimiter(Redis.from_url(settings.redis_url), prefix="atende:auth:")
+        return RedisRateLimiter(Redis.from_url(settings.redis_url), prefix=f"{settings.handoff_redis_prefix}auth:")
     return InMemoryRateLimiter()

@@ -55,7 +55,9 @@ def build_limiter(settings: Settings) -> RateLimiter:
     if settings.redis_url:
         import redis
 
-        return RedisRateLimiter(redis.Redis.from_url(settings.redis_url), prefix="atende:wa:rl:")
+        return RedisRateLimiter(
+            redis.Redis.from_url(settings.redis_url), prefix=f"{settings.handoff_redis_prefix}wa:rl:"
+        )
     return InMemoryRateLimiter()
 
 
