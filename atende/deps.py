@@ -94,11 +94,14 @@ SavedRepliesDep = Annotated[SavedReplies, Depends(get_saved_replies)]
 
 
 # Human handoff (issue 6)
-def get_handoff(request: Request) -> HandoffService:
-    handoff = get_services(request).handoff
-    if handoff is None:
+def require_handoff(services: Services) -> HandoffService:
+    if services.handoff is None:
         raise RuntimeError("the console needs services.handoff (build_services wires it)")
-    return handoff
+    return services.handoff
+
+
+def get_handoff(request: Request) -> HandoffService:
+    return require_handoff(get_services(request))
 
 
 HandoffDep = Annotated[HandoffService, Depends(get_handoff)]

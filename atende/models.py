@@ -31,6 +31,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def isoformat(value: datetime | None) -> str | None:
+    """A timestamp for a JSON payload, or None when it has not happened."""
+    return None if value is None else value.isoformat()
+
+
 def new_conversation_id() -> str:
     return uuid.uuid4().hex
 

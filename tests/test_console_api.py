@@ -269,6 +269,7 @@ def test_the_console_page_is_served_in_portuguese_with_its_assets(app: TestClien
     assert page.status_code == 200
     assert f"<title>{t('console.title')}" in page.text
     assert app.get("/console/assets/console.js").status_code == 200
+    assert app.get("/console/assets/staff.js").status_code == 200
     assert app.get("/console/assets/nada.js").status_code == 404
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Streamin
 from atende.console import actions, saved_replies, supervisor
 from atende.console.pages import render_console, render_supervisor
 from atende.console.schemas import CloseIn, HandoffRequestIn, PresenceIn, SurveyIn, TextIn, TransferIn
-from atende.deps import CurrentAuth, ServicesDep, SettingsDep
+from atende.deps import CurrentAuth, ServicesDep, SettingsDep, require_handoff
 from atende.errors import error_body
 from atende.handoff.copilot import Copilot
 from atende.handoff.sentiment import trend
@@ -24,7 +23,6 @@ from atende.handoff.service import (
     CLOSE_REASONS,
     QUEUE_TOPIC,
     HandoffError,
-    HandoffService,
     HandoffView,
     Ticket,
     conversation_topic,
@@ -33,6 +31,7 @@ from atende.handoff.summary import summarize
 from atende.handoff.translation import MessageTranslation
 from atende.i18n import t
 from atende.lgpd.reveal import AuditObject, audit_pii_read
+from atende.models import isoformat
 from atende.privacy import find_pii, mask
 from atende.services import Services
 from atende.store import ConversationNotFound
@@ -41,6 +40,7 @@ ASSETS_DIR = Path(str(resources.files("atende.console").joinpath("static")))
 ASSETS = {
     "console.js": "text/javascript; charset=utf-8",
     "supervisor.js": "text/javascript; charset=utf-8",
+    "staff.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
 }
 MAX_STREAM_S = 60
@@ -52,20 +52,10 @@ citizen = APIRouter(prefix="/api/conversations", tags=["conversations"])
 pages = APIRouter(include_in_schema=False)
 
 
-def _handoff(services: Services) -> HandoffService:
-    if services.handoff is None:
-        raise RuntimeError("the console needs services.handoff (build_services wires it)")
-    return services.handoff
-
-
 def _copilot(services: Services) -> Copilot:
     if services.copilot is None:
         raise RuntimeError("the console needs services.copilot (build_services wires it)")
     return services.copilot
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def _handoff_out(view: HandoffView) -> dict[str, Any]:
@@ -77,9 +67,9 @@ def _handoff_out(view: HandoffView) -> dict[str, Any]:
         "source": view.source,
         "status": view.status,
         "agent": view.agent,
-        "requested_at": _iso(view.requested_at),
-        "assigned_at": _iso(view.assigned_at),
-        "closed_at": _iso(view.closed_at),
+        "requested_at": isoformat(view.requested_at),
+        "assigned_at": isoformat(view.assigned_at),
+        "closed_at": isoformat(view.closed_at),
         "close_reason": view.close_reason,
         "protocol_number": view.protocol_number,
         "summary": view.summary,
@@ -118,7 +108,7 @@ def _require_conversation(services: Services, conversation_id: str) -> None:
 
 @console.get("/queue", summary="Waiting conversations by team, and the caller's own")
 def queue(services: ServicesDep, auth: CurrentAuth, team: str | None = None) -> dict[str, Any]:
-    handoff = _handoff(services)
+    handoff = require_handoff(services)
     now = handoff.now()
     waiting = [
         {**_handoff_out(view), "position": position, "waited_s": round((now - view.requested_at).total_seconds(), 1)}
@@ -133,7 +123,7 @@ def conversation(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
     conv = services.store.get_conversation(conversation_id)
     if conv is None:
         raise ConversationNotFound(conversation_id)
-    handoff = _handoff(services)
+    handoff = require_handoff(services)
     messages = services.store.list_messages(conversation_id)
     feelings = handoff.sentiments(conversation_id)
     languages = handoff.translations(conversation_id)
@@ -144,7 +134,7 @@ def conversation(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
             for found in find_pii(m.text):
                 kinds[found.kind] = kinds.get(found.kind, 0) + 1
     notes = [
-        {"agent": e.payload.get("agent"), "text": e.payload.get("text"), "created_at": _iso(e.created_at)}
+        {"agent": e.payload.get("agent"), "text": e.payload.get("text"), "created_at": isoformat(e.created_at)}
         for e in services.store.list_events(conversation_id)
         if e.kind == "internal_note"
     ]
@@ -161,7 +151,7 @@ def conversation(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
                 "text": mask(m.text),
                 "decision": m.decision,
                 "citations": list(m.citations),
-                "created_at": _iso(m.created_at),
+                "created_at": isoformat(m.created_at),
                 "sentiment": None if m.id not in feelings else feelings[m.id].label,
                 **_translation_out(languages.get(m.id)),
             }
@@ -190,7 +180,7 @@ def reveal(conversation_id: str, request: Request, services: ServicesDep, auth: 
     user = auth.user
     if user is not None and user.role == "agent":
         # An agent unmasks only the citizen they are serving: any other conversation id is someone else's case.
-        current = _handoff(services).current(conversation_id)
+        current = require_handoff(services).current(conversation_id)
         if current is None or current.status != "with_agent" or current.agent != auth.principal.subject:
             raise HandoffError("not_assigned", "handoff.error.not_assigned", status=403)
     found = [f for m in services.store.list_messages(conversation_id) if m.role == "user" for f in find_pii(m.text)]
@@ -207,19 +197,19 @@ def reveal(conversation_id: str, request: Request, services: ServicesDep, auth: 
 
 @console.post("/conversations/{conversation_id}/claim", summary="Take a waiting conversation (one agent wins)")
 def claim(conversation_id: str, services: ServicesDep, auth: CurrentAuth) -> dict[str, Any]:
-    return _handoff_out(_handoff(services).claim(conversation_id, auth.principal.subject))
+    return _handoff_out(require_handoff(services).claim(conversation_id, auth.principal.subject))
 
 
 @console.post("/conversations/{conversation_id}/messages", summary="Send the agent's (edited) reply to the citizen")
 def send(conversation_id: str, body: TextIn, services: ServicesDep, auth: CurrentAuth) -> dict[str, Any]:
-    message = _handoff(services).reply(conversation_id, auth.principal.subject, body.text)
-    return {"id": message.id, "role": message.role, "text": message.text, "created_at": _iso(message.created_at)}
+    message = require_handoff(services).reply(conversation_id, auth.principal.subject, body.text)
+    return {"id": message.id, "role": message.role, "text": message.text, "created_at": isoformat(message.created_at)}
 
 
 @console.post("/conversations/{conversation_id}/notes", summary="An internal note, never shown to the citizen")
 def note(conversation_id: str, body: TextIn, services: ServicesDep, auth: CurrentAuth) -> dict[str, str]:
     _require_conversation(services, conversation_id)
-    _handoff(services).note(conversation_id, auth.principal.subject, body.text)
+    require_handoff(services).note(conversation_id, auth.principal.subject, body.text)
     return {"status": "ok"}
 
 
@@ -238,18 +228,18 @@ def suggestion(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
 
 @console.post("/conversations/{conversation_id}/transfer", summary="Back to the queue of another team")
 def transfer(conversation_id: str, body: TransferIn, services: ServicesDep, auth: CurrentAuth) -> dict[str, Any]:
-    return _ticket_out(_handoff(services).transfer(conversation_id, auth.principal.subject, body.team))
+    return _ticket_out(require_handoff(services).transfer(conversation_id, auth.principal.subject, body.team))
 
 
 @console.post("/conversations/{conversation_id}/close", summary="Close with a reason; the citizen gets the survey")
 def close(conversation_id: str, body: CloseIn, services: ServicesDep, auth: CurrentAuth) -> dict[str, Any]:
-    return _handoff_out(_handoff(services).close(conversation_id, auth.principal.subject, body.reason))
+    return _handoff_out(require_handoff(services).close(conversation_id, auth.principal.subject, body.reason))
 
 
 @console.post("/presence", summary="The caller's availability: online, paused or offline")
 def presence(body: PresenceIn, services: ServicesDep, auth: CurrentAuth) -> dict[str, Any]:
     """Also the console's heartbeat: sent again while it is open, or the agent reads as offline after the TTL."""
-    handoff = _handoff(services)
+    handoff = require_handoff(services)
     assigned = handoff.set_presence(auth.principal.subject, body.status)
     return {
         "status": body.status,
@@ -273,7 +263,7 @@ def events(
     wait: float = Query(default=0, ge=0, le=MAX_STREAM_S, description="Seconds to keep the stream open"),
 ) -> StreamingResponse:
     """Starts with `ready`, then pushes updates for `wait` seconds and ends; EventSource reconnects by itself."""
-    handoff = _handoff(services)
+    handoff = require_handoff(services)
     topics = [QUEUE_TOPIC] + ([conversation_topic(conversation_id)] if conversation_id else [])
     subscription = handoff.live.subscribe(*topics)
 
@@ -305,7 +295,7 @@ def events(
 def request_handoff(
     conversation_id: str, services: ServicesDep, body: HandoffRequestIn | None = None
 ) -> dict[str, Any]:
-    ticket = _handoff(services).request(
+    ticket = require_handoff(services).request(
         conversation_id, reason="citizen_request", source="citizen_request", team=body.team if body else None
     )
     return _ticket_out(ticket)
@@ -314,20 +304,20 @@ def request_handoff(
 @citizen.delete("/{conversation_id}/handoff", summary="Leave the queue: recorded as an abandonment, back to the bot")
 def leave_queue(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
     _require_conversation(services, conversation_id)
-    handoff = _handoff(services)
+    handoff = require_handoff(services)
     handoff.leave(conversation_id)
     return _ticket_out(handoff.ticket(conversation_id))
 
 
 @citizen.get("/{conversation_id}/handoff", summary="Where the conversation stands: state and place in the queue")
 def handoff_status(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
-    return _ticket_out(_handoff(services).ticket(conversation_id))
+    return _ticket_out(require_handoff(services).ticket(conversation_id))
 
 
 @citizen.post("/{conversation_id}/survey", summary="The citizen's rating (1–5) of a closed service, and a comment")
 def survey(conversation_id: str, body: SurveyIn, services: ServicesDep) -> dict[str, str]:
     _require_conversation(services, conversation_id)
-    _handoff(services).survey(conversation_id, body.score, body.comment)
+    require_handoff(services).survey(conversation_id, body.score, body.comment)
     return {"detail": t("handoff.survey_thanks")}
 
 

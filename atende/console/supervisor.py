@@ -15,14 +15,11 @@ from atende.console.schemas import CloseIn, ProfileIn, ReassignIn, TextIn
 from atende.deps import AccountsDep, CurrentAuth, HandoffDep, SettingsDep
 from atende.handoff.routing import Profile, loads
 from atende.handoff.service import HandoffError, HandoffView
+from atende.models import isoformat
 
 router = APIRouter(prefix="/api/console", tags=["console: supervisor"])
 
 SERVICE_ROLES = ("agent", "supervisor")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -55,7 +52,7 @@ def _served_out(view: HandoffView, now: datetime, names: dict[str, str]) -> dict
         "agent": view.agent,
         "agent_name": names.get(view.agent or "", view.agent),
         "reason": view.reason,
-        "assigned_at": _iso(view.assigned_at),
+        "assigned_at": isoformat(view.assigned_at),
         "handling_s": round((now - since).total_seconds(), 1),
     }
 
@@ -145,7 +142,7 @@ def reassign(
 )
 def intervene(conversation_id: str, body: TextIn, handoff: HandoffDep, auth: CurrentAuth) -> dict[str, Any]:
     message = handoff.reply(conversation_id, auth.principal.subject, body.text, override=True)
-    return {"id": message.id, "role": message.role, "text": message.text, "created_at": _iso(message.created_at)}
+    return {"id": message.id, "role": message.role, "text": message.text, "created_at": isoformat(message.created_at)}
 
 
 @router.post(

@@ -34,7 +34,7 @@ from atende.handoff.translation import (
     translate_or_none,
 )
 from atende.i18n import t
-from atende.models import Conversation, Event, Message, utcnow
+from atende.models import Conversation, Event, Message, isoformat, utcnow
 from atende.store import ConversationNotFound, ConversationStore, MessageView
 from channels.registry import Delivery, DeliveryRefused, LiveDelivery, Outgoing, Survey
 
@@ -54,10 +54,6 @@ DEFAULT_TEAM: Final = "atendimento"
 
 
 _LIVE: Final = LiveDelivery()
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def conversation_topic(conversation_id: str) -> str:
@@ -964,7 +960,7 @@ class HandoffService:
                 Event(
                     conversation_id=conversation_id,
                     kind="handoff_agent_timeout",
-                    payload={"agent": agent, "team": row.team, "assigned_at": _iso(row.assigned_at)},
+                    payload={"agent": agent, "team": row.team, "assigned_at": isoformat(row.assigned_at)},
                     created_at=now,
                 )
             )

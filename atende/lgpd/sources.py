@@ -17,7 +17,7 @@ from atende.data_subjects import DataSubject
 from atende.handoff.models import Handoff, MessageAnnotation
 from atende.i18n import t
 from atende.lgpd.models import AnonymisedConversation, ConsentRecord
-from atende.models import Conversation, Event, Message, Turn, utcnow
+from atende.models import Conversation, Event, Message, Turn, isoformat, utcnow
 from atende.privacy import mask_data
 from tools_mcp.models import Protocol
 
@@ -30,10 +30,6 @@ __all__ = [
 ]
 
 ANONYMISED_REF_PREFIX: Final = "anonimizado:"
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def rows_changed(session: Session, statement: Executable) -> int:
@@ -141,28 +137,28 @@ class ConversationDataSource:
                         "state": conversation.state,
                         "language": conversation.language,
                         "citizen_ref": conversation.citizen_ref,
-                        "created_at": _iso(conversation.created_at),
-                        "updated_at": _iso(conversation.updated_at),
+                        "created_at": isoformat(conversation.created_at),
+                        "updated_at": isoformat(conversation.updated_at),
                         "messages": [
                             {
                                 "role": m.role,
                                 "text": m.text,
                                 "decision": m.decision,
-                                "created_at": _iso(m.created_at),
+                                "created_at": isoformat(m.created_at),
                             }
                             for m in session.scalars(
                                 select(Message).where(Message.conversation_id == cid).order_by(Message.id)
                             )
                         ],
                         "events": [
-                            {"kind": e.kind, "payload": e.payload, "created_at": _iso(e.created_at)}
+                            {"kind": e.kind, "payload": e.payload, "created_at": isoformat(e.created_at)}
                             for e in session.scalars(
                                 select(Event).where(Event.conversation_id == cid).order_by(Event.id)
                             )
                         ],
                         "turn_log": [
                             {
-                                "created_at": _iso(turn.created_at),
+                                "created_at": isoformat(turn.created_at),
                                 "question_masked": turn.user_text,
                                 "answer_masked": turn.answer,
                                 "decision": turn.decision,
@@ -206,7 +202,7 @@ class ConsentDataSource:
                     "purpose": row.purpose,
                     "status": row.status,
                     "source": row.source,
-                    "recorded_at": _iso(row.recorded_at),
+                    "recorded_at": isoformat(row.recorded_at),
                 }
                 for row in session.scalars(stmt)
             ]

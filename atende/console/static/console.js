@@ -6,7 +6,6 @@
 
   const strings = JSON.parse(document.getElementById("strings").textContent);
   const $ = (id) => document.getElementById(id);
-  let csrf = null;
   let current = null;
   let suggested = "";
   let stream = null;
@@ -14,31 +13,7 @@
   let repliesTeam = null;
   let repliesTimer = null;
 
-  async function api(method, path, body) {
-    const headers = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (csrf) headers["X-CSRF-Token"] = csrf;
-    const response = await fetch(path, {
-      method,
-      headers,
-      credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    let data = null;
-    try {
-      data = await response.json();
-    } catch (error) {
-      data = null;
-    }
-    return { ok: response.ok, status: response.status, data };
-  }
-
-  function el(tag, text, className) {
-    const node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    if (className) node.className = className;
-    return node;
-  }
+  const { api, el } = window.AtendeStaff;
 
   function say(text) {
     $("status").textContent = text || "";
@@ -354,7 +329,7 @@
       window.location.assign("/staff/login?next=/console");
       return;
     }
-    csrf = me.data.csrf_token;
+    window.AtendeStaff.setCsrf(me.data.csrf_token);
     $("who").textContent = me.data.user.display_name || me.data.user.username;
     $("presence").addEventListener("change", (event) =>
       api("POST", "/api/console/presence", { status: event.target.value })

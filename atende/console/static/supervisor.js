@@ -5,35 +5,10 @@
 
   const strings = JSON.parse(document.getElementById("strings").textContent);
   const $ = (id) => document.getElementById(id);
-  let csrf = null;
   let board = null;
   let editing = null;
 
-  async function api(method, path, body) {
-    const headers = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (csrf) headers["X-CSRF-Token"] = csrf;
-    const response = await fetch(path, {
-      method,
-      headers,
-      credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    let data = null;
-    try {
-      data = await response.json();
-    } catch (error) {
-      data = null;
-    }
-    return { ok: response.ok, status: response.status, data };
-  }
-
-  function el(tag, text, className) {
-    const node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    if (className) node.className = className;
-    return node;
-  }
+  const { api, el } = window.AtendeStaff;
 
   function button(text, onClick, className) {
     const node = el("button", text, className);
@@ -224,7 +199,7 @@
       window.location.assign("/staff/login?next=/console/supervisor");
       return;
     }
-    csrf = me.data.csrf_token;
+    window.AtendeStaff.setCsrf(me.data.csrf_token);
     $("who").textContent = me.data.user.display_name || me.data.user.username;
     $("profile-cancel").addEventListener("click", () => ($("profile-form").hidden = true));
     $("profile-form").addEventListener("submit", async (event) => {
