@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final, Literal
+from typing import Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,7 +19,6 @@ from atende.handoff.models import AgentProfile, Handoff
 from atende.models import utcnow
 
 Mode = Literal["pick", "least_busy"]
-MODES: Final = ("pick", "least_busy")
 
 
 @dataclass(frozen=True, slots=True)
