@@ -874,18 +874,27 @@ class HandoffService:
             for conversation_id in order:
                 if conversation_id not in needs:
                     continue
-                pick = choose(pool.values(), needs[conversation_id])
-                if pick is None:
-                    continue
-                agent = pick.profile.subject
-                try:
-                    self._assign(conversation_id, agent, by="router", patient=False)
-                except HandoffError:
-                    continue  # taken by another process, or the agent filled up meanwhile
-                pool[agent] = Candidate(pick.profile, pick.load + 1, self._clock())
-                assigned.append((conversation_id, agent))
-                log.info("conversation %s routed to %s (team %s)", conversation_id, agent, team)
+                agent = self._route_one(conversation_id, needs[conversation_id], pool)
+                if agent is not None:
+                    assigned.append((conversation_id, agent))
+                    log.info("conversation %s routed to %s (team %s)", conversation_id, agent, team)
         return assigned
+
+    def _route_one(self, conversation_id: str, need: Need, pool: dict[str, Candidate]) -> str | None:
+        """Assign one conversation from `pool` (updated in place); an agent another process is assigning to, or
+        who filled up meanwhile, leaves this pass's pool and the next best one is tried."""
+        while (pick := choose(pool.values(), need)) is not None:
+            agent = pick.profile.subject
+            try:
+                self._assign(conversation_id, agent, by="router", patient=False)
+            except HandoffError as exc:
+                if exc.code not in ("agent_busy", "at_capacity"):
+                    return None  # taken by another process
+                del pool[agent]
+                continue
+            pool[agent] = Candidate(pick.profile, pick.load + 1, self._clock())
+            return agent
+        return None
 
     def overflow(self) -> list[tuple[str, str]]:
         """Move waiting conversations from a team with nobody available to its overflow team, when that one has
