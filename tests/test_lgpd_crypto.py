@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import production_values
 from cryptography.fernet import Fernet
 from lgpd_support import CPF, CPF_DIGITS, database_urls, lgpd_settings
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, Text, insert, select
 
 from atende.db import make_engine
@@ -78,29 +80,36 @@ def test_rotation_moves_a_token_to_the_new_primary_key() -> None:
 # Settings
 
 
-def test_development_without_keys_derives_one_from_the_secret_and_warns(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_development_without_keys_uses_the_random_keys_of_its_data_directory(tmp_path: Path) -> None:
     settings = lgpd_settings(tmp_path, environment="development")
 
-    first, second = cipher_from_settings(settings), cipher_from_settings(settings)
+    first, second = cipher_from_settings(settings), cipher_from_settings(lgpd_settings(tmp_path))
 
     assert second.decrypt(first.encrypt("x")) == "x"
-    assert "ATENDE_ENCRYPTION_KEYS is not set" in caplog.text
+    assert (tmp_path / "var" / "keys.env").exists()
 
 
 def test_production_refuses_to_start_without_encryption_keys(tmp_path: Path) -> None:
-    settings = lgpd_settings(tmp_path, environment="production", secret_key="s" * 40, session_cookie_secure=True)
+    values = {**production_values(), "encryption_keys": ""}
 
-    with pytest.raises(ConfigurationError, match="ATENDE_ENCRYPTION_KEYS"):
-        cipher_from_settings(settings)
+    with pytest.raises(ValidationError, match="ATENDE_ENCRYPTION_KEYS"):
+        lgpd_settings(tmp_path, **values)
 
 
 def test_production_refuses_to_start_without_a_blind_index_key(tmp_path: Path) -> None:
-    settings = lgpd_settings(tmp_path, environment="production", secret_key="s" * 40, encryption_keys=generate_key())
+    values = {**production_values(), "blind_index_key": ""}
 
-    with pytest.raises(ConfigurationError, match="ATENDE_BLIND_INDEX_KEY"):
+    with pytest.raises(ValidationError, match="ATENDE_BLIND_INDEX_KEY"):
+        lgpd_settings(tmp_path, **values)
+
+
+def test_a_cipher_is_never_built_without_both_keys(tmp_path: Path) -> None:
+    settings = lgpd_settings(tmp_path).model_copy(update={"blind_index_key": SecretStr("")})
+
+    with pytest.raises(ConfigurationError, match="ATENDE_BLIND_INDEX_KEY is not set"):
         cipher_from_settings(settings)
+    with pytest.raises(ConfigurationError, match="ATENDE_ENCRYPTION_KEYS is not set"):
+        cipher_from_settings(settings.model_copy(update={"encryption_keys": SecretStr("")}))
 
 
 def test_a_malformed_key_is_refused_at_start_up_without_echoing_it(tmp_path: Path) -> None:
