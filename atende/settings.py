@@ -100,6 +100,22 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=2000, ge=1)
     history_turns: int = 4
 
+    # The web: pages' framing and the API docs (atende/security_headers.py, decision 0038)
+    embed_origins: str = ""  # comma-separated portal origins whose pages embed the chat widget; empty: same site
+    api_docs: bool | None = None  # /docs, /redoc, /openapi.json; None: on outside production, off in production
+
+    @field_validator("embed_origins")
+    @classmethod
+    def _valid_embed_origins(cls, value: str) -> str:
+        from atende.security_headers import parse_origins
+
+        parse_origins(value)
+        return value
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.environment != "production"
+
     # Staff accounts: sessions, passwords, two-factor, lock-out, IP lists, single sign-on (issue 5; atende/accounts)
     session_cookie_secure: bool = True  # off only for plain-HTTP development; refused in production
     session_cookie_samesite: Literal["lax", "strict"] = "lax"
