@@ -142,21 +142,21 @@ def test_the_chat_the_widget_portal_and_an_article_run_in_chromium_without_a_pol
     if not Path(chromium).exists():
         pytest.fail(f"this test needs Chromium at {chromium} (apt-get install chromium)")
     violations: list[str] = []
-    with LoopbackServer(create_app(services=services, warm_model=False)) as running:  # type: ignore[arg-type]
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium)
-            try:
-                page = browser.new_page()
-                page.on("console", lambda message: violations.append(message.text))
-                page.goto(f"{running.url}/")
-                page.locator(".composer__input").wait_for()
-                page.goto(f"{running.url}/kb/iptu-segunda-via")
-                assert page.locator("body").evaluate("b => getComputedStyle(b).maxWidth") != "none"
-                page.goto(f"{running.url}/static/widget-demo.html")
-                page.click("#abrir-atendimento")
-                frame = page.frame_locator("iframe")
-                frame.locator(".composer__input").wait_for()
-            finally:
-                browser.close()
+    app = create_app(services=services, warm_model=False)
+    with LoopbackServer(app) as running, sync_playwright() as p:  # type: ignore[arg-type]
+        browser = p.chromium.launch(executable_path=chromium)
+        try:
+            page = browser.new_page()
+            page.on("console", lambda message: violations.append(message.text))
+            page.goto(f"{running.url}/")
+            page.locator(".composer__input").wait_for()
+            page.goto(f"{running.url}/kb/iptu-segunda-via")
+            assert page.locator("body").evaluate("b => getComputedStyle(b).maxWidth") != "none"
+            page.goto(f"{running.url}/static/widget-demo.html")
+            page.click("#abrir-atendimento")
+            frame = page.frame_locator("iframe")
+            frame.locator(".composer__input").wait_for()
+        finally:
+            browser.close()
 
     assert [v for v in violations if "Content Security Policy" in v or "Refused to" in v] == []
