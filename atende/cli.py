@@ -54,7 +54,8 @@ def _settings() -> Settings:
     except ValidationError as exc:
         for error in exc.errors():
             where = ".".join(str(part) for part in error["loc"])
-            typer.echo(f"atende: configuration error{f' in {where}' if where else ''}: {error['msg']}", err=True)
+            message = error["msg"].removeprefix("Value error, ")
+            typer.echo(f"atende: configuration error{f' in {where}' if where else ''}: {message}", err=True)
         raise typer.Exit(2) from None
 
 
