@@ -130,6 +130,8 @@ def development_keys(data_dir: Path, environment: str) -> dict[str, str]:
         return _read(path)
     except FileNotFoundError:
         pass
+    except OSError as exc:
+        raise KeyFileError(f"cannot read development keys from {path} ({exc.strerror})") from None
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(prefix=".keys-", dir=data_dir)  # mode 0600

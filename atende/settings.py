@@ -282,6 +282,8 @@ class Settings(BaseSettings):
         }
         if self.environment == "production":
             problems = keys.production_problems(given)
+            if problems:
+                problems.append("`atende lgpd generate-key --env` prints a fresh set of the three keys")
             if self.payment_pix_key.strip() in ("", DEMO_PIX_KEY):
                 problems.append("ATENDE_PAYMENT_PIX_KEY must be set to the organization's own Pix key in production")
             if not self.payment_bank_code.strip():

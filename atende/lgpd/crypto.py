@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -43,8 +42,6 @@ from sqlalchemy import Engine, column, select, table, update
 
 if TYPE_CHECKING:
     from atende.settings import Settings
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "BlindIndexColumn",
@@ -159,7 +156,8 @@ def cipher_from_settings(settings: Settings) -> FieldCipher:
     try:
         keys = parse_fernet_keys(settings.encryption_keys.get_secret_value())
     except ValueError as exc:
-        # Checked here, not in Settings: pydantic's errors would print the keys back.
+        # Production checked the keys in Settings already; development and test accept what they are given, so a
+        # malformed key is refused here, without echoing it.
         raise ConfigurationError(str(exc)) from None
     index_secret = settings.blind_index_key.get_secret_value().strip()
     if not keys:
