@@ -13,6 +13,7 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, Text, insert, select
 
 from atende.db import make_engine
+from atende.keys import new_keys
 from atende.lgpd.crypto import (
     ConfigurationError,
     DecryptionError,
@@ -22,6 +23,7 @@ from atende.lgpd.crypto import (
     generate_key,
     rotate_columns,
 )
+from atende.services import build_services
 
 INDEX_KEY = b"k" * 32
 
@@ -181,3 +183,20 @@ def test_rotation_stops_on_a_value_no_key_opens_and_leaves_its_batch_untouched(e
     with engine.connect() as connection:
         first = connection.execute(select(table.c.cpf).where(table.c.id == 1)).scalar_one()
     assert not cipher(new, old).is_current(first)
+
+
+def test_the_assistants_cpf_reference_is_keyed_by_the_personal_data_key_not_the_secret_key(tmp_path: Path) -> None:
+    shared = {"encryption_keys": generate_key(), "blind_index_key": new_keys()["ATENDE_BLIND_INDEX_KEY"]}
+    built = [
+        build_services(lgpd_settings(tmp_path / name, secret_key=new_keys()["ATENDE_SECRET_KEY"], **shared))
+        for name in ("one", "other")
+    ]
+    try:
+        one, other = (services.assistant.actions for services in built)
+        assert one is not None
+        assert other is not None
+        assert one._cpf_key(CPF) == other._cpf_key(CPF)
+        assert one._cpf_key(CPF) != one._cpf_key("111.444.777-35")
+    finally:
+        for services in built:
+            services.close()
