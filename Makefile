@@ -47,7 +47,15 @@ $(INSPECTOR): tests/mcp_inspector/package-lock.json
 model: setup
 	$(BIN)/atende model assemble
 
-demo: model
+# Settings fail closed (production needs real keys), so the demo and the measurements run in an explicit
+# development mode: .env is written once and never over an existing one. Development generates its own random
+# keys into var/keys.env on first start (docs/decisions/0038-fail-closed-defaults.md).
+.env:
+	printf '%s\n' '# Written by make for this checkout: development mode, random keys kept in var/keys.env.' \
+		'# Production needs ATENDE_ENVIRONMENT=production and its own keys (see README, Configuration).' \
+		'ATENDE_ENVIRONMENT=development' > $@
+
+demo: model .env
 	$(BIN)/atende ingest
 	$(BIN)/atende seed
 	$(BIN)/atende serve --host 127.0.0.1 --port 8000
@@ -65,11 +73,11 @@ test: model test-tools
 	$(MAKE) lint
 	ATENDE_REQUIRE_SERVICES=1 $(BIN)/python -m pytest
 
-bench: model
+bench: model .env
 	$(BIN)/python -m bench.run --out bench/results.json
 
 # Handoff measures (issue 6): latency request → agent's screen on both live states, summary rubric, sentiment.
-bench-handoff: model
+bench-handoff: model .env
 	$(BIN)/python -m bench.handoff --requests 200 --out bench/handoff_results.json
 	$(BIN)/python -m bench.handoff --requests 200 --out bench/handoff_results.json \
 		--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test --redis-url redis://127.0.0.1:6379/0
@@ -78,7 +86,7 @@ bench-handoff: model
 	$(BIN)/python -m bench.copilot_acceptance --out bench/copilot_results.json
 	$(BIN)/python -m bench.translation --out bench/translation_results.json
 
-eval-questions: model
+eval-questions: model .env
 	$(BIN)/atende ingest
 	$(BIN)/atende eval run eval/suites/foundation.yaml --out eval/reports/foundation
 

@@ -21,6 +21,7 @@ from atende.audit_http import AuditMiddleware
 from atende.console.router import install_console
 from atende.errors import BodyTooLarge, body_too_large_response, install_error_handlers
 from atende.routers import audit, health, kb, lgpd
+from atende.security_headers import SecurityHeaders, parse_origins
 from atende.services import Services, build_services, start_handoff_sweep
 from atende.settings import Settings, get_settings
 from channels.registry import ChannelRegistry, default_registry
@@ -155,11 +156,16 @@ def create_app(
             if services is None:
                 svc.close()
 
+    docs = settings.api_docs_enabled
     app = FastAPI(
         title="Atende",
         version="0.1.0",
         summary="Atendimento ao cidadão com IA: chat, base de conhecimento e registro de turnos.",
         lifespan=lifespan,
+        # Production publishes no map of its API unless ATENDE_API_DOCS=true.
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
         # Every route answers only as atende/accounts/permissions.py declares (authentication, role, scope, CSRF).
         dependencies=[Depends(authorize_request)],
     )
@@ -181,4 +187,9 @@ def create_app(
         channel.install(app)
 
     app.add_middleware(NoStoreForApi)
+    app.add_middleware(
+        SecurityHeaders,
+        embed_origins=parse_origins(settings.embed_origins),
+        hsts=settings.environment == "production" or settings.public_base_url.startswith("https://"),
+    )
     return app

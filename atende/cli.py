@@ -46,7 +46,17 @@ app.add_typer(handoff_app, name="handoff")
 
 
 def _settings() -> Settings:
-    return Settings()
+    """The settings, or an operator-readable refusal (what is missing and how to make it) instead of a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            typer.echo(f"atende: configuration error{f' in {where}' if where else ''}: {message}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _build_services(settings: Settings) -> Services:

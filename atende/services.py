@@ -236,7 +236,9 @@ def build_services(settings: Settings, *, model: ChatModel | None = None) -> Ser
         settings, sessions, audit, index, lgpd, tokens=accounts.tokens, handoffs=handoff
     )
     handoff.protocols = build_service_protocols(domain)
-    assistant.actions = build_actions(settings, mcp, store, chat_model)
+    assistant.actions = build_actions(
+        settings, mcp, store, chat_model, identity_key=lgpd.cipher.purpose_key("assistant-cpf")
+    )
     return Services(
         settings,
         engine,
@@ -352,14 +354,14 @@ def build_copilot(settings: Settings, model: ChatModel, index: KnowledgeIndex) -
 
 
 def build_actions(
-    settings: Settings, server: MCPServer, store: ConversationStore, model: ChatModel
+    settings: Settings, server: MCPServer, store: ConversationStore, model: ChatModel, *, identity_key: bytes
 ) -> ActionDialogue | None:
-    """The assistant's MCP client: over HTTP when a remote server is configured, else in-process over `server`."""
+    """The assistant's MCP client: over HTTP when a remote server is configured, else in-process over `server`.
+
+    `identity_key` keys the hash by which a conversation remembers its verified CPF: a personal-data key, so it
+    comes from the LGPD cipher, never from ATENDE_SECRET_KEY."""
     if not settings.tools_enabled:
         return None
-    import hashlib
-    import hmac
-
     from assistant.tools.chooser import build_chooser
     from assistant.tools.dialogue import ActionDialogue
     from assistant.tools.mcp_session import McpToolSession
@@ -373,8 +375,7 @@ def build_actions(
     chooser = build_chooser(
         settings.tool_routing, model, organization=settings.organization_name, llm_is_local=settings.llm_local
     )
-    key = hmac.new(settings.secret_key.get_secret_value().encode(), b"atende/assistant-cpf", hashlib.sha256).digest()
-    return ActionDialogue(session, store, chooser, identity_key=key)
+    return ActionDialogue(session, store, chooser, identity_key=identity_key)
 
 
 def build_tools(

@@ -30,7 +30,9 @@ class WhatsAppNumber(BaseModel):
     flow: Literal["assistant", "agents"] = "assistant"
 
 
-PLACEHOLDER_SECRETS = {"", "changethis", "change-me", "changeme", "secret", "dev-secret-change-me"}
+# Demo payment receiver for development and test; production must name its own (ATENDE_PAYMENT_*).
+DEMO_PIX_KEY = "3f1c2b7e-8d4a-4e6f-9b1a-2c5d7e9f0a13"  # a random key (EVP) that belongs to nobody
+DEMO_BANK_CODE = "001"
 
 
 class OIDCProvider(BaseModel):
@@ -48,10 +50,13 @@ class OIDCProvider(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ATENDE_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused setting must not print the other settings' secrets into the log.
+    model_config = SettingsConfigDict(env_prefix="ATENDE_", env_file=".env", extra="ignore", hide_input_in_errors=True)
 
-    environment: Literal["development", "test", "production"] = "development"
-    secret_key: SecretStr = SecretStr("dev-secret-change-me")
+    # Fail closed: development and test are chosen explicitly (`make demo` writes them into .env).
+    environment: Literal["development", "test", "production"] = "production"
+    # Signs sessions, CSRF and the audit chain; required in production, generated per data_dir otherwise.
+    secret_key: SecretStr = SecretStr("")
     data_dir: Path = Path("var")
     knowledge_dir: Path = Path("knowledge")
     log_level: str = "INFO"
@@ -94,6 +99,22 @@ class Settings(BaseSettings):
 
     max_message_chars: int = Field(default=2000, ge=1)
     history_turns: int = 4
+
+    # The web: pages' framing and the API docs (atende/security_headers.py, decision 0038)
+    embed_origins: str = ""  # comma-separated portal origins whose pages embed the chat widget; empty: same site
+    api_docs: bool | None = None  # /docs, /redoc, /openapi.json; None: on outside production, off in production
+
+    @field_validator("embed_origins")
+    @classmethod
+    def _valid_embed_origins(cls, value: str) -> str:
+        from atende.security_headers import parse_origins
+
+        parse_origins(value)
+        return value
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.environment != "production"
 
     # Staff accounts: sessions, passwords, two-factor, lock-out, IP lists, single sign-on (issue 5; atende/accounts)
     session_cookie_secure: bool = True  # off only for plain-HTTP development; refused in production
@@ -154,10 +175,10 @@ class Settings(BaseSettings):
     verification_ttl_minutes: int = Field(default=60, ge=1)
     verification_max_attempts: int = Field(default=5, ge=1)  # per conversation and per CPF, per window
     verification_window_minutes: int = Field(default=15, ge=1)
-    payment_pix_key: str = "3f1c2b7e-8d4a-4e6f-9b1a-2c5d7e9f0a13"  # demo random key (EVP)
+    payment_pix_key: str = ""  # required in production; empty elsewhere: DEMO_PIX_KEY
     payment_merchant_name: str = ""  # empty: ATENDE_ORGANIZATION_NAME
     payment_merchant_city: str = "Santa Aurora"
-    payment_bank_code: str = "001"
+    payment_bank_code: str = ""  # required in production; empty elsewhere: DEMO_BANK_CODE
 
     # The assistant acting through the MCP tools (issue 4, docs/decisions/0014-0016)
     tools_enabled: bool = True
@@ -170,8 +191,9 @@ class Settings(BaseSettings):
     eval_judge: Literal["support", "llm"] = "support"  # faithfulness: embedding + lexical support, or the LLM
 
     # LGPD: audit trail, encryption at rest, extra personal-data patterns, retention (issue 5)
-    encryption_keys: SecretStr = SecretStr("")  # comma-separated Fernet keys, primary first; required in production
-    blind_index_key: SecretStr = SecretStr("")  # HMAC key for lookups on encrypted fields; never change it
+    # Required in production; in development and test generated once into <data_dir>/keys.env (atende/keys.py).
+    encryption_keys: SecretStr = SecretStr("")  # comma-separated Fernet keys, primary first
+    blind_index_key: SecretStr = SecretStr("")  # HMAC key for lookups on encrypted fields; its own random key
     audit_previous_secret_keys: SecretStr = SecretStr("")  # former ATENDE_SECRET_KEYs, to verify older audit rows
     audit_timezone: str = "America/Sao_Paulo"  # how audit times are shown; stored in UTC
     pii_extra_patterns: dict[str, str] = Field(default_factory=dict)  # {"MATRICULA": "MAT-\\d{6}"}, JSON
@@ -250,11 +272,41 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _refuse_placeholder_secrets(self) -> Settings:
-        if self.environment == "production" and (
-            self.secret_key.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
-        ):
-            raise ValueError("ATENDE_SECRET_KEY must be set to a real secret outside development")
+    def _real_keys(self) -> Settings:
+        from atende import keys
+
+        given = {
+            keys.SECRET_KEY: self.secret_key.get_secret_value(),
+            keys.ENCRYPTION_KEYS: self.encryption_keys.get_secret_value(),
+            keys.BLIND_INDEX_KEY: self.blind_index_key.get_secret_value(),
+        }
+        if self.environment == "production":
+            problems = keys.production_problems(given)
+            if problems:
+                problems.append("`atende lgpd generate-key --env` prints a fresh set of the three keys")
+            if self.payment_pix_key.strip() in ("", DEMO_PIX_KEY):
+                problems.append("ATENDE_PAYMENT_PIX_KEY must be set to the organization's own Pix key in production")
+            if not self.payment_bank_code.strip():
+                problems.append("ATENDE_PAYMENT_BANK_CODE must be set to the receiving bank's code in production")
+            if problems:
+                raise ValueError(
+                    "refusing to start in production (the default; a development checkout sets "
+                    "ATENDE_ENVIRONMENT=development, as `make demo` does in .env): " + "; ".join(problems)
+                )
+            return self
+        if keys.is_placeholder(given[keys.SECRET_KEY]) and given[keys.SECRET_KEY].strip():
+            raise ValueError(f"{keys.SECRET_KEY} is a public placeholder: unset it to have a random one generated")
+        if not all(value.strip() for value in given.values()):
+            stored = keys.development_keys(self.data_dir, self.environment)
+            for name, field in (
+                (keys.SECRET_KEY, "secret_key"),
+                (keys.ENCRYPTION_KEYS, "encryption_keys"),
+                (keys.BLIND_INDEX_KEY, "blind_index_key"),
+            ):
+                if not given[name].strip():
+                    setattr(self, field, SecretStr(stored[name]))
+        self.payment_pix_key = self.payment_pix_key or DEMO_PIX_KEY
+        self.payment_bank_code = self.payment_bank_code or DEMO_BANK_CODE
         return self
 
     @property

@@ -203,7 +203,7 @@ def main() -> None:
     parser.add_argument("--skip-llm", action="store_true")
     parser.add_argument("--skip-webhook", action="store_true")
     args = parser.parse_args()
-    settings = Settings()
+    settings = Settings(environment="development")  # a measurement, never a deployment
     work = settings.data_dir / "bench"
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {

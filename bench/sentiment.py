@@ -77,7 +77,7 @@ def main() -> None:
         from atende.services import build_chat_model
         from atende.settings import Settings
 
-        settings = Settings()
+        settings = Settings(environment="development")  # a measurement, never a deployment
         model = build_chat_model(settings)
         model.warm_up()
         results.append({**evaluate(LLMSentiment(model), rows), "model": model.model_id})

@@ -102,7 +102,7 @@ def main() -> None:
     from atende.services import build_chat_model
     from atende.settings import Settings
 
-    settings = Settings()
+    settings = Settings(environment="development")  # a measurement, never a deployment
     model: ChatModel = build_chat_model(settings)
     model.warm_up()
     load_start = round(os.getloadavg()[0], 2)

@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--defaults", action="store_true", help="report the shipped defaults, not the fitted ones")
     args = parser.parse_args()
-    embedder = build_embedder(Settings())
+    embedder = build_embedder(Settings(environment="development"))
     result = measure(embedder, SupportParams() if args.defaults else None)
     print(json.dumps(result, indent=2))
     if args.out:

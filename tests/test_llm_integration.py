@@ -87,9 +87,10 @@ def test_internal_articles_never_reach_a_citizen_even_when_asked_for_them(real_s
 
 
 def test_atende_ask_answers_offline_from_the_command_line(knowledge_subset: Path, tmp_path: Path) -> None:
-    model_path = ROOT / Settings(_env_file=None).resolved_llm_model_path  # type: ignore[call-arg]
+    model_path = Settings(environment="test", data_dir=ROOT / "var", _env_file=None).resolved_llm_model_path  # type: ignore[call-arg]
     env = {
         **os.environ,
+        "ATENDE_ENVIRONMENT": "test",
         "ATENDE_DATA_DIR": str(tmp_path / "var"),
         "ATENDE_KNOWLEDGE_DIR": str(knowledge_subset),
         "ATENDE_LLM_MODEL_PATH": str(model_path),

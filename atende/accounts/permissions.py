@@ -113,7 +113,7 @@ GRANTABLE_SCOPES: Final[dict[str, frozenset[str]]] = {
 
 # method + path template → action or access level. Keep grouped by router.
 ROUTES: Final[dict[tuple[str, str], str]] = {
-    # OpenAPI and its viewers
+    # OpenAPI and its viewers (not mounted in production unless ATENDE_API_DOCS=true)
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,

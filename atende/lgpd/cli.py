@@ -228,8 +228,17 @@ def lgpd_rotate_key() -> None:
 
 
 @lgpd_app.command("generate-key")
-def lgpd_generate_key() -> None:
-    """Print a new random key for ATENDE_ENCRYPTION_KEYS."""
+def lgpd_generate_key(
+    env: Annotated[
+        bool, typer.Option("--env", help="Print all three production keys as ATENDE_*=… lines for an .env file")
+    ] = False,
+) -> None:
+    """Print a new random key for ATENDE_ENCRYPTION_KEYS (with --env: every key production needs)."""
+    from atende.keys import new_keys
     from atende.lgpd.crypto import generate_key
 
-    typer.echo(generate_key())
+    if not env:
+        typer.echo(generate_key())
+        return
+    for name, value in new_keys().items():
+        typer.echo(f"{name}={value}")

@@ -27,10 +27,8 @@ key lookups miss until that command has run (docs/decisions/0021-personal-data-a
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import logging
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -44,8 +42,6 @@ from sqlalchemy import Engine, column, select, table, update
 
 if TYPE_CHECKING:
     from atende.settings import Settings
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "BlindIndexColumn",
@@ -139,6 +135,11 @@ class FieldCipher:
         except (InvalidToken, UnicodeEncodeError) as exc:
             raise DecryptionError("value cannot be decrypted with the configured keys") from exc
 
+    def purpose_key(self, purpose: str) -> bytes:
+        """A key for another keyed hash of personal data (the assistant's CPF reference), separated by `purpose`
+        from every blind index."""
+        return hmac.new(self._index_key, f"purpose-key\x00{purpose}".encode(), hashlib.sha256).digest()
+
     def blind_index(self, value: str, *, kind: str) -> str:
         """A keyed hash (HMAC-SHA256) for equality lookups; `kind` separates domains and picks the normalisation.
 
@@ -150,30 +151,24 @@ class FieldCipher:
 
 
 def cipher_from_settings(settings: Settings) -> FieldCipher:
-    """The cipher for these settings; outside development and test, missing keys refuse to start."""
+    """The cipher for these settings. Both keys are the deployment's own: Settings refuses production without
+    them and gives development and test random ones (atende/keys.py); neither is derived from another secret."""
     try:
         keys = parse_fernet_keys(settings.encryption_keys.get_secret_value())
     except ValueError as exc:
-        # Checked here, not in Settings: pydantic's errors would print the keys back.
+        # Production checked the keys in Settings already; development and test accept what they are given, so a
+        # malformed key is refused here, without echoing it.
         raise ConfigurationError(str(exc)) from None
     index_secret = settings.blind_index_key.get_secret_value().strip()
-    if settings.environment == "production":
-        if not keys:
-            raise ConfigurationError(
-                "ATENDE_ENCRYPTION_KEYS must be set in production (generate one with `atende lgpd generate-key`)"
-            )
-        if len(index_secret) < 16:
-            raise ConfigurationError("ATENDE_BLIND_INDEX_KEY must be set in production (at least 16 characters)")
-    secret = settings.secret_key.get_secret_value()
     if not keys:
-        log.warning(
-            "ATENDE_ENCRYPTION_KEYS is not set: encrypting personal data with a key derived from "
-            "ATENDE_SECRET_KEY. Acceptable for %s only; set real keys before storing real data.",
-            settings.environment,
+        raise ConfigurationError("ATENDE_ENCRYPTION_KEYS is not set (generate one with `atende lgpd generate-key`)")
+    if not index_secret:
+        raise ConfigurationError(
+            'ATENDE_BLIND_INDEX_KEY is not set (generate one with `python -c "import secrets; '
+            'print(secrets.token_urlsafe(48))"`)'
         )
-        keys = [base64.urlsafe_b64encode(derive_key(secret, "field-encryption/dev")).decode()]
-    index_key = derive_key(index_secret or secret, "blind-index")
-    return FieldCipher(keys, index_key)
+    # The HKDF step only shapes the configured index secret into 32 bytes; it adds no other secret.
+    return FieldCipher(keys, derive_key(index_secret, "blind-index"))
 
 
 @dataclass(frozen=True)

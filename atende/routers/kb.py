@@ -9,15 +9,21 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 
 from atende.deps import IndexDep, SettingsDep
+from atende.security_headers import policy, style_hash
 
 router = APIRouter(tags=["knowledge"])
+
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;line-height:1.6;
+color:#1b1b1b}a{color:#0b4f9c}header{border-bottom:1px solid #ccc;margin-bottom:1rem}"""
+# The page stands alone (the web chat's /static may not be installed), so its one fixed style stays inline and
+# the policy allows exactly that text by its hash.
+_POLICY = policy(style_sources=[style_hash(_STYLE)])
 
 _PAGE = """<!doctype html>
 <html lang="pt-BR"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} — {org}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;line-height:1.6;
-color:#1b1b1b}}a{{color:#0b4f9c}}header{{border-bottom:1px solid #ccc;margin-bottom:1rem}}</style>
+<style>{style}</style>
 </head><body><header><p><a href="/">{org} — Atendimento</a></p></header>
 <main><article>{body}</article></main></body></html>"""
 
@@ -43,6 +49,7 @@ def article(doc_id: str, index: IndexDep, settings: SettingsDep) -> HTMLResponse
     body = MarkdownIt("commonmark", {"html": False}).render(text)
     if not text.lstrip().startswith("# "):
         body = f"<h1>{html.escape(chunks[0].title)}</h1>\n{body}"
-    return HTMLResponse(
-        _PAGE.format(title=html.escape(chunks[0].title), org=html.escape(settings.organization_name), body=body)
+    page = _PAGE.format(
+        title=html.escape(chunks[0].title), org=html.escape(settings.organization_name), style=_STYLE, body=body
     )
+    return HTMLResponse(page, headers={"Content-Security-Policy": _POLICY})
