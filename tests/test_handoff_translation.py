@@ -26,9 +26,9 @@ from atende.lgpd.sources import anonymise_conversations
 from atende.migrate import upgrade
 from atende.models import utcnow
 from atende.services import Services
-from channels.webchat.testing import keep_only_chat_key
 from atende.store import ConversationStore
 from channels.registry import Outgoing
+from channels.webchat.testing import keep_only_chat_key
 
 AGENT = "user:7"
 CPF = "529.982.247-25"

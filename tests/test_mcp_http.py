@@ -153,7 +153,8 @@ async def test_an_assistant_token_cannot_read_a_verified_citizens_debts_without_
     assert (missing.error, forged.error) == ("forbidden", "forbidden")
     assert another_ids.is_error
     assert "debts" not in json.dumps(another_ids.structured_content)
-    assert "debts" not in missing.data and "debts" not in forged.data
+    assert "debts" not in missing.data
+    assert "debts" not in forged.data
     assert len(refusals) == 3
     assert {(r.actor, r.details["reason"]) for r in refusals} == {("integration:chatbot", "conversation_unproven")}
 

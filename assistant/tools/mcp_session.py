@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from atende.conversation_keys import PROOF_META_KEY
-
 from assistant.tools.session import (
     CONVERSATION_META_KEY,
     ToolResult,
@@ -27,12 +25,13 @@ from assistant.tools.session import (
     parse_payload,
     result_from,
 )
+from atende.conversation_keys import PROOF_META_KEY
 
 if TYPE_CHECKING:
     from mcp import Client
+    from mcp.server import MCPServer
 
     from atende.conversation_keys import ConversationProof
-    from mcp.server import MCPServer
 
 log = logging.getLogger(__name__)
 
