@@ -203,3 +203,20 @@ def test_every_route_under_a_conversation_id_requires_the_chat_key(app: TestClie
         (method, "/api/conversations/{conversation_id}" + suffix) for method, suffix, _ in ROUTES
     }
     assert unchecked == []
+
+
+@pytest.mark.parametrize("suffix", ["/messages", "/messages/stream", "/survey"])
+def test_a_body_a_form_on_another_site_could_send_is_not_read_as_json(
+    app: TestClient, services: Services, suffix: str
+) -> None:
+    """A form can post text/plain that looks like JSON but never application/json: those routes refuse it."""
+    cid = app.post("/api/conversations").json()["id"]
+
+    forged = app.post(
+        f"/api/conversations/{cid}{suffix}",
+        content=b'{"text": "quero falar com um atendente", "score": 1}',
+        headers={"content-type": "text/plain"},
+    )
+
+    assert forged.status_code == 422
+    assert services.store.list_messages(cid) == []
