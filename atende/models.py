@@ -75,6 +75,8 @@ class Conversation(Base):
     state: Mapped[str] = mapped_column(String(16), default="bot")
     language: Mapped[str] = mapped_column(String(16), default="pt-BR")
     citizen_ref: Mapped[str | None] = mapped_column(String(255))
+    # SHA-256 of the web chat key of the browser that created it; NULL for every other channel (never on the web API).
+    web_key_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

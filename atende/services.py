@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from assistant.llm import ChatModel
 from assistant.service import Assistant, AssistantConfig
 from atende.audit import AuditLog, AuditSink, ChainKeys, MemoryAuditSink
+from atende.conversation_keys import ConversationProof
 from atende.db import make_engine, make_session_factory
 from atende.lgpd.crypto import EncryptedColumn
 from atende.lgpd.wiring import Lgpd, build_lgpd
@@ -353,6 +354,11 @@ def build_copilot(settings: Settings, model: ChatModel, index: KnowledgeIndex) -
     )
 
 
+def conversation_proof(settings: Settings) -> ConversationProof:
+    """What the assistant signs its MCP calls' conversation ids with, and /mcp checks them against."""
+    return ConversationProof(settings.secret_key.get_secret_value())
+
+
 def build_actions(
     settings: Settings, server: MCPServer, store: ConversationStore, model: ChatModel, *, identity_key: bytes
 ) -> ActionDialogue | None:
@@ -366,12 +372,16 @@ def build_actions(
     from assistant.tools.dialogue import ActionDialogue
     from assistant.tools.mcp_session import McpToolSession
 
+    proof = conversation_proof(settings)
     if settings.mcp_remote_url:
         session = McpToolSession.over_http(
-            settings.mcp_remote_url, settings.mcp_remote_token.get_secret_value(), timeout_s=settings.tool_timeout_s
+            settings.mcp_remote_url,
+            settings.mcp_remote_token.get_secret_value(),
+            timeout_s=settings.tool_timeout_s,
+            proof=proof,
         )
     else:
-        session = McpToolSession.in_process(server, timeout_s=settings.tool_timeout_s)
+        session = McpToolSession.in_process(server, timeout_s=settings.tool_timeout_s, proof=proof)
     chooser = build_chooser(
         settings.tool_routing, model, organization=settings.organization_name, llm_is_local=settings.llm_local
     )
@@ -412,7 +422,8 @@ def build_tools(
     # Tokens issued by `atende tokens create` or /api/tokens first, then the ones configured in ATENDE_MCP_TOKENS.
     static = static_verifier(settings.mcp_tokens.get_secret_value())
     token_verifier: TokenVerifier = ChainedTokenVerifier([tokens, static]) if tokens is not None else static
-    return domain, build_mcp_server(domain, token_verifier=token_verifier), token_verifier
+    server = build_mcp_server(domain, token_verifier=token_verifier, conversation_proof=conversation_proof(settings))
+    return domain, server, token_verifier
 
 
 def build_whatsapp(

@@ -17,6 +17,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import Executable
 
+from atende.conversation_keys import same_digest
 from atende.models import (
     Conversation,
     ConversationState,
@@ -203,8 +204,14 @@ class ConversationStore:
     # Conversations
 
     def create_conversation(
-        self, channel: str, language: str = "pt-BR", *, citizen_ref: str | None = None
+        self,
+        channel: str,
+        language: str = "pt-BR",
+        *,
+        citizen_ref: str | None = None,
+        web_key_hash: str | None = None,
     ) -> ConversationView:
+        """`web_key_hash`: the digest of the web chat key of the browser that may use it (atende.conversation_keys)."""
         with self._sessions.begin() as session:
             now = self._clock()
             row = Conversation(
@@ -212,6 +219,7 @@ class ConversationStore:
                 language=language,
                 state="bot",
                 citizen_ref=citizen_ref,
+                web_key_hash=web_key_hash,
                 created_at=now,
                 updated_at=now,
             )
@@ -223,6 +231,14 @@ class ConversationStore:
         with self._sessions() as session:
             row = session.get(Conversation, conversation_id)
             return None if row is None else _conversation_view(row)
+
+    def get_web_conversation(self, conversation_id: str, web_key_hash: str) -> ConversationView | None:
+        """The conversation only when it is bound to this web chat key digest (None as for an unknown id)."""
+        with self._sessions() as session:
+            row = session.get(Conversation, conversation_id)
+            if row is None or not same_digest(row.web_key_hash, web_key_hash):
+                return None
+            return _conversation_view(row)
 
     def set_state(self, conversation_id: str, state: ConversationState) -> ConversationView:
         _require(state, STATES, "state")

@@ -24,7 +24,8 @@ ERROR_KEYS = {"code", "detail"}
 
 @pytest.fixture
 def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services=services)) as test_client:
+    # https: the chat key cookie is Secure (ATENDE_SESSION_COOKIE_SECURE), and the client keeps it only there.
+    with TestClient(create_app(services=services), base_url="https://testserver") as test_client:
         yield test_client
 
 

@@ -565,7 +565,7 @@ def test_in_the_web_chat_a_citizen_verifies_sees_their_debts_and_gets_a_pix_code
     build: Callable[..., tuple[Services, ScriptedChatModel]],
 ) -> None:
     services, _ = build()
-    with TestClient(create_app(services=services, warm_model=False)) as client:
+    with TestClient(create_app(services=services, warm_model=False), base_url="https://testserver") as client:
         conversation = client.post("/api/conversations").json()["id"]
 
         def say(text: str) -> dict[str, Any]:
@@ -591,7 +591,7 @@ def test_in_the_web_chat_stream_a_citizen_opens_and_tracks_a_protocol_and_books_
 ) -> None:
     """The endpoint the chat page uses (SSE), end to end over the real MCP server and database."""
     services, _ = build()
-    with TestClient(create_app(services=services, warm_model=False)) as client:
+    with TestClient(create_app(services=services, warm_model=False), base_url="https://testserver") as client:
         conversation = client.post("/api/conversations").json()["id"]
 
         def say(text: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from atende.app import create_app
 from atende.audit import AuditLog, AuditRecord
 from atende.i18n import t
 from atende.services import Services
+from channels.webchat.testing import keep_only_chat_key
 from tools_mcp.domain import Domain
 from tools_mcp.models import Protocol, ProtocolEvent
 from tools_mcp.seed import CITIZENS, seed
@@ -54,7 +55,7 @@ def agent(accounts: Accounts) -> StaffUser:
 
 
 def as_staff(app: TestClient, accounts: Accounts, user: StaffUser) -> dict[str, str]:
-    app.cookies.clear()
+    keep_only_chat_key(app)
     return {"X-CSRF-Token": sign_in_directly(app, accounts, user)}
 
 
@@ -93,12 +94,13 @@ def action(cid: str, name: str) -> str:
 
 
 def citizen_view(app: TestClient, cid: str) -> list[dict[str, Any]]:
-    cookies = dict(app.cookies)
-    app.cookies.clear()
+    saved = list(app.cookies.jar)
+    keep_only_chat_key(app)
     try:
         messages: list[dict[str, Any]] = app.get(f"/api/conversations/{cid}").json()["messages"]
     finally:
-        app.cookies.update(cookies)
+        for cookie in saved:
+            app.cookies.jar.set_cookie(cookie)
     return messages
 
 

@@ -23,6 +23,7 @@ from atende.audit import AuditLog
 from atende.handoff.hours import DAYS, BusinessHours
 from atende.i18n import t
 from atende.services import Services
+from channels.webchat.testing import keep_only_chat_key
 
 CPF = "529.982.247-25"
 QUESTION = f"Como emito a segunda via do boleto do IPTU? Meu CPF é {CPF}"
@@ -53,12 +54,12 @@ def citizen_waiting(app: TestClient) -> str:
 
 
 def as_staff(app: TestClient, accounts: Accounts, user: StaffUser) -> dict[str, str]:
-    app.cookies.clear()
+    keep_only_chat_key(app)
     return {"X-CSRF-Token": sign_in_directly(app, accounts, user)}
 
 
 def as_citizen(app: TestClient) -> None:
-    app.cookies.clear()
+    keep_only_chat_key(app)
 
 
 def messages_of(app: TestClient, cid: str) -> list[dict[str, Any]]:

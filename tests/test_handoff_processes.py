@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,9 @@ def tail(path: Path) -> str:
 class AppProcess:
     """One `atende serve` on a free loopback port; stdout and stderr go to a log file, shown when a test fails."""
 
-    def __init__(self, name: str, env: dict[str, str], workdir: Path) -> None:
+    def __init__(self, name: str, env: dict[str, str], workdir: Path, browser: CookieJar) -> None:
         self.name = name
+        self.browser = browser
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"{name}.log"
@@ -119,9 +121,11 @@ class Deployment:
     redis_client: redis.Redis
     redis_prefix: str
     processes: list[AppProcess] = field(default_factory=list)
+    # The citizen's browser: its web chat key opens their conversations on every process (cookies ignore ports).
+    browser: CookieJar = field(default_factory=CookieJar)
 
     def start(self, name: str) -> AppProcess:
-        process = AppProcess(name, self.env, self.workdir)
+        process = AppProcess(name, self.env, self.workdir, self.browser)
         self.processes.append(process)
         return process
 
@@ -171,6 +175,8 @@ def environment(database_url: str, redis_prefix: str, data_dir: Path) -> dict[st
         "ATENDE_LLM_BACKEND": "openai",
         "ATENDE_OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
         "ATENDE_HANDOFF_TRANSLATION": "off",
+        # Plain HTTP on loopback: a Secure chat key cookie would never be sent back.
+        "ATENDE_SESSION_COOKIE_SECURE": "false",
     }
 
 
@@ -233,7 +239,7 @@ def pair(deployment: Deployment) -> Pair:
 
 
 def citizen(app: AppProcess) -> httpx.Client:
-    return httpx.Client(base_url=app.url, timeout=30.0, trust_env=False)
+    return httpx.Client(base_url=app.url, cookies=app.browser, timeout=30.0, trust_env=False)
 
 
 def console(app: AppProcess, agent: Agent) -> httpx.Client:

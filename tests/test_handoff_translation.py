@@ -28,6 +28,7 @@ from atende.models import utcnow
 from atende.services import Services
 from atende.store import ConversationStore
 from channels.registry import Outgoing
+from channels.webchat.testing import keep_only_chat_key
 
 AGENT = "user:7"
 CPF = "529.982.247-25"
@@ -275,14 +276,14 @@ def test_the_console_shows_both_versions_masked_and_the_web_chat_the_translated_
     app.post(f"/api/conversations/{cid}/messages", json={"text": "quero falar com um atendente"})
     scripted._steps.append(f"Meu CPF é {CPF} e o boleto do IPTU ainda não chegou")
     app.post(f"/api/conversations/{cid}/messages", json={"text": f"My CPF is {CPF} and the IPTU bill never came"})
-    app.cookies.clear()
+    keep_only_chat_key(app)
     headers = {"X-CSRF-Token": sign_in_directly(app, accounts, agent)}
     app.post(f"/api/console/conversations/{cid}/claim", headers=headers)
     scripted._steps.append(REPLY_EN)
 
     sent = app.post(f"/api/console/conversations/{cid}/messages", json={"text": REPLY_PT}, headers=headers)
     view = app.get(f"/api/console/conversations/{cid}").json()
-    app.cookies.clear()
+    keep_only_chat_key(app)
     chat = app.get(f"/api/conversations/{cid}").json()
 
     assert sent.json()["text"] == REPLY_PT

@@ -165,7 +165,7 @@ def external_model_app(
     services = lgpd_services(lgpd_settings(tmp_path, llm_is_local=False), model)
     services.index.sync(knowledge_documents)
     assert isinstance(services.audit, AuditLog)
-    with TestClient(create_app(services=services)) as client:
+    with TestClient(create_app(services=services), base_url="https://testserver") as client:
         yield client, model, services.audit
     services.close()
 

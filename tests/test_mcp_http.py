@@ -25,7 +25,9 @@ from pydantic import SecretStr
 
 from assistant.testing import ScriptedChatModel
 from atende.app import create_app
-from atende.services import build_services
+from atende.audit import AuditLog, AuditQuery
+from atende.conversation_keys import ConversationProof
+from atende.services import Services, build_services, conversation_proof
 from atende.settings import Settings
 from tools_mcp.seed import CITIZENS, seed
 from tools_mcp.testing import call
@@ -48,6 +50,8 @@ MARIA, CARLOS = CITIZENS[0], CITIZENS[3]
 @dataclass(frozen=True)
 class RunningServer:
     url: str
+    services: Services
+    proof: ConversationProof  # what the app's own assistant signs conversation ids with
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +81,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        yield RunningServer(f"http://127.0.0.1:{port}/mcp")
+        yield RunningServer(f"http://127.0.0.1:{port}/mcp", services, conversation_proof(settings))
     finally:
         uv.should_exit = True
         thread.join(timeout=30)
@@ -103,14 +107,56 @@ async def test_an_integration_lists_and_calls_tools_over_http_with_its_token(ser
             "citizen_verify",
             {"cpf": MARIA.cpf, "birth_date": MARIA.birth_date.isoformat()},
             conversation="http-conv-1",
+            proof=server.proof,
         )
-        debts = await call(client, "payment_list_debts", conversation="http-conv-1")
-        stranger = await call(client, "payment_list_debts", conversation="http-conv-2")
+        debts = await call(client, "payment_list_debts", conversation="http-conv-1", proof=server.proof)
+        stranger = await call(client, "payment_list_debts", conversation="http-conv-2", proof=server.proof)
     assert {"citizen_verify", "protocol_open", "handoff_to_human"} <= names
     assert verified.data["verified"] is True
     assert debts.ok
     assert debts.data["debts"]
     assert stranger.error == "not_verified"
+
+
+async def test_an_assistant_token_cannot_read_a_verified_citizens_debts_without_the_apps_proof(
+    server: RunningServer,
+) -> None:
+    """A conversation id leaks (the console, logs, a browser); a token with the `assistant` scope is not enough."""
+    async with sdk_client(server.url, ASSISTANT_TOKEN) as client:
+        verified = await call(
+            client,
+            "citizen_verify",
+            {"cpf": MARIA.cpf, "birth_date": MARIA.birth_date.isoformat()},
+            conversation="http-conv-leaked",
+            proof=server.proof,
+        )
+        missing = await call(client, "payment_list_debts", conversation="http-conv-leaked")
+        forged = await call(
+            client,
+            "payment_list_debts",
+            conversation="http-conv-leaked",
+            proof=ConversationProof("a-secret-key-that-is-not-the-apps-0123456789"),
+        )
+        another_ids = await client.call_tool(
+            "payment_list_debts",
+            {},
+            meta={  # type: ignore[arg-type]
+                "atende/conversation_id": "http-conv-leaked",
+                "atende/conversation_proof": server.proof.sign("http-conv-other"),
+            },
+        )
+    audit = server.services.audit
+    assert isinstance(audit, AuditLog)
+    refusals = audit.search(AuditQuery(action="access.denied", object_id="http-conv-leaked"))
+
+    assert verified.data["verified"] is True
+    assert (missing.error, forged.error) == ("forbidden", "forbidden")
+    assert another_ids.is_error
+    assert "debts" not in json.dumps(another_ids.structured_content)
+    assert "debts" not in missing.data
+    assert "debts" not in forged.data
+    assert len(refusals) == 3
+    assert {(r.actor, r.details["reason"]) for r in refusals} == {("integration:chatbot", "conversation_unproven")}
 
 
 async def test_a_token_without_the_tools_scope_is_refused_per_tool(server: RunningServer) -> None:
@@ -183,6 +229,7 @@ def test_the_mcp_inspector_cli_lists_the_tools_and_calls_one(server: RunningServ
         json.dumps({"cpf": CARLOS.cpf, "birth_date": CARLOS.birth_date.strftime("%d/%m/%Y")}),
         "--tool-metadata",
         "atende/conversation_id=inspector-conv",
+        f"atende/conversation_proof={server.proof.sign('inspector-conv')}",
     )
     assert called.get("isError") in (None, False), called
     assert called["structuredContent"] == {"verified": True, "first_name": "Carlos", "attempts_left": 5}

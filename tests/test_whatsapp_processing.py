@@ -80,7 +80,7 @@ def wa(services: Services) -> WhatsAppService:
 
 @pytest.fixture
 def client(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services=services)) as test_client:
+    with TestClient(create_app(services=services), base_url="https://testserver") as test_client:
         yield test_client
 
 

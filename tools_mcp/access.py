@@ -1,8 +1,9 @@
 """Who may see or change whose data: the conversation's verified citizen, or staff with the right scope.
 
 A caller is a principal (from a bearer token, the stdio operator, or the in-process assistant) plus the
-conversation our own code put in the request's `_meta`. Principals holding the tool's scope act as staff;
-principals holding only `assistant` act for the conversation, and only on its verified citizen's data.
+conversation our own code put in the request's `_meta` (over HTTP, only with its proof: tools_mcp.server).
+Principals holding the tool's scope act as staff; principals holding only `assistant` act for the conversation,
+and only on its verified citizen's data.
 """
 
 from __future__ import annotations
@@ -133,6 +134,18 @@ class AccessControl:
                 object_type=object_type,
                 object_id=object_id or None,
                 details={"reason": reason, "scope": scope, "conversation_id": caller.conversation_id},
+            )
+        )
+
+    def refuse_conversation(self, principal: Principal, conversation_id: str, reason: str) -> None:
+        """Audit a caller naming a conversation it may not act for (the actor is the principal, not the citizen)."""
+        self._audit.record(
+            AuditEvent(
+                actor=principal.subject,
+                action="access.denied",
+                object_type="conversation",
+                object_id=conversation_id,
+                details={"reason": reason},
             )
         )
 

@@ -21,6 +21,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, BeforeValidator, Field
 from sqlalchemy.exc import OperationalError
 
+from atende.conversation_keys import PROOF_META_KEY, ConversationProof
 from atende.principals import Principal, TokenVerifier
 from tools_mcp.access import ASSISTANT_PRINCIPAL, Caller
 from tools_mcp.auth import SDKTokenVerifier, principal_from_access_token
@@ -228,13 +229,16 @@ def build_mcp_server(
     *,
     local_principal: Principal = ASSISTANT_PRINCIPAL,
     token_verifier: TokenVerifier | None = None,
+    conversation_proof: ConversationProof | None = None,
     base_url: str = "http://127.0.0.1:8000",
     name: str = "atende",
 ) -> MCPServer:
     """The tools over `domain`.
 
     In-process and stdio callers are `local_principal` (by default the assistant, which may only act for the
-    conversation in `_meta`); HTTP callers are whoever their bearer token names through `token_verifier`.
+    conversation in `_meta`); HTTP callers are whoever their bearer token names through `token_verifier`, and
+    act for the conversation in `_meta` only with its `conversation_proof` signature beside it (without a
+    `conversation_proof`, never).
     """
     auth: dict[str, Any] = {}
     if token_verifier is not None:
@@ -244,6 +248,7 @@ def build_mcp_server(
             "auth": AuthSettings(issuer_url=base_url, resource_server_url=None),  # type: ignore[arg-type]
         }
     server: MCPServer = MCPServer(name=name, instructions=INSTRUCTIONS, version="0.1.0", **auth)
+    access = domain.access
 
     def caller_of(ctx: Context) -> Caller:
         rc = ctx.request_context
@@ -259,15 +264,24 @@ def build_mcp_server(
         meta = rc.meta or {}
         conversation = meta.get(CONVERSATION_META_KEY)
         conversation_id = str(conversation).strip() if conversation else None
+        if conversation_id and isinstance(scope, dict):
+            # A conversation id travels through the console, logs and the citizen's browser; a token that learned
+            # one must not act for its citizen. Only the app itself, holding the secret key, signs the proof.
+            proof = meta.get(PROOF_META_KEY)
+            if conversation_proof is None or not conversation_proof.valid(conversation_id, proof):
+                access.refuse_conversation(principal, conversation_id, "conversation_unproven")
+                raise DomainError("forbidden")
         return Caller(principal, conversation_id or None)
 
     async def run(
         ctx: Context, tool: str, work: Callable[[Caller], dict[str, Any]], shape: type[BaseModel]
     ) -> CallToolResult:
+        def act() -> dict[str, Any]:
+            return work(caller_of(ctx))  # in the worker thread: a refusal writes its audit row
+
         try:
-            caller = caller_of(ctx)
             # Through the output model, so every declared field is present (None when not shown to this caller).
-            data = shape.model_validate(await anyio.to_thread.run_sync(work, caller)).model_dump(mode="json")
+            data = shape.model_validate(await anyio.to_thread.run_sync(act)).model_dump(mode="json")
         except DomainError as exc:
             log.info("tool %s refused: %s", tool, exc.code)
             return _error(exc.as_dict())
@@ -278,8 +292,6 @@ def build_mcp_server(
             log.exception("tool %s failed", tool)
             return _error(DomainError("unavailable").as_dict())
         return _ok(data)
-
-    access = domain.access
 
     def tool(annotations: ToolAnnotations) -> Callable[[_Fn], _Fn]:
         """Registers a tool; its docstring, dedented, is the description the model reads."""

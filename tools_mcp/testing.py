@@ -12,6 +12,7 @@ from mcp import Client
 from sqlalchemy.orm import Session, sessionmaker
 
 from atende.audit import AuditSink, MemoryAuditSink
+from atende.conversation_keys import PROOF_META_KEY, ConversationProof
 from atende.settings import Settings
 from tools_mcp.clock import Clock
 from tools_mcp.domain import Domain, build_domain
@@ -61,10 +62,19 @@ class ToolOutcome:
 
 
 async def call(
-    client: Client, tool: str, arguments: dict[str, Any] | None = None, *, conversation: str | None = None
+    client: Client,
+    tool: str,
+    arguments: dict[str, Any] | None = None,
+    *,
+    conversation: str | None = None,
+    proof: ConversationProof | None = None,
 ) -> ToolOutcome:
-    """Calls a tool the way the assistant does (conversation id in `_meta`)."""
-    meta = {CONVERSATION_META_KEY: conversation} if conversation else None
+    """Calls a tool the way the assistant does (conversation id in `_meta`, signed with `proof` when given)."""
+    meta: dict[str, str] | None = None
+    if conversation:
+        meta = {CONVERSATION_META_KEY: conversation}
+        if proof is not None:
+            meta[PROOF_META_KEY] = proof.sign(conversation)
     result = await client.call_tool(tool, arguments or {}, meta=meta)  # type: ignore[arg-type]
     data = result.structured_content
     if not isinstance(data, dict):

@@ -25,10 +25,13 @@ from assistant.tools.session import (
     parse_payload,
     result_from,
 )
+from atende.conversation_keys import PROOF_META_KEY
 
 if TYPE_CHECKING:
     from mcp import Client
     from mcp.server import MCPServer
+
+    from atende.conversation_keys import ConversationProof
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +41,16 @@ Connect = Callable[[], AbstractAsyncContextManager["Client"]]
 class McpToolSession:
     """A ToolSession over an MCP client that `connect` opens; see `in_process` and `over_http`."""
 
-    def __init__(self, connect: Connect, *, timeout_s: float = 30.0, label: str = "mcp") -> None:
+    def __init__(
+        self,
+        connect: Connect,
+        *,
+        timeout_s: float = 30.0,
+        label: str = "mcp",
+        proof: ConversationProof | None = None,
+    ) -> None:
         self._connect = connect
+        self._proof = proof  # signs the conversation id of each call; a remote server accepts no id without it
         self._timeout_s = timeout_s
         self._label = label
         self._lock = threading.Lock()
@@ -50,7 +61,9 @@ class McpToolSession:
         self._tools: list[ToolSpec] | None = None
 
     @classmethod
-    def in_process(cls, server: MCPServer, *, timeout_s: float = 30.0) -> McpToolSession:
+    def in_process(
+        cls, server: MCPServer, *, timeout_s: float = 30.0, proof: ConversationProof | None = None
+    ) -> McpToolSession:
         """Talk to a server object living in this process, without sockets or JSON framing."""
 
         def connect() -> AbstractAsyncContextManager[Client]:
@@ -58,11 +71,17 @@ class McpToolSession:
 
             return Client(server)
 
-        return cls(connect, timeout_s=timeout_s, label="in-process")
+        return cls(connect, timeout_s=timeout_s, label="in-process", proof=proof)
 
     @classmethod
-    def over_http(cls, url: str, token: str, *, timeout_s: float = 30.0) -> McpToolSession:
-        """Talk to a server at `url` (streamable HTTP) presenting `token` as a bearer token."""
+    def over_http(
+        cls, url: str, token: str, *, timeout_s: float = 30.0, proof: ConversationProof | None = None
+    ) -> McpToolSession:
+        """Talk to a server at `url` (streamable HTTP) presenting `token` as a bearer token.
+
+        `proof` must share the server's secret key (ATENDE_SECRET_KEY): the server refuses a conversation id
+        that comes without its signature.
+        """
 
         @asynccontextmanager
         async def connect() -> AsyncIterator[Client]:
@@ -77,7 +96,7 @@ class McpToolSession:
             ):
                 yield client
 
-        return cls(connect, timeout_s=timeout_s, label=url)
+        return cls(connect, timeout_s=timeout_s, label=url, proof=proof)
 
     # Lifecycle
 
@@ -160,6 +179,8 @@ class McpToolSession:
         async def call() -> ToolResult:
             with anyio.fail_after(self._timeout_s):
                 meta: Any = {CONVERSATION_META_KEY: conversation_id}
+                if self._proof is not None:
+                    meta[PROOF_META_KEY] = self._proof.sign(conversation_id)
                 result = await client.call_tool(name, dict(arguments), meta=meta)
             texts = [block.text for block in result.content if getattr(block, "type", "") == "text"]  # type: ignore[union-attr]
             structured = result.structured_content if isinstance(result.structured_content, dict) else None

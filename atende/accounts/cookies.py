@@ -1,4 +1,4 @@
-"""The staff cookies and their flags: HttpOnly session, SameSite, Secure with the __Host- prefix.
+"""The app's cookies and their flags: HttpOnly session, SameSite, Secure with the __Host- prefix.
 
 The __Host- prefix (only possible with Secure) makes the browser refuse the cookie from a sibling subdomain or
 with a Domain or Path attribute, which closes the cookie-tossing route to session fixation.
@@ -33,6 +33,10 @@ class CookiePolicy:
     def oidc(self) -> str:
         return self.name("atende_oidc")
 
+    @property
+    def chat_key(self) -> str:
+        return self.name("atende_chat")
+
     def set_session(self, response: Response, cookie: str, csrf_token: str) -> None:
         response.set_cookie(
             self.session,
@@ -54,6 +58,19 @@ class CookiePolicy:
         response.set_cookie(
             self.oidc, value, max_age=max_age_s, path="/", secure=self.secure, httponly=True, samesite="lax"
         )
+
+    def set_chat_key(self, response: Response, key: str) -> None:
+        """The citizen's web chat key (docs/decisions/0035-conversation-binding.md): a browser-session cookie.
+
+        The chat also runs in widget.js's iframe on the portal, often another site: only SameSite=None reaches it
+        there, and browsers that block third-party cookies (Safari, Firefox, Chrome when set so) still keep a
+        Partitioned one, in a jar of the embedding site. Browsers refuse SameSite=None without Secure, so over
+        plain HTTP (development) it is Lax and the widget works only on a page of the same site.
+        """
+        # Written by hand: Starlette adds Partitioned only on Python 3.14 and later.
+        attributes = ["Path=/", "HttpOnly"]
+        attributes += ["Secure", "SameSite=None", "Partitioned"] if self.secure else ["SameSite=Lax"]
+        response.headers.append("set-cookie", "; ".join([f"{self.chat_key}={key}", *attributes]))
 
     def clear_session(self, response: Response) -> None:
         response.delete_cookie(self.session, path="/", secure=self.secure, httponly=True, samesite=self.samesite)

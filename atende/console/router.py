@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Streamin
 from atende.console import actions, saved_replies, supervisor
 from atende.console.pages import render_console, render_supervisor
 from atende.console.schemas import CloseIn, HandoffRequestIn, PresenceIn, SurveyIn, TextIn, TransferIn
-from atende.deps import CurrentAuth, ServicesDep, SettingsDep, require_handoff
+from atende.deps import CitizenConversation, CurrentAuth, ServicesDep, SettingsDep, require_handoff
 from atende.errors import error_body
 from atende.handoff.copilot import Copilot
 from atende.handoff.sentiment import trend
@@ -48,6 +48,7 @@ POLL_S = 0.5
 KEEP_ALIVE_S = 15.0
 
 console = APIRouter(prefix="/api/console", tags=["console"])
+# Every citizen route takes the conversation as CitizenConversation: the browser's chat key, not the id, opens it.
 citizen = APIRouter(prefix="/api/conversations", tags=["conversations"])
 pages = APIRouter(include_in_schema=False)
 
@@ -293,31 +294,29 @@ def events(
 
 @citizen.post("/{conversation_id}/handoff", summary="Ask for a person; answers with the place in the queue")
 def request_handoff(
-    conversation_id: str, services: ServicesDep, body: HandoffRequestIn | None = None
+    conv: CitizenConversation, services: ServicesDep, body: HandoffRequestIn | None = None
 ) -> dict[str, Any]:
     ticket = require_handoff(services).request(
-        conversation_id, reason="citizen_request", source="citizen_request", team=body.team if body else None
+        conv.id, reason="citizen_request", source="citizen_request", team=body.team if body else None
     )
     return _ticket_out(ticket)
 
 
 @citizen.delete("/{conversation_id}/handoff", summary="Leave the queue: recorded as an abandonment, back to the bot")
-def leave_queue(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
-    _require_conversation(services, conversation_id)
+def leave_queue(conv: CitizenConversation, services: ServicesDep) -> dict[str, Any]:
     handoff = require_handoff(services)
-    handoff.leave(conversation_id)
-    return _ticket_out(handoff.ticket(conversation_id))
+    handoff.leave(conv.id)
+    return _ticket_out(handoff.ticket(conv.id))
 
 
 @citizen.get("/{conversation_id}/handoff", summary="Where the conversation stands: state and place in the queue")
-def handoff_status(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
-    return _ticket_out(require_handoff(services).ticket(conversation_id))
+def handoff_status(conv: CitizenConversation, services: ServicesDep) -> dict[str, Any]:
+    return _ticket_out(require_handoff(services).ticket(conv.id))
 
 
 @citizen.post("/{conversation_id}/survey", summary="The citizen's rating (1–5) of a closed service, and a comment")
-def survey(conversation_id: str, body: SurveyIn, services: ServicesDep) -> dict[str, str]:
-    _require_conversation(services, conversation_id)
-    require_handoff(services).survey(conversation_id, body.score, body.comment)
+def survey(conv: CitizenConversation, body: SurveyIn, services: ServicesDep) -> dict[str, str]:
+    require_handoff(services).survey(conv.id, body.score, body.comment)
     return {"detail": t("handoff.survey_thanks")}
 
 

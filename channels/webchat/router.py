@@ -9,15 +9,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
 
 from assistant.service import Token
-from atende.deps import AssistantDep, ServicesDep, StoreDep
+from atende.conversation_keys import chat_key_digest, is_chat_key, new_chat_key
+from atende.deps import AssistantDep, CitizenConversation, ServicesDep, StoreDep
 from atende.errors import error_body
 from atende.handoff.translation import MessageTranslation, citizen_text
 from atende.i18n import t
-from atende.store import ConversationNotFound
 from channels.entry import ChannelReply, handle_message, handle_message_stream
 from channels.webchat.schemas import (
     ConversationCreated,
@@ -71,17 +71,26 @@ def _reply_body(turn: ChannelReply) -> dict[str, Any]:
 
 
 @api.post("", status_code=status.HTTP_201_CREATED, response_model=ConversationCreated, responses=ERRORS)
-def create_conversation(store: StoreDep, body: NewConversation | None = None) -> ConversationCreated:
-    """Start a conversation; the id is the citizen's handle for it (keep it private)."""
+def create_conversation(
+    request: Request, response: Response, services: ServicesDep, body: NewConversation | None = None
+) -> ConversationCreated:
+    """Start a conversation bound to this browser's chat key (an HttpOnly cookie, set here when missing).
+
+    Every /api/conversations/{id}… call needs that cookie: the id alone reaches nothing (404).
+    """
     body = body or NewConversation()
-    return ConversationCreated(id=store.create_conversation(body.channel, body.language).id)
+    cookies = services.accounts.cookies
+    key = request.cookies.get(cookies.chat_key)
+    if not is_chat_key(key):
+        key = new_chat_key()
+    conversation = services.store.create_conversation(body.channel, body.language, web_key_hash=chat_key_digest(key))
+    cookies.set_chat_key(response, key)
+    return ConversationCreated(id=conversation.id)
 
 
 @api.get("/{conversation_id}", response_model=ConversationOut, responses=ERRORS)
-def get_conversation(conversation_id: str, store: StoreDep, services: ServicesDep) -> ConversationOut:
-    conv = store.get_conversation(conversation_id)
-    if conv is None:
-        raise ConversationNotFound(conversation_id)
+def get_conversation(conv: CitizenConversation, store: StoreDep, services: ServicesDep) -> ConversationOut:
+    conversation_id = conv.id
     # An agent's reply to a citizen of another language reads as it was delivered: translated, then the original.
     translated = services.handoff.translations(conversation_id) if services.handoff is not None else {}
     messages = [
@@ -99,13 +108,13 @@ def get_conversation(conversation_id: str, store: StoreDep, services: ServicesDe
 
 @api.post("/{conversation_id}/messages", response_model=ReplyOut, responses=ERRORS)
 def post_message(
-    conversation_id: str, body: MessageIn, assistant: AssistantDep, services: ServicesDep
+    conv: CitizenConversation, body: MessageIn, assistant: AssistantDep, services: ServicesDep
 ) -> dict[str, Any]:
     """Send the citizen's message and get the assistant's checked answer with its citations.
 
     While the conversation waits for or is with a person (issue 6), the message goes to the agent instead.
     """
-    return _reply_body(handle_message(assistant, services.handoff, conversation_id, body.text, channel="web"))
+    return _reply_body(handle_message(assistant, services.handoff, conv.id, body.text, channel="web"))
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:
@@ -120,7 +129,7 @@ def _sse(event: str, data: dict[str, Any]) -> str:
     },
 )
 def stream_message(
-    conversation_id: str, body: MessageIn, assistant: AssistantDep, store: StoreDep, services: ServicesDep
+    conv: CitizenConversation, body: MessageIn, assistant: AssistantDep, services: ServicesDep
 ) -> StreamingResponse:
     """The same as posting a message, streamed as server-sent events.
 
@@ -128,8 +137,7 @@ def stream_message(
     the JSON endpoint), which replaces the streamed text because the grounding check may change it.
     """
     text = assistant.validate(body.text)  # fail with a proper 4xx before the stream starts
-    if store.get_conversation(conversation_id) is None:
-        raise ConversationNotFound(conversation_id)
+    conversation_id = conv.id
 
     def events() -> Iterator[str]:
         try:

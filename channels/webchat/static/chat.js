@@ -8,6 +8,13 @@
 //   POST /api/conversations/{id}/messages          -> reply JSON (fallback)
 //   GET  /api/conversations/{id}                   -> history (restore after reload)
 //
+// The id alone opens nothing: creating a conversation binds it to this
+// browser's chat key, an HttpOnly cookie the script never sees, and every
+// /api/conversations/{id}... call must carry it (credentials: 'same-origin';
+// the API is same-origin, it sends no CORS headers). The id is kept in
+// sessionStorage so a reload finds the conversation again; a 404 means the
+// key is gone (cookies cleared or blocked) and the chat starts over.
+//
 // Security rule: text coming from the citizen or from the model is NEVER parsed
 // as HTML. Everything is built with DOM nodes and textContent.
 //
@@ -520,6 +527,8 @@ export class AtendeApi {
   async json(method, path, body, signal) {
     const req = new TimedRequest(this.idleTimeoutMs, signal);
     try {
+      // A body always goes as JSON with its Content-Type: the server reads no other, which a form on another site
+      // could send.
       const res = await fetch(this.url(path), {
         method,
         headers: body === undefined

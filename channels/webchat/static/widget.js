@@ -327,7 +327,9 @@
         iframe.className = 'frame';
         iframe.title = t('widget.frameTitle');
         iframe.src = frameSrc();
-        // Scripts and storage for the chat; new tabs for sources; no navigation of the portal.
+        // Scripts and storage for the chat (allow-same-origin also lets it keep its chat key cookie, which the
+        // server sets SameSite=None and Partitioned so it lives in a jar of this portal); new tabs for sources;
+        // no navigation of the portal.
         iframe.setAttribute(
           'sandbox',
           'allow-scripts allow-same-origin allow-forms allow-popups allow-popups-to-escape-sandbox',

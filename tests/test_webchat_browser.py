@@ -1,0 +1,104 @@
+"""The web chat's chat key cookie in a real browser (Chromium through Playwright) against the app on loopback: the
+chat page restores its conversation after a reload while no script can read the key, and the widget on a portal of
+another site still chats, because the cookie is Partitioned (this Chromium blocks unpartitioned third-party cookies).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import make_services
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from openai_compatible_server import LoopbackServer
+from playwright.sync_api import Browser, expect, sync_playwright
+
+from assistant.testing import ScriptedChatModel
+from atende.app import create_app
+from atende.settings import Settings
+from rag.types import Document
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ASK = "quero falar com um atendente"
+
+
+@pytest.fixture
+def atende(test_settings: Settings, scripted: ScriptedChatModel, knowledge_documents: list[Document]) -> Iterator[str]:
+    """The app with its production cookie flags (Secure, __Host-): Chromium keeps Secure cookies on loopback."""
+    assert test_settings.session_cookie_secure
+    services = make_services(test_settings, scripted, knowledge_documents)
+    try:
+        with LoopbackServer(create_app(services=services, warm_model=False)) as running:  # type: ignore[arg-type]
+            yield running.url
+    finally:
+        services.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"this test needs Chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def test_the_chat_page_restores_its_conversation_after_a_reload_and_no_script_reads_the_key(
+    atende: str, browser: Browser
+) -> None:
+    page = browser.new_context().new_page()
+    page.goto(f"{atende}/")
+    page.fill(".composer__input", ASK)
+    page.click(".composer__send")
+    expect(page.locator(".msg--handoff")).to_have_count(1)
+    conversation_id = page.evaluate("sessionStorage.getItem('atende.conversationId')")
+
+    page.reload()
+    restored = page.locator(".msg--user")
+    seen_by_script = page.evaluate("document.cookie")
+    other = browser.new_context().new_page()
+    other.goto(f"{atende}/")
+    stolen = other.evaluate(
+        "async (id) => (await fetch(`/api/conversations/${id}`, {credentials: 'same-origin'})).status",
+        conversation_id,
+    )
+
+    expect(restored).to_contain_text([ASK])
+    assert "atende_chat" not in seen_by_script
+    assert stolen == 404
+
+
+def test_the_widget_on_a_portal_of_another_site_chats_with_a_partitioned_chat_key(
+    atende: str, browser: Browser
+) -> None:
+    portal = FastAPI()
+
+    @portal.get("/")
+    def home() -> HTMLResponse:
+        script = f'<script src="{atende}/widget.js" data-atende-url="{atende}" defer></script>'
+        return HTMLResponse(f'<!doctype html><html lang="pt-BR"><body><h1>Portal</h1>{script}</body></html>')
+
+    with LoopbackServer(portal) as running:
+        context = browser.new_context()
+        page = context.new_page()
+        # localhost and 127.0.0.1 are different sites: the chat runs in a third-party iframe.
+        page.goto(running.url.replace("127.0.0.1", "localhost") + "/")
+        page.wait_for_function("window.AtendeWidget")
+        page.evaluate("window.AtendeWidget.open()")
+        chat = page.frame_locator("iframe")
+        chat.locator(".composer__input").fill(ASK)
+        chat.locator(".composer__send").click()
+
+        expect(chat.locator(".msg--handoff")).to_have_count(1)
+        (cookie,) = context.cookies()
+        assert cookie["name"] == "__Host-atende_chat"
+        assert (cookie["httpOnly"], cookie["secure"], cookie["sameSite"]) == (True, True, "None")
+        assert cookie.get("partitionKey") == "http://localhost"
