@@ -122,7 +122,9 @@ def build_accounts(
         directory=directory,
         authn=authn,
         sessions=session_store,
-        tokens=TokenStore(sessions_factory, audit=audit, clock=clock),
+        tokens=TokenStore(
+            sessions_factory, audit=audit, clock=clock, max_lifetime=timedelta(days=settings.token_max_days)
+        ),
         ip_policy=IPPolicy.from_strings(settings.staff_ip_allowlist, settings.staff_ip_blocklist),
         cookies=CookiePolicy(
             secure=settings.session_cookie_secure,
