@@ -81,6 +81,8 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         status = 500
+        # A mounted ASGI app (the MCP server) puts itself in scope["app"]; the record needs the host app's services.
+        host = {key: scope[key] for key in ("app", "route") if key in scope}
 
         async def capture(message: Message) -> None:
             nonlocal status
@@ -91,7 +93,7 @@ class AuditMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            await self._record(scope, status)
+            await self._record({**scope, **host}, status)
 
     async def _record(self, scope: Scope, status: int) -> None:
         request = Request(scope)
@@ -107,7 +109,7 @@ class AuditMiddleware:
             details: dict[str, Any] = {"status": status, "path": mask(request.url.path), "access": access}
             if actor == "anonymous":
                 sampler: AnonymousAuditSampler = request.app.state.services.accounts.anonymous_audit
-                if not await run_in_threadpool(sampler.admit, action, ip, label):
+                if not await run_in_threadpool(sampler.admit, f"{action}:{status}", ip, label):
                     return
                 details["sampled_window_s"] = sampler.window_s
             event = AuditEvent(
