@@ -198,6 +198,31 @@ def test_tokens_create_prints_the_token_once_and_revoke_stops_it(runner: CliRunn
     assert after is None
 
 
+def test_tokens_approve_lets_an_integrators_pending_data_token_work(runner: CliRunner, accounts: Accounts) -> None:
+    run(runner, "tokens", "list")  # migrates the database
+    pending = accounts.tokens.issue(
+        name="x", scopes=["payments:read"], created_by="user:9", integration="divida", issuer_is_admin=False
+    )
+
+    listed = run(runner, "tokens", "list")
+    out = run(runner, "tokens", "approve", str(pending.info.id))
+
+    assert "pending approval" in listed
+    assert f"approved token {pending.info.id}" in out
+    assert accounts.tokens.verify(pending.token) is not None
+
+
+def test_tokens_create_expires_by_default_and_refuses_more_than_the_maximum(runner: CliRunner) -> None:
+    out = run(runner, "tokens", "create", "--integration", "portal", "--scope", "kb:read")
+    too_long = runner.invoke(
+        cli.app, ["tokens", "create", "--integration", "p", "--scope", "kb:read", "--expires-days", "365"]
+    )
+
+    assert "expires " in out.splitlines()[0] and "expires ?" not in out
+    assert too_long.exit_code != 0
+    assert "90" in too_long.output
+
+
 def test_tokens_create_refuses_an_unknown_scope(runner: CliRunner) -> None:
     result = runner.invoke(cli.app, ["tokens", "create", "--integration", "x", "--scope", "tudo"])
 
