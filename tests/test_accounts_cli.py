@@ -218,7 +218,8 @@ def test_tokens_create_expires_by_default_and_refuses_more_than_the_maximum(runn
         cli.app, ["tokens", "create", "--integration", "p", "--scope", "kb:read", "--expires-days", "365"]
     )
 
-    assert "expires " in out.splitlines()[0] and "expires ?" not in out
+    assert "expires " in out.splitlines()[0]
+    assert "expires ?" not in out
     assert too_long.exit_code != 0
     assert "90" in too_long.output
 

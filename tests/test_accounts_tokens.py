@@ -332,7 +332,8 @@ def test_an_integrators_data_token_waits_for_an_administrator_and_works_once_app
     assert approved.status_code == 200
     assert (approved.json()["status"], approved.json()["approved_by"]) == ("approved", f"user:{admin.id}")
     principal = accounts.tokens.verify(body["token"])
-    assert principal is not None and principal.scopes == {"citizens:read", "payments:read"}
+    assert principal is not None
+    assert principal.scopes == {"citizens:read", "payments:read"}
     assert isinstance(services.audit, RecordingAudit)
     [event] = services.audit.of("token.approved")
     assert (event.actor, event.object_id) == (f"user:{admin.id}", str(body["id"]))
@@ -342,7 +343,9 @@ def test_an_integrators_token_without_data_scopes_works_at_once(client: TestClie
     csrf = sign_in_directly(client, accounts, create_user(accounts, "equipe-ti", "integrator"))
 
     body = client.post(
-        "/api/tokens", json={"name": "kb", "scopes": ["kb:read"], "integration": "portal"}, headers={"X-CSRF-Token": csrf}
+        "/api/tokens",
+        json={"name": "kb", "scopes": ["kb:read"], "integration": "portal"},
+        headers={"X-CSRF-Token": csrf},
     ).json()
 
     assert body["status"] == "approved"
@@ -366,11 +369,13 @@ def test_the_command_line_approves_a_pending_token(accounts: Accounts) -> None:
     pending = accounts.tokens.issue(
         name="x", scopes=["payments:read"], created_by="user:5", integration="divida", issuer_is_admin=False
     )
-    assert pending.info.pending and accounts.tokens.verify(pending.token) is None
+    assert pending.info.pending
+    assert accounts.tokens.verify(pending.token) is None
 
     approved = accounts.tokens.approve(pending.info.id, actor="system")
 
-    assert approved is not None and not approved.pending
+    assert approved is not None
+    assert not approved.pending
     assert accounts.tokens.verify(pending.token) is not None
 
 
@@ -392,7 +397,9 @@ def test_every_token_expires_after_the_maximum_lifetime_when_none_is_given(
 ) -> None:
     csrf = sign_in_directly(client, accounts, create_user(accounts, "root", "admin"))
     body = client.post(
-        "/api/tokens", json={"name": "x", "scopes": ["kb:read"], "integration": "portal"}, headers={"X-CSRF-Token": csrf}
+        "/api/tokens",
+        json={"name": "x", "scopes": ["kb:read"], "integration": "portal"},
+        headers={"X-CSRF-Token": csrf},
     ).json()
 
     assert body["expires_at"].startswith("2027-02-21")  # 90 days after 2026-11-23

@@ -469,7 +469,8 @@ async def test_staff_scopes_without_citizens_pii_reach_no_named_citizens_records
         slots = await call(c, "appointment_slots", {"service": "vacinacao"})
 
     assert set(refused.values()) == {"forbidden"}
-    assert status.ok and status.data["description"] is None  # the status, not the citizen's own words
+    assert status.ok
+    assert status.data["description"] is None  # the status, not the citizen's own words
     assert slots.ok
     denied = [e for e in world.audit.events if e.action == "access.denied"]
     assert {e.details["reason"] for e in denied} == {"pii_scope_required"}

@@ -127,6 +127,7 @@ DATA_SCOPES: Final[frozenset[str]] = frozenset(
 def needs_approval(scopes: frozenset[str] | set[str] | list[str] | tuple[str, ...]) -> bool:
     return any(scope in DATA_SCOPES for scope in scopes)
 
+
 # method + path template → action or access level. Keep grouped by router.
 ROUTES: Final[dict[tuple[str, str], str]] = {
     # OpenAPI and its viewers
