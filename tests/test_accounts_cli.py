@@ -288,3 +288,17 @@ def test_handoff_sweep_runs_once_and_expires_a_wait_past_the_timeout(
     out = run(runner, "handoff", "sweep")
 
     assert out.strip() == "waits expired: 1, citizens warned: 0, closed idle: 0, requeued: 0, overflowed: 0, routed: 0"
+
+
+def test_serve_leaves_x_forwarded_for_to_the_apps_trusted_proxies(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(options))
+
+    run(runner, "serve", "--port", "8123")
+
+    assert seen["port"] == 8123
+    assert seen["proxy_headers"] is False

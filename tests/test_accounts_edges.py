@@ -9,7 +9,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from assistant.testing import ScriptedChatModel
-from atende.accounts.ipfilter import ClientAddress, parse_networks
 from atende.accounts.pages import safe_next
 from atende.accounts.service import Accounts
 from atende.accounts.testing import ManualClock, RecordingAudit, create_user, login, rewire, with_settings
@@ -96,6 +95,8 @@ def test_the_login_page_does_not_carry_a_tab_smuggled_redirect(client: TestClien
 
 
 def test_x_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() -> None:
+    from atende.accounts.ipfilter import ClientAddress, parse_networks
+
     nobody = ClientAddress()
     proxied = ClientAddress(parse_networks("10.0.0.0/8"))
 
