@@ -365,6 +365,25 @@ def test_an_administrators_data_token_is_approved_when_issued(client: TestClient
     assert accounts.tokens.verify(body["token"]) is not None
 
 
+def test_an_integration_token_that_may_approve_cannot_approve_what_it_issued(
+    client: TestClient, accounts: Accounts
+) -> None:
+    delegate = accounts.tokens.issue(
+        name="x", scopes=["users:admin", "tokens:approve", "payments:read"], created_by="system", integration="rh"
+    ).token
+    issued = client.post(
+        "/api/tokens",
+        json={"name": "y", "scopes": ["payments:read"], "integration": "divida"},
+        headers=bearer(delegate),
+    ).json()
+
+    refused = client.post(f"/api/tokens/{issued['id']}/approve", headers=bearer(delegate))
+
+    assert issued["status"] == "pending"
+    assert (refused.status_code, refused.json()["code"]) == (403, "token_self_approval")
+    assert accounts.tokens.verify(issued["token"]) is None
+
+
 def test_the_command_line_approves_a_pending_token(accounts: Accounts) -> None:
     pending = accounts.tokens.issue(
         name="x", scopes=["payments:read"], created_by="user:5", integration="divida", issuer_is_admin=False

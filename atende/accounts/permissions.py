@@ -10,6 +10,7 @@ Adding a route: add one line to ROUTES (or MOUNTS for a mounted app). Adding a c
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -124,7 +125,7 @@ DATA_SCOPES: Final[frozenset[str]] = frozenset(
 )
 
 
-def needs_approval(scopes: frozenset[str] | set[str] | list[str] | tuple[str, ...]) -> bool:
+def needs_approval(scopes: Iterable[str]) -> bool:
     return any(scope in DATA_SCOPES for scope in scopes)
 
 

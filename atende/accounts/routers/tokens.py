@@ -82,6 +82,10 @@ def issue_token(body: TokenCreateIn, request: Request, context: CurrentAuth, acc
 
 @router.post("/{token_id}/approve", summary="Approve a token waiting for an administrator (data scopes)")
 def approve_token(token_id: int, request: Request, context: CurrentAuth, accounts: AccountsDep) -> dict[str, Any]:
+    pending = accounts.tokens.get(token_id)
+    if pending is not None and pending.pending and pending.created_by == actor(context):
+        # Only a token's issuer who is not an administrator leaves it pending: a second person approves it.
+        raise AccountError("token_self_approval", 403)
     info = accounts.tokens.approve(token_id, actor=actor(context), origin=origin_of(request))
     if info is None:
         raise AccountError("token_not_found", 404)
