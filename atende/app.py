@@ -14,7 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from atende.accounts.access import authorize_request, check_declared_routes
+from atende.accounts.access import StaffIPGate, authorize_request, check_declared_routes
 from atende.accounts.routers import install_accounts
 from atende.api_errors import install_api_errors
 from atende.audit_http import AuditMiddleware
@@ -182,7 +182,8 @@ def create_app(
     app.include_router(audit.router)
     app.include_router(lgpd.router)
     # MCP over streamable HTTP; the ASGI app behind it is built in the lifespan (tools_mcp.http).
-    app.router.routes.append(Route(MCP_PATH, endpoint=MountedMCP()))
+    # The staff IP lists cover /mcp too: its bearer tokens reach citizens' records like the staff API does.
+    app.router.routes.append(Route(MCP_PATH, endpoint=StaffIPGate(MountedMCP(), f"* {MCP_PATH}")))
     for channel in channels or default_registry():
         channel.install(app)
 

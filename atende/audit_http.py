@@ -4,6 +4,10 @@
 `request.state.auth`, else "anonymous"), which route template, the status, the client IP and user agent. A
 route that writes its own, more precise record calls `mark_audited(request)` and the generic one is skipped.
 Citizen-facing (public) routes are not audited here: their traffic is the turn log's business.
+
+Anonymous refusals are sampled: anyone can send them, and one row each would let a stranger grow the hash-chained
+trail at will. `AnonymousAuditSampler` lets one row per client IP, route and action through per window; the
+limiter (Redis when configured) counts the rest.
 """
 
 from __future__ import annotations
@@ -17,19 +21,33 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atende.audit import AuditEvent, AuditSink
 from atende.privacy import mask
+from tools_mcp.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MUTATING_METHODS", "AuditMiddleware", "actor_of", "client_of", "mark_audited"]
+__all__ = ["MUTATING_METHODS", "AnonymousAuditSampler", "AuditMiddleware", "actor_of", "client_of", "mark_audited"]
 
 MUTATING_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _AUDITED: Final = "audit_recorded"
 
 
+class AnonymousAuditSampler:
+    """Admits the first anonymous audit row per (action, client IP, route) in each window; counts the rest."""
+
+    def __init__(self, limiter: RateLimiter, *, window_s: float) -> None:
+        self._limiter = limiter
+        self.window_s = window_s
+
+    def admit(self, action: str, ip: str | None, route: str) -> bool:
+        key = f"audit-anon:{action}:{ip or 'unknown'}:{route}"
+        return self._limiter.hit(key, limit=1, window_s=self.window_s).allowed
+
+
 def client_of(conn: HTTPConnection) -> tuple[str | None, str | None]:
     """(client IP, user agent) as the audit trail stores them."""
-    ip = conn.client.host if conn.client else None
-    return ip, conn.headers.get("user-agent") or None
+    from atende.accounts.access import client_ip
+
+    return client_ip(conn), conn.headers.get("user-agent") or None
 
 
 def actor_of(conn: HTTPConnection) -> str:
@@ -63,6 +81,8 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         status = 500
+        # A mounted ASGI app (the MCP server) puts itself in scope["app"]; the record needs the host app's services.
+        host = {key: scope[key] for key in ("app", "route") if key in scope}
 
         async def capture(message: Message) -> None:
             nonlocal status
@@ -73,7 +93,7 @@ class AuditMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            await self._record(scope, status)
+            await self._record({**scope, **host}, status)
 
     async def _record(self, scope: Scope, status: int) -> None:
         request = Request(scope)
@@ -84,10 +104,17 @@ class AuditMiddleware:
             if not staff:
                 return
             ip, user_agent = client_of(request)
+            actor = actor_of(request)
+            action = f"http.{scope['method'].lower()}"
             details: dict[str, Any] = {"status": status, "path": mask(request.url.path), "access": access}
+            if actor == "anonymous":
+                sampler: AnonymousAuditSampler = request.app.state.services.accounts.anonymous_audit
+                if not await run_in_threadpool(sampler.admit, f"{action}:{status}", ip, label):
+                    return
+                details["sampled_window_s"] = sampler.window_s
             event = AuditEvent(
-                actor=actor_of(request),
-                action=f"http.{scope['method'].lower()}",
+                actor=actor,
+                action=action,
                 object_type="route",
                 object_id=label,
                 ip=ip,

@@ -108,7 +108,9 @@ def serve(
 
     settings = _settings()
     _setup_logging(settings)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+    # The app reads X-Forwarded-For itself, and only from ATENDE_TRUSTED_PROXIES: uvicorn's own handling would
+    # believe any local peer's header by default.
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(), proxy_headers=False)
 
 
 @app.command()

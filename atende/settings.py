@@ -128,9 +128,15 @@ class Settings(BaseSettings):
     login_lockout_minutes: int = Field(default=15, ge=1)
     login_ip_max_attempts: int = Field(default=20, ge=1)  # login attempts per client IP per window
     login_ip_window_seconds: int = Field(default=300, ge=1)
-    totp_required_roles: str = "admin"  # comma-separated roles that must use two-factor
-    staff_ip_allowlist: str = ""  # comma-separated CIDRs allowed on staff routes; empty: any address
-    staff_ip_blocklist: str = ""  # comma-separated CIDRs refused on staff routes
+    # comma-separated roles that must use two-factor (a single sign-on provider with mfa_trusted counts)
+    totp_required_roles: str = "admin,supervisor,agent,integrator"
+    staff_ip_allowlist: str = ""  # comma-separated CIDRs allowed on staff routes and /mcp; empty: any address
+    staff_ip_blocklist: str = ""  # comma-separated CIDRs refused on staff routes and /mcp
+    # comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; empty: the socket's peer only
+    trusted_proxies: str = ""
+    token_max_days: int = Field(default=90, ge=1, le=3650)  # every API token expires; also the default lifetime
+    # anonymous refusals on staff routes: one audit row per client IP and route per window, the rest counted
+    audit_anonymous_window_seconds: int = Field(default=300, ge=1)
     oidc_providers: dict[str, OIDCProvider] = Field(default_factory=dict)  # JSON {"govbr": {"issuer": …}}
 
     @field_validator("totp_required_roles")
@@ -141,7 +147,7 @@ class Settings(BaseSettings):
         parse_roles(value)
         return value
 
-    @field_validator("staff_ip_allowlist", "staff_ip_blocklist")
+    @field_validator("staff_ip_allowlist", "staff_ip_blocklist", "trusted_proxies")
     @classmethod
     def _valid_networks(cls, value: str) -> str:
         from atende.accounts.ipfilter import parse_networks

@@ -117,10 +117,27 @@ def test_with_two_factor_on_signing_in_needs_the_current_code(
     wrong = login(client, "caio", totp_code="000000" if code_at(secret, clock()) != "000000" else "111111")
     right = login(client, "caio", totp_code=code_at(secret, clock()))
 
-    assert (without.status_code, without.json()["code"]) == (401, "totp_required")
-    assert (wrong.status_code, wrong.json()["code"]) == (401, "totp_invalid")
+    assert (without.status_code, without.json()["code"]) == (401, "invalid_credentials")
+    assert (wrong.status_code, wrong.json()["code"]) == (401, "invalid_credentials")
     assert right.status_code == 200
     assert right.json()["restrictions"] == []
+
+
+def test_a_right_password_without_its_code_answers_exactly_like_a_wrong_password(
+    client: TestClient, accounts: Accounts, clock: ManualClock
+) -> None:
+    secret = member_with_two_factor(client, accounts, clock, "cora")
+    wrong_code = "000000" if code_at(secret, clock()) != "000000" else "111111"
+
+    right_no_code = login(client, "cora")
+    wrong_no_code = login(client, "cora", password="outra-senha-qualquer")
+    right_wrong_code = login(client, "cora", totp_code=wrong_code)
+    wrong_wrong_code = login(client, "cora", password="outra-senha-qualquer", totp_code=wrong_code)
+
+    answers = {(r.status_code, r.text) for r in (right_no_code, wrong_no_code, right_wrong_code, wrong_wrong_code)}
+    assert len(answers) == 1
+    assert right_no_code.status_code == 401
+    assert right_no_code.json()["code"] == "invalid_credentials"
 
 
 def test_a_code_is_accepted_once(client: TestClient, accounts: Accounts, clock: ManualClock) -> None:
@@ -134,7 +151,7 @@ def test_a_code_is_accepted_once(client: TestClient, accounts: Accounts, clock: 
     next_code = login(client, "davi", totp_code=code_at(secret, clock()))
 
     assert first.status_code == 200
-    assert (replay.status_code, replay.json()["code"]) == (401, "totp_invalid")
+    assert (replay.status_code, replay.json()["code"]) == (401, "invalid_credentials")
     assert next_code.status_code == 200
 
 
@@ -175,8 +192,9 @@ def test_wrong_codes_count_towards_the_lock_out(client: TestClient, accounts: Ac
     answers = [login(client, "gil", totp_code=wrong).json()["code"] for _ in range(5)]
     locked_out = login(client, "gil", totp_code=right)
 
-    assert answers == ["totp_invalid"] * 5
+    assert answers == ["invalid_credentials"] * 5
     assert locked_out.json()["code"] == "invalid_credentials"
+    assert accounts.directory.require("gil").locked_until is not None
 
 
 def test_a_role_that_requires_two_factor_confines_new_sessions_to_enrolment(
@@ -266,3 +284,47 @@ def test_a_pending_second_factor_only_opens_the_verification_step(
     assert me["restrictions"] == ["totp_required"]
     assert password_change.json()["code"] == "totp_required"
     assert verified.json()["restrictions"] == []
+
+
+def test_by_default_every_staff_role_with_access_to_citizens_or_tokens_must_use_two_factor(
+    test_settings: Settings,
+) -> None:
+    services = build_services(test_settings, model=ScriptedChatModel([]))
+    services.warm_up(model=False)
+    try:
+        accounts = rewire(services, clock=ManualClock())
+        with TestClient(create_app(services=services, warm_model=False), base_url=BASE) as client:
+            confined = {}
+            for role in ("admin", "supervisor", "agent", "integrator", "content_editor"):
+                create_user(accounts, f"padrao-{role.replace('_', '-')}", role)
+                client.cookies.clear()
+                confined[role] = login(client, f"padrao-{role.replace('_', '-')}").json()["restrictions"]
+    finally:
+        services.close()
+
+    assert confined == {
+        "admin": ["totp_enrollment_required"],
+        "supervisor": ["totp_enrollment_required"],
+        "agent": ["totp_enrollment_required"],
+        "integrator": ["totp_enrollment_required"],
+        "content_editor": [],
+    }
+
+
+def test_single_sign_on_from_a_provider_trusted_with_two_factor_stands_in_for_it(
+    test_settings: Settings,
+) -> None:
+    services = build_services(test_settings, model=ScriptedChatModel([]))
+    services.warm_up(model=False)
+    try:
+        accounts = rewire(services, clock=ManualClock())
+        agent = create_user(accounts, "sso-agente", "agent")
+        trusted = accounts.sessions.create(agent.id, auth_method="oidc:govbr", mfa_verified=True).info
+        untrusted = accounts.sessions.create(agent.id, auth_method="oidc:outro", mfa_verified=False).info
+        password = accounts.sessions.create(agent.id, auth_method="password", mfa_verified=False).info
+
+        assert accounts.authn.restrictions(agent, trusted) == frozenset()
+        assert accounts.authn.restrictions(agent, untrusted) == {"totp_enrollment_required"}
+        assert accounts.authn.restrictions(agent, password) == {"totp_enrollment_required"}
+    finally:
+        services.close()

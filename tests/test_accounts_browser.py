@@ -95,7 +95,7 @@ def test_a_member_signs_in_turns_on_two_factor_changes_the_password_and_signs_in
         finally:
             browser.close()
 
-    assert wrong.startswith("Usuário ou senha inválidos")
+    assert wrong.startswith("Usuário, senha ou código de verificação inválidos")
     assert role == "Atendente"
     assert len(recovery_codes) == 10
     assert signed_out == "Você saiu da sua conta."

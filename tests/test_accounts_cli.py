@@ -198,6 +198,32 @@ def test_tokens_create_prints_the_token_once_and_revoke_stops_it(runner: CliRunn
     assert after is None
 
 
+def test_tokens_approve_lets_an_integrators_pending_data_token_work(runner: CliRunner, accounts: Accounts) -> None:
+    run(runner, "tokens", "list")  # migrates the database
+    pending = accounts.tokens.issue(
+        name="x", scopes=["payments:read"], created_by="user:9", integration="divida", issuer_is_admin=False
+    )
+
+    listed = run(runner, "tokens", "list")
+    out = run(runner, "tokens", "approve", str(pending.info.id))
+
+    assert "pending approval" in listed
+    assert f"approved token {pending.info.id}" in out
+    assert accounts.tokens.verify(pending.token) is not None
+
+
+def test_tokens_create_expires_by_default_and_refuses_more_than_the_maximum(runner: CliRunner) -> None:
+    out = run(runner, "tokens", "create", "--integration", "portal", "--scope", "kb:read")
+    too_long = runner.invoke(
+        cli.app, ["tokens", "create", "--integration", "p", "--scope", "kb:read", "--expires-days", "365"]
+    )
+
+    assert "expires " in out.splitlines()[0]
+    assert "expires ?" not in out
+    assert too_long.exit_code != 0
+    assert "90" in too_long.output
+
+
 def test_tokens_create_refuses_an_unknown_scope(runner: CliRunner) -> None:
     result = runner.invoke(cli.app, ["tokens", "create", "--integration", "x", "--scope", "tudo"])
 
@@ -262,3 +288,17 @@ def test_handoff_sweep_runs_once_and_expires_a_wait_past_the_timeout(
     out = run(runner, "handoff", "sweep")
 
     assert out.strip() == "waits expired: 1, citizens warned: 0, closed idle: 0, requeued: 0, overflowed: 0, routed: 0"
+
+
+def test_serve_leaves_x_forwarded_for_to_the_apps_trusted_proxies(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(options))
+
+    run(runner, "serve", "--port", "8123")
+
+    assert seen["port"] == 8123
+    assert seen["proxy_headers"] is False

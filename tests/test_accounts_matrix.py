@@ -38,8 +38,8 @@ EXPECTED_ACTIONS: dict[Role, set[str]] = {
     "admin": {
         "appointment.read", "assistant.use", "audit.read", "citizen.read", "conversation.read", "eval.read",
         "eval.run", "kb.edit", "kb.read", "lgpd.erase", "lgpd.export", "protocol.read", "reports.read",
-        "teams.manage", "teams.read", "tokens.manage", "users.manage", "users.read", "whatsapp.manage",
-        "whatsapp.read", "consent.read", "consent.write", "privacy.manage", "saved_replies.manage",
+        "teams.manage", "teams.read", "tokens.approve", "tokens.manage", "users.manage", "users.read",
+        "whatsapp.manage", "whatsapp.read", "consent.read", "consent.write", "privacy.manage", "saved_replies.manage",
         "agents.manage",
     },
     "supervisor": {

@@ -109,3 +109,33 @@ def test_a_token_must_have_exactly_one_owner_in_the_database(database_url: str) 
             connection.execute(insert)
     finally:
         engine.dispose()
+
+
+def test_upgrading_gives_never_expiring_tokens_the_maximum_lifetime_from_now_and_keeps_them_approved(
+    database_url: str,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    upgrade(database_url, "0012")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO api_tokens (token_hash, prefix, name, integration, scopes, created_by, created_at) "
+                    "VALUES ('h', 'p', 'n', 'legado', '[\"payments:read\"]', 'user:3', :created)"
+                ),
+                {"created": datetime(2025, 1, 1, tzinfo=UTC)},
+            )
+        before = datetime.now(UTC)
+        upgrade(database_url)
+        with engine.connect() as connection:
+            row = connection.execute(text("SELECT expires_at, approved_by, approved_at FROM api_tokens")).one()
+    finally:
+        engine.dispose()
+
+    expires = row.expires_at if isinstance(row.expires_at, datetime) else datetime.fromisoformat(row.expires_at)
+    expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+    assert before + timedelta(days=89) < expires < before + timedelta(days=91)
+    assert row.approved_by == "system:migration"
+    assert row.approved_at is not None

@@ -279,3 +279,183 @@ def test_nobody_demotes_or_disables_themselves(client: TestClient, accounts: Acc
 
     assert (answer.status_code, answer.json()["code"]) == (409, "cannot_change_self")
     assert accounts.directory.require(admin.id).role == "admin"
+
+
+# --- personal data, approval and expiry ----------------------------------------------------------------------
+
+
+def test_an_integrator_cannot_grant_personal_data_or_the_assistant_scope(
+    client: TestClient, accounts: Accounts
+) -> None:
+    csrf = sign_in_directly(client, accounts, create_user(accounts, "equipe-ti", "integrator"))
+
+    def issue(scopes: list[str]) -> Any:
+        body = {"name": "x", "scopes": scopes, "integration": "sistema"}
+        return client.post("/api/tokens", json=body, headers={"X-CSRF-Token": csrf})
+
+    pii = issue(["citizens:read", "citizens:pii"])
+    assistant = issue(["assistant"])
+
+    assert (pii.status_code, pii.json()["code"]) == (403, "scope_not_grantable")
+    assert "citizens:pii" in pii.json()["detail"]
+    assert (assistant.status_code, assistant.json()["code"]) == (403, "scope_not_grantable")
+
+
+def test_an_integrators_data_token_waits_for_an_administrator_and_works_once_approved(
+    client: TestClient, accounts: Accounts, services: Services
+) -> None:
+    integrator = create_user(accounts, "equipe-ti", "integrator")
+    admin = create_user(accounts, "root", "admin")
+    csrf = sign_in_directly(client, accounts, integrator)
+    issued = client.post(
+        "/api/tokens",
+        json={"name": "dívida ativa", "scopes": ["citizens:read", "payments:read"], "integration": "divida"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    body = issued.json()
+    assert issued.status_code == 201
+    assert body["status"] == "pending"
+    assert "administrador" in body["notice"]
+    assert accounts.tokens.verify(body["token"]) is None
+    refused = client.get("/api/lgpd/consent?cpf=52998224725", headers=bearer(body["token"]))
+    assert (refused.status_code, refused.json()["code"]) == (401, "invalid_token")
+
+    # The integrator cannot approve their own token.
+    self_approved = client.post(f"/api/tokens/{body['id']}/approve", headers={"X-CSRF-Token": csrf})
+    assert self_approved.status_code == 403
+    assert accounts.tokens.verify(body["token"]) is None
+
+    client.cookies.clear()
+    admin_csrf = sign_in_directly(client, accounts, admin)
+    approved = client.post(f"/api/tokens/{body['id']}/approve", headers={"X-CSRF-Token": admin_csrf})
+
+    assert approved.status_code == 200
+    assert (approved.json()["status"], approved.json()["approved_by"]) == ("approved", f"user:{admin.id}")
+    principal = accounts.tokens.verify(body["token"])
+    assert principal is not None
+    assert principal.scopes == {"citizens:read", "payments:read"}
+    assert isinstance(services.audit, RecordingAudit)
+    [event] = services.audit.of("token.approved")
+    assert (event.actor, event.object_id) == (f"user:{admin.id}", str(body["id"]))
+
+
+def test_an_integrators_token_without_data_scopes_works_at_once(client: TestClient, accounts: Accounts) -> None:
+    csrf = sign_in_directly(client, accounts, create_user(accounts, "equipe-ti", "integrator"))
+
+    body = client.post(
+        "/api/tokens",
+        json={"name": "kb", "scopes": ["kb:read"], "integration": "portal"},
+        headers={"X-CSRF-Token": csrf},
+    ).json()
+
+    assert body["status"] == "approved"
+    assert accounts.tokens.verify(body["token"]) is not None
+
+
+def test_an_administrators_data_token_is_approved_when_issued(client: TestClient, accounts: Accounts) -> None:
+    csrf = sign_in_directly(client, accounts, create_user(accounts, "root", "admin"))
+
+    body = client.post(
+        "/api/tokens",
+        json={"name": "x", "scopes": ["citizens:read", "citizens:pii"], "integration": "ouvidoria"},
+        headers={"X-CSRF-Token": csrf},
+    ).json()
+
+    assert body["status"] == "approved"
+    assert accounts.tokens.verify(body["token"]) is not None
+
+
+def test_an_integration_token_that_may_approve_cannot_approve_what_it_issued(
+    client: TestClient, accounts: Accounts
+) -> None:
+    delegate = accounts.tokens.issue(
+        name="x", scopes=["users:admin", "tokens:approve", "payments:read"], created_by="system", integration="rh"
+    ).token
+    issued = client.post(
+        "/api/tokens",
+        json={"name": "y", "scopes": ["payments:read"], "integration": "divida"},
+        headers=bearer(delegate),
+    ).json()
+
+    refused = client.post(f"/api/tokens/{issued['id']}/approve", headers=bearer(delegate))
+
+    assert issued["status"] == "pending"
+    assert (refused.status_code, refused.json()["code"]) == (403, "token_self_approval")
+    assert accounts.tokens.verify(issued["token"]) is None
+
+
+def test_the_command_line_approves_a_pending_token(accounts: Accounts) -> None:
+    pending = accounts.tokens.issue(
+        name="x", scopes=["payments:read"], created_by="user:5", integration="divida", issuer_is_admin=False
+    )
+    assert pending.info.pending
+    assert accounts.tokens.verify(pending.token) is None
+
+    approved = accounts.tokens.approve(pending.info.id, actor="system")
+
+    assert approved is not None
+    assert not approved.pending
+    assert accounts.tokens.verify(pending.token) is not None
+
+
+def test_a_revoked_token_cannot_be_approved(accounts: Accounts) -> None:
+    pending = accounts.tokens.issue(
+        name="x", scopes=["payments:read"], created_by="user:5", integration="divida", issuer_is_admin=False
+    )
+    accounts.tokens.revoke(pending.info.id, actor="system")
+
+    with pytest.raises(AccountError) as refused:
+        accounts.tokens.approve(pending.info.id, actor="system")
+
+    assert refused.value.code == "token_revoked"
+    assert accounts.tokens.verify(pending.token) is None
+
+
+def test_every_token_expires_after_the_maximum_lifetime_when_none_is_given(
+    client: TestClient, accounts: Accounts, clock: ManualClock
+) -> None:
+    csrf = sign_in_directly(client, accounts, create_user(accounts, "root", "admin"))
+    body = client.post(
+        "/api/tokens",
+        json={"name": "x", "scopes": ["kb:read"], "integration": "portal"},
+        headers={"X-CSRF-Token": csrf},
+    ).json()
+
+    assert body["expires_at"].startswith("2027-02-21")  # 90 days after 2026-11-23
+    clock.advance(days=90)
+    assert accounts.tokens.verify(body["token"]) is None
+
+
+def test_a_lifetime_beyond_the_maximum_is_refused(client: TestClient, accounts: Accounts) -> None:
+    csrf = sign_in_directly(client, accounts, create_user(accounts, "root", "admin"))
+
+    refused = client.post(
+        "/api/tokens",
+        json={"name": "x", "scopes": ["kb:read"], "integration": "portal", "expires_in_days": 365},
+        headers={"X-CSRF-Token": csrf},
+    )
+
+    assert (refused.status_code, refused.json()["code"]) == (422, "token_expiry_too_long")
+    assert "90" in refused.json()["detail"]
+
+
+def test_the_maximum_lifetime_follows_the_setting(services: Services, clock: ManualClock) -> None:
+    accounts = rewire(services, clock=clock, settings=with_settings(services.settings, token_max_days=7))
+
+    issued = accounts.tokens.issue(name="x", scopes=["kb:read"], created_by="system", integration="portal")
+
+    assert issued.info.expires_at == clock.now + timedelta(days=7)
+    with pytest.raises(AccountError):
+        accounts.tokens.issue(
+            name="x", scopes=["kb:read"], created_by="system", integration="p", expires_in=timedelta(days=8)
+        )
+
+
+def test_a_token_row_without_an_expiry_does_not_authenticate(services: Services, accounts: Accounts) -> None:
+    issued = accounts.tokens.issue(name="x", scopes=["kb:read"], created_by="system", integration="portal")
+    with make_session_factory(services.engine).begin() as db:
+        row = db.get(ApiToken, issued.info.id)
+        assert row is not None
+        row.expires_at = None
+
+    assert accounts.tokens.verify(issued.token) is None

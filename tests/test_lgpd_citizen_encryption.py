@@ -35,7 +35,7 @@ pytestmark = pytest.mark.anyio
 
 MARIA = CITIZENS[0]
 INDEX_KEY = "blind-index-key-" + "i" * 24
-STAFF = Principal(kind="staff", subject="user:7", scopes=frozenset({"citizens:read"}))
+STAFF = Principal(kind="staff", subject="user:7", scopes=frozenset({"citizens:read", "citizens:pii"}))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])

@@ -38,10 +38,12 @@ ROOT = Path(__file__).resolve().parent.parent
 INSPECTOR_DIR = Path(__file__).resolve().parent / "mcp_inspector"
 ASSISTANT_TOKEN = "tok-assistant-0123456789abcdef"
 READER_TOKEN = "tok-citizens-read-0123456789ab"
+DOMAIN_ONLY_TOKEN = "tok-domain-no-pii-0123456789ab"
 KB_TOKEN = "tok-kb-only-0123456789abcdefgh"
 TOKENS = {
     ASSISTANT_TOKEN: {"name": "chatbot", "scopes": ["assistant"]},
-    READER_TOKEN: {"name": "ouvidoria", "scopes": ["citizens:read", "protocols:read"]},
+    READER_TOKEN: {"name": "ouvidoria", "scopes": ["citizens:read", "citizens:pii", "protocols:read"]},
+    DOMAIN_ONLY_TOKEN: {"name": "divida", "scopes": ["citizens:read", "payments:read", "protocols:read"]},
     KB_TOKEN: {"name": "portal", "scopes": ["kb:read"]},
 }
 MARIA, CARLOS = CITIZENS[0], CITIZENS[3]
@@ -166,6 +168,14 @@ async def test_a_token_without_the_tools_scope_is_refused_per_tool(server: Runni
     assert lookup.ok
     assert lookup.data["name"] == MARIA.name
     assert booking.error == "forbidden"
+
+
+async def test_domain_scopes_without_citizens_pii_read_no_citizens_records(server: RunningServer) -> None:
+    async with sdk_client(server.url, DOMAIN_ONLY_TOKEN) as client:
+        lookup = await call(client, "citizen_lookup", {"cpf": MARIA.cpf})
+        debts = await call(client, "payment_list_debts", {"cpf": MARIA.cpf})
+        protocols = await call(client, "protocol_list", {"cpf": MARIA.cpf})
+    assert (lookup.error, debts.error, protocols.error) == ("forbidden", "forbidden", "forbidden")
 
 
 async def test_internal_articles_need_kb_read(server: RunningServer) -> None:

@@ -41,7 +41,7 @@ async def test_the_stdio_server_acts_as_the_local_operator_with_the_configured_s
     params = StdioServerParameters(
         command=ATENDE,
         args=["mcp", "serve", "--stdio"],
-        env=_env(tmp_path, ATENDE_MCP_STDIO_SCOPES="citizens:read,protocols:read"),
+        env=_env(tmp_path, ATENDE_MCP_STDIO_SCOPES="citizens:read,citizens:pii,protocols:read"),
     )
     async with Client(params) as client:
         names = {t.name for t in (await client.list_tools()).tools}

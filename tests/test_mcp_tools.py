@@ -47,6 +47,7 @@ MARIA, JOAO, ANA = CITIZENS[0], CITIZENS[1], CITIZENS[2]
 STAFF_SCOPES = frozenset(
     {
         "citizens:read",
+        "citizens:pii",
         "protocols:read",
         "protocols:write",
         "payments:read",
@@ -448,6 +449,31 @@ async def test_staff_move_a_protocol_through_its_workflow_and_an_invalid_step_is
             assistant, "protocol_update_status", {"number": number, "status": "encaminhado"}, conversation="c1"
         )
     assert refused.error == "forbidden"
+
+
+async def test_staff_scopes_without_citizens_pii_reach_no_named_citizens_records(world: World) -> None:
+    domain_only = Principal(kind="integration", subject="integration:divida", scopes=STAFF_SCOPES - {"citizens:pii"})
+    maria = world.citizen_id(MARIA.cpf)
+    number = world.domain.protocols.list_for(maria, None)[0][0].number
+    async with world.client(domain_only) as c:
+        refused = {
+            name: (await call(c, name, arguments)).error
+            for name, arguments in [
+                ("citizen_lookup", {"cpf": MARIA.cpf}),
+                ("payment_list_debts", {"cpf": MARIA.cpf}),
+                ("protocol_list", {"cpf": MARIA.cpf}),
+                ("appointment_list", {"cpf": MARIA.cpf}),
+            ]
+        }
+        status = await call(c, "protocol_status", {"number": number})
+        slots = await call(c, "appointment_slots", {"service": "vacinacao"})
+
+    assert set(refused.values()) == {"forbidden"}
+    assert status.ok
+    assert status.data["description"] is None  # the status, not the citizen's own words
+    assert slots.ok
+    denied = [e for e in world.audit.events if e.action == "access.denied"]
+    assert {e.details["reason"] for e in denied} == {"pii_scope_required"}
 
 
 # Payments

@@ -3,7 +3,8 @@
 A caller is a principal (from a bearer token, the stdio operator, or the in-process assistant) plus the
 conversation our own code put in the request's `_meta` (over HTTP, only with its proof: tools_mcp.server).
 Principals holding the tool's scope act as staff; principals holding only `assistant` act for the conversation,
-and only on its verified citizen's data.
+and only on its verified citizen's data. Staff reach a named citizen's records only when they also hold
+`citizens:pii`, which only an administrator grants.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from tools_mcp.errors import DomainError
 from tools_mcp.verification import IdentityVerifier
 
 ASSISTANT_SCOPE = "assistant"
+PII_SCOPE = "citizens:pii"  # the same name as atende.accounts.permissions.PII_SCOPE (this layer cannot import it)
 SCOPES = (
     "citizens:read",
+    PII_SCOPE,
     "citizens:write",
     "protocols:read",
     "protocols:write",
@@ -76,6 +79,15 @@ class AccessControl:
         self.deny(caller, "forbidden", scope=scope)
         raise DomainError("forbidden")
 
+    def sees_pii(self, caller: Caller) -> bool:
+        return caller.principal.has_scope(PII_SCOPE)
+
+    def require_pii(self, caller: Caller, scope: str, *, object_type: str = "citizen", object_id: str = "") -> None:
+        """Staff reading or acting on a named citizen's records need `citizens:pii` besides the tool's scope."""
+        if not self.sees_pii(caller):
+            self.deny(caller, "pii_scope_required", scope=PII_SCOPE, object_type=object_type, object_id=object_id)
+            raise DomainError("forbidden")
+
     def verified_citizen(self, caller: Caller) -> int | None:
         if caller.conversation_id is None:
             return None
@@ -90,6 +102,7 @@ class AccessControl:
         mode = self.mode(caller, scope)
         digits = normalize_cpf(cpf) if cpf else None
         if mode == "staff":
+            self.require_pii(caller, scope)
             if digits is not None:
                 citizen = self._citizens.by_cpf(digits)
                 if citizen is None:
@@ -114,6 +127,7 @@ class AccessControl:
         """Allows staff with `scope`, or the conversation whose verified citizen owns the object."""
         mode = self.mode(caller, scope)
         if mode == "staff":
+            self.require_pii(caller, scope, object_type=what, object_id=object_id)
             return mode
         verified = self.verified_citizen(caller)
         if verified is None:

@@ -307,7 +307,7 @@ def build_mcp_server(
         """Shows the citizen's registration, masked, to confirm who they are.
 
         In a conversation it returns only the verified citizen (call citizen_verify first); staff and
-        integrations with citizens:read may look up any CPF.
+        integrations with citizens:read and citizens:pii may look up any CPF.
         """
 
         def work(caller: Caller) -> dict[str, Any]:
@@ -409,14 +409,15 @@ def build_mcp_server(
         """Status, team, due date and history of a protocol.
 
         Anyone with the number sees the status; the description, address and comments only go to the
-        protocol's verified owner or to staff with protocols:read.
+        protocol's verified owner or to staff with protocols:read and citizens:pii.
         """
 
         def work(caller: Caller) -> dict[str, Any]:
             mode = access.mode(caller, "protocols:read")
             view = domain.protocols.view(number)
             owner = view.protocol.citizen_id
-            if mode == "staff" or (owner is not None and access.verified_citizen(caller) == owner):
+            staff_sees = mode == "staff" and access.sees_pii(caller)
+            if staff_sees or (owner is not None and access.verified_citizen(caller) == owner):
                 access.record(caller, "protocol.read", "protocol", view.protocol.number, citizen_id=owner)
                 return owner_status(view, domain.clock)
             return public_status(view, domain.clock)
@@ -501,7 +502,8 @@ def build_mcp_server(
                 status=status,
                 citizen_id=view.protocol.citizen_id,
             )
-            return owner_status(view, domain.clock)
+            # The description, address and comments are the citizen's own words: citizens:pii only.
+            return owner_status(view, domain.clock) if access.sees_pii(caller) else public_status(view, domain.clock)
 
         return await run(ctx, "protocol_update_status", work, ProtocolStatusResult)
 

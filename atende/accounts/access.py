@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import Depends, FastAPI, WebSocketException
 from fastapi.routing import APIRoute, APIWebSocketRoute
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from atende.accounts import permissions
 from atende.accounts.authn import PASSWORD_CHANGE_REQUIRED, TOTP_ENROLLMENT_REQUIRED, TOTP_REQUIRED
@@ -24,6 +27,8 @@ from atende.accounts.csrf import HEADER, SAFE_METHODS, same
 from atende.accounts.service import Accounts, StaffSession
 from atende.accounts.types import AccountError, Origin, StaffUser
 from atende.audit import AuditEvent
+from atende.errors import error_body
+from atende.i18n import t
 from atende.principals import Principal
 
 if TYPE_CHECKING:
@@ -167,11 +172,53 @@ class AuthContext:
         return self.staff.user if self.staff else None
 
 
+def client_ip(conn: HTTPConnection) -> str | None:
+    """The caller's address: the socket's peer, or what a trusted proxy (ATENDE_TRUSTED_PROXIES) forwarded."""
+    peer = conn.client.host if conn.client else None
+    services: Services | None = getattr(conn.app.state, "services", None) if "app" in conn.scope else None
+    if services is None:
+        return peer
+    return services.accounts.proxies.resolve(peer, conn.headers.get("x-forwarded-for"))
+
+
 def origin_of(conn: HTTPConnection) -> Origin:
-    # Behind a reverse proxy the client address is right only when uvicorn trusts the proxy's headers
-    # (FORWARDED_ALLOW_IPS); see the README.
-    ip = conn.client.host if conn.client else None
-    return Origin(ip=ip, user_agent=(conn.headers.get("user-agent") or "")[:255] or None)
+    return Origin(ip=client_ip(conn), user_agent=(conn.headers.get("user-agent") or "")[:255] or None)
+
+
+def refuse_blocked_ip(conn: HTTPConnection, services: Services, label: str) -> bool:
+    """Whether the staff IP lists refuse this caller; the refusal is audited (sampled: anyone can send them)."""
+    origin = origin_of(conn)
+    if services.accounts.ip_policy.allows(origin.ip):
+        return False
+    if services.accounts.anonymous_audit.admit("access.ip_blocked", origin.ip, label):
+        services.audit.record(
+            AuditEvent(
+                actor="anonymous",
+                action="access.ip_blocked",
+                object_type="route",
+                object_id=label,
+                ip=origin.ip,
+                details={"sampled_window_s": services.accounts.anonymous_audit.window_s},
+            )
+        )
+    return True
+
+
+class StaffIPGate:
+    """Applies the staff IP lists to an ASGI app outside FastAPI's dependencies (the /mcp endpoint)."""
+
+    def __init__(self, app: ASGIApp, label: str) -> None:
+        self.app = app
+        self.label = label
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        conn = HTTPConnection(scope)
+        services: Services | None = getattr(conn.app.state, "services", None)
+        if services is not None and await run_in_threadpool(refuse_blocked_ip, conn, services, self.label):
+            body = error_body("ip_blocked", t("auth.error.ip_blocked"))
+            await JSONResponse(body, 403)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def bearer_token(conn: HTTPConnection) -> str | None:
@@ -202,12 +249,7 @@ def _authorize(conn: HTTPConnection) -> AuthContext | None:
     services: Services = conn.app.state.services
     accounts = services.accounts
     origin = origin_of(conn)
-    if not accounts.ip_policy.allows(origin.ip):
-        services.audit.record(
-            AuditEvent(
-                actor="anonymous", action="access.ip_blocked", object_type="route", object_id=label, ip=origin.ip
-            )
-        )
+    if refuse_blocked_ip(conn, services, label):
         raise AccountError("ip_blocked", 403)
     if access == permissions.LOGIN:
         return None

@@ -1,8 +1,8 @@
 """Signing in and keeping an account safe: passwords, lock-out, per-IP throttling, two-factor, sessions.
 
-Failures say as little as possible: an unknown user, a wrong password and a locked account all answer
-`invalid_credentials` after the same argon2 work, so the answer reveals neither which usernames exist nor
-whether a password was right while the account is locked.
+Failures say as little as possible: an unknown user, a wrong password, a missing or wrong second factor and a
+locked account all answer `invalid_credentials` after the same argon2 work, so the answer reveals neither which
+usernames exist, nor whether a password was right, nor whether the account uses two-factor.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class AuthConfig:
     lockout: timedelta = timedelta(minutes=15)
     ip_max_attempts: int = 20
     ip_window: timedelta = timedelta(minutes=5)
-    totp_required_roles: frozenset[Role] = frozenset({"admin"})
+    totp_required_roles: frozenset[Role] = frozenset({"admin", "supervisor", "agent", "integrator"})
     issuer: str = "Atende"
 
 
@@ -146,13 +146,15 @@ class Authenticator:
             pending.error = AccountError("invalid_credentials", 401)
             return None
         if row.totp_enabled:
+            # The code comes with the password, and a missing or wrong one answers exactly like a wrong
+            # password: a distinct answer would confirm that the password was right.
             if not totp_code or not totp_code.strip():
-                # The password was right: no failure counted, the client asks for the code.
-                pending.error = AccountError("totp_required", 401)
+                self._count_failure(pending, row, now, "missing_totp", origin)
+                pending.error = AccountError("invalid_credentials", 401)
                 return None
             if not self._check_second_factor(row, totp_code, now, origin, pending, db):
                 self._count_failure(pending, row, now, "bad_totp", origin)
-                pending.error = AccountError("totp_invalid", 401)
+                pending.error = AccountError("invalid_credentials", 401)
                 return None
         if self._passwords.needs_rehash(row.password_hash):
             row.password_hash = self._passwords.hash(password)

@@ -154,7 +154,9 @@ def tokens_create(
     integration: Annotated[str | None, typer.Option(help="The system that will hold the token")] = None,
     user: Annotated[str | None, typer.Option(help="Or: the staff member holding it (bounded by their role)")] = None,
     name: Annotated[str, typer.Option(help="A label for lists")] = "",
-    expires_days: Annotated[int | None, typer.Option(help="Days until it expires (default: never)")] = None,
+    expires_days: Annotated[
+        int | None, typer.Option(help="Days until it expires (default and maximum: ATENDE_TOKEN_MAX_DAYS, 90)")
+    ] = None,
 ) -> None:
     """Issue a bearer token for the API and MCP. It is printed once and never stored in clear."""
     from atende.accounts.permissions import SCOPES
@@ -176,8 +178,23 @@ def tokens_create(
             user_id=owner.id if owner else None,
             expires_in=timedelta(days=expires_days) if expires_days else None,
         )
-    typer.echo(f"token {issued.info.id} for {issued.info.owner}, scopes {' '.join(issued.info.scopes)}")
+    expires = f"{issued.info.expires_at:%Y-%m-%d}" if issued.info.expires_at else "?"
+    typer.echo(
+        f"token {issued.info.id} for {issued.info.owner}, scopes {' '.join(issued.info.scopes)}, expires {expires}"
+    )
     typer.echo(issued.token)
+
+
+@tokens_app.command("approve")
+def tokens_approve(token_id: Annotated[int, typer.Argument(help="The token's id (see `atende tokens list`)")]) -> None:
+    """Approve a token with data scopes that an integrator issued: it authenticates from now on."""
+    from atende.accounts.types import AccountError
+
+    with _accounts() as accounts:
+        info = accounts.tokens.approve(token_id, actor=ACTOR)
+        if info is None:
+            raise AccountError("token_not_found", 404)
+    typer.echo(f"approved token {token_id} for {info.owner}, scopes {' '.join(info.scopes)}")
 
 
 @tokens_app.command("list")
@@ -185,11 +202,12 @@ def tokens_list() -> None:
     """Issued tokens (their prefixes only)."""
     with _accounts() as accounts:
         for info in accounts.tokens.list():
-            state = (
-                "revoked"
-                if info.revoked_at
-                else (f"expires {info.expires_at:%Y-%m-%d}" if info.expires_at else "active")
-            )
+            if info.revoked_at:
+                state = "revoked"
+            elif info.pending:
+                state = "pending approval"
+            else:
+                state = f"expires {info.expires_at:%Y-%m-%d}" if info.expires_at else "no expiry (refused)"
             typer.echo(f"{info.id}\t{info.prefix}…\t{info.owner}\t{' '.join(info.scopes)}\t{state}")
 
 

@@ -45,3 +45,44 @@ class IPPolicy:
         if any(address in network for network in self._block):
             return False
         return not self._allow or any(address in network for network in self._allow)
+
+
+class ClientAddress:
+    """Who is calling: the socket's peer, unless that peer is a trusted reverse proxy.
+
+    Behind trusted proxies the client is the right-most X-Forwarded-For entry that is not itself a trusted
+    proxy: each proxy appends the address it saw, so entries to the left of it are whatever the client wrote.
+    With no trusted proxies (the default) the header is ignored, so no client can pick its own address.
+    """
+
+    def __init__(self, trusted: Iterable[Network] = ()) -> None:
+        self._trusted = tuple(trusted)
+
+    @classmethod
+    def from_string(cls, trusted: str) -> ClientAddress:
+        return cls(parse_networks(trusted))
+
+    def _is_trusted(self, ip: str) -> bool:
+        address = _address(ip)
+        return address is not None and any(address in network for network in self._trusted)
+
+    def resolve(self, peer: str | None, forwarded_for: str | None) -> str | None:
+        if not self._trusted or peer is None or not forwarded_for or not self._is_trusted(peer):
+            return peer
+        hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+        for hop in reversed(hops):
+            if _address(hop) is None:
+                return peer  # a malformed entry: keep the address we can vouch for
+            if not self._is_trusted(hop):
+                return hop
+        return hops[0] if hops else peer
+
+
+def _address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address

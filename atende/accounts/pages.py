@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -41,8 +43,20 @@ SCRIPT_KEYS = (
 
 
 def safe_next(value: str) -> str:
-    """Where to go after signing in: a path on this site only (no open redirect)."""
-    if value.startswith("/") and not value.startswith("//") and "\\" not in value and len(value) <= 512:
+    """Where to go after signing in: a path on this site only (no open redirect).
+
+    Browsers drop tabs and newlines from a URL and read a backslash as a slash, so "/%09/evil.example" (a tab
+    once decoded) lands on "//evil.example", another host. Only a plain path passes: one leading slash, no
+    "//" or backslash, no control or blank character (percent-encoded or not), no scheme.
+    """
+    decoded = unquote(value)
+    if (
+        len(value) <= 512
+        and value.startswith("/")
+        and not any("//" in text or "\\" in text for text in (value, decoded))
+        and not any(ch.isspace() or unicodedata.category(ch) in {"Cc", "Cf"} for ch in value + decoded)
+        and not urlsplit(decoded).scheme
+    ):
         return value
     return ACCOUNT_PATH
 

@@ -10,6 +10,7 @@ Adding a route: add one line to ROUTES (or MOUNTS for a mounted app). Adding a c
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -24,6 +25,8 @@ SELF_SERVICE: Final = "@self"  # a staff session past its second factor (it may 
 LEVELS: Final = frozenset({PUBLIC, LOGIN, SESSION, SELF_SERVICE})
 
 _ALL: Final[frozenset[Role]] = frozenset(ROLES)
+
+PII_SCOPE: Final = "citizens:pii"  # a citizen's personal data, required in addition to the domain scope
 
 
 def _roles(*roles: Role) -> frozenset[Role]:
@@ -49,7 +52,9 @@ ACTIONS: Final[dict[str, Action]] = {
         _roles("admin", "supervisor"), "saved_replies:write", "add, change and delete the teams' saved replies"
     ),
     "citizen.read": Action(_roles("admin", "supervisor", "agent"), "citizens:read", "look up citizens (masked)"),
-    "citizen.pii.read": Action(_roles("supervisor", "agent"), "citizens:read", "see a citizen's personal data"),
+    # Its own scope, held on top of the domain scope: a token reads personal data only when an administrator
+    # granted citizens:pii (docs/decisions/0037-tokens-sign-in-and-staff-edges.md).
+    "citizen.pii.read": Action(_roles("supervisor", "agent"), PII_SCOPE, "see a citizen's personal data"),
     "citizen.write": Action(_roles("supervisor", "agent"), "citizens:write", "change citizen records"),
     "protocol.read": Action(_roles("admin", "supervisor", "agent"), "protocols:read", "read protocols"),
     "protocol.write": Action(_roles("supervisor", "agent"), "protocols:write", "open and update protocols"),
@@ -86,12 +91,14 @@ ACTIONS: Final[dict[str, Action]] = {
     "teams.read": Action(_roles("admin", "supervisor"), "users:admin", "list teams"),
     "teams.manage": Action(_roles("admin"), "users:admin", "create and change teams"),
     "tokens.manage": Action(_roles("admin", "integrator"), "users:admin", "issue and revoke API tokens"),
+    "tokens.approve": Action(_roles("admin"), "tokens:approve", "approve tokens that carry data scopes"),
 }
 
 SCOPES: Final[frozenset[str]] = frozenset(action.scope for action in ACTIONS.values())
 
-# Scopes a role may put on a token it issues. Integrators wire external systems to the domain APIs; the
-# audit trail, data-subject rights and staff administration stay with administrators.
+# Scopes a role may put on a token it issues. Integrators wire external systems to the domain APIs; personal
+# data (citizens:pii), acting for citizens' conversations (assistant), the audit trail, data-subject rights and
+# staff administration stay with administrators.
 GRANTABLE_SCOPES: Final[dict[str, frozenset[str]]] = {
     "admin": SCOPES,
     "integrator": frozenset(
@@ -104,12 +111,23 @@ GRANTABLE_SCOPES: Final[dict[str, frozenset[str]]] = {
             "appointments:read",
             "appointments:write",
             "kb:read",
-            "assistant",
             "consent:read",
             "consent:write",
         }
     ),
 }
+
+# Scopes that reach citizens' records. A token carrying any of them that a non-administrator issued waits, and
+# does not authenticate, until an administrator approves it.
+DATA_SCOPE_PREFIXES: Final = ("citizens:", "payments:", "appointments:", "protocols:", "consent:", "conversations:")
+DATA_SCOPES: Final[frozenset[str]] = frozenset(
+    scope for scope in SCOPES if scope.startswith(DATA_SCOPE_PREFIXES) or scope in {"assistant", "lgpd:export"}
+)
+
+
+def needs_approval(scopes: Iterable[str]) -> bool:
+    return any(scope in DATA_SCOPES for scope in scopes)
+
 
 # method + path template → action or access level. Keep grouped by router.
 ROUTES: Final[dict[tuple[str, str], str]] = {
@@ -224,6 +242,7 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/api/tokens"): "tokens.manage",
     ("POST", "/api/tokens"): "tokens.manage",
     ("DELETE", "/api/tokens/{token_id}"): "tokens.manage",
+    ("POST", "/api/tokens/{token_id}/approve"): "tokens.approve",
 }
 
 # Mounted applications (a path prefix each): they are outside FastAPI's dependencies, so only public ones.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
@@ -12,7 +12,7 @@ from atende.accounts.authn import AuthConfig, Authenticator
 from atende.accounts.cookies import CookiePolicy
 from atende.accounts.csrf import PreSessionTokens
 from atende.accounts.directory import Directory
-from atende.accounts.ipfilter import IPPolicy
+from atende.accounts.ipfilter import ClientAddress, IPPolicy
 from atende.accounts.oidc import OIDCClients
 from atende.accounts.passwords import PasswordPolicy, Passwords
 from atende.accounts.permissions import scopes_of
@@ -22,6 +22,7 @@ from atende.accounts.tokens import TokenStore
 from atende.accounts.totp import Cipher
 from atende.accounts.types import StaffUser
 from atende.audit import AuditSink
+from atende.audit_http import AnonymousAuditSampler
 from atende.db import make_session_factory
 from atende.models import utcnow
 from atende.principals import Principal
@@ -49,6 +50,11 @@ class Accounts:
     csrf: PreSessionTokens
     oidc: OIDCClients
     clock: Callable[[], datetime]
+    proxies: ClientAddress = field(default_factory=ClientAddress)  # whose X-Forwarded-For is believed
+    # one audit row per anonymous client, route and window (atende.audit_http)
+    anonymous_audit: AnonymousAuditSampler = field(
+        default_factory=lambda: AnonymousAuditSampler(InMemoryRateLimiter(), window_s=300)
+    )
 
     def session(self, cookie: str | None) -> StaffSession | None:
         """The live session behind a cookie value, with its user; None if expired, unknown or disabled."""
@@ -97,12 +103,13 @@ def build_accounts(
         absolute=timedelta(hours=settings.session_absolute_hours),
         clock=clock,
     )
+    limiter = limiter or build_limiter(settings)
     authn = Authenticator(
         sessions_factory,
         passwords=passwords,
         policy=policy,
         session_store=session_store,
-        limiter=limiter or build_limiter(settings),
+        limiter=limiter,
         cipher=cipher or cipher_from_settings(settings),
         audit=audit,
         clock=clock,
@@ -122,8 +129,12 @@ def build_accounts(
         directory=directory,
         authn=authn,
         sessions=session_store,
-        tokens=TokenStore(sessions_factory, audit=audit, clock=clock),
+        tokens=TokenStore(
+            sessions_factory, audit=audit, clock=clock, max_lifetime=timedelta(days=settings.token_max_days)
+        ),
         ip_policy=IPPolicy.from_strings(settings.staff_ip_allowlist, settings.staff_ip_blocklist),
+        proxies=ClientAddress.from_string(settings.trusted_proxies),
+        anonymous_audit=AnonymousAuditSampler(limiter, window_s=settings.audit_anonymous_window_seconds),
         cookies=CookiePolicy(
             secure=settings.session_cookie_secure,
             samesite=settings.session_cookie_samesite,

@@ -115,8 +115,29 @@ def set_cookie(client: TestClient, name: str, value: str) -> None:
     client.cookies.set(name, value, domain=host if "." in host else f"{host}.local", path="/")
 
 
+def enroll_totp(accounts: Accounts, user: StaffUser) -> str:
+    """Turn two-factor on for `user` the way the account page does (start, then confirm with the app's code);
+    returns the secret, from which `atende.accounts.totp.code_at` gives later codes."""
+    from atende.accounts.totp import code_at
+    from atende.accounts.types import Origin
+
+    # Its own address, so enrolling many members in one test stays under the per-IP throttle.
+    origin = Origin(ip=f"enrolment-{user.id}", user_agent="atende.accounts.testing")
+    secret, _ = accounts.authn.begin_totp(user.id, origin=origin)
+    pending = accounts.sessions.create(user.id, auth_method="password", mfa_verified=False)
+    accounts.authn.confirm_totp(user.id, code_at(secret, accounts.clock()), origin=origin, session=pending.info)
+    return secret
+
+
 def sign_in_directly(client: TestClient, accounts: Accounts, user: StaffUser, *, mfa_verified: bool = True) -> str:
-    """Put a fresh session cookie for `user` in the client (no password round trip); returns its CSRF token."""
+    """Put a fresh session cookie for `user` in the client (no password round trip); returns its CSRF token.
+
+    With `mfa_verified`, a member whose role requires two-factor and who has none is enrolled first, so the
+    session is a full one, as after a real sign-in with password and code."""
+    if mfa_verified and user.role in accounts.authn.config.totp_required_roles:
+        current = accounts.directory.get(user.id)
+        if current is not None and not current.totp_enabled:
+            enroll_totp(accounts, user)
     new = accounts.sessions.create(user.id, auth_method="password", mfa_verified=mfa_verified)
     set_cookie(client, accounts.cookies.session, new.cookie)
     return new.info.csrf_token
@@ -136,6 +157,7 @@ __all__ = [
     "ManualClock",
     "RecordingAudit",
     "create_user",
+    "enroll_totp",
     "fast_passwords",
     "login",
     "rewire",

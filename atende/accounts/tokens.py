@@ -3,6 +3,10 @@
 A token reads `atd_<43 url-safe characters>` (256 random bits) and is shown once, when it is issued. It is held
 by an integration ("integration:<name>") or by a staff member ("user:<id>"): then it also stops working when
 the account is disabled, and it can never do more than the member's role allows.
+
+Every token expires (at most `max_lifetime` after it is issued, which is also the default). A token carrying
+data scopes (`permissions.DATA_SCOPES`) that a non-administrator issued is pending: it does not authenticate
+until an administrator approves it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from atende.accounts.models import ApiToken, User
-from atende.accounts.permissions import SCOPES, scopes_of
+from atende.accounts.permissions import SCOPES, needs_approval, scopes_of
 from atende.accounts.roles import parse_role
 from atende.accounts.sessions import digest
 from atende.accounts.teams import visible_team_ids
@@ -40,6 +44,12 @@ class TokenInfo:
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.approved_at is None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -53,6 +63,9 @@ class TokenInfo:
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
             "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
+            "status": "pending" if self.pending else "approved",
+            "approved_by": self.approved_by,
+            "approved_at": self.approved_at.isoformat() if self.approved_at else None,
         }
 
 
@@ -65,10 +78,18 @@ class IssuedToken:
 class TokenStore:
     """Issues, lists, revokes and verifies tokens. `verify` is the `atende.principals.TokenVerifier`."""
 
-    def __init__(self, sessions: sessionmaker[Session], *, audit: AuditSink, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        audit: AuditSink,
+        clock: Callable[[], datetime],
+        max_lifetime: timedelta = timedelta(days=90),
+    ) -> None:
         self._sessions = sessions
         self._audit = audit
         self._clock = clock
+        self.max_lifetime = max_lifetime
 
     def issue(
         self,
@@ -79,8 +100,11 @@ class TokenStore:
         integration: str | None = None,
         user_id: int | None = None,
         expires_in: timedelta | None = None,
+        issuer_is_admin: bool = True,
         origin: Origin = SYSTEM,
     ) -> IssuedToken:
+        """`issuer_is_admin`: an administrator (or the server's shell) issues it; otherwise a token with data
+        scopes waits for an administrator's approval. `expires_in` defaults to, and may not exceed, the maximum."""
         wanted = sorted(set(scopes))
         unknown = [s for s in wanted if s not in SCOPES]
         if unknown:
@@ -93,8 +117,11 @@ class TokenStore:
             raise AccountError("integration_name", 422)
         if expires_in is not None and expires_in <= timedelta(0):
             raise AccountError("token_expiry", 422)
+        if expires_in is not None and expires_in > self.max_lifetime:
+            raise AccountError("token_expiry_too_long", 422, days=self.max_lifetime.days)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = self._clock()
+        approved = issuer_is_admin or not needs_approval(wanted)
         row = ApiToken(
             token_hash=digest(token),
             prefix=token[:12],
@@ -104,7 +131,9 @@ class TokenStore:
             scopes=wanted,
             created_by=created_by,
             created_at=now,
-            expires_at=now + expires_in if expires_in else None,
+            expires_at=now + (expires_in or self.max_lifetime),
+            approved_by=created_by if approved else None,
+            approved_at=now if approved else None,
         )
         with self._sessions.begin() as db:
             if user_id is not None and db.get(User, user_id) is None:
@@ -112,8 +141,34 @@ class TokenStore:
             db.add(row)
             db.flush()
             info = _info(row)
-        self._record(created_by, "token.created", info.id, origin, owner=info.owner, scopes=list(info.scopes))
+        self._record(
+            created_by,
+            "token.created",
+            info.id,
+            origin,
+            owner=info.owner,
+            scopes=list(info.scopes),
+            expires_at=info.expires_at.isoformat() if info.expires_at else None,
+            status="pending" if info.pending else "approved",
+        )
         return IssuedToken(token, info)
+
+    def approve(self, token_id: int, *, actor: str, origin: Origin = SYSTEM) -> TokenInfo | None:
+        """Lets a pending token authenticate. Approving an approved, revoked or expired token changes nothing."""
+        with self._sessions.begin() as db:
+            row = db.get(ApiToken, token_id)
+            if row is None:
+                return None
+            if row.revoked_at is not None:
+                raise AccountError("token_revoked", 409)
+            already = row.approved_at is not None
+            if not already:
+                row.approved_by = actor
+                row.approved_at = self._clock()
+            info = _info(row)
+        if not already:
+            self._record(actor, "token.approved", token_id, origin, owner=info.owner, scopes=list(info.scopes))
+        return info
 
     def list(self, *, created_by: str | None = None) -> list[TokenInfo]:
         stmt = select(ApiToken).order_by(ApiToken.id)
@@ -144,7 +199,14 @@ class TokenStore:
         now = self._clock()
         with self._sessions.begin() as db:
             row = db.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
-            if row is None or row.revoked_at is not None or (row.expires_at is not None and now >= row.expires_at):
+            # A token without an expiry predates the rule that every token expires: refused, like a pending one.
+            if (
+                row is None
+                or row.revoked_at is not None
+                or row.approved_at is None
+                or row.expires_at is None
+                or now >= row.expires_at
+            ):
                 return None
             if row.last_used_at is None or now - row.last_used_at >= _TOUCH_EVERY:
                 row.last_used_at = now
@@ -195,4 +257,6 @@ def _info(row: ApiToken) -> TokenInfo:
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
         last_used_at=row.last_used_at,
+        approved_by=row.approved_by,
+        approved_at=row.approved_at,
     )
