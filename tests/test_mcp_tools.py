@@ -91,6 +91,8 @@ class World:
 @pytest.fixture
 def world(template_db: Path, tmp_path: Path) -> Iterator[World]:
     shutil.copy(template_db, tmp_path / "atende.db")
+    # The seeded rows are encrypted with the template directory's generated keys (test mode keeps them there).
+    shutil.copy(template_db.parent / "keys.env", tmp_path / "keys.env")
     engine = make_engine(f"sqlite:///{(tmp_path / 'atende.db').as_posix()}")
     audit, clock = MemoryAuditSink(), MovableClock()
     yield World(
