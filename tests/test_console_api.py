@@ -359,7 +359,12 @@ def test_a_supervisor_reassigns_steps_in_and_closes_and_an_agent_may_not(
 def test_a_supervisor_sets_an_agents_capacity_and_the_agent_reads_it(
     app: TestClient, accounts: Accounts, agent: StaffUser
 ) -> None:
+    from atende.accounts.types import SYSTEM
+
     supervisor, _ = team_of_two(accounts, agent)
+    general = accounts.directory.team("Atendimento geral")
+    assert general is not None
+    accounts.directory.create_team("Tributos", parent=general.id, actor="system", origin=SYSTEM)  # below hers
     headers = as_staff(app, accounts, supervisor)
 
     saved = app.put(

@@ -302,3 +302,36 @@ def test_an_administrator_sees_the_queue_without_summaries_and_no_conversation(
     assert [(item["conversation_id"], item["summary"]) for item in queue["waiting"]] == [(cid, None)]
     assert (read.status_code, read.json()["code"]) == (403, "no_access")
     assert followed.status_code == 403
+
+
+def test_routing_never_gives_an_agent_a_conversation_of_another_team(
+    app: TestClient, office: Office, services: Services
+) -> None:
+    from atende.handoff.routing import RoutingRules
+
+    handoff_of(services).routing = RoutingRules(mode="least_busy")
+    app.post("/api/console/presence", json={"status": "online"}, headers=as_staff(app, office, office.agent_b))
+
+    cid = waiting_for_general(services)
+
+    current = handoff_of(services).current(cid)
+    assert current is not None
+    assert (current.status, current.agent) == ("waiting", None)
+    app.post("/api/console/presence", json={"status": "online"}, headers=as_staff(app, office, office.agent_a))
+    assert handoff_of(services).current(cid).agent == office.agent_a.subject  # type: ignore[union-attr]
+
+
+def test_a_supervisor_cannot_send_an_agent_to_another_teams_queue_nor_to_an_unknown_one(
+    app: TestClient, office: Office, services: Services
+) -> None:
+    headers = as_staff(app, office, office.supervisor_a)
+    url = f"/api/console/agents/{office.agent_a.subject}/profile"
+
+    foreign = app.put(url, json={"teams": ["atendimento", "tributos"], "capacity": 3}, headers=headers)
+    unknown = app.put(url, json={"teams": ["tributo"], "capacity": 3}, headers=headers)
+    own = app.put(url, json={"teams": ["atendimento"], "capacity": 4}, headers=headers)
+
+    assert (foreign.status_code, foreign.json()["code"]) == (403, "other_team")
+    assert (unknown.status_code, unknown.json()["code"]) == (422, "unknown_team")
+    assert own.status_code == 200
+    assert handoff_of(services).profile(office.agent_a.subject).capacity == 4

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from atende.handoff.service import HandoffError, HandoffService, HandoffView
-from atende.handoff.teams import queues_of_teams
+from atende.handoff.teams import staff_queues
 from atende.principals import Principal
 from atende.store import ConversationNotFound
 
@@ -67,10 +67,8 @@ def scope_of(handoff: HandoffService, principal: Principal) -> Scope:
         return Scope(principal.subject, principal.role, None)
     if principal.role not in ("agent", "supervisor"):
         return Scope(principal.subject, principal.role, frozenset())
-    if not principal.team_ids:
-        return Scope(principal.subject, principal.role, frozenset({handoff.default_team}))
     with handoff.session() as session:
-        queues = queues_of_teams(session, principal.team_ids)
+        queues = staff_queues(session, principal.team_ids, handoff.default_team)
     return Scope(principal.subject, principal.role, queues)
 
 

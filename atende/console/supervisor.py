@@ -170,6 +170,12 @@ def set_profile(
     subject: str, body: ProfileIn, handoff: HandoffDep, accounts: AccountsDep, auth: CurrentAuth
 ) -> dict[str, Any]:
     _require_service_staff(accounts, auth, subject)
+    scope = scope_of(handoff, auth.principal)
+    for team in body.teams:
+        handoff.require_team(team)
+        # A supervisor sends agents only to their own setors' queues: routing would hand them those citizens.
+        if not scope.sees_queue(team):
+            raise HandoffError("other_team", "handoff.error.other_team", status=403)
     saved = handoff.save_profile(
         Profile(subject, tuple(body.teams), body.capacity, tuple(body.skills), tuple(body.languages))
     )

@@ -11,7 +11,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final, Protocol
 
@@ -856,9 +856,19 @@ class HandoffService:
         return saved
 
     def candidates(self, session: Session) -> list[Candidate]:
-        """Agents online now (paused and offline ones take nothing), with their profiles and current load."""
+        """Agents online now (paused and offline ones take nothing), with their profiles and current load.
+
+        With the setors' directory wired, a profile's queues are cut to those of the agent's setor: routing never
+        gives an agent a conversation the console would not let them claim (docs/decisions/0036-console-access.md).
+        """
         online = [agent for agent, status in self.live.presence().items() if status == "online"]
         profiles = self.profiles.many(session, online)
+        if self.teams is not None:
+            allowed = self.teams.queues_of_staff(session, online)
+            profiles = {
+                agent: replace(profile, teams=tuple(team for team in profile.teams if team in allowed[agent]))
+                for agent, profile in profiles.items()
+            }
         counted = loads(session, online)
         return [Candidate(profiles[agent], *counted[agent]) for agent in online]
 

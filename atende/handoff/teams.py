@@ -15,7 +15,9 @@ from collections.abc import Collection, Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from atende.accounts.models import Team
+from atende.accounts.models import Team, User
+from atende.accounts.roles import parse_role
+from atende.accounts.teams import visible_team_ids
 from tools_mcp.catalog import TEAMS
 
 
@@ -46,6 +48,14 @@ def queues_of_teams(session: Session, team_ids: Collection[int]) -> frozenset[st
     return queues_of_names(session.scalars(select(Team.name).where(Team.id.in_(list(team_ids)))))
 
 
+def staff_queues(session: Session, team_ids: Collection[int], default_team: str) -> frozenset[str]:
+    """The queues a staff member works in: those of the setors they see (a supervisor's include the setors below),
+    or the default queue when they belong to none, as routing gives an agent without a profile the default queue."""
+    if not team_ids:
+        return frozenset({default_team})
+    return queues_of_teams(session, team_ids)
+
+
 class TeamDirectory:
     """The queue names a handoff or a transfer may name: those a setor serves, and the default queue."""
 
@@ -59,3 +69,18 @@ class TeamDirectory:
 
     def exists(self, team: str) -> bool:
         return team in self.queues()
+
+    def queues_of_staff(self, session: Session, subjects: Iterable[str]) -> dict[str, frozenset[str]]:
+        """Each subject's queues (`staff_queues`); a subject that is no staff account has none."""
+        ids = {s: int(s[5:]) for s in subjects if s.startswith("user:") and s[5:].isdigit()}
+        found = {
+            row.id: (row.role, row.team_id)
+            for row in session.execute(select(User.id, User.role, User.team_id).where(User.id.in_(ids.values())))
+        }
+        out = {subject: frozenset[str]() for subject in subjects}
+        for subject, user_id in ids.items():
+            if user_id in found:
+                role, team_id = found[user_id]
+                seen = visible_team_ids(session, parse_role(role), team_id)
+                out[subject] = staff_queues(session, seen, self.default_team)
+        return out
