@@ -137,7 +137,9 @@ class Deployment:
             timeout=COMMAND_TIMEOUT_S,
             check=False,
         )
-        assert created.returncode == 0, f"atende users create failed:\n{created.stdout}\n{created.stderr[-LOG_TAIL_CHARS:]}"
+        assert created.returncode == 0, (
+            f"atende users create failed:\n{created.stdout}\n{created.stderr[-LOG_TAIL_CHARS:]}"
+        )
         user_id = created.stdout.split("(id ", 1)[1].split(",", 1)[0]
         done = subprocess.run(
             [str(ATENDE), "tokens", "create", "--user", name, *AGENT_SCOPES],
