@@ -1,13 +1,13 @@
 """Who may see and act on a conversation in the console: one rule, from role, setor and assignment.
 
-| who                                   | queue, board       | read (masked) | claim | act  | reveal | supervise |
-|---------------------------------------|--------------------|---------------|-------|------|--------|-----------|
-| the agent serving it now              | —                  | yes           | —     | yes  | yes    | —         |
-| agent of its queue's setor            | their queues       | yes           | yes   | no   | no     | no        |
-| supervisor of its setor (or above it) | their queues       | yes           | yes   | yes  | yes    | yes       |
-| staff of another setor                | —                  | no            | no    | no   | no     | no        |
-| administrator                         | every queue, no text | no          | no    | no   | no     | no        |
-| integration (bearer token, no user)   | nothing            | no            | no    | no   | no     | no        |
+| who                                   | queue, board         | read (masked) | claim | act | reveal | supervise |
+|---------------------------------------|----------------------|---------------|-------|-----|--------|-----------|
+| the agent serving it now              | —                    | yes           | —     | yes | yes    | —         |
+| agent of its queue's setor            | their queues         | yes           | yes   | no  | no     | no        |
+| supervisor of its setor (or above it) | their queues         | yes           | yes   | yes | yes    | yes       |
+| staff of another setor                | —                    | no            | no    | no  | no     | no        |
+| administrator                         | every queue, no text | no            | no    | no  | no     | no        |
+| integration (bearer token, no user)   | nothing              | no            | no    | no  | no     | no        |
 
 "act": reply, note, copilot, copilot actions, transfer, close. A conversation's queue is its latest handoff's
 team; a staff member's queues are those of their setor (accounts team, and for a supervisor every setor below),
