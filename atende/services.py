@@ -294,6 +294,7 @@ def build_handoff(
     from atende.handoff.routing import Profiles, RoutingRules
     from atende.handoff.sentiment import LexiconSentiment, LLMSentiment, ScreenedSentiment, SentimentClassifier
     from atende.handoff.service import HandoffService
+    from atende.handoff.teams import TeamDirectory
     from atende.handoff.topics import TopicRules
 
     sentiment: SentimentClassifier | None = None
@@ -338,6 +339,7 @@ def build_handoff(
         ),
         presence_ttl_s=settings.handoff_presence_ttl_s,
         topics=TopicRules.parse(settings.handoff_topics),
+        teams=TeamDirectory(sessions, default_team=settings.handoff_default_team),
     )
 
 

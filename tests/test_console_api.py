@@ -210,13 +210,16 @@ def test_an_administrator_may_read_the_queue_but_not_take_or_unmask(app: TestCli
 def test_notes_stay_internal_and_a_transfer_requeues_for_the_other_team(
     app: TestClient, accounts: Accounts, agent: StaffUser
 ) -> None:
+    from atende.accounts.types import SYSTEM
+
+    accounts.directory.create_team("Tributos", actor="system", origin=SYSTEM)  # a transfer names an existing setor
     cid = citizen_waiting(app)
     headers = as_staff(app, accounts, agent)
     app.post(f"/api/console/conversations/{cid}/claim", headers=headers)
 
     app.post(f"/api/console/conversations/{cid}/notes", json={"text": "Ligar para a SEFAZ"}, headers=headers)
-    moved = app.post(f"/api/console/conversations/{cid}/transfer", json={"team": "tributos"}, headers=headers).json()
     notes = app.get(f"/api/console/conversations/{cid}").json()["notes"]
+    moved = app.post(f"/api/console/conversations/{cid}/transfer", json={"team": "tributos"}, headers=headers).json()
 
     assert [n["text"] for n in notes] == ["Ligar para a SEFAZ"]
     assert moved == {"state": "waiting", "team": "tributos", "position": 1, "estimated_wait_s": None}
@@ -357,7 +360,12 @@ def test_a_supervisor_reassigns_steps_in_and_closes_and_an_agent_may_not(
 def test_a_supervisor_sets_an_agents_capacity_and_the_agent_reads_it(
     app: TestClient, accounts: Accounts, agent: StaffUser
 ) -> None:
+    from atende.accounts.types import SYSTEM
+
     supervisor, _ = team_of_two(accounts, agent)
+    general = accounts.directory.team("Atendimento geral")
+    assert general is not None
+    accounts.directory.create_team("Tributos", parent=general.id, actor="system", origin=SYSTEM)  # below hers
     headers = as_staff(app, accounts, supervisor)
 
     saved = app.put(

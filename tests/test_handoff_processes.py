@@ -129,10 +129,24 @@ class Deployment:
         self.processes.append(process)
         return process
 
-    def agent_token(self, name: str) -> str:
-        """A bearer token of its own for one agent, issued by `atende tokens create` with the same environment."""
+    def agent_token(self, name: str) -> tuple[str, str]:
+        """An agent's account and a bearer token of its own (its subject and the token), made by `atende users
+        create` and `atende tokens create` with the same environment: the console serves staff, not integrations."""
+        created = subprocess.run(
+            [str(ATENDE), "users", "create", "--username", name, "--role", "agent"],
+            env=self.env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S,
+            check=False,
+        )
+        assert created.returncode == 0, (
+            f"atende users create failed:\n{created.stdout}\n{created.stderr[-LOG_TAIL_CHARS:]}"
+        )
+        user_id = created.stdout.split("(id ", 1)[1].split(",", 1)[0]
         done = subprocess.run(
-            [str(ATENDE), "tokens", "create", "--integration", name, *AGENT_SCOPES],
+            [str(ATENDE), "tokens", "create", "--user", name, *AGENT_SCOPES],
             env=self.env,
             cwd=self.workdir,
             capture_output=True,
@@ -141,7 +155,7 @@ class Deployment:
             check=False,
         )
         assert done.returncode == 0, f"atende tokens create failed:\n{done.stdout}\n{done.stderr[-LOG_TAIL_CHARS:]}"
-        return done.stdout.strip().splitlines()[-1]
+        return f"user:{user_id}", done.stdout.strip().splitlines()[-1]
 
     def forget_live_state(self) -> int:
         """Delete every Redis key of the deployment, as a flushed or replaced Redis would; how many there were."""
@@ -208,12 +222,8 @@ def deployment(tmp_path: Path, redis_client: redis.Redis) -> Iterator[Deployment
 
 @dataclass(frozen=True)
 class Agent:
-    name: str
+    subject: str
     token: str
-
-    @property
-    def subject(self) -> str:
-        return f"integration:{self.name}"
 
 
 @dataclass(frozen=True)
@@ -231,8 +241,8 @@ def pair(deployment: Deployment) -> Pair:
     # Both processes (and the token command) start on an empty schema and migrate it at once: the migration's
     # advisory lock lets one run the DDL while the others wait (atende/migrate.py).
     a, b = deployment.start("a"), deployment.start("b")
-    ana = Agent("ana", deployment.agent_token("ana"))  # issued while the processes boot
-    bruno = Agent("bruno", deployment.agent_token("bruno"))
+    ana = Agent(*deployment.agent_token("ana"))  # issued while the processes boot
+    bruno = Agent(*deployment.agent_token("bruno"))
     a.wait_ready()
     b.wait_ready()
     return Pair(a, b, ana, bruno)

@@ -6,8 +6,8 @@ domain services as the MCP tools, with the agent as actor, recorded on the conve
 A run answers with a pt-BR text for the reply box; nothing reaches the citizen until the agent sends it.
 verify_identity has no draft of its own: its form is the second-copy draft's while nobody is identified.
 Who may call what is declared in atende/accounts/permissions.py ("protocol.write", "payment.read",
-"citizen.write"); on top of it
-only the agent serving the conversation, or a supervisor, may act on it.
+"citizen.write"); on top of it only the agent serving the conversation, or a supervisor of its setor, may act on it
+(atende/console/access.py).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from atende.accounts.access import AuthContext
 from atende.api_errors import ApiError
 from atende.audit import AuditEvent
 from atende.audit_http import client_of, mark_audited
-from atende.deps import CurrentAuth, ServicesDep
-from atende.handoff.service import HandoffError
+from atende.console.access import require_access
+from atende.deps import CurrentAuth, ServicesDep, require_handoff
 from atende.handoff.summary import summarize
 from atende.i18n import t
 from atende.privacy import mask
@@ -102,16 +102,11 @@ def _refused(exc: DomainError) -> ApiError:
 
 
 def _target(services: Services, auth: AuthContext, conversation_id: str) -> Target:
-    """The conversation, if it exists and the caller serves it (an agent) or supervises (a supervisor)."""
+    """The conversation, if it exists and the caller serves it (an agent) or supervises its setor."""
+    require_access(require_handoff(services), auth.principal, conversation_id, "act")
     conversation = services.store.get_conversation(conversation_id)
     if conversation is None:
         raise ConversationNotFound(conversation_id)
-    principal = auth.principal
-    if not (principal.kind == "staff" and principal.role == "supervisor"):
-        handoff = services.handoff.current(conversation_id) if services.handoff is not None else None
-        if handoff is None or handoff.status != "with_agent" or handoff.agent != principal.subject:
-            log.info("console action on %s refused: %s is not serving it", conversation_id, principal.subject)
-            raise HandoffError("not_assigned", "handoff.error.not_assigned", status=403)
     domain = _domain(services)
     # The same rule that links a closed service's protocol to the citizen (decision 0033): the conversation's
     # `citizen:<id>` ref (set by a successful verification in it), else a verification still valid.

@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 
 from atende.console import actions, saved_replies, supervisor
+from atende.console.access import require_access, scope_of
 from atende.console.pages import render_console, render_supervisor
 from atende.console.schemas import CloseIn, HandoffRequestIn, PresenceIn, SurveyIn, TextIn, TransferIn
 from atende.deps import CitizenConversation, CurrentAuth, ServicesDep, SettingsDep, require_handoff
@@ -59,7 +60,8 @@ def _copilot(services: Services) -> Copilot:
     return services.copilot
 
 
-def _handoff_out(view: HandoffView) -> dict[str, Any]:
+def _handoff_out(view: HandoffView, *, content: bool = True) -> dict[str, Any]:
+    """`content`: with the summary (masked); without it for those who see the queue but no conversation."""
     return {
         "id": view.id,
         "conversation_id": view.conversation_id,
@@ -73,7 +75,7 @@ def _handoff_out(view: HandoffView) -> dict[str, Any]:
         "closed_at": isoformat(view.closed_at),
         "close_reason": view.close_reason,
         "protocol_number": view.protocol_number,
-        "summary": view.summary,
+        "summary": view.summary if content else None,
         "survey": None if view.survey_score is None else {"score": view.survey_score, "comment": view.survey_comment},
         "timings_s": view.timings_s(),
     }
@@ -110,21 +112,28 @@ def _require_conversation(services: Services, conversation_id: str) -> None:
 @console.get("/queue", summary="Waiting conversations by team, and the caller's own")
 def queue(services: ServicesDep, auth: CurrentAuth, team: str | None = None) -> dict[str, Any]:
     handoff = require_handoff(services)
+    scope = scope_of(handoff, auth.principal)
     now = handoff.now()
     waiting = [
-        {**_handoff_out(view), "position": position, "waited_s": round((now - view.requested_at).total_seconds(), 1)}
+        {
+            **_handoff_out(view, content=scope.reads_content),
+            "position": position,
+            "waited_s": round((now - view.requested_at).total_seconds(), 1),
+        }
         for view, position in handoff.waiting(team)
+        if scope.sees_queue(view.team)
     ]
     mine = [_handoff_out(view) for view in handoff.assigned_to(auth.principal.subject)]
     return {"waiting": waiting, "mine": mine, "close_reasons": list(CLOSE_REASONS)}
 
 
 @console.get("/conversations/{conversation_id}", summary="A conversation for the console: history, summary, card")
-def conversation(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
+def conversation(conversation_id: str, services: ServicesDep, auth: CurrentAuth) -> dict[str, Any]:
+    handoff = require_handoff(services)
+    require_access(handoff, auth.principal, conversation_id, "read")
     conv = services.store.get_conversation(conversation_id)
     if conv is None:
         raise ConversationNotFound(conversation_id)
-    handoff = require_handoff(services)
     messages = services.store.list_messages(conversation_id)
     feelings = handoff.sentiments(conversation_id)
     languages = handoff.translations(conversation_id)
@@ -175,15 +184,11 @@ def conversation(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
 
 @console.post("/conversations/{conversation_id}/reveal", summary="The citizen's personal data in clear (audited)")
 def reveal(conversation_id: str, request: Request, services: ServicesDep, auth: CurrentAuth) -> dict[str, Any]:
+    # The serving agent or a supervisor of the conversation's setor, whoever the caller is (tokens included).
+    require_access(require_handoff(services), auth.principal, conversation_id, "reveal")
     conv = services.store.get_conversation(conversation_id)
     if conv is None:
         raise ConversationNotFound(conversation_id)
-    user = auth.user
-    if user is not None and user.role == "agent":
-        # An agent unmasks only the citizen they are serving: any other conversation id is someone else's case.
-        current = require_handoff(services).current(conversation_id)
-        if current is None or current.status != "with_agent" or current.agent != auth.principal.subject:
-            raise HandoffError("not_assigned", "handoff.error.not_assigned", status=403)
     found = [f for m in services.store.list_messages(conversation_id) if m.role == "user" for f in find_pii(m.text)]
     audit_pii_read(
         services.audit,
@@ -198,25 +203,30 @@ def reveal(conversation_id: str, request: Request, services: ServicesDep, auth: 
 
 @console.post("/conversations/{conversation_id}/claim", summary="Take a waiting conversation (one agent wins)")
 def claim(conversation_id: str, services: ServicesDep, auth: CurrentAuth) -> dict[str, Any]:
-    return _handoff_out(require_handoff(services).claim(conversation_id, auth.principal.subject))
+    handoff = require_handoff(services)
+    require_access(handoff, auth.principal, conversation_id, "claim")
+    return _handoff_out(handoff.claim(conversation_id, auth.principal.subject))
 
 
 @console.post("/conversations/{conversation_id}/messages", summary="Send the agent's (edited) reply to the citizen")
 def send(conversation_id: str, body: TextIn, services: ServicesDep, auth: CurrentAuth) -> dict[str, Any]:
-    message = require_handoff(services).reply(conversation_id, auth.principal.subject, body.text)
+    handoff = require_handoff(services)
+    require_access(handoff, auth.principal, conversation_id, "act")
+    message = handoff.reply(conversation_id, auth.principal.subject, body.text)
     return {"id": message.id, "role": message.role, "text": message.text, "created_at": isoformat(message.created_at)}
 
 
 @console.post("/conversations/{conversation_id}/notes", summary="An internal note, never shown to the citizen")
 def note(conversation_id: str, body: TextIn, services: ServicesDep, auth: CurrentAuth) -> dict[str, str]:
-    _require_conversation(services, conversation_id)
-    require_handoff(services).note(conversation_id, auth.principal.subject, body.text)
+    handoff = require_handoff(services)
+    require_access(handoff, auth.principal, conversation_id, "act")
+    handoff.note(conversation_id, auth.principal.subject, body.text)
     return {"status": "ok"}
 
 
 @console.post("/conversations/{conversation_id}/suggestion", summary="The copilot's suggested reply (never sent)")
-def suggestion(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
-    _require_conversation(services, conversation_id)
+def suggestion(conversation_id: str, services: ServicesDep, auth: CurrentAuth) -> dict[str, Any]:
+    require_access(require_handoff(services), auth.principal, conversation_id, "act")
     suggested = _copilot(services).suggest(services.store.list_messages(conversation_id))
     return {
         "text": suggested.text,
@@ -229,12 +239,16 @@ def suggestion(conversation_id: str, services: ServicesDep) -> dict[str, Any]:
 
 @console.post("/conversations/{conversation_id}/transfer", summary="Back to the queue of another team")
 def transfer(conversation_id: str, body: TransferIn, services: ServicesDep, auth: CurrentAuth) -> dict[str, Any]:
-    return _ticket_out(require_handoff(services).transfer(conversation_id, auth.principal.subject, body.team))
+    handoff = require_handoff(services)
+    require_access(handoff, auth.principal, conversation_id, "act")
+    return _ticket_out(handoff.transfer(conversation_id, auth.principal.subject, body.team))
 
 
 @console.post("/conversations/{conversation_id}/close", summary="Close with a reason; the citizen gets the survey")
 def close(conversation_id: str, body: CloseIn, services: ServicesDep, auth: CurrentAuth) -> dict[str, Any]:
-    return _handoff_out(require_handoff(services).close(conversation_id, auth.principal.subject, body.reason))
+    handoff = require_handoff(services)
+    require_access(handoff, auth.principal, conversation_id, "act")
+    return _handoff_out(handoff.close(conversation_id, auth.principal.subject, body.reason))
 
 
 @console.post("/presence", summary="The caller's availability: online, paused or offline")
@@ -260,11 +274,19 @@ def _sse(event: str, data: dict[str, Any]) -> str:
 )
 def events(
     services: ServicesDep,
+    auth: CurrentAuth,
     conversation_id: str | None = None,
     wait: float = Query(default=0, ge=0, le=MAX_STREAM_S, description="Seconds to keep the stream open"),
 ) -> StreamingResponse:
-    """Starts with `ready`, then pushes updates for `wait` seconds and ends; EventSource reconnects by itself."""
+    """Starts with `ready`, then pushes updates for `wait` seconds and ends; EventSource reconnects by itself.
+
+    Events carry ids, never text: the console fetches what changed through the checked, masked endpoints. Queue
+    events reach only the staff of the conversation's queue; a conversation's events only those who may read it.
+    """
     handoff = require_handoff(services)
+    scope = scope_of(handoff, auth.principal)
+    if conversation_id is not None:
+        require_access(handoff, auth.principal, conversation_id, "read")
     topics = [QUEUE_TOPIC] + ([conversation_topic(conversation_id)] if conversation_id else [])
     subscription = handoff.live.subscribe(*topics)
 
@@ -276,6 +298,8 @@ def events(
             # Short polls: a sync stream only notices a closed connection when it yields or its poll returns.
             while (left := deadline - time.monotonic()) > 0:
                 message = subscription.next(min(left, POLL_S))
+                if message is not None and not scope.sees_event(message):
+                    continue
                 if message is not None:
                     quiet_since = time.monotonic()
                     yield _sse(str(message.get("event", "update")), message)

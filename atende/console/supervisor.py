@@ -11,6 +11,7 @@ from fastapi import APIRouter
 
 from atende.accounts.routers.common import sees_everything
 from atende.accounts.types import StaffUser
+from atende.console.access import require_access, scope_of
 from atende.console.schemas import CloseIn, ProfileIn, ReassignIn, TextIn
 from atende.deps import AccountsDep, CurrentAuth, HandoffDep, SettingsDep
 from atende.handoff.routing import Profile, loads
@@ -63,9 +64,10 @@ def board(handoff: HandoffDep, accounts: AccountsDep, auth: CurrentAuth, setting
     zone = ZoneInfo(settings.audit_timezone)
     midnight = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
     staff = _staff(accounts, auth)
+    scope = scope_of(handoff, auth.principal)
     names = {user.subject: user.display_name or user.username for user in staff}
     presence = handoff.live.presence()
-    served = handoff.served()
+    served = [view for view in handoff.served() if scope.sees_queue(view.team)]
     with handoff.session() as session:
         load = loads(session, names)
         profiles = handoff.profiles.many(session, names)
@@ -89,6 +91,8 @@ def board(handoff: HandoffDep, accounts: AccountsDep, auth: CurrentAuth, setting
     queues: dict[str, dict[str, Any]] = {}
     waiting = []
     for view, position in handoff.waiting():
+        if not scope.sees_queue(view.team):
+            continue
         waited = round((now - view.requested_at).total_seconds(), 1)
         entry = queues.setdefault(view.team, {"size": 0, "longest_wait_s": 0.0})
         entry["size"] += 1
@@ -96,7 +100,7 @@ def board(handoff: HandoffDep, accounts: AccountsDep, auth: CurrentAuth, setting
         waiting.append(
             {"conversation_id": view.conversation_id, "team": view.team, "position": position, "waited_s": waited}
         )
-    today = handoff.since(midnight)
+    today = [view for view in handoff.since(midnight) if scope.sees_queue(view.team)]
     timings = [view.timings_s() for view in today]
     return {
         "agents": agents,
@@ -129,6 +133,7 @@ def _require_service_staff(accounts: AccountsDep, auth: CurrentAuth, subject: st
 def reassign(
     conversation_id: str, body: ReassignIn, handoff: HandoffDep, accounts: AccountsDep, auth: CurrentAuth
 ) -> dict[str, Any]:
+    require_access(handoff, auth.principal, conversation_id, "supervise")
     target = auth.principal.subject if body.agent == "me" else body.agent
     if target != auth.principal.subject:
         _require_service_staff(accounts, auth, target)
@@ -141,6 +146,7 @@ def reassign(
     summary="Step into a conversation another agent serves: a message to the citizen (recorded)",
 )
 def intervene(conversation_id: str, body: TextIn, handoff: HandoffDep, auth: CurrentAuth) -> dict[str, Any]:
+    require_access(handoff, auth.principal, conversation_id, "supervise")
     message = handoff.reply(conversation_id, auth.principal.subject, body.text, override=True)
     return {"id": message.id, "role": message.role, "text": message.text, "created_at": isoformat(message.created_at)}
 
@@ -149,6 +155,7 @@ def intervene(conversation_id: str, body: TextIn, handoff: HandoffDep, auth: Cur
     "/supervisor/conversations/{conversation_id}/close", summary="Close a service another agent holds, with a reason"
 )
 def close(conversation_id: str, body: CloseIn, handoff: HandoffDep, auth: CurrentAuth) -> dict[str, Any]:
+    require_access(handoff, auth.principal, conversation_id, "supervise")
     view = handoff.close(conversation_id, auth.principal.subject, body.reason, override=True)
     return {"conversation_id": view.conversation_id, "status": view.status, "close_reason": view.close_reason}
 
@@ -163,6 +170,12 @@ def set_profile(
     subject: str, body: ProfileIn, handoff: HandoffDep, accounts: AccountsDep, auth: CurrentAuth
 ) -> dict[str, Any]:
     _require_service_staff(accounts, auth, subject)
+    scope = scope_of(handoff, auth.principal)
+    for team in body.teams:
+        handoff.require_team(team)
+        # A supervisor sends agents only to their own setors' queues: routing would hand them those citizens.
+        if not scope.sees_queue(team):
+            raise HandoffError("other_team", "handoff.error.other_team", status=403)
     saved = handoff.save_profile(
         Profile(subject, tuple(body.teams), body.capacity, tuple(body.skills), tuple(body.languages))
     )

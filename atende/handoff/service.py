@@ -11,7 +11,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final, Protocol
 
@@ -25,6 +25,7 @@ from atende.handoff.models import Handoff, MessageAnnotation
 from atende.handoff.routing import Candidate, Need, Profile, Profiles, RoutingRules, choose, loads
 from atende.handoff.sentiment import Sentiment, SentimentClassifier
 from atende.handoff.summary import summarize
+from atende.handoff.teams import TeamDirectory
 from atende.handoff.topics import TopicRules
 from atende.handoff.translation import (
     MessageTranslation,
@@ -209,6 +210,7 @@ class HandoffService:
         presence_ttl_s: float = 60.0,
         topics: TopicRules | None = None,
         protocols: ServiceProtocols | None = None,
+        teams: TeamDirectory | None = None,
     ) -> None:
         self._sessions = sessions
         self.store = store
@@ -229,6 +231,8 @@ class HandoffService:
         self.topics = topics or TopicRules()  # articles and tools whose cases a person must handle
         # None (bare wiring): a closed service gets no protocol number, and the citizen is not given one.
         self.protocols = protocols
+        # None (bare wiring): any queue name is accepted; build_services wires the setors' directory.
+        self.teams = teams
         # How agents' messages and the survey reach citizens of each channel; unlisted channels read the
         # conversation live (the web chat).
         self.deliveries: dict[str, Delivery] = {}
@@ -244,8 +248,11 @@ class HandoffService:
         """Queue the conversation for a person; asking again while queued or served changes nothing.
 
         The queue is ordered by the handoff row's id: unique and increasing, so requests in the same clock tick
-        still keep their order, and a rebuild after a restart reproduces it exactly.
+        still keep their order, and a rebuild after a restart reproduces it exactly. A team the citizen names
+        must exist (`unknown_team`); those that come from the settings (topic rules) are trusted.
         """
+        if team is not None and source == "citizen_request":
+            self.require_team(team)
         with self._sessions.begin() as session:
             requested = self.request_in(session, conversation_id, reason=reason, source=source, team=team, skill=skill)
         self.announce(requested)
@@ -342,6 +349,12 @@ class HandoffService:
         )
         log.info("conversation %s queued for team %s (%s)", requested.conversation_id, requested.team, requested.source)
         self.route([requested.team])
+
+    def require_team(self, team: str) -> None:
+        """Refuse a queue no setor serves: a conversation sent there would wait for nobody."""
+        if self.teams is not None and not self.teams.exists(team):
+            log.info("handoff to unknown team %r refused", team[:64])
+            raise HandoffError("unknown_team", "handoff.error.unknown_team", status=422)
 
     def enqueue(self, conversation_id: str, *, team: str, reason: str) -> int | None:
         """The MCP tool `handoff_to_human`'s queue (tools_mcp.handoff.HandoffQueue)."""
@@ -601,7 +614,9 @@ class HandoffService:
             if check_capacity:
                 self.live.release(agent_key, token)
         self.live.remove(view.team, conversation_id)
-        self.live.publish(QUEUE_TOPIC, {"event": "assigned", "conversation_id": conversation_id, "agent": agent})
+        self.live.publish(
+            QUEUE_TOPIC, {"event": "assigned", "conversation_id": conversation_id, "agent": agent, "team": view.team}
+        )
         self.live.publish(conversation_topic(conversation_id), {"event": "assigned", "agent": agent})
         return view
 
@@ -722,6 +737,7 @@ class HandoffService:
 
     def transfer(self, conversation_id: str, agent: str, team: str) -> Ticket:
         """Back to the queue, of another team; the summary travels with the conversation."""
+        self.require_team(team)
         now = self._clock()
         with self._sessions.begin() as session:
             row = self._assigned_row(session, conversation_id, agent)
@@ -811,7 +827,7 @@ class HandoffService:
             session.flush()
             view = _view(row)
         self.live.publish(conversation_topic(conversation_id), {"event": "closed", "reason": reason_code})
-        self.live.publish(QUEUE_TOPIC, {"event": "closed", "conversation_id": conversation_id})
+        self.live.publish(QUEUE_TOPIC, {"event": "closed", "conversation_id": conversation_id, "team": view.team})
         if view.agent:  # the agent has room again: least-busy teams may give them the next conversation
             self.route(self.profile(view.agent).teams)
         return view
@@ -840,9 +856,19 @@ class HandoffService:
         return saved
 
     def candidates(self, session: Session) -> list[Candidate]:
-        """Agents online now (paused and offline ones take nothing), with their profiles and current load."""
+        """Agents online now (paused and offline ones take nothing), with their profiles and current load.
+
+        With the setors' directory wired, a profile's queues are cut to those of the agent's setor: routing never
+        gives an agent a conversation the console would not let them claim (docs/decisions/0036-console-access.md).
+        """
         online = [agent for agent, status in self.live.presence().items() if status == "online"]
         profiles = self.profiles.many(session, online)
+        if self.teams is not None:
+            allowed = self.teams.queues_of_staff(session, online)
+            profiles = {
+                agent: replace(profile, teams=tuple(team for team in profile.teams if team in allowed[agent]))
+                for agent, profile in profiles.items()
+            }
         counted = loads(session, online)
         return [Candidate(profiles[agent], *counted[agent]) for agent in online]
 
@@ -1081,7 +1107,13 @@ class HandoffService:
             session.flush()
             view = _view(row)
         if previous != to_agent:
-            update_ = {"event": "reassigned", "conversation_id": conversation_id, "agent": to_agent, "from": previous}
+            update_ = {
+                "event": "reassigned",
+                "conversation_id": conversation_id,
+                "agent": to_agent,
+                "from": previous,
+                "team": view.team,
+            }
             self.live.publish(QUEUE_TOPIC, update_)
             self.live.publish(conversation_topic(conversation_id), update_)
         return view
@@ -1210,11 +1242,7 @@ class HandoffService:
             conversation_topic(conversation_id),
             {
                 "event": event,
-                "message": {
-                    "id": message.id,
-                    "role": message.role,
-                    "text": message.text,
-                    "created_at": message.created_at.isoformat(),
-                },
+                # Ids only: a console reads the text through the checked, masked conversation endpoint.
+                "message": {"id": message.id, "role": message.role, "created_at": message.created_at.isoformat()},
             },
         )
