@@ -367,6 +367,20 @@ async def test_an_anonymous_protocol_needs_no_verification_and_keeps_no_owner(wo
     assert status.data["description"] is None
 
 
+async def test_an_address_longer_than_300_characters_is_refused_in_portuguese(world: World, client: Client) -> None:
+    await verify(client, "c1")
+    args = {"service": "tapa_buraco", "description": "Buraco na rua"}
+    refused = await call(
+        client, "protocol_open", args | {"address": "Rua A, 1 " + "perto da praça " * 30}, conversation="c1"
+    )
+    accepted = await call(
+        client, "protocol_open", args | {"address": "  Rua A, 1 " + "x" * 290 + "  "}, conversation="c1"
+    )
+    assert refused.error == "invalid_argument"
+    assert "endereço é longo demais (máximo de 300 caracteres)" in refused.data["message"]
+    assert accepted.ok
+
+
 async def test_an_unknown_service_lists_the_ones_that_exist(client: Client) -> None:
     await verify(client, "c1")
     outcome = await call(

@@ -28,6 +28,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 _NUMBER = re.compile(r"(\d{4})-?(\d{1,6})")
 MAX_DESCRIPTION = 4000
 MAX_COMMENT = 2000
+# A street, a number and a reference point fit comfortably; anything longer is not an address.
+MAX_ADDRESS = 300
 
 
 def normalize_number(text: str) -> str:
@@ -101,6 +103,9 @@ class ProtocolBook:
             raise DomainError("invalid_argument", "tools.error.empty_description")
         if len(description) > MAX_DESCRIPTION:
             raise DomainError("invalid_argument", "tools.error.too_long", max=MAX_DESCRIPTION)
+        address = (address or "").strip() or None
+        if address is not None and len(address) > MAX_ADDRESS:
+            raise DomainError("invalid_argument", "tools.error.address_too_long", max=MAX_ADDRESS)
         now = self._clock.now()
         today = self._clock.today()
         with self._sessions.begin() as session:
@@ -113,7 +118,7 @@ class ProtocolBook:
                 citizen_id=None if anonymous else citizen_id,
                 anonymous=anonymous,
                 description=description,
-                address=(address or "").strip() or None,
+                address=address,
                 status="aberto",
                 channel=channel,
                 opened_at=now,
