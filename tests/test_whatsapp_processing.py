@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -319,6 +320,23 @@ def test_an_image_larger_than_the_limit_is_refused(
     assert "/media/65463453" not in " ".join(graph.unexpected)
 
 
+def test_a_media_url_on_a_host_not_allowed_gets_no_token_and_the_citizen_is_told(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Same fake server under another name: the old code would have sent it the bearer token and stored the file.
+    graph.add_media(
+        "65463453", b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg", origin=graph.url.replace("127.0.0.1", "localhost")
+    )
+    with caplog.at_level(logging.WARNING, logger="channels.whatsapp.graph"):
+        deliver(client, message_body("image", wamid="wamid.V7"))
+        wa.drain()
+    assert graph.media_downloads == []
+    with wa.sessions() as session:
+        assert session.scalars(select(MediaRow.state)).all() == ["failed"]
+    assert sent_bodies(graph)[0]["text"]["body"] == t("whatsapp.file_failed")
+    assert any("not an allowed media host" in r.getMessage() for r in caplog.records)
+
+
 def test_an_image_is_stored_and_acknowledged(client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI) -> None:
     graph.add_media("65463453", b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg")
     deliver(client, message_body("image", wamid="wamid.V4"))
@@ -612,3 +630,24 @@ def test_a_request_to_act_goes_through_the_same_tool_dialogue_as_the_web_chat(
     assert web["route"] == "action"
     assert messages(wa, conversation_of(wa)) == [("user", request), ("assistant", web["answer"])]
     assert sent_bodies(graph)[0]["text"]["body"] == web["answer"]
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1", True),
+        ("https://scontent.xx.fbcdn.net/v/t1/1.jpg", True),
+        ("https://mmg.whatsapp.net/d/f/1.enc", True),
+        ("http://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1", False),
+        ("https://lookaside.fbsbx.com.evil.example/x", False),
+        ("https://evilfbcdn.net/x", False),
+        ("https://evil.example/media/1", False),
+        ("http://127.0.0.1:8931/media/1", True),  # the Graph API's own origin
+        ("http://127.0.0.1:8932/media/1", False),
+        ("file:///etc/passwd", False),
+    ],
+)
+def test_only_metas_media_hosts_and_the_graph_origin_may_receive_the_token(url: str, allowed: bool) -> None:
+    from channels.whatsapp.graph import MediaHostPolicy
+
+    assert MediaHostPolicy("http://127.0.0.1:8931/v23.0").allows(url) is allowed

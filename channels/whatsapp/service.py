@@ -118,7 +118,9 @@ class WhatsAppService:
         with self._lock:  # sender threads ask for it at once; a second client would leak its connections
             if self._graph is None:
                 self._graph = HttpxGraphClient(
-                    self.settings.whatsapp_graph_url, self.settings.whatsapp_access_token.get_secret_value()
+                    self.settings.whatsapp_graph_url,
+                    self.settings.whatsapp_access_token.get_secret_value(),
+                    media_hosts=self.settings.whatsapp_media_hosts,
                 )
             return self._graph
 
