@@ -14,7 +14,7 @@ from assistant.llm import ChatModel
 from assistant.service import Assistant, AssistantConfig
 from atende.audit import AuditLog, AuditSink, ChainKeys, MemoryAuditSink
 from atende.db import make_engine, make_session_factory
-from atende.lgpd.crypto import EncryptedColumn
+from atende.lgpd.crypto import EncryptedColumn, FieldCipher
 from atende.lgpd.wiring import Lgpd, build_lgpd
 from atende.migrate import upgrade
 from atende.settings import Settings
@@ -236,7 +236,7 @@ def build_services(settings: Settings, *, model: ChatModel | None = None) -> Ser
         settings, sessions, audit, index, lgpd, tokens=accounts.tokens, handoffs=handoff
     )
     handoff.protocols = build_service_protocols(domain)
-    assistant.actions = build_actions(settings, mcp, store, chat_model)
+    assistant.actions = build_actions(settings, mcp, store, chat_model, sealer=lgpd.cipher)
     return Services(
         settings,
         engine,
@@ -352,9 +352,15 @@ def build_copilot(settings: Settings, model: ChatModel, index: KnowledgeIndex) -
 
 
 def build_actions(
-    settings: Settings, server: MCPServer, store: ConversationStore, model: ChatModel
+    settings: Settings,
+    server: MCPServer,
+    store: ConversationStore,
+    model: ChatModel,
+    *,
+    sealer: FieldCipher | None = None,
 ) -> ActionDialogue | None:
-    """The assistant's MCP client: over HTTP when a remote server is configured, else in-process over `server`."""
+    """The assistant's MCP client: over HTTP when a remote server is configured, else in-process over `server`.
+    `sealer` encrypts the CPF the dialogue keeps between the CPF and the birth-date questions."""
     if not settings.tools_enabled:
         return None
     import hashlib
@@ -374,7 +380,7 @@ def build_actions(
         settings.tool_routing, model, organization=settings.organization_name, llm_is_local=settings.llm_local
     )
     key = hmac.new(settings.secret_key.get_secret_value().encode(), b"atende/assistant-cpf", hashlib.sha256).digest()
-    return ActionDialogue(session, store, chooser, identity_key=key)
+    return ActionDialogue(session, store, chooser, identity_key=key, sealer=sealer)
 
 
 def build_tools(
