@@ -22,8 +22,9 @@ cards, Luhn validated), plus any named pattern an administrator adds.
 Deliberately *not* masked, because they identify no one and the assistant needs them: public
 3-digit service numbers (156, 190), protocol numbers ``AAAA-NNNNNN``, money values, dates, and CEPs
 (a CEP points to a street or a whole area; masking it would break "which unit serves my CEP?"
-questions), and digit runs inside a longer identifier (a hex id, a UUID: "fb88...0a4222222222222e8"). Names and street addresses are not detected either: regular expressions cannot find
-them reliably, so they need a different tool.
+questions), and digit runs inside a longer identifier (a hex id, a UUID: "fb88...0a4222222222222e8").
+Names and street addresses are not detected either: regular expressions cannot find them reliably, so
+they need a different tool.
 
 Detection is a single pass of one compiled regular expression whose alternatives are tried in
 priority order; a candidate that fails validation (wrong check digits, unknown area code...) gives

@@ -434,6 +434,8 @@ def build_whatsapp(
     from channels.whatsapp import service
     from channels.whatsapp.personal_data import WhatsAppDataSource
 
-    whatsapp = service.WhatsAppService(settings, engine, store, assistant, lgpd.consent, audit, handoff=handoff)
+    whatsapp = service.WhatsAppService(
+        settings, engine, store, assistant, lgpd.consent, audit, handoff=handoff, indexer=lgpd.cipher
+    )
     lgpd.data_subjects.register(WhatsAppDataSource(whatsapp.sessions, settings.data_dir))
     return whatsapp

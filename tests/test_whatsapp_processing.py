@@ -599,9 +599,57 @@ def test_a_citizens_whatsapp_data_is_exported_and_erased(
 
     assert services.lgpd.data_subjects.erase(subject)["whatsapp"] == 2
     assert not stored.exists()
-    after = services.lgpd.data_subjects.export(subject)["whatsapp"]
-    assert after["contacts"][0]["phone"] is None
-    assert after["media"][0]["stored"] is False
+    assert services.lgpd.data_subjects.export(subject)["whatsapp"] == {"contacts": [], "media": []}
+    with wa.sessions() as session:
+        contact = session.scalars(select(ContactRow)).one()
+        media = session.scalars(select(MediaRow)).one()
+    assert (contact.wa_id, contact.bsuid, contact.profile_name) == (None, None, None)
+    assert contact.citizen_ref.startswith("anonimizado:")
+    assert (media.path, media.filename) == (None, None)
+
+
+def phone_only(body: dict[str, Any]) -> dict[str, Any]:
+    """A webhook body as Meta sent it before business-scoped ids: the citizen is known by phone number alone."""
+    value = body["entry"][0]["changes"][0]["value"]
+    value["contacts"][0].pop("user_id", None)
+    value["messages"][0].pop("from_user_id", None)
+    return body
+
+
+def every_row(services: Services) -> str:
+    from sqlalchemy import MetaData
+
+    metadata = MetaData()
+    metadata.reflect(services.engine)
+    with services.engine.connect() as connection:
+        return "\n".join(
+            repr(tuple(row)) for table in metadata.sorted_tables for row in connection.execute(select(table))
+        )
+
+
+def test_a_citizen_known_only_by_phone_is_named_by_a_pseudonym_and_erase_leaves_the_number_nowhere(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, services: Services
+) -> None:
+    from atende.data_subjects import DataSubject
+
+    phone = "5561900000007"
+    deliver(client, phone_only(message_body(wamid="wamid.T1", citizen=7, text="Olá")))
+    deliver(client, phone_only(message_body(wamid="wamid.T2", citizen=7, text="SAIR")))
+    wa.drain()
+    with wa.sessions() as session:
+        ref = session.scalars(select(ContactRow.citizen_ref)).one()
+        conversation_ref = session.scalars(select(Conversation.citizen_ref)).one()
+    assert re.fullmatch(r"whatsapp:tel\.[0-9a-f]{32}", ref)
+    assert conversation_ref == ref
+    assert phone in every_row(services)  # the contact's wa_id, needed to answer, until erase
+
+    assert services.lgpd is not None
+    report = services.lgpd.rights.erase(DataSubject(citizen_refs=(f"whatsapp:+{phone}",)), actor="user:1")
+
+    assert report.rows["whatsapp"] == 1
+    assert report.rows["conversations"] > 0
+    assert report.subject_key == ref
+    assert phone[2:] not in every_row(services)
 
 
 def test_metas_template_review_updates_the_register(client: TestClient, wa: WhatsAppService) -> None:
