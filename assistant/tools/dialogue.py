@@ -611,7 +611,8 @@ class ActionDialogue:
             debt = next((d for d in state.debts if str(d.get("debt_id")) == str(args.get("debt_id"))), None)
             turn.say(render.second_copy(data, debt))
         elif tool == "protocol_open":
-            turn.state = replace(state, protocols=(*state.protocols, str(data.get("number"))))
+            # The reference (number and access code): "e o meu protocolo?" later needs no verification.
+            turn.state = replace(state, protocols=(*state.protocols, str(data.get("reference") or data.get("number"))))
             turn.say(render.protocol_opened(data))
         elif tool == "protocol_status":
             turn.say(render.protocol_status(data))

@@ -221,10 +221,19 @@ class ConsentDataSource:
     def erase(self, subject: DataSubject) -> int:
         if not subject.citizen_refs:
             return 0
+        fresh = ANONYMISED_REF_PREFIX + uuid.uuid4().hex
         with self._sessions.begin() as session:
+            # A consent the citizen gave themselves (a WhatsApp "SAIR") names them as its actor too.
+            session.execute(
+                update(ConsentRecord)
+                .where(
+                    ConsentRecord.citizen_ref.in_(subject.citizen_refs), ConsentRecord.actor.in_(subject.citizen_refs)
+                )
+                .values(actor=fresh)
+            )
             return rows_changed(
                 session,
                 update(ConsentRecord)
                 .where(ConsentRecord.citizen_ref.in_(subject.citizen_refs))
-                .values(citizen_ref=ANONYMISED_REF_PREFIX + uuid.uuid4().hex),
+                .values(citizen_ref=fresh),
             )
