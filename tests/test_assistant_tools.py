@@ -86,15 +86,20 @@ def test_a_request_the_rules_read_clearly_calls_its_tool_with_the_number_copied_
     build: Callable[..., tuple[Services, ScriptedChatModel]],
 ) -> None:
     services, _ = build()
+    assert services.domain is not None
+    code = services.domain.protocols.reissue_access_code("2026-000002")
 
-    [reply] = chat(services, "Qual a situação do protocolo 2026-000002?")
+    [reply] = chat(services, f"Qual a situação do protocolo 2026-000002-{code}?")
+    [bare] = chat(services, "Qual a situação do protocolo 2026-000002?")
 
     assert reply.route == "action"
     assert reply.tool_calls == [
-        {"name": "protocol_status", "arguments": {"number": "2026-000002"}, "ok": True, "error": None}
+        {"name": "protocol_status", "arguments": {"number": f"2026-000002-{code}"}, "ok": True, "error": None}
     ]
     assert "2026-000002" in reply.answer
     assert "em análise" in reply.answer
+    assert bare.tool_calls[0]["error"] == "not_found"
+    assert "código de acesso" in bare.answer
 
 
 def test_with_hybrid_routing_the_model_picks_the_tool_and_its_service_through_a_json_schema(
@@ -666,8 +671,8 @@ def test_in_the_web_chat_stream_a_citizen_opens_and_tracks_a_protocol_and_books_
 
     assert "Maria" in verified["answer"]
     assert "Posso abrir?" in asked["answer"]
-    assert re.fullmatch(r"\d{4}-\d{6}", number)
-    assert number in tracked["answer"]
+    assert re.fullmatch(r"\d{4}-\d{6}-[2-9A-Z]{4}", number)  # the number with its access code
+    assert number[:11] in tracked["answer"]
     assert "aberto" in tracked["answer"]
     assert slots["route"] == "action"
     assert "Confirma o agendamento" in picked["answer"]
