@@ -66,22 +66,24 @@ def upgrade() -> None:
     cipher = _LazyCipher()
     for name, ref_column in _REF_COLUMNS:
         tbl = sa.table(name, sa.column("id"), sa.column(ref_column, sa.String()))
-        refs = tbl.c[ref_column]
+        stored = tbl.c[ref_column]
         # Only refs that can be phones are read: a digit (or a "+") right after the prefix.
         candidates = bind.execute(
-            sa.select(tbl.c.id, refs).where(
-                sa.or_(refs.like("whatsapp:+%"), *(refs.like(f"whatsapp:{d}%") for d in "0123456789"))
+            sa.select(tbl.c.id, stored).where(
+                sa.or_(stored.like("whatsapp:+%"), *(stored.like(f"whatsapp:{d}%") for d in "0123456789"))
             )
         ).all()
         for row_id, ref in candidates:
-            if is_phone_ref(ref):
+            if isinstance(ref, str) and is_phone_ref(ref):
                 bind.execute(
                     sa.update(tbl).where(tbl.c.id == row_id).values({ref_column: pseudonymous_ref(cipher(), ref)})
                 )
 
     campaigns = sa.table("wa_campaigns", sa.column("id", sa.Integer()), sa.column("segment", sa.JSON()))
     for row_id, segment in bind.execute(sa.select(campaigns.c.id, campaigns.c.segment)).all():
-        refs: Any = (segment or {}).get("citizen_refs") if isinstance(segment, dict) else None
+        if not isinstance(segment, dict):
+            continue
+        refs: Any = segment.get("citizen_refs")
         if not isinstance(refs, list) or not any(isinstance(r, str) and is_phone_ref(r) for r in refs):
             continue
         converted = [pseudonymous_ref(cipher(), r) if isinstance(r, str) else r for r in refs]
