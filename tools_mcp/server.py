@@ -421,7 +421,7 @@ def build_mcp_server(
                 if mode == "staff" or exc.code != "not_found":
                     raise
                 # The same answer as for a wrong code: probing numbers tells nothing.
-                raise DomainError("not_found", "tools.error.protocol_access") from exc
+                raise DomainError("not_found", "tools.error.protocol_access", number=plain) from exc
             owner = view.protocol.citizen_id
             if mode == "staff" or (owner is not None and access.verified_citizen(caller) == owner):
                 access.record(caller, "protocol.read", "protocol", view.protocol.number, citizen_id=owner)
@@ -429,7 +429,7 @@ def build_mcp_server(
             if code_opens(view.protocol, code):
                 return public_status(view, domain.clock)
             access.deny(caller, "protocol_code", scope="protocols:read", object_type="protocol", object_id=plain)
-            raise DomainError("not_found", "tools.error.protocol_access")
+            raise DomainError("not_found", "tools.error.protocol_access", number=plain)
 
         return await run(ctx, "protocol_status", work, ProtocolStatusResult)
 
