@@ -318,13 +318,16 @@ class Assistant:
         state_event = action.state_event() if action is not None else None
         if state_event is not None:
             events.append(state_event)
+        # A verification message's CPF and birth date are a credential: no copy keeps them, the stored message
+        # (and what is derived from it: annotations, translations, exports) included.
+        sensitive = action is not None and action.sensitive
         used_model = reply.route == "knowledge" or (action is not None and action.used_model)
         citations = [c.as_dict() for c in reply.citations]
         turn = TurnRecord(
             conversation_id=conversation_id,
             channel=channel,
             # The verification dialogue carries birth dates, which only look like ordinary dates.
-            user_text=redact(text) if action is not None and action.sensitive else mask(text),
+            user_text=redact(text) if sensitive else mask(text),
             rewritten_query=mask(reply.rewritten_query),
             prompt_version=PROMPT_VERSION if reply.route != "action" else TOOL_PROMPT_VERSION,
             model_id=self.model.model_id if used_model else "rules",
@@ -344,7 +347,7 @@ class Assistant:
         )
         recorded = self.store.record_exchange(
             turn,
-            user_message=text,
+            user_message=redact(text) if sensitive else text,
             reply=MessageDraft(reply.answer, reply.decision, citations),
             events=events,
         )

@@ -22,8 +22,9 @@ cards, Luhn validated), plus any named pattern an administrator adds.
 Deliberately *not* masked, because they identify no one and the assistant needs them: public
 3-digit service numbers (156, 190), protocol numbers ``AAAA-NNNNNN``, money values, dates, and CEPs
 (a CEP points to a street or a whole area; masking it would break "which unit serves my CEP?"
-questions). Names and street addresses are not detected either: regular expressions cannot find
-them reliably, so they need a different tool.
+questions), and digit runs inside a longer identifier (a hex id, a UUID: "fb88...0a4222222222222e8").
+Names and street addresses are not detected either: regular expressions cannot find them reliably, so
+they need a different tool.
 
 Detection is a single pass of one compiled regular expression whose alternatives are tried in
 priority order; a candidate that fails validation (wrong check digits, unknown area code...) gives
@@ -177,6 +178,36 @@ def _accept_local_phone(value: str) -> str | None:
 
 def _accept_any(value: str) -> str | None:
     return value
+
+
+# Kinds read from digit runs: inside a longer identifier (a hex id, a UUID, a hash) such a run is part of the
+# identifier, not someone's document. The email, RG and extra kinds carry their own boundaries.
+_TOKEN_BOUND_KINDS: Final = frozenset({CPF, CNPJ, TELEFONE, CARTAO})
+_ID_CHARS: Final = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_ID_JOINERS: Final = frozenset("-_")
+_ID_SCAN: Final = 64  # how far to look for the rest of an identifier
+
+
+def _neighbour_has_digit(text: str, index: int, step: int) -> bool:
+    """Whether the alphanumeric run touching position ``index`` (going by ``step``) holds a digit; a hyphen or
+    underscore right at the edge joins the next run, as in a UUID's groups."""
+    i = index
+    if 0 <= i < len(text) and text[i] in _ID_JOINERS:
+        i += step
+    end = i + step * _ID_SCAN
+    while 0 <= i < len(text) and i != end and text[i] in _ID_CHARS:
+        if text[i].isdigit():
+            return True
+        i += step
+    return False
+
+
+def _inside_identifier(text: str, start: int, end: int) -> bool:
+    """True when the match is glued to letters and digits of a longer token ("fb885a...0a<13 digits>e8").
+
+    A label glued to the value ("CPF12345678909", "tel:") holds no digit and keeps the match.
+    """
+    return _neighbour_has_digit(text, start - 1, -1) or _neighbour_has_digit(text, end, 1)
 
 
 def _canonical(kind: str, text: str) -> str:
@@ -356,7 +387,10 @@ class Masker:
         if not accepted:
             return None
         start = match.start(group)
-        return PiiMatch(rule.kind, start, start + len(accepted), accepted)
+        end = start + len(accepted)
+        if rule.kind in _TOKEN_BOUND_KINDS and _inside_identifier(match.string, start, end):
+            return None
+        return PiiMatch(rule.kind, start, end, accepted)
 
 
 _DEFAULT_MASKER: Final = Masker()

@@ -15,7 +15,7 @@ from assistant.service import Assistant, AssistantConfig
 from atende.audit import AuditLog, AuditSink, ChainKeys, MemoryAuditSink
 from atende.conversation_keys import ConversationProof
 from atende.db import make_engine, make_session_factory
-from atende.lgpd.crypto import EncryptedColumn
+from atende.lgpd.crypto import EncryptedColumn, FieldCipher
 from atende.lgpd.wiring import Lgpd, build_lgpd
 from atende.migrate import upgrade
 from atende.settings import Settings
@@ -238,7 +238,7 @@ def build_services(settings: Settings, *, model: ChatModel | None = None) -> Ser
     )
     handoff.protocols = build_service_protocols(domain)
     assistant.actions = build_actions(
-        settings, mcp, store, chat_model, identity_key=lgpd.cipher.purpose_key("assistant-cpf")
+        settings, mcp, store, chat_model, identity_key=lgpd.cipher.purpose_key("assistant-cpf"), sealer=lgpd.cipher
     )
     return Services(
         settings,
@@ -362,12 +362,19 @@ def conversation_proof(settings: Settings) -> ConversationProof:
 
 
 def build_actions(
-    settings: Settings, server: MCPServer, store: ConversationStore, model: ChatModel, *, identity_key: bytes
+    settings: Settings,
+    server: MCPServer,
+    store: ConversationStore,
+    model: ChatModel,
+    *,
+    identity_key: bytes,
+    sealer: FieldCipher | None = None,
 ) -> ActionDialogue | None:
     """The assistant's MCP client: over HTTP when a remote server is configured, else in-process over `server`.
 
     `identity_key` keys the hash by which a conversation remembers its verified CPF: a personal-data key, so it
-    comes from the LGPD cipher, never from ATENDE_SECRET_KEY."""
+    comes from the LGPD cipher, never from ATENDE_SECRET_KEY. `sealer` encrypts the CPF the dialogue keeps
+    between the CPF and the birth-date questions."""
     if not settings.tools_enabled:
         return None
     from assistant.tools.chooser import build_chooser
@@ -387,7 +394,7 @@ def build_actions(
     chooser = build_chooser(
         settings.tool_routing, model, organization=settings.organization_name, llm_is_local=settings.llm_local
     )
-    return ActionDialogue(session, store, chooser, identity_key=identity_key)
+    return ActionDialogue(session, store, chooser, identity_key=identity_key, sealer=sealer)
 
 
 def build_tools(
@@ -442,6 +449,8 @@ def build_whatsapp(
     from channels.whatsapp import service
     from channels.whatsapp.personal_data import WhatsAppDataSource
 
-    whatsapp = service.WhatsAppService(settings, engine, store, assistant, lgpd.consent, audit, handoff=handoff)
+    whatsapp = service.WhatsAppService(
+        settings, engine, store, assistant, lgpd.consent, audit, handoff=handoff, indexer=lgpd.cipher
+    )
     lgpd.data_subjects.register(WhatsAppDataSource(whatsapp.sessions, settings.data_dir))
     return whatsapp

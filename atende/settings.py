@@ -20,6 +20,8 @@ WHATSAPP_MEDIA_TYPES = (
     "audio/aac",
     "audio/amr",
 )
+# Where Meta serves WhatsApp media from; each entry also covers its subdomains.
+WHATSAPP_MEDIA_HOSTS = ("lookaside.fbsbx.com", "fbcdn.net", "whatsapp.net")
 
 
 class WhatsAppNumber(BaseModel):
@@ -221,6 +223,8 @@ class Settings(BaseSettings):
     whatsapp_lease_s: float = Field(default=120.0, gt=0)  # a killed worker's rows are retried after this
     whatsapp_media_max_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
     whatsapp_media_types: list[str] = Field(default_factory=lambda: list(WHATSAPP_MEDIA_TYPES))
+    # Hosts (and their subdomains) the Graph token may be sent to when downloading media; https only.
+    whatsapp_media_hosts: list[str] = Field(default_factory=lambda: list(WHATSAPP_MEDIA_HOSTS))
     whatsapp_menu: list[str] = Field(default_factory=list)  # questions offered by "MENU" (at most 9)
 
     # Human handoff, agents' queues and console (issue 6; atende/handoff, atende/console, docs/decisions/0026-0029)

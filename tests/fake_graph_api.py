@@ -33,8 +33,10 @@ class FakeGraphAPI:
     sends: list[dict[str, Any]] = field(default_factory=list)  # {"number", "json", "wamid"} of each accepted send
     refused: list[dict[str, Any]] = field(default_factory=list)  # sends answered with a scripted error
     media_calls: list[str] = field(default_factory=list)
+    media_downloads: list[str] = field(default_factory=list)  # media ids whose bytes were asked for
     unexpected: list[str] = field(default_factory=list)
     _media: dict[str, tuple[bytes, str, int | None]] = field(default_factory=dict)
+    _media_origins: dict[str, str] = field(default_factory=dict)
     _script: list[Scripted] = field(default_factory=list)
     _media_script: list[int] = field(default_factory=list)  # statuses for the next media lookups
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -54,8 +56,19 @@ class FakeGraphAPI:
         with self._changed:
             self._media_script.extend([status] * times)
 
-    def add_media(self, media_id: str, data: bytes, mime_type: str, *, declared_size: int | None = None) -> None:
+    def add_media(
+        self,
+        media_id: str,
+        data: bytes,
+        mime_type: str,
+        *,
+        declared_size: int | None = None,
+        origin: str | None = None,
+    ) -> None:
+        """Serve a media item; `origin` ("http://localhost:<port>") makes its lookup name another host for it."""
         self._media[media_id] = (data, mime_type, declared_size)
+        if origin is not None:
+            self._media_origins[media_id] = origin
 
     # Reading
 
@@ -109,6 +122,7 @@ class FakeGraphAPI:
 
         @app.get("/media/{media_id}")
         def download(media_id: str, request: Request) -> Response:
+            self.media_downloads.append(media_id)
             if not authorised(request) or media_id not in self._media:
                 self.unexpected.append(f"GET /media/{media_id}")
                 return JSONResponse({"error": {"code": 100, "message": "unknown media"}}, 404)
@@ -129,7 +143,7 @@ class FakeGraphAPI:
             return JSONResponse(
                 {
                     "messaging_product": "whatsapp",
-                    "url": f"{self.url}/media/{media_id}",
+                    "url": f"{self._media_origins.get(media_id, self.url)}/media/{media_id}",
                     "mime_type": mime,
                     "sha256": hashlib.sha256(data).hexdigest(),
                     "file_size": declared if declared is not None else len(data),

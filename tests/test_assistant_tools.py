@@ -86,15 +86,20 @@ def test_a_request_the_rules_read_clearly_calls_its_tool_with_the_number_copied_
     build: Callable[..., tuple[Services, ScriptedChatModel]],
 ) -> None:
     services, _ = build()
+    assert services.domain is not None
+    code = services.domain.protocols.reissue_access_code("2026-000002")
 
-    [reply] = chat(services, "Qual a situação do protocolo 2026-000002?")
+    [reply] = chat(services, f"Qual a situação do protocolo 2026-000002-{code}?")
+    [bare] = chat(services, "Qual a situação do protocolo 2026-000002?")
 
     assert reply.route == "action"
     assert reply.tool_calls == [
-        {"name": "protocol_status", "arguments": {"number": "2026-000002"}, "ok": True, "error": None}
+        {"name": "protocol_status", "arguments": {"number": f"2026-000002-{code}"}, "ok": True, "error": None}
     ]
     assert "2026-000002" in reply.answer
     assert "em análise" in reply.answer
+    assert bare.tool_calls[0]["error"] == "not_found"
+    assert "código de acesso" in bare.answer
 
 
 def test_with_hybrid_routing_the_model_picks_the_tool_and_its_service_through_a_json_schema(
@@ -512,6 +517,59 @@ def test_the_turn_log_records_tool_calls_with_cpf_and_birth_date_masked(
     assert turns[2]["tool_calls"][0]["arguments"] == {"cpf": "[CPF]", "birth_date": "[DATA]"}
 
 
+def test_a_verification_leaves_no_cpf_or_birth_date_in_any_stored_row(
+    build: Callable[..., tuple[Services, ScriptedChatModel]],
+) -> None:
+    from sqlalchemy import MetaData, select
+
+    services, _ = build()
+    conversation = services.store.create_conversation("web").id
+    for text in ("quero ver meus débitos", MARIA_CPF, MARIA_BIRTH):
+        services.assistant.respond(conversation, text)
+    at_once = chat(services, f"meu CPF é {JOAO_CPF} e nasci em {JOAO_BIRTH}")
+
+    metadata = MetaData()
+    metadata.reflect(services.engine)
+    with services.engine.connect() as connection:
+        dump = "\n".join(
+            repr(tuple(row)) for table in metadata.sorted_tables for row in connection.execute(select(table))
+        )
+    for secret in (
+        MARIA_CPF,
+        "98369006086",
+        MARIA_BIRTH,
+        "1985-03-15",
+        JOAO_CPF,
+        "26773546834",
+        JOAO_BIRTH,
+        "1990-07-02",
+    ):
+        assert secret not in dump
+    assert names(at_once[0])[0] == "citizen_verify"
+    stored = [m.text for m in services.store.list_messages(conversation) if m.role == "user"]
+    assert stored == ["quero ver meus débitos", "[CPF]", "[DATA]"]
+
+
+def test_the_cpf_kept_for_the_birth_date_question_is_encrypted_and_erased_with_the_conversation(
+    build: Callable[..., tuple[Services, ScriptedChatModel]],
+) -> None:
+    from atende.db import make_session_factory
+    from atende.lgpd.sources import anonymise_conversations
+    from atende.models import utcnow
+
+    services, _ = build()
+    conversation = services.store.create_conversation("web").id
+    for text in ("quero ver meus débitos", MARIA_CPF):
+        services.assistant.respond(conversation, text)
+    kept = json.dumps([e.payload for e in services.store.list_events(conversation)])
+    assert '"cpf_encrypted": "gAAAA' in kept
+
+    with make_session_factory(services.engine).begin() as session:
+        anonymise_conversations(session, [conversation], reason="erase", now=utcnow())
+
+    assert "cpf_encrypted" not in json.dumps([e.payload for e in services.store.list_events(conversation)])
+
+
 def test_the_dialogue_continues_in_another_process_from_the_database(
     tmp_path: Path, knowledge_documents: list[Document]
 ) -> None:
@@ -613,8 +671,8 @@ def test_in_the_web_chat_stream_a_citizen_opens_and_tracks_a_protocol_and_books_
 
     assert "Maria" in verified["answer"]
     assert "Posso abrir?" in asked["answer"]
-    assert re.fullmatch(r"\d{4}-\d{6}", number)
-    assert number in tracked["answer"]
+    assert re.fullmatch(r"\d{4}-\d{6}-[2-9A-Z]{4}", number)  # the number with its access code
+    assert number[:11] in tracked["answer"]
     assert "aberto" in tracked["answer"]
     assert slots["route"] == "action"
     assert "Confirma o agendamento" in picked["answer"]

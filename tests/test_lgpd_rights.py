@@ -15,6 +15,7 @@ from atende.audit import AuditQuery
 from atende.data_subjects import DataSubject, DataSubjectRegistry
 from atende.i18n import t
 from atende.lgpd.rights import InvalidSubject, checked_subject, render_html
+from atende.models import utcnow
 from atende.services import Services
 from atende.store import EventDraft, MessageDraft, TurnRecord
 
@@ -231,3 +232,23 @@ def test_a_request_without_a_citizen_or_with_a_wrong_cpf_is_refused(
         checked_subject(citizen_id, cpf, refs)
 
     assert error.value.key == key
+
+
+def test_erasing_a_whatsapp_citizen_known_by_phone_leaves_the_number_in_no_table(services: Services) -> None:
+    from channels.whatsapp.payloads import Sender
+
+    assert services.whatsapp is not None
+    phone = "5519998765432"
+    contact = services.whatsapp.contacts.touch("1122334455667", Sender(None, phone, "Maria"), utcnow())
+    services.store.add_message(str(contact.conversation_id), "user", "Olá, bom dia")
+    lgpd(services).consent.record(
+        contact.citizen_ref, "whatsapp", "*", "opt_out", "whatsapp:keyword SAIR", actor=contact.citizen_ref
+    )
+    assert phone not in contact.citizen_ref
+    assert phone in database_text(services)
+
+    report = lgpd(services).rights.erase(DataSubject(citizen_refs=(f"whatsapp:{phone}",)), actor="user:1")
+
+    assert report.rows["whatsapp"] == 1
+    assert report.rows["consent"] == 1
+    assert phone[2:] not in database_text(services)

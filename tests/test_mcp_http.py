@@ -4,6 +4,7 @@ CLI (a client nobody here wrote)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -195,6 +196,19 @@ def test_requests_without_a_valid_bearer_token_get_401(server: RunningServer, au
     response = httpx.post(server.url, json=body, headers=headers, timeout=30)
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_a_post_to_mcp_logs_no_error(server: RunningServer, caplog: pytest.LogCaptureFixture) -> None:
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "Authorization": f"Bearer {ASSISTANT_TOKEN}",
+    }
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    with caplog.at_level(logging.WARNING):
+        response = httpx.post(server.url, json=body, headers=headers, timeout=30)
+    assert response.status_code == 200
+    assert [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def _inspector(server: RunningServer, home: Path, *args: str) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -342,8 +343,10 @@ async def test_protocols_get_sequential_numbers_of_the_year_and_an_sla_that_skip
     assert len(seq) == 6
     assert second.data["number"] == f"2026-{int(seq) + 1:06d}"
     # Opened Wednesday 2026-11-18 with a 5-business-day SLA; Friday the 20th is a national holiday.
-    assert first.data | {"number": "x"} == {
+    assert re.fullmatch(re.escape(first.data["number"]) + r"-[2-9A-HJKMNP-TV-Z]{4}", first.data["reference"])
+    assert first.data | {"number": "x", "reference": "x"} == {
         "number": "x",
+        "reference": "x",
         "status": "aberto",
         "service": "iluminacao_publica",
         "service_name": "Iluminação pública",
@@ -365,9 +368,23 @@ async def test_an_anonymous_protocol_needs_no_verification_and_keeps_no_owner(wo
     assert opened.ok
     assert opened.data["anonymous"] is True
     assert world.domain.protocols.owner_of(opened.data["number"]) is None
-    status = await call(client, "protocol_status", {"number": opened.data["number"]}, conversation="anon")
+    status = await call(client, "protocol_status", {"number": opened.data["reference"]}, conversation="later")
     assert status.ok
     assert status.data["description"] is None
+
+
+async def test_an_address_longer_than_300_characters_is_refused_in_portuguese(world: World, client: Client) -> None:
+    await verify(client, "c1")
+    args = {"service": "tapa_buraco", "description": "Buraco na rua"}
+    refused = await call(
+        client, "protocol_open", args | {"address": "Rua A, 1 " + "perto da praça " * 30}, conversation="c1"
+    )
+    accepted = await call(
+        client, "protocol_open", args | {"address": "  Rua A, 1 " + "x" * 290 + "  "}, conversation="c1"
+    )
+    assert refused.error == "invalid_argument"
+    assert "endereço é longo demais (máximo de 300 caracteres)" in refused.data["message"]
+    assert accepted.ok
 
 
 async def test_an_unknown_service_lists_the_ones_that_exist(client: Client) -> None:
@@ -384,8 +401,11 @@ async def test_protocol_status_shows_details_to_the_owner_and_only_the_status_to
 ) -> None:
     await verify(client, "c1")
     number = world.domain.protocols.list_for(world.citizen_id(MARIA.cpf), "em_analise")[0][0].number
+    code = world.domain.protocols.reissue_access_code(number)
     own = await call(client, "protocol_status", {"number": number}, conversation="c1")
-    other = await call(client, "protocol_status", {"number": number.replace("-0000", "0000")}, conversation="someone")
+    other = await call(
+        client, "protocol_status", {"number": f"{number.replace('-0000', '0000')}-{code.lower()}"}, conversation="x"
+    )
     assert own.ok
     assert other.ok
     assert own.data["description"].startswith("Buraco grande")
@@ -396,6 +416,31 @@ async def test_protocol_status_shows_details_to_the_owner_and_only_the_status_to
     assert other.data["comments"] is None
     assert other.data["address"] is None
     assert all(h["note"] is None for h in other.data["history"])
+
+
+async def test_a_protocol_number_alone_or_with_a_wrong_code_reads_nothing_and_looks_like_an_unknown_number(
+    world: World, client: Client
+) -> None:
+    number = world.domain.protocols.list_for(world.citizen_id(MARIA.cpf), "em_analise")[0][0].number
+    code = world.domain.protocols.reissue_access_code(number)
+    wrong = "".join("2" if ch != "2" else "3" for ch in code)
+
+    bare = await call(client, "protocol_status", {"number": number}, conversation="stranger")
+    guessed = await call(client, "protocol_status", {"number": f"{number}-{wrong}"}, conversation="stranger")
+    unknown = await call(client, "protocol_status", {"number": "2026-999999-K7Q9"}, conversation="stranger")
+
+    assert bare.error == guessed.error == unknown.error == "not_found"
+    assert bare.data["message"] == guessed.data["message"] == unknown.data["message"].replace("2026-999999", number)
+    assert "código de acesso" in bare.data["message"]
+    assert "history" not in bare.data
+
+
+async def test_staff_read_any_protocol_by_its_number_alone(world: World) -> None:
+    number = world.domain.protocols.list_for(world.citizen_id(MARIA.cpf), "em_analise")[0][0].number
+    async with world.client(Principal(kind="staff", subject="user:7", scopes=STAFF_SCOPES)) as staff:
+        status = await call(staff, "protocol_status", {"number": number})
+    assert status.ok
+    assert status.data["description"].startswith("Buraco grande")
 
 
 async def test_an_unknown_or_malformed_protocol_number_is_reported(client: Client) -> None:

@@ -185,6 +185,41 @@ def test_a_trailing_security_code_does_not_hide_the_card() -> None:
     assert mask("cartão 4111 1111 1111 1111 123") == "cartão [CARTAO] 123"
 
 
+# --- identifiers ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        "fb885a2f0a624520a4222222222222e8",  # an eval question id around a Luhn-valid 13-digit run
+        "0f0e12345678909aa1",  # a hash around a valid CPF
+        "9f3c0a12-2345-6789-ab12-3456789abcde",  # a UUID whose groups look like a local phone
+        "ab11222333000181cd9",  # a CNPJ inside a hex run
+        "x1-11987654321-y2",  # a mobile phone between two identifier groups
+    ],
+)
+def test_a_digit_run_inside_a_longer_identifier_is_not_personal_data(identifier: str) -> None:
+    text = f"pergunta {identifier} falhou"
+    assert find_pii(text) == []
+    assert mask(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("CPF12345678909", "CPF[CPF]"),
+        ("cpf:123.456.789-09.", "cpf:[CPF]."),
+        ("cartão 4111-1111-1111-1111, ok", "cartão [CARTAO], ok"),
+        ("cartao=4222222222222;", "cartao=[CARTAO];"),
+        ("tel(11)98765-4321", "tel[TELEFONE]"),
+        ("ligue 11 98765-4321-ramal", "ligue [TELEFONE]-ramal"),
+        ("protocolo 2026-000123-K7Q9", "protocolo 2026-000123-K7Q9"),
+    ],
+)
+def test_values_next_to_labels_and_punctuation_are_still_masked(text: str, expected: str) -> None:
+    assert mask(text) == expected
+
+
 # --- RG ----------------------------------------------------------------------------------------------
 
 

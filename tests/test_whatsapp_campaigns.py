@@ -14,8 +14,9 @@ from conftest import make_services
 from fake_graph_api import FakeGraphAPI
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
-from sqlalchemy import update
+from sqlalchemy import select, update
 from whatsapp_support import (
+    NUMBER,
     encode,
     grounded_model,
     message_body,
@@ -244,3 +245,28 @@ def test_campaigns_need_a_staff_member_with_the_whatsapp_permission(client: Test
     token = staff_token(services, scopes=frozenset({"kb:read"}), role="content_editor")
     response = client.get("/api/whatsapp/campaigns", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 403
+
+
+def test_a_segment_naming_a_phone_in_clear_reaches_its_contact_and_is_stored_pseudonymised(
+    client: TestClient, wa: WhatsAppService, staff: dict[str, str]
+) -> None:
+    body = message_body(wamid="wamid.phone", text="Olá", citizen=9, at=time.time() - 3 * 86400)
+    body["entry"][0]["changes"][0]["value"]["contacts"][0].pop("user_id")
+    raw = encode(body)
+    assert client.post("/webhooks/whatsapp", content=raw, headers=signed_headers(raw)).status_code == 200
+    wa.drain()
+    contact = wa.contacts.find(NUMBER, "5561900000009")
+    assert contact is not None
+    client.post(
+        "/api/whatsapp/templates",
+        json={"name": "aviso", "category": "UTILITY", "body": "Aviso: {{1}}.", "variables": ["texto"], "buttons": []},
+        headers=staff,
+    )
+
+    report = create(client, staff, template="aviso", variables=["ok"], citizen_refs=["whatsapp:5561900000009"])
+
+    assert report["recipients"] == 1
+    with wa.sessions() as session:
+        segment = session.scalars(select(CampaignRow.segment)).one()
+    assert segment["citizen_refs"] == [contact.citizen_ref]
+    assert "5561900000009" not in repr(segment)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -319,6 +320,23 @@ def test_an_image_larger_than_the_limit_is_refused(
     assert "/media/65463453" not in " ".join(graph.unexpected)
 
 
+def test_a_media_url_on_a_host_not_allowed_gets_no_token_and_the_citizen_is_told(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Same fake server under another name: the old code would have sent it the bearer token and stored the file.
+    graph.add_media(
+        "65463453", b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg", origin=graph.url.replace("127.0.0.1", "localhost")
+    )
+    with caplog.at_level(logging.WARNING, logger="channels.whatsapp.graph"):
+        deliver(client, message_body("image", wamid="wamid.V7"))
+        wa.drain()
+    assert graph.media_downloads == []
+    with wa.sessions() as session:
+        assert session.scalars(select(MediaRow.state)).all() == ["failed"]
+    assert sent_bodies(graph)[0]["text"]["body"] == t("whatsapp.file_failed")
+    assert any("not an allowed media host" in r.getMessage() for r in caplog.records)
+
+
 def test_an_image_is_stored_and_acknowledged(client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI) -> None:
     graph.add_media("65463453", b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg")
     deliver(client, message_body("image", wamid="wamid.V4"))
@@ -581,9 +599,57 @@ def test_a_citizens_whatsapp_data_is_exported_and_erased(
 
     assert services.lgpd.data_subjects.erase(subject)["whatsapp"] == 2
     assert not stored.exists()
-    after = services.lgpd.data_subjects.export(subject)["whatsapp"]
-    assert after["contacts"][0]["phone"] is None
-    assert after["media"][0]["stored"] is False
+    assert services.lgpd.data_subjects.export(subject)["whatsapp"] == {"contacts": [], "media": []}
+    with wa.sessions() as session:
+        contact = session.scalars(select(ContactRow)).one()
+        media = session.scalars(select(MediaRow)).one()
+    assert (contact.wa_id, contact.bsuid, contact.profile_name) == (None, None, None)
+    assert contact.citizen_ref.startswith("anonimizado:")
+    assert (media.path, media.filename) == (None, None)
+
+
+def phone_only(body: dict[str, Any]) -> dict[str, Any]:
+    """A webhook body as Meta sent it before business-scoped ids: the citizen is known by phone number alone."""
+    value = body["entry"][0]["changes"][0]["value"]
+    value["contacts"][0].pop("user_id", None)
+    value["messages"][0].pop("from_user_id", None)
+    return body
+
+
+def every_row(services: Services) -> str:
+    from sqlalchemy import MetaData
+
+    metadata = MetaData()
+    metadata.reflect(services.engine)
+    with services.engine.connect() as connection:
+        return "\n".join(
+            repr(tuple(row)) for table in metadata.sorted_tables for row in connection.execute(select(table))
+        )
+
+
+def test_a_citizen_known_only_by_phone_is_named_by_a_pseudonym_and_erase_leaves_the_number_nowhere(
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, services: Services
+) -> None:
+    from atende.data_subjects import DataSubject
+
+    phone = "5561900000007"
+    deliver(client, phone_only(message_body(wamid="wamid.T1", citizen=7, text="Olá")))
+    deliver(client, phone_only(message_body(wamid="wamid.T2", citizen=7, text="SAIR")))
+    wa.drain()
+    with wa.sessions() as session:
+        ref = session.scalars(select(ContactRow.citizen_ref)).one()
+        conversation_ref = session.scalars(select(Conversation.citizen_ref)).one()
+    assert re.fullmatch(r"whatsapp:tel\.[0-9a-f]{32}", ref)
+    assert conversation_ref == ref
+    assert phone in every_row(services)  # the contact's wa_id, needed to answer, until erase
+
+    assert services.lgpd is not None
+    report = services.lgpd.rights.erase(DataSubject(citizen_refs=(f"whatsapp:+{phone}",)), actor="user:1")
+
+    assert report.rows["whatsapp"] == 1
+    assert report.rows["conversations"] > 0
+    assert report.subject_key == ref
+    assert phone[2:] not in every_row(services)
 
 
 def test_metas_template_review_updates_the_register(client: TestClient, wa: WhatsAppService) -> None:
@@ -612,3 +678,24 @@ def test_a_request_to_act_goes_through_the_same_tool_dialogue_as_the_web_chat(
     assert web["route"] == "action"
     assert messages(wa, conversation_of(wa)) == [("user", request), ("assistant", web["answer"])]
     assert sent_bodies(graph)[0]["text"]["body"] == web["answer"]
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1", True),
+        ("https://scontent.xx.fbcdn.net/v/t1/1.jpg", True),
+        ("https://mmg.whatsapp.net/d/f/1.enc", True),
+        ("http://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1", False),
+        ("https://lookaside.fbsbx.com.evil.example/x", False),
+        ("https://evilfbcdn.net/x", False),
+        ("https://evil.example/media/1", False),
+        ("http://127.0.0.1:8931/media/1", True),  # the Graph API's own origin
+        ("http://127.0.0.1:8932/media/1", False),
+        ("file:///etc/passwd", False),
+    ],
+)
+def test_only_metas_media_hosts_and_the_graph_origin_may_receive_the_token(url: str, allowed: bool) -> None:
+    from channels.whatsapp.graph import MediaHostPolicy
+
+    assert MediaHostPolicy("http://127.0.0.1:8931/v23.0").allows(url) is allowed

@@ -57,4 +57,7 @@ class MountedMCP:
                 scope, receive, send
             )
             return
-        await target(scope, receive, send)
+        # The SDK's Starlette app writes itself into scope["app"] (and its own route into scope["route"]); on
+        # the shared scope, the host's middlewares that run after the response (the audit trail) would look up
+        # the host's route table on the MCP app and fail. It gets a scope of its own.
+        await target(dict(scope), receive, send)

@@ -89,6 +89,8 @@ class Protocol(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     due_date: Mapped[date] = mapped_column(Date)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # SHA-256 of the access code given to whoever opened it (tools_mcp.protocols); NULL: owner and staff only.
+    access_code_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class ProtocolEvent(Base):

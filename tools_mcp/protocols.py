@@ -1,8 +1,16 @@
-"""Protocols (tickets): yearly sequential numbers, SLA in business days, a status workflow with history."""
+"""Protocols (tickets): yearly sequential numbers, SLA in business days, a status workflow with history.
+
+Numbers are sequential, so a number alone proves nothing: opening a protocol also gives an access code, and the
+citizen quotes the reference "2026-000123-K7Q9" to follow it without signing in. Only a hash of the code is kept
+(docs/decisions/0040-pseudonymous-refs-and-verification-privacy.md).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,17 +33,43 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "concluido": frozenset(),
     "cancelado": frozenset(),
 }
-_NUMBER = re.compile(r"(\d{4})-?(\d{1,6})")
+_NUMBER = re.compile(r"(\d{4})-?(\d{1,6})(?:-([0-9A-Za-z]{4}))?")
+# No 0/O, 1/I/L or U: a code read aloud or typed from a photo of the screen still matches.
+ACCESS_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+ACCESS_CODE_LENGTH = 4
 MAX_DESCRIPTION = 4000
 MAX_COMMENT = 2000
+# A street, a number and a reference point fit comfortably; anything longer is not an address.
+MAX_ADDRESS = 300
 
 
-def normalize_number(text: str) -> str:
-    """ "2026-000123", "2026000123" or "2026-123" → "2026-000123"; anything else is invalid_argument."""
+def parse_reference(text: str) -> tuple[str, str | None]:
+    """ "2026-000123-K7Q9" → ("2026-000123", "K7Q9"); a bare number has no code. Invalid text is invalid_argument."""
     match = _NUMBER.fullmatch((text or "").strip())
     if not match:
         raise DomainError("invalid_argument", "tools.error.invalid_protocol_number")
-    return f"{match[1]}-{int(match[2]):06d}"
+    return f"{match[1]}-{int(match[2]):06d}", match[3].upper() if match[3] else None
+
+
+def normalize_number(text: str) -> str:
+    """ "2026-000123", "2026000123", "2026-123" or "2026-000123-K7Q9" → "2026-000123"; else invalid_argument."""
+    return parse_reference(text)[0]
+
+
+def new_access_code() -> str:
+    return "".join(secrets.choice(ACCESS_CODE_ALPHABET) for _ in range(ACCESS_CODE_LENGTH))
+
+
+def access_code_hash(number: str, code: str) -> str:
+    # Salted with the number, so one code's hash says nothing about another protocol with the same code.
+    return hashlib.sha256(f"atende/protocol-access\x00{number}\x00{code.upper()}".encode()).hexdigest()
+
+
+def code_opens(protocol: Protocol, code: str | None) -> bool:
+    """Whether `code` is the protocol's access code (protocols opened before codes existed have none)."""
+    if not code or protocol.access_code_hash is None:
+        return False
+    return hmac.compare_digest(access_code_hash(protocol.number, code), protocol.access_code_hash)
 
 
 def local_iso(clock: Clock, value: datetime) -> str:
@@ -62,6 +96,13 @@ class ProtocolView:
     service_name: str
     history: list[ProtocolEvent]
     comments: list[ProtocolComment]
+    access_code: str | None = None  # only right after opening: it is stored hashed
+
+    @property
+    def reference(self) -> str:
+        """What the citizen keeps: the number with its access code, when there is one to give."""
+        number = self.protocol.number
+        return f"{number}-{self.access_code}" if self.access_code else number
 
 
 class ProtocolBook:
@@ -101,30 +142,44 @@ class ProtocolBook:
             raise DomainError("invalid_argument", "tools.error.empty_description")
         if len(description) > MAX_DESCRIPTION:
             raise DomainError("invalid_argument", "tools.error.too_long", max=MAX_DESCRIPTION)
+        address = (address or "").strip() or None
+        if address is not None and len(address) > MAX_ADDRESS:
+            raise DomainError("invalid_argument", "tools.error.address_too_long", max=MAX_ADDRESS)
         now = self._clock.now()
         today = self._clock.today()
+        code = new_access_code()
         with self._sessions.begin() as session:
             entry = resolve_service(session, service, "protocol")
             seq = self._next_number(session, today.year)
+            number = f"{today.year}-{seq:06d}"
             protocol = Protocol(
-                number=f"{today.year}-{seq:06d}",
+                number=number,
                 service_code=entry.code,
                 team=entry.team,
                 citizen_id=None if anonymous else citizen_id,
                 anonymous=anonymous,
                 description=description,
-                address=(address or "").strip() or None,
+                address=address,
                 status="aberto",
                 channel=channel,
                 opened_at=now,
                 updated_at=now,
                 due_date=add_business_days(today, entry.sla_business_days),
+                access_code_hash=access_code_hash(number, code),
             )
             session.add(protocol)
             session.flush()
             event = ProtocolEvent(protocol_id=protocol.id, status="aberto", note=None, actor=actor, at=now)
             session.add(event)
-            return ProtocolView(protocol, entry.name, [event], [])
+            return ProtocolView(protocol, entry.name, [event], [], access_code=code)
+
+    def reissue_access_code(self, number: str) -> str:
+        """A new access code for the protocol (the old one stops working): for staff helping a citizen who lost it."""
+        code = new_access_code()
+        with self._sessions.begin() as session:
+            protocol = self._load(session, number)
+            protocol.access_code_hash = access_code_hash(protocol.number, code)
+        return code
 
     def record_contact_in(
         self,

@@ -118,8 +118,9 @@ SAVED_REPLIES: tuple[tuple[str, str], ...] = (
     ("Certidão negativa de débitos", "A certidão negativa de débitos municipais é gratuita: no Portal do "
      "Contribuinte, escolha \"Certidões – Emitir certidão de débitos\", o tipo (imobiliária ou mobiliária) e "
      "informe a inscrição, o CPF ou o CNPJ. Sem pendências, o PDF sai na hora."),
-    ("Acompanhar um protocolo", "Você pode acompanhar o seu protocolo por aqui mesmo: é só me dizer o número, "
-     "no formato AAAA-NNNNNN, que eu confiro a situação e o prazo."),
+    ("Acompanhar um protocolo", "Você pode acompanhar o seu protocolo por aqui mesmo: é só me dizer o número "
+     "completo, com o código de acesso que veio na abertura (AAAA-NNNNNN-XXXX), que eu confiro a situação e o "
+     "prazo. Se o protocolo está no seu nome, também dá para consultar confirmando sua identidade."),
     ("Documentos para a identidade (CIN)", "Para a Carteira de Identidade, agende no portal ou pelo 156 e leve ao "
      "Posto Aurora Fácil a certidão de nascimento ou de casamento e o CPF. A foto é tirada no local, e a primeira "
      "via é gratuita."),

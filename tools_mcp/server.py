@@ -31,7 +31,7 @@ from tools_mcp.dates import parse_date
 from tools_mcp.debts import amount_text
 from tools_mcp.domain import Domain
 from tools_mcp.errors import DomainError
-from tools_mcp.protocols import local_iso, normalize_number, owner_status, public_status
+from tools_mcp.protocols import code_opens, local_iso, normalize_number, owner_status, parse_reference, public_status
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,10 @@ class CitizenVerifyResult(BaseModel):
 
 class ProtocolOpenResult(BaseModel):
     number: str = Field(description="Protocol number AAAA-NNNNNN (número do protocolo)")
+    reference: str = Field(
+        description="What the citizen keeps to follow the protocol: the number with its access code, "
+        "AAAA-NNNNNN-XXXX (give it to them exactly)"
+    )
     status: str
     service: str
     service_name: str
@@ -391,6 +395,7 @@ def build_mcp_server(
                 access.record(caller, "protocol.create", "protocol", p.number, citizen_id=citizen_id)
             return {
                 "number": p.number,
+                "reference": view.reference,
                 "status": p.status,
                 "service": p.service_code,
                 "service_name": view.service_name,
@@ -404,23 +409,41 @@ def build_mcp_server(
     @tool(READ_ONLY)
     async def protocol_status(
         ctx: Context,
-        number: Annotated[str, Field(description="Protocol number AAAA-NNNNNN, e.g. 2026-000123")],
+        number: Annotated[
+            str,
+            Field(
+                description="Protocol reference AAAA-NNNNNN-XXXX as given at opening (number and access code), "
+                "e.g. 2026-000123-K7Q9; the bare number AAAA-NNNNNN is enough for its verified owner and staff"
+            ),
+        ],
     ) -> Annotated[CallToolResult, ProtocolStatusResult]:
         """Status, team, due date and history of a protocol.
 
-        Anyone with the number sees the status; the description, address and comments only go to the
-        protocol's verified owner or to staff with protocols:read and citizens:pii.
+        Whoever holds the reference (number and access code) sees the status; the description, address and
+        comments only go to the protocol's verified owner or to staff with protocols:read and citizens:pii. A
+        number alone, or a wrong code, is not_found: sequential numbers must not let anyone read other people's
+        protocols.
         """
 
         def work(caller: Caller) -> dict[str, Any]:
             mode = access.mode(caller, "protocols:read")
-            view = domain.protocols.view(number)
+            plain, code = parse_reference(number)
+            try:
+                view = domain.protocols.view(plain)
+            except DomainError as exc:
+                if mode == "staff" or exc.code != "not_found":
+                    raise
+                # The same answer as for a wrong code: probing numbers tells nothing.
+                raise DomainError("not_found", "tools.error.protocol_access", number=plain) from exc
             owner = view.protocol.citizen_id
             staff_sees = mode == "staff" and access.sees_pii(caller)
             if staff_sees or (owner is not None and access.verified_citizen(caller) == owner):
                 access.record(caller, "protocol.read", "protocol", view.protocol.number, citizen_id=owner)
                 return owner_status(view, domain.clock)
-            return public_status(view, domain.clock)
+            if mode == "staff" or code_opens(view.protocol, code):
+                return public_status(view, domain.clock)
+            access.deny(caller, "protocol_code", scope="protocols:read", object_type="protocol", object_id=plain)
+            raise DomainError("not_found", "tools.error.protocol_access", number=plain)
 
         return await run(ctx, "protocol_status", work, ProtocolStatusResult)
 

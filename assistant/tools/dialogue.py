@@ -14,7 +14,9 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
+
+from cryptography.fernet import Fernet, InvalidToken
 
 from assistant.llm import Usage
 from assistant.tools import extract, render
@@ -37,8 +39,30 @@ _SPELLED_DATE = re.compile(r"\d{1,2}\s+de\s+[A-Za-zçÇ]+\s+de\s+\d{4}", re.I)
 
 
 def redact(text: str) -> str:
-    """Masked for the turn log: personal data and, since this is the verification dialogue, any date."""
+    """Masked for the turn log and the stored message: personal data and, since this is the verification
+    dialogue, any date."""
     return _SPELLED_DATE.sub("[DATA]", _DATE_LIKE.sub("[DATA]", mask(text)))
+
+
+class Sealer(Protocol):
+    """Encrypts a value the dialogue keeps between turns (`atende.lgpd.crypto.FieldCipher` is one)."""
+
+    def encrypt(self, plaintext: str) -> str: ...
+
+    def decrypt(self, token: str) -> str: ...
+
+
+class ProcessSealer:
+    """A key that lives as long as the process: for a dialogue used without the app's LGPD cipher."""
+
+    def __init__(self) -> None:
+        self._fernet = Fernet(Fernet.generate_key())
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode("ascii")
+
+    def decrypt(self, token: str) -> str:
+        return self._fernet.decrypt(token.encode("ascii")).decode()
 
 
 @dataclass
@@ -120,11 +144,13 @@ class ActionDialogue:
         chooser: ToolChooser | None = None,
         *,
         identity_key: bytes = b"",
+        sealer: Sealer | None = None,
     ) -> None:
         self.tools = tools
         self.store = store
         self.chooser = chooser or RuleChooser()
         self._identity_key = identity_key
+        self._sealer = sealer or ProcessSealer()
         self._available: tuple[str, ...] | None = None
 
     def warm_up(self) -> None:
@@ -329,12 +355,13 @@ class ActionDialogue:
             return self._verify(turn, then, cpfs[0], when)
         target = then or Pending("citizen_verify")
         if cpfs:
-            return self._ask(turn, replace(target, awaiting="birth_date", asked=0), "action.ask.birth_date")
+            waiting = replace(target, awaiting="birth_date", asked=0, cpf_encrypted=self._sealer.encrypt(cpfs[0]))
+            return self._ask(turn, waiting, "action.ask.birth_date")
         intro = "action.ask.cpf_for" if then is not None else "action.ask.cpf"
         return self._ask(turn, replace(target, awaiting="cpf", asked=0), intro)
 
     def _verification_answer(self, turn: _Turn, pending: Pending, text: str, reading: Reading) -> ActionOutcome | None:
-        then = None if pending.tool == "citizen_verify" else pending
+        then = None if pending.tool == "citizen_verify" else replace(pending, cpf_encrypted=None)
         if pending.awaiting == "cpf":
             cpfs = extract.cpfs(text)
             if not cpfs:
@@ -344,22 +371,30 @@ class ActionDialogue:
             when = extract.birth_date(text)
             if when:
                 return self._verify(turn, then, cpfs[0], when)
-            return self._ask(turn, replace(pending, awaiting="birth_date", asked=0), "action.ask.birth_date")
+            waiting = replace(pending, awaiting="birth_date", asked=0, cpf_encrypted=self._sealer.encrypt(cpfs[0]))
+            return self._ask(turn, waiting, "action.ask.birth_date")
         when = extract.birth_date(text, compact=True)
         if when is None:
             if self._new_request(reading, pending) or reading.howto:
                 return None
             return self._reask(turn, pending, "action.ask_again.birth_date")
-        cpf = self._recent_cpf(turn.conversation_id, text)
+        cpf = self._recent_cpf(turn.conversation_id, text, pending)
         if cpf is None:
             return self._ask(turn, replace(pending, awaiting="cpf", asked=0), "action.ask.cpf")
         return self._verify(turn, then, cpf, when)
 
-    def _recent_cpf(self, conversation_id: str, text: str) -> str | None:
-        # The CPF is read back from the citizen's own recent messages rather than copied into the state.
+    def _recent_cpf(self, conversation_id: str, text: str, pending: Pending) -> str | None:
         found = extract.cpfs(text)
         if found:
             return found[0]
+        if pending.cpf_encrypted:
+            try:
+                return self._sealer.decrypt(pending.cpf_encrypted)
+            except (InvalidToken, ValueError):
+                # Sealed by another process's throwaway key, or before a key change: ask again.
+                log.info("the CPF kept for %s cannot be decrypted; asking for it again", conversation_id)
+                return None
+        # A conversation that started before messages were stored redacted still has it in clear.
         for message in reversed(self.store.list_messages(conversation_id, limit=8)):
             if message.role == "user":
                 found = extract.cpfs(message.text)
@@ -576,7 +611,8 @@ class ActionDialogue:
             debt = next((d for d in state.debts if str(d.get("debt_id")) == str(args.get("debt_id"))), None)
             turn.say(render.second_copy(data, debt))
         elif tool == "protocol_open":
-            turn.state = replace(state, protocols=(*state.protocols, str(data.get("number"))))
+            # The reference (number and access code): "e o meu protocolo?" later needs no verification.
+            turn.state = replace(state, protocols=(*state.protocols, str(data.get("reference") or data.get("number"))))
             turn.say(render.protocol_opened(data))
         elif tool == "protocol_status":
             turn.say(render.protocol_status(data))

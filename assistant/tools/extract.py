@@ -41,7 +41,7 @@ _DMY = re.compile(r"(?<![\d/.-])(\d{1,2})\s*[/.-]\s*(\d{1,2})\s*[/.-]\s*(\d{2}|\
 _YMD = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
 _SPELLED = re.compile(r"(?<!\d)(\d{1,2})\s+de\s+([a-z]+)\s+de\s+(\d{4})(?!\d)")
 _COMPACT = re.compile(r"(?<!\d)(\d{2})(\d{2})(\d{4})(?!\d)")
-_PROTOCOL = re.compile(r"(?<!\d)(20\d{2})\s*[-/.]?\s*(\d{1,6})(?!\d)")
+_PROTOCOL = re.compile(r"(?<!\d)(20\d{2})\s*[-/.]?\s*(\d{1,6})(?!\d)(?:-([0-9A-Za-z]{4})(?![0-9A-Za-z]))?")
 _ID_AFTER = {
     "appointment": re.compile(
         r"(?:agendamento|atendimento|marcacao|horario|codigo|numero|id)\s*(?:n[o.]?\s*|#\s*)?(\d{1,9})\b"
@@ -133,7 +133,9 @@ def protocol_number(text: str) -> str | None:
     for m in _PROTOCOL.finditer(text):
         # A bare year ("IPTU 2026") is not a protocol number: demand the sequence part.
         if len(m[2]) >= 3 or re.search(r"[-/.]", m[0]):
-            return f"{m[1]}-{int(m[2]):06d}"
+            number = f"{m[1]}-{int(m[2]):06d}"
+            # The access code given at opening ("2026-000123-K7Q9") travels with the number.
+            return f"{number}-{m[3].upper()}" if m[3] else number
     return None
 
 

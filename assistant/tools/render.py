@@ -107,7 +107,7 @@ def second_copy(data: Mapping[str, Any], debt: Mapping[str, Any] | None = None) 
 def protocol_opened(data: Mapping[str, Any]) -> str:
     return t(
         "action.protocol.opened",
-        number=data.get("number", ""),
+        number=data.get("reference") or data.get("number", ""),
         service=_service(data),
         team=data.get("team", ""),
         due=day(data.get("due_date")),

@@ -1,8 +1,9 @@
 """The action dialogue's state, kept in the database as conversation events so any process can continue it.
 
 Each turn that changes the state appends one `action_state` event (in the same transaction as the turn);
-the latest one is the current state. It holds what the dialogue needs and no personal data: the CPF a
-citizen typed while verifying stays in their message and is read back from there.
+the latest one is the current state. It holds what the dialogue needs and no clear personal data: the CPF a
+citizen typed while verifying, kept until the birth date comes, is encrypted (`Pending.cpf_encrypted`), since
+the message itself is stored redacted. Keys ending in `_encrypted` are dropped when a conversation is erased.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class Pending:
     awaiting: Awaiting = "confirm"
     # How many times the same question was asked, so a citizen who cannot answer is not asked forever.
     asked: int = 0
+    # The CPF typed before the birth date was asked for, encrypted by the dialogue's sealer.
+    cpf_encrypted: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class ActionState:
                 arguments=dict(raw.get("arguments") or {}),
                 awaiting=str(raw.get("awaiting") or "confirm"),
                 asked=int(raw.get("asked") or 0),
+                cpf_encrypted=raw.get("cpf_encrypted") or None,
             )
             if isinstance(raw, Mapping) and raw.get("tool")
             else None

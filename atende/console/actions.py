@@ -238,7 +238,7 @@ def open_protocol(
     _audit(services, request, auth, target, "protocol.create", "protocol", p.number, citizen_id=target.citizen_id)
     mark_audited(request)
     _event(services, target, {"action": "open_protocol", "agent": auth.principal.subject, "protocol": p.number})
-    facts = {"number": p.number, "service": view.service_name, "team": TEAMS.get(p.team, p.team)}
+    facts = {"number": view.reference, "service": view.service_name, "team": TEAMS.get(p.team, p.team)}
     text = t("console.actions.protocol.reply", **facts, due=render.day(p.due_date.isoformat()))
     if anonymous:
         text += " " + t("console.actions.protocol.reply_anonymous")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from importlib import resources
@@ -15,6 +15,7 @@ from validate_docbr import CPF
 from atende.audit import DEFAULT_TIMEZONE, AuditEvent, AuditSink
 from atende.data_subjects import DataSubject, DataSubjectRegistry
 from atende.i18n import t
+from atende.lgpd.refs import pseudonymous_ref
 from atende.models import utcnow
 
 if TYPE_CHECKING:
@@ -131,10 +132,16 @@ class DataSubjectRights:
             return "cpf:" + self._cipher.blind_index(subject.cpf, kind="cpf")[:32]
         raise InvalidSubject("error.lgpd.no_subject")
 
+    def resolve(self, subject: DataSubject) -> DataSubject:
+        """The subject with every identifier the modules know; a ref naming a phone in clear ("whatsapp:55…")
+        becomes the pseudonymous ref the channels store, so the phone reaches neither the sources nor the audit."""
+        refs = tuple(dict.fromkeys(pseudonymous_ref(self._cipher, ref) for ref in subject.citizen_refs))
+        return self.registry.resolve(replace(subject, citizen_refs=refs))
+
     def export(
         self, subject: DataSubject, *, actor: str, ip: str | None = None, user_agent: str | None = None
     ) -> SubjectExport:
-        resolved = self.registry.resolve(subject)
+        resolved = self.resolve(subject)
         sources = self.registry.export(resolved)
         result = SubjectExport(resolved, self._clock(), sources)
         self._audit.record(
@@ -154,7 +161,7 @@ class DataSubjectRights:
     def erase(
         self, subject: DataSubject, *, actor: str, ip: str | None = None, user_agent: str | None = None
     ) -> EraseReport:
-        resolved = self.registry.resolve(subject)
+        resolved = self.resolve(subject)
         key = self.subject_key(resolved)
 
         def audit(action: str, details: dict[str, Any]) -> None:

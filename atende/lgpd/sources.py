@@ -37,6 +37,16 @@ def rows_changed(session: Session, statement: Executable) -> int:
     return int(cast(CursorResult[Any], session.execute(statement)).rowcount)
 
 
+def _without_encrypted(value: Any) -> Any:
+    """A copy without the keys ending in `_encrypted`: values encrypted at rest (the CPF the action dialogue keeps
+    between two questions) that masking cannot see into."""
+    if isinstance(value, dict):
+        return {k: _without_encrypted(v) for k, v in value.items() if not str(k).endswith("_encrypted")}
+    if isinstance(value, list):
+        return [_without_encrypted(item) for item in value]
+    return value
+
+
 def anonymise_conversations(session: Session, conversation_ids: Sequence[str], *, reason: str, now: datetime) -> int:
     """Replace the texts of these conversations with a placeholder and unlink them from the citizen.
 
@@ -88,7 +98,7 @@ def anonymise_conversations(session: Session, conversation_ids: Sequence[str], *
     )
     # Event payloads are free-form: mask their strings, keep their kinds and dates.
     for event in session.scalars(select(Event).where(Event.conversation_id.in_(ids))):
-        masked = mask_data(event.payload)
+        masked = mask_data(_without_encrypted(event.payload))
         if masked != event.payload:
             event.payload = masked
             touched += 1
@@ -211,10 +221,19 @@ class ConsentDataSource:
     def erase(self, subject: DataSubject) -> int:
         if not subject.citizen_refs:
             return 0
+        fresh = ANONYMISED_REF_PREFIX + uuid.uuid4().hex
         with self._sessions.begin() as session:
+            # A consent the citizen gave themselves (a WhatsApp "SAIR") names them as its actor too.
+            session.execute(
+                update(ConsentRecord)
+                .where(
+                    ConsentRecord.citizen_ref.in_(subject.citizen_refs), ConsentRecord.actor.in_(subject.citizen_refs)
+                )
+                .values(actor=fresh)
+            )
             return rows_changed(
                 session,
                 update(ConsentRecord)
                 .where(ConsentRecord.citizen_ref.in_(subject.citizen_refs))
-                .values(citizen_ref=ANONYMISED_REF_PREFIX + uuid.uuid4().hex),
+                .values(citizen_ref=fresh),
             )

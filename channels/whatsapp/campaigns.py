@@ -117,12 +117,14 @@ class Campaigns:
         templates: Templates,
         consent: ConsentChecker,
         *,
+        refs: Callable[[str], str] = str,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._sessions = sessions
         self._outbox = outbox
         self._templates = templates
         self._consent = consent
+        self._refs = refs  # a segment's "whatsapp:<phone>" becomes the pseudonymous ref contacts carry
         self._clock = clock
 
     def create(self, spec: CampaignSpec, *, created_by: str) -> CampaignReport:
@@ -141,9 +143,10 @@ class Campaigns:
         except TemplateError as exc:
             raise CampaignError(exc.key, **exc.params) from exc
         now = self._clock()
+        segment_refs = None if spec.citizen_refs is None else list(dict.fromkeys(map(self._refs, spec.citizen_refs)))
         stmt = select(ContactRow).where(ContactRow.phone_number_id == spec.phone_number_id).order_by(ContactRow.id)
-        if spec.citizen_refs is not None:
-            stmt = stmt.where(ContactRow.citizen_ref.in_(list(spec.citizen_refs)))
+        if segment_refs is not None:
+            stmt = stmt.where(ContactRow.citizen_ref.in_(segment_refs))
         if spec.active_within_days is not None:
             stmt = stmt.where(ContactRow.last_inbound_at >= now - timedelta(days=spec.active_within_days))
         with self._sessions.begin() as session:
@@ -154,7 +157,7 @@ class Campaigns:
                 variables=[str(v) for v in spec.variables],
                 phone_number_id=spec.phone_number_id,
                 segment={
-                    "citizen_refs": list(spec.citizen_refs or []) or None,
+                    "citizen_refs": segment_refs or None,
                     "active_within_days": spec.active_within_days,
                 },
                 days=list(spec.window.days),

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from atende.lgpd.refs import BlindIndexer, is_phone_ref, phone_ref
 from atende.models import Conversation, Event, utcnow
 from channels.whatsapp.inbox import insert_ignoring_duplicates
 from channels.whatsapp.models import ContactRow
@@ -52,12 +53,26 @@ def contact_view(row: ContactRow) -> ContactView:
 
 
 class Contacts:
+    """Citizens by business number. A citizen's ref is "whatsapp:<BSUID>", or, for one Meta knows only by phone
+    number, "whatsapp:tel.<keyed hash>" (atende.lgpd.refs): the number itself stays in `wa_id`, which erase clears."""
+
     def __init__(
-        self, engine: Engine, sessions: sessionmaker[Session], *, clock: Callable[[], datetime] = utcnow
+        self,
+        engine: Engine,
+        sessions: sessionmaker[Session],
+        indexer: BlindIndexer,
+        *,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._sessions = sessions
+        self._indexer = indexer
         self._clock = clock
         self._insert = insert_ignoring_duplicates(engine, ContactRow.__table__, ["phone_number_id", "citizen_ref"])
+
+    def citizen_ref(self, sender: Sender) -> str:
+        if sender.bsuid:
+            return f"{CHANNEL}:{sender.bsuid}"
+        return phone_ref(self._indexer, CHANNEL, sender.wa_id or "")
 
     def touch(
         self,
@@ -76,7 +91,7 @@ class Contacts:
         """
         now = self._clock()
         sent_at = min(sent_at, now)
-        citizen_ref = sender.citizen_ref
+        citizen_ref = self.citizen_ref(sender)
         with self._sessions.begin() as session:
             row = self._find(session, phone_number_id, citizen_ref, sender.wa_id)
             if row is None:
@@ -158,6 +173,8 @@ class Contacts:
     def find(self, phone_number_id: str, who: str) -> ContactView | None:
         """A contact by citizen_ref, business-scoped id or phone number."""
         ref = who if who.startswith("whatsapp:") else f"whatsapp:{who}"
+        if is_phone_ref(ref):
+            ref = phone_ref(self._indexer, CHANNEL, ref.removeprefix("whatsapp:"))
         digits = "".join(ch for ch in who if ch.isdigit())
         with self._sessions() as session:
             for cond in (ContactRow.citizen_ref == ref, ContactRow.bsuid == who, ContactRow.wa_id == digits):
@@ -174,10 +191,11 @@ class Contacts:
         if found is not None:
             return found
         digits = "".join(ch for ch in who if ch.isdigit())
-        is_phone = not who.startswith("whatsapp:") and "." not in who and digits == who.lstrip("+")
+        is_phone = is_phone_ref(who if who.startswith("whatsapp:") else f"whatsapp:{who}")
         sender = Sender(
             bsuid=None if is_phone else who.removeprefix("whatsapp:"), wa_id=digits if is_phone else None, name=None
         )
+        citizen_ref = self.citizen_ref(sender)
         now = self._clock()
         with self._sessions.begin() as session:
             session.execute(
@@ -185,7 +203,7 @@ class Contacts:
                 [
                     {
                         "phone_number_id": phone_number_id,
-                        "citizen_ref": sender.citizen_ref,
+                        "citizen_ref": citizen_ref,
                         "bsuid": sender.bsuid,
                         "wa_id": sender.wa_id,
                         "created_at": now,
@@ -193,6 +211,6 @@ class Contacts:
                     }
                 ],
             )
-        found = self.find(phone_number_id, sender.citizen_ref)
+        found = self.find(phone_number_id, citizen_ref)
         assert found is not None
         return found

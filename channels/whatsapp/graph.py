@@ -7,16 +7,49 @@ has to say whether a failure is worth retrying and how long Meta asked us to wai
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
+from urllib.parse import urlsplit
 
 import httpx
+
+from atende.settings import WHATSAPP_MEDIA_HOSTS
 
 log = logging.getLogger(__name__)
 
 # Graph error codes that mean "too much, later" even when the HTTP status is 400.
 RETRYABLE_CODES: Final = frozenset({4, 80007, 130429, 131000, 131016, 131056, 133004})
+DEFAULT_MEDIA_HOSTS: Final = WHATSAPP_MEDIA_HOSTS
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    return parts.scheme.lower(), (parts.hostname or "").lower().rstrip("."), port
+
+
+class MediaHostPolicy:
+    """Which media URLs may receive the Graph bearer token: https on an allowed host (or a subdomain of one), or
+    exactly the Graph API's own origin, which gets the token anyway (a fake Graph API on http in tests)."""
+
+    def __init__(self, graph_url: str, hosts: Sequence[str] = DEFAULT_MEDIA_HOSTS) -> None:
+        self._graph = _origin(graph_url)
+        self._hosts = tuple(h.strip().lower().strip(".") for h in hosts if h.strip().strip("."))
+
+    def allows(self, url: str) -> bool:
+        origin = _origin(url)
+        scheme, host, _ = origin
+        if not host:
+            return False
+        if origin == self._graph:
+            return True
+        if scheme != "https":
+            return False
+        return any(host == allowed or host.endswith("." + allowed) for allowed in self._hosts)
 
 
 class GraphError(Exception):
@@ -58,7 +91,8 @@ class GraphClient(Protocol):
     def media_info(self, media_id: str) -> MediaInfo: ...
 
     def download(self, url: str, *, max_bytes: int) -> bytes:
-        """The media bytes; raises GraphError when they pass `max_bytes` (without reading the rest)."""
+        """The media bytes; raises GraphError when they pass `max_bytes` (without reading the rest), or when the
+        URL is not on an allowed media host (without sending anything there)."""
         ...
 
     def close(self) -> None: ...
@@ -93,8 +127,16 @@ def _error(response: httpx.Response) -> GraphError:
 class HttpxGraphClient:
     """The Cloud API over one pooled httpx client; the base URL comes from ATENDE_WHATSAPP_GRAPH_URL."""
 
-    def __init__(self, base_url: str, token: str, *, timeout_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout_s: float = 15.0,
+        media_hosts: Sequence[str] = DEFAULT_MEDIA_HOSTS,
+    ) -> None:
         self._base = base_url.rstrip("/")
+        self._media_hosts = MediaHostPolicy(base_url, media_hosts)
         self._client = httpx.Client(
             headers={"Authorization": f"Bearer {token}"},
             timeout=httpx.Timeout(timeout_s, connect=5.0),
@@ -134,6 +176,11 @@ class HttpxGraphClient:
         )
 
     def download(self, url: str, *, max_bytes: int) -> bytes:
+        if not self._media_hosts.allows(url):
+            # The client sends the bearer token with every request: a media URL elsewhere would receive it.
+            host = urlsplit(url).hostname or "?"
+            log.warning("media URL on %s refused: not an allowed media host (ATENDE_WHATSAPP_MEDIA_HOSTS)", host)
+            raise GraphError(f"media host {host} is not allowed", code="media_host_refused")
         try:
             with self._client.stream("GET", url) as response:
                 if response.status_code >= 400:

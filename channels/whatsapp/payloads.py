@@ -82,15 +82,14 @@ def _timestamp(value: Any) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Sender:
-    """Who wrote: the business-scoped user id (BSUID) keys the citizen; the phone number comes when shared."""
+    """Who wrote: the business-scoped user id (BSUID) keys the citizen; the phone number comes when shared.
+
+    Their `citizen_ref` is made by `channels.whatsapp.contacts.Contacts`, which holds the key that turns a phone
+    number into a pseudonym."""
 
     bsuid: str | None
     wa_id: str | None
     name: str | None
-
-    @property
-    def citizen_ref(self) -> str:
-        return f"whatsapp:{self.bsuid or self.wa_id}"
 
 
 @dataclass(frozen=True, slots=True)

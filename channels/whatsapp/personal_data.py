@@ -4,6 +4,7 @@ profile name) and the media they sent. Conversations and consent are covered by 
 from __future__ import annotations
 
 import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from atende.data_subjects import DataSubject
+from atende.lgpd.sources import ANONYMISED_REF_PREFIX
 from channels.whatsapp.models import ContactRow, MediaRow
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,8 @@ class WhatsAppDataSource:
             }
 
     def erase(self, subject: DataSubject) -> int:
-        """Forget the phone number and profile name, delete the media files; rows stay for statistics."""
+        """Forget the phone number, business-scoped id and profile name, delete the media files; rows stay for
+        statistics under a fresh random ref (as consent rows do), so not even the pseudonym links them back."""
         touched = 0
         with self._sessions.begin() as session:
             contacts = self._contacts(session, subject)
@@ -83,6 +86,8 @@ class WhatsAppDataSource:
                 touched += 1
             for contact in contacts:
                 contact.wa_id = None
+                contact.bsuid = None
                 contact.profile_name = None
+                contact.citizen_ref = ANONYMISED_REF_PREFIX + uuid.uuid4().hex
                 touched += 1
         return touched

@@ -7,6 +7,7 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
@@ -14,6 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from atende.audit import AuditEvent, AuditSink
 from atende.db import make_session_factory
+from atende.lgpd.crypto import cipher_from_settings
+from atende.lgpd.refs import BlindIndexer, pseudonymous_ref
 from atende.models import Conversation, Message, utcnow
 from atende.principals import TokenVerifier
 from atende.settings import Settings, WhatsAppNumber
@@ -80,6 +83,7 @@ class WhatsAppService:
         limiter: RateLimiter | None = None,
         staff_verifier: TokenVerifier | None = None,
         handoff: HandoffService | None = None,
+        indexer: BlindIndexer | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
@@ -93,10 +97,14 @@ class WhatsAppService:
         self.sessions = make_session_factory(engine)
         self.inbox = Inbox(self.sessions, clock=clock)
         self.writer = InboxWriter(engine, on_commit=self.notify_inbox)
-        self.contacts = Contacts(engine, self.sessions, clock=clock)
+        # The LGPD cipher's blind index turns a phone number into the citizen's pseudonymous ref.
+        indexer = indexer or cipher_from_settings(settings)
+        self.contacts = Contacts(engine, self.sessions, indexer, clock=clock)
         self.outbox = Outbox(engine, self.sessions, clock=clock)
         self.templates = Templates(self.sessions, clock=clock)
-        self.campaigns = Campaigns(self.sessions, self.outbox, self.templates, consent, clock=clock)
+        self.campaigns = Campaigns(
+            self.sessions, self.outbox, self.templates, consent, refs=partial(pseudonymous_ref, indexer), clock=clock
+        )
         self.insert_media = insert_ignoring_duplicates(engine, MediaRow.__table__, ["wamid"])
         self._numbers = {n.phone_number_id: n for n in settings.whatsapp_numbers}
         self._graph = graph
@@ -118,7 +126,9 @@ class WhatsAppService:
         with self._lock:  # sender threads ask for it at once; a second client would leak its connections
             if self._graph is None:
                 self._graph = HttpxGraphClient(
-                    self.settings.whatsapp_graph_url, self.settings.whatsapp_access_token.get_secret_value()
+                    self.settings.whatsapp_graph_url,
+                    self.settings.whatsapp_access_token.get_secret_value(),
+                    media_hosts=self.settings.whatsapp_media_hosts,
                 )
             return self._graph
 
@@ -313,5 +323,6 @@ def build_whatsapp(
     audit: AuditSink,
     *,
     handoff: HandoffService | None = None,
+    indexer: BlindIndexer | None = None,
 ) -> WhatsAppService:
-    return WhatsAppService(settings, engine, store, assistant, consent, audit, handoff=handoff)
+    return WhatsAppService(settings, engine, store, assistant, consent, audit, handoff=handoff, indexer=indexer)
