@@ -44,8 +44,9 @@ $(INSPECTOR): tests/mcp_inspector/package-lock.json
 /usr/bin/chromium:
 	apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)
 
+# Assembling the model touches no personal data: a checkout without .env (CI) assembles it in development mode.
 model: setup
-	$(BIN)/atende model assemble
+	ATENDE_ENVIRONMENT=$${ATENDE_ENVIRONMENT:-development} $(BIN)/atende model assemble
 
 # Settings fail closed (production needs real keys), so the demo and the measurements run in an explicit
 # development mode: .env is written once and never over an existing one. Development generates its own random
