@@ -27,9 +27,9 @@ if TYPE_CHECKING:
     from mcp.server import MCPServer
 
     from assistant.tools.dialogue import ActionDialogue
+    from atende.accounts.service import Accounts
     from atende.answer_gate import AnswerGate
     from atende.challenge import Challenge
-    from atende.accounts.service import Accounts
     from atende.handoff.copilot import Copilot
     from atende.handoff.live import LiveState
     from atende.handoff.saved_replies import SavedReplies
@@ -415,8 +415,6 @@ def build_actions(
 
     from assistant.tools.chooser import build_chooser
     from assistant.tools.dialogue import ActionDialogue
-    from atende.answer_gate import AnswerGate
-    from atende.challenge import Challenge
     from assistant.tools.mcp_session import McpToolSession
 
     if settings.mcp_remote_url:

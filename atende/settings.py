@@ -178,7 +178,7 @@ class Settings(BaseSettings):
     # Proof of work after a burst from one IP (decision 0039): off, or hashcash-style puzzles solved by the browser
     challenge: Literal["off", "pow"] = "off"
     challenge_burst: int = Field(default=20, ge=0)  # conversations and messages per IP per minute before a puzzle
-    challenge_difficulty: int = Field(default=18, ge=1, le=32)  # leading zero bits of SHA-256 (≈2^18 hashes)
+    challenge_difficulty: int = Field(default=16, ge=1, le=32)  # leading zero bits of SHA-256 (≈65,000 hashes)
 
     # The assistant acting through the MCP tools (issue 4, docs/decisions/0014-0016)
     tools_enabled: bool = True

@@ -6,6 +6,7 @@ import asyncio
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -28,7 +29,10 @@ QUESTION = "Como emito a segunda via do boleto do IPTU?"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-def app_client(settings: Settings, docs: list[Document], model: ScriptedChatModel | None = None) -> Iterator[Any]:
+@contextmanager
+def app_client(
+    settings: Settings, docs: list[Document], model: ScriptedChatModel | None = None
+) -> Iterator[tuple[TestClient, Services]]:
     services = make_services(settings, model or ScriptedChatModel([]), docs)
     try:
         with TestClient(create_app(services=services)) as client:
@@ -43,7 +47,8 @@ def limited(
 ) -> Iterator[tuple[TestClient, Services]]:
     """The app with the settings a test names in `@pytest.mark.parametrize("limited", [{...}], indirect=True)`."""
     overrides: dict[str, Any] = getattr(request, "param", {})
-    yield from app_client(test_settings.model_copy(update=overrides), knowledge_documents)
+    with app_client(test_settings.model_copy(update=overrides), knowledge_documents) as app:
+        yield app
 
 
 def new_conversation(client: TestClient) -> str:
@@ -99,9 +104,7 @@ def test_messages_to_one_conversation_are_limited_and_the_streamed_route_shares_
     assert client.post(f"/api/conversations/{other}/messages", json={"text": "oi"}).status_code == 200
 
 
-@pytest.mark.parametrize(
-    "limited", [{"limit_conversations_per_ip": 0, "limit_handoffs_per_ip": 3}], indirect=True
-)
+@pytest.mark.parametrize("limited", [{"limit_conversations_per_ip": 0, "limit_handoffs_per_ip": 3}], indirect=True)
 def test_a_handoff_flood_from_one_address_is_refused_and_the_queue_holds_only_the_allowed_ones(
     limited: tuple[TestClient, Services],
 ) -> None:
@@ -149,21 +152,16 @@ def test_the_limits_are_shared_by_two_app_processes_through_redis(
         service_unavailable("Redis at 127.0.0.1:6379", exc)
     prefix = f"test:{uuid.uuid4().hex}:"
     settings = test_settings.model_copy(update={"redis_url": REDIS_URL, "handoff_redis_prefix": prefix})
-    first_app = app_client(settings, knowledge_documents)
-    second_app = app_client(
-        settings.model_copy(update={"data_dir": settings.data_dir.parent / "second"}), knowledge_documents
-    )
+    elsewhere = settings.model_copy(update={"data_dir": settings.data_dir.parent / "second"})
     try:
-        first, _ = next(first_app)
-        second, _ = next(second_app)
-        for n in range(10):
-            new_conversation(first if n % 2 else second)
+        with app_client(settings, knowledge_documents) as one, app_client(elsewhere, knowledge_documents) as other:
+            first, second = one[0], other[0]
+            for n in range(10):
+                new_conversation(first if n % 2 else second)
 
-        assert_rate_limited(first.post("/api/conversations"))
-        assert_rate_limited(second.post("/api/conversations"))
+            assert_rate_limited(first.post("/api/conversations"))
+            assert_rate_limited(second.post("/api/conversations"))
     finally:
-        first_app.close()
-        second_app.close()
         for key in redis.scan_iter(f"{prefix}*"):
             redis.delete(key)
         redis.close()
@@ -190,9 +188,7 @@ def queued(test_settings: Settings, knowledge_documents: list[Document]) -> Iter
     held = Held(first_sentence_of(1))
     model = ScriptedChatModel([held] * 3)
     settings = test_settings.model_copy(update={"answer_concurrency": 1, "answer_queue_max": 2})
-    yield from (
-        (client, services, held) for client, services in app_client(settings, knowledge_documents, model)
-    )
+    yield from ((client, services, held) for client, services in app_client(settings, knowledge_documents, model))
     model.assert_consumed()
 
 
@@ -264,7 +260,7 @@ def test_a_streamed_answer_holds_its_slot_until_the_stream_ends_and_a_failed_one
     held = Held(first_sentence_of(1))
     model = ScriptedChatModel([held, LLMError("model crashed")])
     settings = test_settings.model_copy(update={"answer_concurrency": 1, "answer_queue_max": 0})
-    for client, services in app_client(settings, knowledge_documents, model):
+    with app_client(settings, knowledge_documents, model) as (client, services):
         gate = services.answer_gate
         cid, other = new_conversation(client), new_conversation(client)
         streamed: list[str] = []

@@ -81,7 +81,9 @@ class ProtocolQuota:
     def take(self, conversation_id: str) -> None:
         if self.limit <= 0:
             return
-        decision = self._limiter.hit(f"protocol:conversation:{conversation_id}", limit=self.limit, window_s=self._window_s)
+        decision = self._limiter.hit(
+            f"protocol:conversation:{conversation_id}", limit=self.limit, window_s=self._window_s
+        )
         if not decision.allowed:
             minutes = max(1, math.ceil(decision.retry_after_s / 60))
             raise DomainError("rate_limited", "tools.error.protocol_quota", minutes=minutes)
