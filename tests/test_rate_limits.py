@@ -188,7 +188,8 @@ def queued(test_settings: Settings, knowledge_documents: list[Document]) -> Iter
     held = Held(first_sentence_of(1))
     model = ScriptedChatModel([held] * 3)
     settings = test_settings.model_copy(update={"answer_concurrency": 1, "answer_queue_max": 2})
-    yield from ((client, services, held) for client, services in app_client(settings, knowledge_documents, model))
+    with app_client(settings, knowledge_documents, model) as (client, services):
+        yield client, services, held
     model.assert_consumed()
 
 
