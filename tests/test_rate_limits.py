@@ -346,3 +346,14 @@ def test_leading_zero_bits_are_counted_across_bytes() -> None:
     assert leading_zero_bits(b"\x00\x00\x80") == 16
     assert leading_zero_bits(b"\x00\x1f") == 11
     assert leading_zero_bits(b"\xff") == 0
+
+
+def test_the_chat_page_loads_the_puzzle_solver_before_the_chat(limited: tuple[TestClient, Services]) -> None:
+    client, _ = limited
+    page = client.get("/").text
+    solver = client.get("/static/pow.js")
+
+    assert solver.status_code == 200
+    assert "javascript" in solver.headers["content-type"]
+    assert HEADER in solver.text
+    assert -1 < page.index("/static/pow.js") < page.index("/static/chat.js")
