@@ -25,6 +25,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from atende.accounts.access import origin_of
+from atende.challenge import HEADER
 from atende.errors import error_body
 from atende.i18n import t
 
@@ -142,12 +144,8 @@ class CitizenTrafficLimits:
             return
         limits, params = matched
         conn = HTTPConnection(scope)
-        from atende.accounts.access import origin_of
-
         client = origin_of(conn).ip or "unknown"
         if limits.challenge:
-            from atende.challenge import HEADER
-
             puzzle = await run_in_threadpool(services.challenge.check, client, conn.headers.get(HEADER))
             if puzzle is not None:
                 body = error_body("challenge_required", t("limits.challenge"), challenge=puzzle.as_dict())
