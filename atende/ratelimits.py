@@ -2,10 +2,11 @@
 
 Each limited route (method + path template, as in atende/accounts/permissions.py) names its policies: how many
 requests per client IP or per conversation in a window, from Settings. Counters live in the rate limiter
-(tools_mcp.ratelimit): Redis when configured, so every app process counts the same requests. Routes that
-generate an answer also pass the answer gate (atende.answer_gate), and, when ATENDE_CHALLENGE=pow, a client
-past a burst solves a proof-of-work puzzle first (atende.challenge). Refusals are 429 with Retry-After (428
-with the puzzle) and the usual `{"code", "detail"}` body in pt-BR.
+(tools_mcp.ratelimit): Redis when configured, so every app process counts the same requests. A message asking
+for a person counts as a handoff request; routes that generate an answer also pass the answer gate
+(atende.answer_gate); and, when ATENDE_CHALLENGE=pow, a client past a burst solves a proof-of-work puzzle
+first (atende.challenge). Refusals are 429 with Retry-After (428 with the puzzle) and the usual
+`{"code", "detail"}` body in pt-BR.
 
 The route functions know nothing of this, so a limit is added or changed here alone.
 """
@@ -25,9 +26,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from assistant.routing import route_message
 from atende.accounts.access import origin_of
 from atende.challenge import HEADER
-from atende.errors import error_body
+from atende.errors import BodyTooLarge, body_too_large_response, error_body
+from atende.handoff.gate import HANDED_OFF
 from atende.i18n import t
 
 if TYPE_CHECKING:
@@ -59,9 +62,14 @@ class RouteLimits:
     policies: tuple[str, ...]
     challenge: bool = False  # subject to the proof-of-work step after a burst
     answers: bool = False  # generates an answer: waits for the answer gate
+    # Counted too when the message asks for a person in a conversation that is the bot's: it joins the queue
+    asking_person: tuple[str, ...] = ()
 
 
-_MESSAGES: Final = RouteLimits(("messages_per_conversation", "messages_per_ip"), challenge=True, answers=True)
+_HANDOFFS: Final = ("handoffs_per_conversation", "handoffs_per_ip")
+_MESSAGES: Final = RouteLimits(
+    ("messages_per_conversation", "messages_per_ip"), challenge=True, answers=True, asking_person=_HANDOFFS
+)
 
 # method + path template → limits. The JSON and streamed message routes share their counters (same policies).
 # WhatsApp is not here: Meta paces inbound messages per number, and a contact cannot open conversations at will.
@@ -69,15 +77,13 @@ LIMITED_ROUTES: Final[dict[tuple[str, str], RouteLimits]] = {
     ("POST", "/api/conversations"): RouteLimits(("conversations_per_ip",), challenge=True),
     ("POST", "/api/conversations/{conversation_id}/messages"): _MESSAGES,
     ("POST", "/api/conversations/{conversation_id}/messages/stream"): _MESSAGES,
-    ("POST", "/api/conversations/{conversation_id}/handoff"): RouteLimits(
-        ("handoffs_per_conversation", "handoffs_per_ip")
-    ),
+    ("POST", "/api/conversations/{conversation_id}/handoff"): RouteLimits(_HANDOFFS),
 }
 
 
 def _check_table() -> None:
     for key, limits in LIMITED_ROUTES.items():
-        for name in limits.policies:
+        for name in limits.policies + limits.asking_person:
             if name not in POLICIES:
                 raise ValueError(f"route {key} names unknown limit policy {name!r}")
             if POLICIES[name].per == "conversation" and "{conversation_id}" not in key[1]:
@@ -113,12 +119,12 @@ def wait_text(seconds: float) -> str:
 
 
 def count_requests(
-    services: Services, limits: RouteLimits, client: str, params: dict[str, str]
+    services: Services, policies: tuple[str, ...], client: str, params: dict[str, str]
 ) -> tuple[str, float] | None:
-    """Count the request under each of the route's policies; the first refusal (policy, retry after) or None."""
+    """Count the request under each of `policies`; the longest refusal (policy, retry after) or None."""
     settings: Settings = services.settings
     refused: tuple[str, float] | None = None
-    for name in limits.policies:
+    for name in policies:
         policy = POLICIES[name]
         allowed: int = getattr(settings, policy.setting)
         if allowed <= 0:
@@ -151,33 +157,34 @@ class CitizenTrafficLimits:
                 body = error_body("challenge_required", t("limits.challenge"), challenge=puzzle.as_dict())
                 await JSONResponse(body, 428)(scope, receive, send)
                 return
-        refused = await run_in_threadpool(count_requests, services, limits, client, params)
+        refused = await run_in_threadpool(count_requests, services, limits.policies, client, params)
+        turn: _Turn | None = None
+        if refused is None and limits.answers:
+            try:
+                receive, text = await _buffered(receive)
+            except BodyTooLarge as exc:
+                await body_too_large_response(exc.limit)(scope, receive, send)
+                return
+            turn = _Turn(services, params["conversation_id"], text)
+            if limits.asking_person and turn.asks_person and await run_in_threadpool(turn.is_bots):
+                # "Quero falar com um atendente" queues the conversation like POST …/handoff, so it counts the same.
+                refused = await run_in_threadpool(count_requests, services, limits.asking_person, client, params)
         if refused is not None:
             policy, retry_after_s = refused
             log.info("request refused by the %s limit (retry in %.0fs)", policy, retry_after_s)
             detail = t(f"limits.{policy}", wait=wait_text(retry_after_s))
             await limited_response("rate_limited", detail, retry_after_s)(scope, receive, send)
             return
-        if not limits.answers:
+        if turn is None:
             await self.app(scope, receive, send)
             return
-        await self._through_gate(services, services.answer_gate, scope, receive, send, params)
+        await self._through_gate(services.answer_gate, turn, scope, receive, send)
 
-    async def _through_gate(
-        self,
-        services: Services,
-        gate: AnswerGate,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        params: dict[str, str],
-    ) -> None:
-        if not gate.free():
-            # Busy: a turn that never reaches the model (small talk, a person's conversation) need not queue.
-            receive, text = await _buffered(scope, receive)
-            if not await run_in_threadpool(_needs_model, services, params["conversation_id"], text):
-                await self.app(scope, receive, send)
-                return
+    async def _through_gate(self, gate: AnswerGate, turn: _Turn, scope: Scope, receive: Receive, send: Send) -> None:
+        # When busy, a turn that never reaches the model (small talk, a person's conversation) need not queue.
+        if not gate.free() and not await run_in_threadpool(turn.needs_model):
+            await self.app(scope, receive, send)
+            return
         admission = await gate.acquire()
         if admission.slot is None:
             log.warning(
@@ -204,23 +211,51 @@ class CitizenTrafficLimits:
             gate.release(admission.slot, measure=status == 200)
 
 
-MAX_PEEK_BYTES: Final = 64 * 1024
+class _Turn:
+    """What the middleware can tell about a message before the route runs, from its text and the conversation."""
+
+    def __init__(self, services: Services, conversation_id: str, text: str | None) -> None:
+        self._services = services
+        self._conversation_id = conversation_id
+        self._route = route_message(text).route if text is not None else None
+        self._state: str | None = None
+        self._loaded = False
+
+    @property
+    def asks_person(self) -> bool:
+        return self._route == "human"
+
+    def state(self) -> str | None:
+        if not self._loaded:
+            conversation = self._services.store.get_conversation(self._conversation_id)
+            self._state = conversation.state if conversation is not None else None
+            self._loaded = True
+        return self._state
+
+    def is_bots(self) -> bool:
+        """The bot has the conversation (a request for a person would queue it)."""
+        return self.state() == "bot"
+
+    def needs_model(self) -> bool:
+        """Whether the turn may generate with the model: not when a person has the conversation (or it does not
+        exist), nor for small talk and requests for a person (answered by rules). Unknown text counts as a
+        question."""
+        state = self.state()
+        if state is None or state in HANDED_OFF:
+            return False
+        return self._route not in ("smalltalk", "human")
 
 
-async def _buffered(scope: Scope, receive: Receive) -> tuple[Receive, str | None]:
-    """Read a small declared body to look at the message, and a `receive` that replays it to the route.
-
-    A body without Content-Length (chunked) or a large one is not read here: None, it queues as a question.
-    """
-    length = dict(scope.get("headers", [])).get(b"content-length", b"")
-    if not length.isdigit() or int(length) > MAX_PEEK_BYTES:
-        return receive, None
+async def _buffered(receive: Receive) -> tuple[Receive, str | None]:
+    """Read the message body (BodySizeLimit, outside, bounds it) and a `receive` that replays it to the route."""
     chunks: list[bytes] = []
+    final: Message | None = None
     more = True
     while more:
         message = await receive()
         if message["type"] != "http.request":
-            return _replay(b"".join(chunks), receive, final=message), None
+            final = message  # the client left while sending
+            break
         chunks.append(message.get("body", b""))
         more = message.get("more_body", False)
     body = b"".join(chunks)
@@ -231,7 +266,7 @@ async def _buffered(scope: Scope, receive: Receive) -> tuple[Receive, str | None
             text = parsed["text"]
     except ValueError:
         pass
-    return _replay(body, receive), text
+    return _replay(body, receive, final), text
 
 
 def _replay(body: bytes, receive: Receive, final: Message | None = None) -> Receive:
@@ -247,17 +282,3 @@ def _replay(body: bytes, receive: Receive, final: Message | None = None) -> Rece
         return await receive()
 
     return replay
-
-
-def _needs_model(services: Services, conversation_id: str, text: str | None) -> bool:
-    """Whether the turn may generate with the model: not when a person has the conversation, nor for small
-    talk and requests for a person (answered by rules). Anything unknown counts as a question."""
-    from assistant.routing import route_message
-    from atende.handoff.gate import HANDED_OFF
-
-    conversation = services.store.get_conversation(conversation_id)
-    if conversation is None or conversation.state in HANDED_OFF:
-        return False  # unknown: a 404 without work; a person's conversation: forwarded to them
-    if text is None:
-        return True
-    return route_message(text).route not in ("smalltalk", "human")

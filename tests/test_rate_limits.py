@@ -119,6 +119,24 @@ def test_a_handoff_flood_from_one_address_is_refused_and_the_queue_holds_only_th
     assert services.handoff.live.queue(services.settings.handoff_default_team) == conversations[:3]
 
 
+@pytest.mark.parametrize("limited", [{"limit_conversations_per_ip": 0, "limit_handoffs_per_ip": 3}], indirect=True)
+def test_asking_for_a_person_in_a_message_counts_as_a_handoff_request(limited: tuple[TestClient, Services]) -> None:
+    client, services = limited
+    conversations = [new_conversation(client) for _ in range(5)]
+    ask = {"text": "quero falar com um atendente"}
+
+    answers = [client.post(f"/api/conversations/{cid}/messages", json=ask) for cid in conversations]
+
+    assert [a.status_code for a in answers] == [200] * 3 + [429] * 2
+    assert all(a.json()["decision"] == "handoff" for a in answers[:3])
+    assert t("limits.handoffs_per_ip", wait="").split("Aguarde")[0] in answers[-1].json()["detail"]
+    assert services.handoff is not None
+    assert services.handoff.live.queue(services.settings.handoff_default_team) == conversations[:3]
+    # Already in the queue: the same words are a message for the agent, not another request.
+    again = client.post(f"/api/conversations/{conversations[0]}/messages", json=ask)
+    assert again.status_code == 200
+
+
 @pytest.mark.parametrize("limited", [{"limit_handoffs_per_conversation": 2}], indirect=True)
 def test_one_conversation_cannot_rejoin_the_queue_over_and_over(limited: tuple[TestClient, Services]) -> None:
     client, _ = limited
