@@ -20,6 +20,7 @@ from atende.api_errors import install_api_errors
 from atende.audit_http import AuditMiddleware
 from atende.console.router import install_console
 from atende.errors import BodyTooLarge, body_too_large_response, install_error_handlers
+from atende.ratelimits import CitizenTrafficLimits
 from atende.routers import audit, health, kb, lgpd
 from atende.security_headers import SecurityHeaders, parse_origins
 from atende.services import Services, build_services, start_handoff_sweep
@@ -169,6 +170,9 @@ def create_app(
         # Every route answers only as atende/accounts/permissions.py declares (authentication, role, scope, CSRF).
         dependencies=[Depends(authorize_request)],
     )
+    # Per-IP and per-conversation limits, the proof-of-work step and the answer queue (atende/ratelimits.py);
+    # inside the body limit, which bounds the message it may read.
+    app.add_middleware(CitizenTrafficLimits)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(PublicAssetCORS)
     # Every mutating request to a staff route leaves an audit record (issue 5).

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
     from assistant.tools.dialogue import ActionDialogue
     from atende.accounts.service import Accounts
+    from atende.answer_gate import AnswerGate
+    from atende.challenge import Challenge
     from atende.handoff.copilot import Copilot
     from atende.handoff.live import LiveState
     from atende.handoff.saved_replies import SavedReplies
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from channels.whatsapp.service import WhatsAppService
     from tools_mcp.domain import Domain
     from tools_mcp.handoff import HandoffQueue
+    from tools_mcp.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +120,56 @@ class Services:
     copilot: Copilot | None = None  # the agent console's suggested replies (issue 6)
     saved_replies: SavedReplies | None = None  # the agent console's saved replies, per team (issue 6)
     warmed: set[str] = field(default_factory=set)
+    # Limits on citizen traffic (decision 0039): see the `limiter`, `answer_gate` and `challenge` properties.
+    _limiter: RateLimiter | None = None
+    _answer_gate: AnswerGate | None = None
+    _challenge: Challenge | None = None
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """Request counters: Redis when configured (shared by every process), the domain's own when built."""
+        if self._limiter is None:
+            if self.domain is not None:
+                self._limiter = self.domain.verifier.limiter
+            else:
+                from tools_mcp.domain import build_rate_limiter
+
+                self._limiter = build_rate_limiter(self.settings)
+        return self._limiter
+
+    @property
+    def answer_gate(self) -> AnswerGate:
+        """Admission to answer generation in this process (its model answers so many at once)."""
+        if self._answer_gate is None:
+            from atende.answer_gate import AnswerGate
+
+            settings = self.settings
+            self._answer_gate = AnswerGate(
+                settings.resolved_answer_concurrency,
+                settings.answer_queue_max,
+                settings.answer_queue_wait_s,
+                expected_s=settings.answer_expected_s,
+            )
+        return self._answer_gate
+
+    @property
+    def challenge(self) -> Challenge:
+        if self._challenge is None:
+            from atende.challenge import HashcashChallenge, NoChallenge
+
+            settings = self.settings
+            if settings.challenge == "pow":
+                from atende.lgpd.crypto import derive_key
+
+                self._challenge = HashcashChallenge(
+                    self.limiter,
+                    derive_key(settings.secret_key.get_secret_value(), "challenge"),
+                    burst=settings.challenge_burst,
+                    difficulty=settings.challenge_difficulty,
+                )
+            else:
+                self._challenge = NoChallenge()
+        return self._challenge
 
     @property
     def accounts(self) -> Accounts:

@@ -183,10 +183,32 @@ class Settings(BaseSettings):
     verification_ttl_minutes: int = Field(default=60, ge=1)
     verification_max_attempts: int = Field(default=5, ge=1)  # per conversation and per CPF, per window
     verification_window_minutes: int = Field(default=15, ge=1)
+    # Failed guesses per CPF per 24 h, across processes (Redis); reaching it locks the CPF and alerts (decision 0039)
+    verification_daily_max_failures: int = Field(default=10, ge=1)
+    verification_backoff_after: int = Field(default=5, ge=1)  # failures in the day before attempts are spaced out
+    verification_backoff_base_s: float = Field(default=900.0, ge=0)  # the first spacing; it doubles per failure
     payment_pix_key: str = ""  # required in production; empty elsewhere: DEMO_PIX_KEY
     payment_merchant_name: str = ""  # empty: ATENDE_ORGANIZATION_NAME
     payment_merchant_city: str = "Santa Aurora"
     payment_bank_code: str = ""  # required in production; empty elsewhere: DEMO_BANK_CODE
+
+    # Limits on anonymous citizen traffic, per client IP and per conversation (decision 0039); 0: no limit
+    limit_conversations_per_ip: int = Field(default=10, ge=0)  # new conversations per IP per minute
+    limit_messages_per_conversation: int = Field(default=30, ge=0)  # messages per conversation per minute
+    limit_messages_per_ip: int = Field(default=60, ge=0)  # messages per IP per minute
+    limit_handoffs_per_conversation: int = Field(default=3, ge=0)  # requests for a person per conversation per hour
+    limit_handoffs_per_ip: int = Field(default=10, ge=0)  # requests for a person per IP per hour
+    limit_protocols_per_conversation: int = Field(default=3, ge=0)  # protocols a conversation opens per hour
+    # The answer queue: generations at once (0: 1 for llamacpp, 4 for openai) and questions waiting behind them
+    answer_concurrency: int = Field(default=0, ge=0)
+    # 3 ≈ the wait bound over the embedded model's median answer (40 s / 13 s on 2 cores, bench/results.json)
+    answer_queue_max: int = Field(default=3, ge=0)
+    answer_queue_wait_s: float = Field(default=40.0, gt=0)  # a question waiting longer is refused (429)
+    answer_expected_s: float = Field(default=13.0, gt=0)  # answer time assumed until some are measured
+    # Proof of work after a burst from one IP (decision 0039): off, or hashcash-style puzzles solved by the browser
+    challenge: Literal["off", "pow"] = "off"
+    challenge_burst: int = Field(default=20, ge=0)  # conversations and messages per IP per minute before a puzzle
+    challenge_difficulty: int = Field(default=16, ge=1, le=32)  # leading zero bits of SHA-256 (≈65,000 hashes)
 
     # The assistant acting through the MCP tools (issue 4, docs/decisions/0014-0016)
     tools_enabled: bool = True
@@ -334,6 +356,13 @@ class Settings(BaseSettings):
     @property
     def lexical_index_path(self) -> Path:
         return self.data_dir / "lexical"
+
+    @property
+    def resolved_answer_concurrency(self) -> int:
+        if self.answer_concurrency:
+            return self.answer_concurrency
+        # The embedded model answers one question at a time; an endpoint serves several (vLLM batches them).
+        return 1 if self.llm_backend == "llamacpp" else 4
 
     @property
     def llm_local(self) -> bool:

@@ -49,6 +49,9 @@ def run(requests: int, database_url: str, redis_url: str | None) -> dict[str, An
         session_cookie_secure=False,
         totp_required_roles="",
         tools_enabled=False,
+        # One address creates every conversation: the per-address limits would measure themselves.
+        limit_conversations_per_ip=0,
+        limit_handoffs_per_ip=0,
         _env_file=None,  # type: ignore[call-arg]
     )
     services = build_services(settings, model=ScriptedChatModel([]))

@@ -19,7 +19,7 @@ from tools_mcp.clock import Clock
 from tools_mcp.debts import DebtLedger
 from tools_mcp.handoff import EventHandoffQueue, HandoffQueue
 from tools_mcp.payments import LocalPaymentProvider, PaymentProvider
-from tools_mcp.protocols import ProtocolBook
+from tools_mcp.protocols import ProtocolBook, ProtocolQuota
 from tools_mcp.ratelimit import InMemoryRateLimiter, RateLimiter, RedisRateLimiter
 from tools_mcp.verification import IdentityVerifier, VerificationPolicy
 
@@ -36,6 +36,7 @@ class Domain:
     verifier: IdentityVerifier
     access: AccessControl
     protocols: ProtocolBook
+    protocol_quota: ProtocolQuota
     debts: DebtLedger
     appointments: AppointmentBook
     handoffs: HandoffQueue
@@ -78,10 +79,11 @@ def build_domain(
     """
     clock = clock or Clock(ZoneInfo(settings.domain_timezone))
     citizens = CitizenDirectory(session_factory, cipher or cipher_from_settings(settings))
+    limiter = limiter or build_rate_limiter(settings)
     verifier = IdentityVerifier(
         session_factory,
         citizens,
-        limiter or build_rate_limiter(settings),
+        limiter,
         audit,
         clock,
         VerificationPolicy(
@@ -89,6 +91,9 @@ def build_domain(
             max_attempts_per_conversation=settings.verification_max_attempts,
             max_attempts_per_cpf=settings.verification_max_attempts,
             window_s=settings.verification_window_minutes * 60.0,
+            daily_max_failures_per_cpf=settings.verification_daily_max_failures,
+            backoff_after=settings.verification_backoff_after,
+            backoff_base_s=settings.verification_backoff_base_s,
         ),
     )
     return Domain(
@@ -99,6 +104,7 @@ def build_domain(
         verifier=verifier,
         access=AccessControl(citizens, verifier, audit),
         protocols=ProtocolBook(session_factory, clock),
+        protocol_quota=ProtocolQuota(limiter, settings.limit_protocols_per_conversation),
         debts=DebtLedger(session_factory, provider or build_payment_provider(settings), clock),
         appointments=AppointmentBook(session_factory, clock),
         handoffs=handoffs or EventHandoffQueue(session_factory),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from tools_mcp.catalog import CONTACT_SERVICE, normalize_key
 from tools_mcp.clock import Clock
 from tools_mcp.errors import DomainError
 from tools_mcp.models import Protocol, ProtocolComment, ProtocolCounter, ProtocolEvent, ServiceEntry
+from tools_mcp.ratelimit import RateLimiter
 
 STATUSES = ("aberto", "em_analise", "encaminhado", "concluido", "cancelado")
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -103,6 +105,34 @@ class ProtocolView:
         """What the citizen keeps: the number with its access code, when there is one to give."""
         number = self.protocol.number
         return f"{number}-{self.access_code}" if self.access_code else number
+
+
+class ProtocolQuota:
+    """How many protocols one conversation may open per window (0: any number).
+
+    A citizen needs no verification for an anonymous protocol, so without it a script could fill the teams'
+    queues through the assistant. Staff and integrations are not counted here.
+    """
+
+    def __init__(self, limiter: RateLimiter, limit: int, window_s: float = 3600.0) -> None:
+        self._limiter = limiter
+        self.limit = limit
+        self._window_s = window_s
+
+    def take(self, conversation_id: str) -> None:
+        if self.limit <= 0:
+            return
+        decision = self._limiter.hit(
+            f"protocol:conversation:{conversation_id}", limit=self.limit, window_s=self._window_s
+        )
+        if not decision.allowed:
+            minutes = max(1, math.ceil(decision.retry_after_s / 60))
+            raise DomainError("rate_limited", "tools.error.protocol_quota", minutes=minutes)
+
+    def give_back(self, conversation_id: str) -> None:
+        """A protocol that was not opened after all (refused as invalid) does not count."""
+        if self.limit > 0:
+            self._limiter.refund(f"protocol:conversation:{conversation_id}")
 
 
 class ProtocolBook:

@@ -41,30 +41,32 @@ class InMemoryRateLimiter:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._windows: dict[str, tuple[float, int]] = {}
+        # key → (window start, window length, count); the length is the first hit's, as Redis keeps its expiry
+        self._windows: dict[str, tuple[float, float, int]] = {}
         self._lock = threading.Lock()
 
     def hit(self, key: str, *, limit: int, window_s: float) -> RateDecision:
         now = self._clock()
         with self._lock:
-            started, count = self._windows.get(key, (now, 0))
-            if now - started >= window_s:
-                started, count = now, 0
+            started, length, count = self._windows.get(key, (now, window_s, 0))
+            if now - started >= length:
+                started, length, count = now, window_s, 0
             count += 1
-            self._windows[key] = (started, count)
-        retry = max(0.0, started + window_s - now)
+            self._windows[key] = (started, length, count)
+        retry = max(0.0, started + length - now)
         return RateDecision(count <= limit, max(0, limit - count), 0.0 if count <= limit else retry)
 
     def peek(self, key: str, *, limit: int) -> int:
+        now = self._clock()
         with self._lock:
-            _, count = self._windows.get(key, (0.0, 0))
-        return max(0, limit - count)
+            started, length, count = self._windows.get(key, (now, 0.0, 0))
+        return max(0, limit - (count if now - started < length else 0))
 
     def refund(self, key: str) -> None:
         with self._lock:
             if key in self._windows:
-                started, count = self._windows[key]
-                self._windows[key] = (started, max(0, count - 1))
+                started, length, count = self._windows[key]
+                self._windows[key] = (started, length, max(0, count - 1))
 
 
 class RedisRateLimiter:

@@ -378,18 +378,27 @@ def build_mcp_server(
         def work(caller: Caller) -> dict[str, Any]:
             citizen_id: int | None = None
             if anonymous:
-                access.mode(caller, "protocols:write")
+                mode = access.mode(caller, "protocols:write")
             else:
-                citizen_id = access.subject(caller, "protocols:write", cpf).citizen_id
-            view = domain.protocols.open(
-                service=service,
-                description=description,
-                address=address,
-                citizen_id=citizen_id,
-                anonymous=anonymous,
-                actor=caller.actor,
-                channel="mcp",
-            )
+                subject = access.subject(caller, "protocols:write", cpf)
+                citizen_id, mode = subject.citizen_id, subject.mode
+            quota = caller.conversation_id if mode == "conversation" else None
+            if quota is not None:
+                domain.protocol_quota.take(quota)
+            try:
+                view = domain.protocols.open(
+                    service=service,
+                    description=description,
+                    address=address,
+                    citizen_id=citizen_id,
+                    anonymous=anonymous,
+                    actor=caller.actor,
+                    channel="mcp",
+                )
+            except DomainError:
+                if quota is not None:
+                    domain.protocol_quota.give_back(quota)
+                raise
             p = view.protocol
             if citizen_id is not None:
                 access.record(caller, "protocol.create", "protocol", p.number, citizen_id=citizen_id)
