@@ -9,7 +9,7 @@ import socket
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,11 @@ from pydantic import SecretStr
 
 from assistant.testing import PermissiveChatModel
 from atende.accounts.roles import ROLES, Role
-from atende.accounts.service import Accounts
-from atende.accounts.testing import ManualClock, create_user, rewire
+from atende.accounts.testing import create_user
+from atende.accounts.tokens import TokenStore
 from atende.accounts.types import SYSTEM, StaffUser
 from atende.app import create_app
+from atende.db import make_session_factory
 from atende.handoff.routing import Profile
 from atende.services import Services, build_services
 from atende.settings import Settings
@@ -62,13 +63,11 @@ def security_settings(data_dir: Path) -> Settings:
 class LiveApp:
     """The whole app served by uvicorn on 127.0.0.1, with a way to make its staff and hand out their credentials."""
 
-    def __init__(self, url: str, app: FastAPI, services: Services, accounts: Accounts, clock: ManualClock) -> None:
+    def __init__(self, url: str, app: FastAPI, services: Services) -> None:
         self.url = url
         self.app = app
         self.services = services
-        self.accounts = accounts
-        # Staff sign-in and tokens run on this clock; it stands still unless a test moves it.
-        self.clock = clock
+        self.accounts = services.accounts
         self.http = httpx.Client(base_url=url, timeout=30)
         self._users: dict[str, StaffUser] = {}
         self._teams: dict[str, int] = {}
@@ -124,6 +123,20 @@ class LiveApp:
         token: str = issued.json()["token"]
         return token
 
+    def expired_token(self, scopes: list[str], *, integration: str) -> str:
+        """A token issued two days ago for one day, by the same token store on a clock set back."""
+        store = TokenStore(make_session_factory(self.services.engine), audit=self.services.audit, clock=_two_days_ago)
+        issued = store.issue(
+            name=integration, scopes=scopes, created_by="test", integration=integration, expires_in=timedelta(days=1)
+        )
+        return issued.token
+
+    def revoked_token(self, scopes: list[str], *, integration: str) -> str:
+        token = self.admin_token(scopes, integration=integration)
+        info = next(i for i in self.accounts.tokens.list() if i.name == integration)
+        self.accounts.tokens.revoke(info.id, actor="test")
+        return token
+
     # --- MCP ---------------------------------------------------------------------------------------------------
 
     def mcp(self, token: str | None, tool: str, arguments: dict[str, Any], *, conversation: str | None = None) -> httpx.Response:
@@ -136,6 +149,10 @@ class LiveApp:
             headers["Authorization"] = f"Bearer {token}"
         body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
         return self.request("POST", "/mcp", headers=headers, json=body)
+
+
+def _two_days_ago() -> datetime:
+    return datetime.now(UTC) - timedelta(days=2)
 
 
 def tool_result(response: httpx.Response) -> dict[str, Any]:
@@ -213,11 +230,9 @@ def live_app(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Li
     services.index.sync(documents)
     assert services.domain is not None
     seed(services.domain)
-    clock = ManualClock(datetime.now(UTC))
-    accounts = rewire(services, clock=clock)
     try:
         with serve(services) as (url, app):
-            live = LiveApp(url, app, services, accounts, clock)
+            live = LiveApp(url, app, services)
             live.article_id = next(d.id for d in documents if d.audience == "public")
             try:
                 yield live
