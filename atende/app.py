@@ -19,7 +19,7 @@ from atende.accounts.routers import install_accounts
 from atende.api_errors import install_api_errors
 from atende.audit_http import AuditMiddleware
 from atende.console.router import install_console
-from atende.errors import BodyTooLarge, body_too_large_response, install_error_handlers
+from atende.errors import BodyTooLarge, body_too_large_response, document_errors, install_error_handlers
 from atende.routers import audit, health, kb, lgpd
 from atende.services import Services, build_services, start_handoff_sweep
 from atende.settings import Settings, get_settings
@@ -181,4 +181,5 @@ def create_app(
         channel.install(app)
 
     app.add_middleware(NoStoreForApi)
+    document_errors(app)
     return app
