@@ -139,7 +139,9 @@ class LiveApp:
 
     # --- MCP ---------------------------------------------------------------------------------------------------
 
-    def mcp(self, token: str | None, tool: str, arguments: dict[str, Any], *, conversation: str | None = None) -> httpx.Response:
+    def mcp(
+        self, token: str | None, tool: str, arguments: dict[str, Any], *, conversation: str | None = None
+    ) -> httpx.Response:
         """One JSON-RPC `tools/call` to /mcp (stateless streamable HTTP answers in JSON)."""
         params: dict[str, Any] = {"name": tool, "arguments": arguments}
         if conversation is not None:
@@ -198,7 +200,8 @@ class Citizen:
         """A new conversation whose citizen asked for a person: it waits in the default team's queue."""
         conversation_id = self.start()
         asked = self.say(conversation_id, text)
-        assert asked.status_code == 200 and asked.json()["decision"] == "handoff", asked.text
+        assert asked.status_code == 200, asked.text
+        assert asked.json()["decision"] == "handoff", asked.text
         return conversation_id
 
 

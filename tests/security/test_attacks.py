@@ -195,19 +195,21 @@ def test_the_console_event_stream_carries_no_clear_personal_data(live: LiveApp) 
 
     seen: list[str] = []
     params = {"conversation_id": conversation_id, "wait": "5"}
-    with httpx.Client(base_url=live.url, timeout=30) as console:
-        with console.stream("GET", "/api/console/events", headers=headers, params=params) as stream:
-            assert stream.status_code == 200
-            lines = stream.iter_lines()
-            for line in lines:  # subscribed once the stream says ready
-                seen.append(line)
-                if line.startswith("data:") and '"topics"' in line:
-                    break
-            victim.say(conversation_id, f"Meu CPF é {CPF} e nasci em {BIRTH}")
-            for line in lines:
-                seen.append(line)
-                if line.startswith("data:"):
-                    break
+    with (
+        httpx.Client(base_url=live.url, timeout=30) as console,
+        console.stream("GET", "/api/console/events", headers=headers, params=params) as stream,
+    ):
+        assert stream.status_code == 200
+        lines = stream.iter_lines()
+        for line in lines:  # subscribed once the stream says ready
+            seen.append(line)
+            if line.startswith("data:") and '"topics"' in line:
+                break
+        victim.say(conversation_id, f"Meu CPF é {CPF} e nasci em {BIRTH}")
+        for line in lines:
+            seen.append(line)
+            if line.startswith("data:"):
+                break
 
     assert len(seen) > 2, "the citizen's message never reached the console"
     assert not clear_personal_data_in("\n".join(seen))
@@ -272,8 +274,10 @@ def test_every_token_expires_even_when_its_issuer_asks_for_none(live: LiveApp) -
         json={"name": "eterno", "scopes": ["kb:read"], "integration": "eterno"},
     )
 
-    assert by_integrator.status_code == 201 and by_integrator.json()["expires_at"] is not None, by_integrator.text
-    assert by_admin.status_code == 201 and by_admin.json()["expires_at"] is not None, by_admin.text
+    assert by_integrator.status_code == 201, by_integrator.text
+    assert by_integrator.json()["expires_at"] is not None
+    assert by_admin.status_code == 201, by_admin.text
+    assert by_admin.json()["expires_at"] is not None
 
 
 def test_an_expired_token_is_refused_on_mcp(live: LiveApp) -> None:

@@ -27,7 +27,8 @@ def assert_told_to_retry_later(answers: list[httpx.Response], what: str) -> None
     assert refused.status_code == 429, f"{len(answers)} {what} and no limit"
     assert int(refused.headers["retry-after"]) > 0
     body = refused.json()
-    assert body["code"] and body["detail"]
+    assert body["code"]
+    assert body["detail"]
     assert all(a.status_code < 500 for a in answers)
 
 

@@ -200,7 +200,11 @@ def test_an_expired_or_revoked_token_is_refused_on_every_route_that_needs_one(
 ) -> None:
     scopes = sorted(permissions.SCOPES)
     name = f"todos-{state}"
-    token = live.expired_token(scopes, integration=name) if state == "expired" else live.revoked_token(scopes, integration=name)
+    token = (
+        live.expired_token(scopes, integration=name)
+        if state == "expired"
+        else live.revoked_token(scopes, integration=name)
+    )
     headers = {"Authorization": f"Bearer {token}"}
     guarded = [r for r in routes if r.access not in OPEN_LEVELS]
     answers = {r: probe(live, r, ids, headers) for r in guarded}
