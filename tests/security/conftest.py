@@ -245,8 +245,9 @@ def live_app(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Li
         services.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+    """One app for the probes that leave the others' data alone; floods and fuzzing get an app of their own."""
     yield from live_app(tmp_path_factory, "security")
 
 

@@ -12,6 +12,8 @@ from tools_mcp.seed import CITIZENS
 
 from .conftest import OTHER_TEAM, SERVICE_TEAM, Citizen, LiveApp, tool_result
 
+pytestmark = pytest.mark.integration
+
 CPF = "529.982.247-25"
 CPF_DIGITS = "52998224725"
 BIRTH = "15/03/1985"

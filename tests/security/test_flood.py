@@ -3,11 +3,20 @@ modules' citizens). The review created 300 conversations in 10 s and nothing sto
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
+import pytest
 
-from .conftest import Citizen, LiveApp
+from .conftest import Citizen, LiveApp, live_app
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+    yield from live_app(tmp_path_factory, "flood")
+
 
 FLOOD = 300
 

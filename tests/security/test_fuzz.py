@@ -31,7 +31,9 @@ from schemathesis.specs.openapi.checks import (
 
 from atende.accounts.roles import Role
 
-from .conftest import Citizen, LiveApp
+from .conftest import Citizen, LiveApp, live_app
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EXAMPLES = int(os.environ.get("ATENDE_FUZZ_EXAMPLES", "5"))
 SEED = int(os.environ.get("ATENDE_FUZZ_SEED", "41"))
@@ -66,6 +68,11 @@ def _hypothesis_files_in_a_temporary_directory(tmp_path_factory: pytest.TempPath
     set_hypothesis_home_dir(tmp_path_factory.mktemp("hypothesis"))
     yield
     set_hypothesis_home_dir(None)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+    yield from live_app(tmp_path_factory, "fuzz")
 
 
 @pytest.fixture(scope="module")

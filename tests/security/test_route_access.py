@@ -21,6 +21,8 @@ from atende.accounts.roles import ROLES, Role
 
 from .conftest import Citizen, LiveApp
 
+pytestmark = pytest.mark.integration
+
 PARAMETER = re.compile(r"\{([^}]+)\}")
 DENIED = {401, 403}
 OPEN_LEVELS = {permissions.PUBLIC, permissions.LOGIN}  # served to callers who have not signed in, by design
