@@ -47,6 +47,7 @@ COMMON_ERRORS: dict[int, str] = {
     409: "In conflict with the current state",
     413: "Body too large",
     422: "Invalid body or parameters",
+    423: "Account locked after too many failed attempts (sign-in, password change)",
     429: "Too many requests; retry after the seconds in Retry-After",
 }
 

@@ -12,7 +12,7 @@ from .conftest import LiveApp
 pytestmark = pytest.mark.integration
 
 TOO_BIG = 2**70  # more than any database integer column holds
-COMMON_ERRORS = {"400", "401", "403", "404", "409", "413", "422", "429"}
+COMMON_ERRORS = {"400", "401", "403", "404", "409", "413", "422", "423", "429"}
 
 
 @pytest.fixture(scope="module")
