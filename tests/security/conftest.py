@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from assistant.testing import PermissiveChatModel
 from atende.accounts.roles import ROLES, Role
-from atende.accounts.testing import create_user
+from atende.accounts.testing import ManualClock, create_user, rewire
 from atende.accounts.tokens import TokenStore
 from atende.accounts.types import SYSTEM, StaffUser
 from atende.app import create_app
@@ -233,6 +233,9 @@ def live_app(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Li
     services.index.sync(documents)
     assert services.domain is not None
     seed(services.domain)
+    # Cheap password hashing for the staff the suite creates; sign-in and sessions on a clock that stands still
+    # at the start (tokens are checked against real time too, by the MCP server: both agree).
+    rewire(services, clock=ManualClock(datetime.now(UTC)))
     try:
         with serve(services) as (url, app):
             live = LiveApp(url, app, services)
