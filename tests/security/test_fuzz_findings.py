@@ -84,6 +84,16 @@ def test_a_team_id_larger_than_the_database_holds_is_invalid_input_in_a_body(liv
     assert answer.status_code == 422, answer.text
 
 
+def test_a_team_name_taken_already_is_a_conflict_even_when_it_is_not_ascii(live: LiveApp) -> None:
+    headers = live.as_role("admin")
+
+    first = live.request("POST", "/api/teams", headers=headers, json={"name": "Ärztekammer"})
+    again = live.request("POST", "/api/teams", headers=headers, json={"name": "Ärztekammer"})
+
+    assert first.status_code == 201, first.text
+    assert (again.status_code, again.json()["code"]) == (409, "team_exists")
+
+
 def test_an_audit_page_after_a_sequence_beyond_64_bits_is_invalid_input(live: LiveApp) -> None:
     answer = live.request("GET", "/api/audit/events", headers=live.as_role("admin"), params={"before": str(TOO_BIG)})
 
