@@ -68,7 +68,8 @@ class LiveApp:
         self.app = app
         self.services = services
         self.accounts = services.accounts
-        self.http = httpx.Client(base_url=url, timeout=30)
+        self._clients: dict[str, httpx.Client] = {}
+        self._addresses = (f"127.0.{n // 250}.{n % 250 + 2}" for n in range(250 * 250))
         self._users: dict[str, StaffUser] = {}
         self._teams: dict[str, int] = {}
         self.article_id = ""  # a public knowledge article
@@ -81,10 +82,28 @@ class LiveApp:
         headers: Mapping[str, str] | None = None,
         json: Any = None,
         params: Mapping[str, str] | None = None,
+        source: str = "127.0.0.1",
     ) -> httpx.Response:
-        """One request carrying only the credentials given: nothing from earlier answers' cookies."""
-        self.http.cookies.clear()
-        return self.http.request(method, path, headers=dict(headers or {}), json=json, params=params)
+        """One request carrying only the credentials given (nothing from earlier answers' cookies), sent from
+        the loopback address `source`."""
+        client = self.client(source)
+        client.cookies.clear()
+        return client.request(method, path, headers=dict(headers or {}), json=json, params=params)
+
+    def client(self, source: str = "127.0.0.1") -> httpx.Client:
+        if source not in self._clients:
+            transport = httpx.HTTPTransport(local_address=source)
+            self._clients[source] = httpx.Client(base_url=self.url, timeout=30, transport=transport)
+        return self._clients[source]
+
+    def new_address(self) -> str:
+        """Another loopback address (127.0.0.2, 127.0.0.3, …): each citizen comes from an address of their own,
+        as they would from their own connection, so per-address limits count them apart."""
+        return next(self._addresses)
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
 
     # --- staff -----------------------------------------------------------------------------------------------
 
@@ -175,6 +194,7 @@ class Citizen:
 
     def __init__(self, live: LiveApp) -> None:
         self.live = live
+        self.address = live.new_address()
         self.cookies: dict[str, str] = {}
 
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
@@ -182,7 +202,7 @@ class Citizen:
         if self.cookies:
             # Sent by hand: a Secure cookie must still reach the plain-HTTP loopback server.
             headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
-        response = self.live.request(method, path, headers=headers, **kw)
+        response = self.live.request(method, path, headers=headers, source=self.address, **kw)
         for name, value in response.cookies.items():
             self.cookies[name] = value
         return response
@@ -243,7 +263,7 @@ def live_app(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Li
             try:
                 yield live
             finally:
-                live.http.close()
+                live.close()
     finally:
         services.close()
 

@@ -101,9 +101,11 @@ def routes(live: LiveApp) -> list[Route]:
     return every_route(live)
 
 
-def probe(live: LiveApp, route: Route, ids: Ids, headers: dict[str, str] | None = None) -> httpx.Response:
+def probe(
+    live: LiveApp, route: Route, ids: Ids, headers: dict[str, str] | None = None, *, source: str = "127.0.0.1"
+) -> httpx.Response:
     body: Any = {} if route.method in ("POST", "PUT", "PATCH") else None
-    return live.request(route.method, ids.fill(route.path), headers=headers, json=body)
+    return live.request(route.method, ids.fill(route.path), headers=headers, json=body, source=source)
 
 
 def described(answers: dict[Route, httpx.Response]) -> dict[str, str]:
@@ -132,7 +134,8 @@ def test_an_anonymous_caller_is_refused_on_every_route_that_is_not_public(
 ) -> None:
     guarded = [r for r in routes if r.access not in OPEN_LEVELS]
     assert len(guarded) > 50
-    answers = {r: probe(live, r, ids) for r in guarded}
+    stranger = live.new_address()
+    answers = {r: probe(live, r, ids, source=stranger) for r in guarded}
     assert described({r: a for r, a in answers.items() if a.status_code not in DENIED}) == {}
 
 
@@ -140,7 +143,8 @@ def test_public_and_sign_in_routes_never_answer_an_anonymous_caller_with_a_serve
     live: LiveApp, routes: list[Route], ids: Ids
 ) -> None:
     open_routes = [r for r in routes if r.access in OPEN_LEVELS]
-    answers = {r: probe(live, r, ids) for r in open_routes}
+    stranger = live.new_address()
+    answers = {r: probe(live, r, ids, source=stranger) for r in open_routes}
     assert described({r: a for r, a in answers.items() if a.status_code >= 500}) == {}
 
 
