@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from assistant.grounding import DONT_KNOW
 from assistant.llm import ChatMessage, Completion, LLMError, StreamChunk, ToolCall, ToolDefinition, Usage
 
 Step = str | Callable[[Sequence[ChatMessage]], str] | BaseException
@@ -114,6 +115,67 @@ class FailingChatModel:
 
     def complete_json(self, messages: Sequence[ChatMessage], **_: Any) -> Completion:
         raise LLMError(self._error)
+
+
+class PermissiveChatModel:
+    """A model that answers any call without a script, for tests that cannot know how often it is asked (fuzzing).
+
+    It never pretends to know anything: text is always the refusal marker, so the assistant abstains; JSON is the
+    simplest document the schema allows (first enum value, first alternative, empty strings); it never picks a
+    native tool. `calls` counts the prompts it was given.
+    """
+
+    def __init__(self, answer: str = DONT_KNOW, *, model_id: str = "permissive") -> None:
+        self._answer = answer
+        self._model_id = model_id
+        self.calls = 0
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    def warm_up(self) -> None:
+        return None
+
+    def stream(self, messages: Sequence[ChatMessage], **_: Any) -> Iterator[StreamChunk]:
+        self.calls += 1
+        yield StreamChunk(text=self._answer)
+        yield StreamChunk(usage=Usage(None, len(self._answer.split()), None))
+
+    def complete_json(
+        self, messages: Sequence[ChatMessage], *, schema: Mapping[str, Any], max_tokens: int
+    ) -> Completion:
+        self.calls += 1
+        return Completion(json.dumps(simplest_instance(schema), ensure_ascii=False), Usage())
+
+    @property
+    def native_tool_calls(self) -> bool:
+        return False
+
+    def choose_tool(
+        self, messages: Sequence[ChatMessage], *, tools: Sequence[ToolDefinition], max_tokens: int
+    ) -> tuple[ToolCall | None, Usage]:
+        self.calls += 1
+        return None, Usage()
+
+
+def simplest_instance(schema: Mapping[str, Any]) -> Any:
+    """The plainest value valid under the JSON schemas the assistant writes (const, enum, anyOf, objects)."""
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return simplest_instance(schema[key][0])
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or "properties" in schema:
+        properties = schema.get("properties", {})
+        return {name: simplest_instance(properties.get(name, {})) for name in schema.get("required", [])}
+    plain: dict[str, Any] = {"array": [], "string": "", "integer": 0, "number": 0, "boolean": False}
+    return plain.get(str(kind))
 
 
 def json_reply(obj: Mapping[str, Any]) -> str:

@@ -19,7 +19,7 @@ from atende.accounts.routers import install_accounts
 from atende.api_errors import install_api_errors
 from atende.audit_http import AuditMiddleware
 from atende.console.router import install_console
-from atende.errors import BodyTooLarge, body_too_large_response, install_error_handlers
+from atende.errors import BodyTooLarge, body_too_large_response, document_errors, install_error_handlers
 from atende.ratelimits import CitizenTrafficLimits
 from atende.routers import audit, health, kb, lgpd
 from atende.security_headers import SecurityHeaders, parse_origins
@@ -197,4 +197,5 @@ def create_app(
         embed_origins=parse_origins(settings.embed_origins),
         hsts=settings.environment == "production" or settings.public_base_url.startswith("https://"),
     )
+    document_errors(app)
     return app

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Final
 
+from annotated_types import Ge, Le
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+# Ids as the API accepts them. PostgreSQL's integer columns hold 32 bits (the audit sequence 64): a larger number
+# would reach the driver and fail there, a server error, instead of being refused as invalid input.
+MAX_ROW_ID: Final = 2**31 - 1
+RowId = Annotated[int, Ge(1), Le(MAX_ROW_ID)]
+SequenceNumber = Annotated[int, Ge(1), Le(2**63 - 1)]
 
 
 def normalize_url(url: str | URL) -> URL:

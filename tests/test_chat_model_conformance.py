@@ -10,7 +10,7 @@ from openai_compatible_server import LoopbackServer, build_app
 
 from assistant.backends import LlamaCppChatModel, OpenAICompatibleChatModel
 from assistant.llm import ChatMessage, ChatModel, LLMError, complete
-from assistant.testing import ScriptedChatModel
+from assistant.testing import PermissiveChatModel, ScriptedChatModel
 
 HELLO: list[ChatMessage] = [
     {"role": "system", "content": "Responda em português, em uma frase curta."},
@@ -41,6 +41,7 @@ def openai_endpoint() -> Iterator[str]:
 @pytest.fixture(
     params=[
         "scripted",
+        "permissive",
         pytest.param("openai-compatible", marks=pytest.mark.integration),
         pytest.param("llamacpp", marks=[pytest.mark.llm, pytest.mark.slow]),
     ]
@@ -48,6 +49,8 @@ def openai_endpoint() -> Iterator[str]:
 def chat_model(request: pytest.FixtureRequest) -> ChatModel:
     if request.param == "scripted":
         return scripted_replies()
+    if request.param == "permissive":
+        return PermissiveChatModel()
     if request.param == "openai-compatible":
         url = request.getfixturevalue("openai_endpoint")
         return OpenAICompatibleChatModel(base_url=url, api_key="test-key", model="test-model", timeout_s=10)

@@ -92,7 +92,12 @@ class Directory:
                 raise AccountError("team_exists", 409)
             row = Team(name=name, parent_id=parent_row.id if parent_row else None, created_at=self._clock())
             db.add(row)
-            db.flush()
+            try:
+                # The check above misses some (SQLite's lower() folds only ASCII; a concurrent insert): the
+                # unique index has the last word.
+                db.flush()
+            except IntegrityError as exc:
+                raise AccountError("team_exists", 409) from exc
             info = _team(row)
         self._record(actor, "team.created", "team", str(info.id), origin, name=name, parent_id=info.parent_id)
         return info

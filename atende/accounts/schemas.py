@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from atende.accounts.roles import Role
+from atende.db import RowId
 
 # Long enough for any real password or code; short enough that nobody can make argon2 chew on megabytes.
 _SECRET = 1024
@@ -38,7 +39,7 @@ class UserCreateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     username: str = Field(min_length=3, max_length=64)
     role: Role
-    team_id: int | None = None
+    team_id: RowId | None = None
     display_name: str = Field(default="", max_length=200)
     email: str | None = Field(default=None, max_length=254)
     password: str | None = Field(
@@ -51,7 +52,7 @@ class UserUpdateIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     role: Role | None = None
-    team_id: int | None = None
+    team_id: RowId | None = None
     display_name: str | None = Field(default=None, max_length=200)
     email: str | None = Field(default=None, max_length=254)
     is_active: bool | None = None
@@ -60,13 +61,13 @@ class UserUpdateIn(BaseModel):
 class TeamCreateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=120)
-    parent_id: int | None = None
+    parent_id: RowId | None = None
 
 
 class TeamUpdateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, min_length=1, max_length=120)
-    parent_id: int | None = None
+    parent_id: RowId | None = None
 
 
 class TokenCreateIn(BaseModel):

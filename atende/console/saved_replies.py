@@ -13,12 +13,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
 from atende.api_errors import ApiError
+from atende.db import RowId
 from atende.deps import CurrentAuth, SavedRepliesDep
 from atende.handoff.saved_replies import MAX_QUERY, MAX_TEAM, SavedReplyError, SavedReplyView
 
 router = APIRouter(prefix="/api/console/saved-replies", tags=["console"])
 
-ReplyId = Annotated[int, Path(ge=1)]
+ReplyId = Annotated[RowId, Path()]
 
 
 class SavedReplyIn(BaseModel):

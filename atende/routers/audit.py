@@ -15,6 +15,7 @@ from starlette.background import BackgroundTask
 from atende.api_errors import ApiError
 from atende.audit import AuditEvent, AuditQuery, iter_csv, write_xlsx
 from atende.audit_http import client_of, mark_audited
+from atende.db import SequenceNumber
 from atende.deps import AuditLogDep, CurrentAuth
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
@@ -74,7 +75,7 @@ def search(
     audit: AuditLogDep,
     filters: FiltersDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before: Annotated[int | None, Query(ge=1, description="sequence to continue from (exclusive)")] = None,
+    before: Annotated[SequenceNumber | None, Query(description="sequence to continue from (exclusive)")] = None,
 ) -> AuditPage:
     records = audit.search(filters.query(), limit=limit, before=before)
     return AuditPage(
@@ -89,7 +90,14 @@ def verify(audit: AuditLogDep) -> VerifyOut:
     return VerifyOut(**{name: getattr(result, name) for name in VerifyOut.model_fields})
 
 
-@router.get("/export", summary="Export matching records as CSV or XLSX (times in America/Sao_Paulo)")
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@router.get(
+    "/export",
+    summary="Export matching records as CSV or XLSX (times in America/Sao_Paulo)",
+    responses={200: {"content": {"text/csv": {}, _XLSX: {}}, "description": "The records, as a file"}},
+)
 def export(
     request: Request,
     audit: AuditLogDep,
@@ -123,7 +131,7 @@ def export(
         write_xlsx(audit.iter_records(query), out, zone=audit.timezone)
     return FileResponse(
         out.name,
-        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        media_type=_XLSX,
         filename=f"auditoria-{stamp}.xlsx",
         background=BackgroundTask(_remove, out.name),
     )

@@ -63,7 +63,11 @@ class PatternIn(BaseModel):
     pattern: str = Field(min_length=1, max_length=500)
 
 
-@router.post("/export", summary="Everything held about a citizen (JSON, or a readable HTML page)")
+@router.post(
+    "/export",
+    summary="Everything held about a citizen (JSON, or a readable HTML page)",
+    responses={200: {"content": {"application/json": {}, "text/html": {}}, "description": "The citizen's data"}},
+)
 def export(body: ExportIn, request: Request, auth: CurrentAuth, lgpd: LgpdDep, settings: SettingsDep) -> Response:
     ip, user_agent = client_of(request)
     result = lgpd.rights.export(body.subject(), actor=auth.principal.subject, ip=ip, user_agent=user_agent)

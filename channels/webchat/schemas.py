@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from atende.errors import ErrorOut
+
 
 class NewConversation(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -56,6 +58,13 @@ class ConversationOut(BaseModel):
     messages: list[MessageOut]
 
 
-class ErrorOut(BaseModel):
-    code: str
-    detail: str
+__all__ = [
+    "CitationOut",
+    "ConversationCreated",
+    "ConversationOut",
+    "ErrorOut",
+    "MessageIn",
+    "MessageOut",
+    "NewConversation",
+    "ReplyOut",
+]

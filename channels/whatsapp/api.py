@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from atende.accounts.access import AuthContext, current_auth
 from atende.audit import AuditEvent
+from atende.db import RowId
 from atende.errors import error_body
 from atende.i18n import t
 from channels.whatsapp.campaigns import DEFAULT_TIMEZONE, CampaignError, CampaignSpec, SendingWindow
@@ -143,7 +144,7 @@ def create_campaign(body: CampaignIn, wa: WhatsAppDep, caller: Caller) -> Any:
 
 
 @router.get("/campaigns/{campaign_id}", summary="A campaign's delivery report")
-def campaign_report(campaign_id: int, wa: WhatsAppDep, _: Caller) -> Any:
+def campaign_report(campaign_id: RowId, wa: WhatsAppDep, _: Caller) -> Any:
     try:
         return wa.campaigns.report(campaign_id).as_dict()
     except CampaignError as exc:
@@ -161,22 +162,26 @@ def _transition(campaign_id: int, new_status: str, wa: WhatsAppService, caller: 
 
 
 @router.post("/campaigns/{campaign_id}/start", summary="Start or resume a campaign")
-def start_campaign(campaign_id: int, wa: WhatsAppDep, caller: Caller) -> Any:
+def start_campaign(campaign_id: RowId, wa: WhatsAppDep, caller: Caller) -> Any:
     return _transition(campaign_id, "running", wa, caller)
 
 
 @router.post("/campaigns/{campaign_id}/pause", summary="Pause a campaign")
-def pause_campaign(campaign_id: int, wa: WhatsAppDep, caller: Caller) -> Any:
+def pause_campaign(campaign_id: RowId, wa: WhatsAppDep, caller: Caller) -> Any:
     return _transition(campaign_id, "paused", wa, caller)
 
 
 @router.post("/campaigns/{campaign_id}/cancel", summary="Cancel a campaign")
-def cancel_campaign(campaign_id: int, wa: WhatsAppDep, caller: Caller) -> Any:
+def cancel_campaign(campaign_id: RowId, wa: WhatsAppDep, caller: Caller) -> Any:
     return _transition(campaign_id, "cancelled", wa, caller)
 
 
-@router.get("/campaigns/{campaign_id}/report.csv", summary="The report, one row per recipient, as CSV")
-def campaign_csv(campaign_id: int, wa: WhatsAppDep, _: Caller) -> Response:
+@router.get(
+    "/campaigns/{campaign_id}/report.csv",
+    summary="The report, one row per recipient, as CSV",
+    responses={200: {"content": {"text/csv": {}}, "description": "The report"}},
+)
+def campaign_csv(campaign_id: RowId, wa: WhatsAppDep, _: Caller) -> Response:
     try:
         content = wa.campaigns.export_csv(campaign_id)
     except CampaignError as exc:
@@ -185,8 +190,12 @@ def campaign_csv(campaign_id: int, wa: WhatsAppDep, _: Caller) -> Response:
     return Response(content, media_type="text/csv; charset=utf-8", headers=headers)
 
 
-@router.get("/campaigns/{campaign_id}/report.xlsx", summary="The report as an XLSX workbook")
-def campaign_xlsx(campaign_id: int, wa: WhatsAppDep, _: Caller) -> Response:
+@router.get(
+    "/campaigns/{campaign_id}/report.xlsx",
+    summary="The report as an XLSX workbook",
+    responses={200: {"content": {XLSX: {}}, "description": "The report"}},
+)
+def campaign_xlsx(campaign_id: RowId, wa: WhatsAppDep, _: Caller) -> Response:
     try:
         content = wa.campaigns.export_xlsx(campaign_id)
     except CampaignError as exc:

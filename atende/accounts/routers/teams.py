@@ -11,6 +11,7 @@ from atende.accounts.directory import UNSET
 from atende.accounts.routers.common import actor, sees_everything
 from atende.accounts.schemas import TeamCreateIn, TeamUpdateIn
 from atende.audit_http import mark_audited
+from atende.db import RowId
 from atende.deps import AccountsDep, CurrentAuth
 
 router = APIRouter(prefix="/api/teams", tags=["teams"])
@@ -33,7 +34,7 @@ def create_team(body: TeamCreateIn, request: Request, context: CurrentAuth, acco
 
 @router.patch("/{team_id}", summary="Rename a team or move it under another")
 def update_team(
-    team_id: int, body: TeamUpdateIn, request: Request, context: CurrentAuth, accounts: AccountsDep
+    team_id: RowId, body: TeamUpdateIn, request: Request, context: CurrentAuth, accounts: AccountsDep
 ) -> dict[str, Any]:
     team = accounts.directory.update_team(
         team_id,

@@ -17,6 +17,7 @@ from atende.accounts.schemas import TokenCreateIn
 from atende.accounts.tokens import TokenInfo
 from atende.accounts.types import AccountError
 from atende.audit_http import mark_audited
+from atende.db import RowId
 from atende.deps import AccountsDep, CurrentAuth
 from atende.i18n import t
 
@@ -94,7 +95,7 @@ def approve_token(token_id: int, request: Request, context: CurrentAuth, account
 
 
 @router.delete("/{token_id}", summary="Revoke a token (it stops working at once)")
-def revoke_token(token_id: int, request: Request, context: CurrentAuth, accounts: AccountsDep) -> dict[str, Any]:
+def revoke_token(token_id: RowId, request: Request, context: CurrentAuth, accounts: AccountsDep) -> dict[str, Any]:
     _own(context, accounts.tokens.get(token_id))
     info = accounts.tokens.revoke(token_id, actor=actor(context), origin=origin_of(request))
     if info is None:

@@ -12,12 +12,13 @@ from atende.accounts.routers.common import actor, sees_everything
 from atende.accounts.schemas import UserCreateIn, UserUpdateIn
 from atende.accounts.types import AccountError, StaffUser
 from atende.audit_http import mark_audited
+from atende.db import RowId
 from atende.deps import AccountsDep, CurrentAuth
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
 
-def _visible(accounts: AccountsDep, context: AuthContext, user_id: int) -> StaffUser:
+def _visible(accounts: AccountsDep, context: AuthContext, user_id: RowId) -> StaffUser:
     """The account, if this caller may see it; someone else's team answers 404, like an unknown id."""
     user = accounts.directory.get(user_id)
     if user is None or not (sees_everything(context) or user.team_id in context.principal.team_ids):
@@ -49,13 +50,13 @@ def create_user(body: UserCreateIn, request: Request, context: CurrentAuth, acco
 
 
 @router.get("/{user_id}", summary="One account")
-def get_user(user_id: int, context: CurrentAuth, accounts: AccountsDep) -> dict[str, Any]:
+def get_user(user_id: RowId, context: CurrentAuth, accounts: AccountsDep) -> dict[str, Any]:
     return {"user": _visible(accounts, context, user_id).as_dict(accounts.clock())}
 
 
 @router.patch("/{user_id}", summary="Change role, team, name, e-mail or whether the account is active")
 def update_user(
-    user_id: int, body: UserUpdateIn, request: Request, context: CurrentAuth, accounts: AccountsDep
+    user_id: RowId, body: UserUpdateIn, request: Request, context: CurrentAuth, accounts: AccountsDep
 ) -> dict[str, Any]:
     given = {name: getattr(body, name) for name in body.model_fields_set}
     if context.user is not None and context.user.id == user_id and given.keys() & {"role", "is_active"}:
@@ -75,21 +76,21 @@ def update_user(
 
 
 @router.post("/{user_id}/unlock", summary="Lift a lock-out")
-def unlock(user_id: int, request: Request, context: CurrentAuth, accounts: AccountsDep) -> dict[str, Any]:
+def unlock(user_id: RowId, request: Request, context: CurrentAuth, accounts: AccountsDep) -> dict[str, Any]:
     user = accounts.directory.unlock(user_id, actor=actor(context), origin=origin_of(request))
     mark_audited(request)
     return {"user": user.as_dict(accounts.clock())}
 
 
 @router.post("/{user_id}/reset-2fa", summary="Remove two-factor (lost phone); the member enrols again")
-def reset_two_factor(user_id: int, request: Request, context: CurrentAuth, accounts: AccountsDep) -> dict[str, Any]:
+def reset_two_factor(user_id: RowId, request: Request, context: CurrentAuth, accounts: AccountsDep) -> dict[str, Any]:
     user = accounts.directory.reset_two_factor(user_id, actor=actor(context), origin=origin_of(request))
     mark_audited(request)
     return {"user": user.as_dict(accounts.clock())}
 
 
 @router.post("/{user_id}/reset-password", summary="A temporary password, to be changed at the next sign-in")
-def reset_password(user_id: int, request: Request, context: CurrentAuth, accounts: AccountsDep) -> dict[str, Any]:
+def reset_password(user_id: RowId, request: Request, context: CurrentAuth, accounts: AccountsDep) -> dict[str, Any]:
     user, temporary = accounts.directory.reset_password(user_id, actor=actor(context), origin=origin_of(request))
     mark_audited(request)
     return {"user": user.as_dict(accounts.clock()), "temporary_password": temporary}
