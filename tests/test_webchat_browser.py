@@ -14,7 +14,7 @@ from conftest import make_services
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from openai_compatible_server import LoopbackServer
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from assistant.testing import ScriptedChatModel
 from atende.app import create_app
@@ -77,28 +77,42 @@ def test_the_chat_page_restores_its_conversation_after_a_reload_and_no_script_re
 
 
 def test_the_widget_on_a_portal_of_another_site_chats_with_a_partitioned_chat_key(
-    atende: str, browser: Browser
+    test_settings: Settings, scripted: ScriptedChatModel, knowledge_documents: list[Document], browser: Browser
 ) -> None:
     portal = FastAPI()
+    atende_url: list[str] = []
 
     @portal.get("/")
     def home() -> HTMLResponse:
-        script = f'<script src="{atende}/widget.js" data-atende-url="{atende}" defer></script>'
+        script = f'<script src="{atende_url[0]}/widget.js" data-atende-url="{atende_url[0]}" defer></script>'
         return HTMLResponse(f'<!doctype html><html lang="pt-BR"><body><h1>Portal</h1>{script}</body></html>')
 
     with LoopbackServer(portal) as running:
-        context = browser.new_context()
-        page = context.new_page()
-        # localhost and 127.0.0.1 are different sites: the chat runs in a third-party iframe.
-        page.goto(running.url.replace("127.0.0.1", "localhost") + "/")
-        page.wait_for_function("window.AtendeWidget")
-        page.evaluate("window.AtendeWidget.open()")
-        chat = page.frame_locator("iframe")
-        chat.locator(".composer__input").fill(ASK)
-        chat.locator(".composer__send").click()
+        # localhost and 127.0.0.1 are different sites: the chat runs in a third-party iframe, which the chat page
+        # allows only to the portals listed in ATENDE_EMBED_ORIGINS.
+        portal_url = running.url.replace("127.0.0.1", "localhost")
+        settings = test_settings.model_copy(update={"embed_origins": portal_url})
+        services = make_services(settings, scripted, knowledge_documents)
+        try:
+            with LoopbackServer(create_app(services=services, warm_model=False)) as atende:  # type: ignore[arg-type]
+                atende_url.append(atende.url)
+                context = browser.new_context()
+                page = context.new_page()
+                page.goto(portal_url + "/")
+                page.wait_for_function("window.AtendeWidget")
+                page.evaluate("window.AtendeWidget.open()")
+                _chat_in_the_widget(page, context)
+        finally:
+            services.close()
 
-        expect(chat.locator(".msg--handoff")).to_have_count(1)
-        (cookie,) = context.cookies()
-        assert cookie["name"] == "__Host-atende_chat"
-        assert (cookie["httpOnly"], cookie["secure"], cookie["sameSite"]) == (True, True, "None")
-        assert cookie.get("partitionKey") == "http://localhost"
+
+def _chat_in_the_widget(page: Page, context: BrowserContext) -> None:
+    chat = page.frame_locator("iframe")
+    chat.locator(".composer__input").fill(ASK)
+    chat.locator(".composer__send").click()
+
+    expect(chat.locator(".msg--handoff")).to_have_count(1)
+    (cookie,) = context.cookies()
+    assert cookie["name"] == "__Host-atende_chat"
+    assert (cookie["httpOnly"], cookie["secure"], cookie["sameSite"]) == (True, True, "None")
+    assert cookie.get("partitionKey") == "http://localhost"
