@@ -35,7 +35,7 @@ def app_client(
 ) -> Iterator[tuple[TestClient, Services]]:
     services = make_services(settings, model or ScriptedChatModel([]), docs)
     try:
-        with TestClient(create_app(services=services)) as client:
+        with TestClient(create_app(services=services), base_url="https://testserver") as client:
             yield client, services
     finally:
         services.close()

@@ -169,7 +169,9 @@ async def test_a_conversation_opens_only_a_few_protocols_per_hour_while_staff_ar
     assert opened[-1].error == "rate_limited"
     assert opened[-1].data["message"] == t("tools.error.protocol_quota", minutes=60)
     assert elsewhere.ok
-    staff = Principal(kind="staff", subject="user:7", scopes=frozenset({"protocols:write", "protocols:read"}))
+    staff = Principal(
+        kind="staff", subject="user:7", scopes=frozenset({"protocols:write", "protocols:read", "citizens:pii"})
+    )
     async with Client(build_mcp_server(domain, local_principal=staff)) as client:
         for _ in range(4):
             assert (await call(client, "protocol_open", {**report, "anonymous": False, "cpf": MARIA.cpf})).ok
