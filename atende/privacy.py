@@ -188,11 +188,13 @@ _ID_JOINERS: Final = frozenset("-_")
 _ID_SCAN: Final = 64  # how far to look for the rest of an identifier
 
 
-def _neighbour_has_digit(text: str, index: int, step: int) -> bool:
-    """Whether the alphanumeric run touching position ``index`` (going by ``step``) holds a digit; a hyphen or
-    underscore right at the edge joins the next run, as in a UUID's groups."""
+def _neighbour_has_digit(text: str, index: int, step: int, *, through_joiner: bool) -> bool:
+    """Whether the alphanumeric run touching position ``index`` (going by ``step``) holds a digit; with
+    ``through_joiner``, the run may start after one hyphen or underscore, as the next group of a UUID does."""
     i = index
-    if 0 <= i < len(text) and text[i] in _ID_JOINERS:
+    if through_joiner:
+        if not (0 <= i < len(text) and text[i] in _ID_JOINERS):
+            return False
         i += step
     end = i + step * _ID_SCAN
     while 0 <= i < len(text) and i != end and text[i] in _ID_CHARS:
@@ -203,11 +205,19 @@ def _neighbour_has_digit(text: str, index: int, step: int) -> bool:
 
 
 def _inside_identifier(text: str, start: int, end: int) -> bool:
-    """True when the match is glued to letters and digits of a longer token ("fb885a...0a<13 digits>e8").
+    """True when the match is part of a longer token: glued to letters and digits ("fb885a...0a<13 digits>e8"),
+    or a middle group joined by hyphens or underscores on both sides ("…-<digits>-…").
 
-    A label glued to the value ("CPF12345678909", "tel:") holds no digit and keeps the match.
+    A label glued to the value ("CPF12345678909", "tel:") holds no digit and keeps the match; so does a value
+    joined on one side only, since people write "<CPF>-<birth date>" or "<card>-<security code>".
     """
-    return _neighbour_has_digit(text, start - 1, -1) or _neighbour_has_digit(text, end, 1)
+    if _neighbour_has_digit(text, start - 1, -1, through_joiner=False):
+        return True
+    if _neighbour_has_digit(text, end, 1, through_joiner=False):
+        return True
+    return _neighbour_has_digit(text, start - 1, -1, through_joiner=True) and _neighbour_has_digit(
+        text, end, 1, through_joiner=True
+    )
 
 
 def _canonical(kind: str, text: str) -> str:

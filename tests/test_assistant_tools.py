@@ -517,6 +517,23 @@ def test_the_turn_log_records_tool_calls_with_cpf_and_birth_date_masked(
     assert turns[2]["tool_calls"][0]["arguments"] == {"cpf": "[CPF]", "birth_date": "[DATA]"}
 
 
+def test_a_birth_date_typed_in_iso_form_or_joined_to_the_cpf_is_not_stored(
+    build: Callable[..., tuple[Services, ScriptedChatModel]],
+) -> None:
+    services, _ = build()
+    conversation = services.store.create_conversation("web").id
+    for text in ("quero ver meus débitos", MARIA_CPF, "1985-03-15"):
+        services.assistant.respond(conversation, text)
+    joined = services.store.create_conversation("web").id
+    services.assistant.respond(joined, "quero ver meus débitos")
+    services.assistant.respond(joined, "98369006086-15031985")
+
+    stored = [m.text for c in (conversation, joined) for m in services.store.list_messages(c) if m.role == "user"]
+    assert stored[:3] == ["quero ver meus débitos", "[CPF]", "[DATA]"]
+    assert "98369006086" not in stored[-1]
+    assert "15031985" not in stored[-1]
+
+
 def test_a_verification_leaves_no_cpf_or_birth_date_in_any_stored_row(
     build: Callable[..., tuple[Services, ScriptedChatModel]],
 ) -> None:

@@ -477,3 +477,13 @@ def test_long_repetitive_input_is_scanned_without_false_matches() -> None:
     # Speed on such input is measured in bench/run.py (speed targets live in benchmarks, not tests).
     for text in texts[:3] + texts[4:]:
         assert find_pii(text) == []
+
+
+def test_a_value_joined_by_a_hyphen_on_one_side_only_is_still_masked() -> None:
+    # People write "<CPF>-<birth date>" or "<card>-<security code>"; only a run glued to letters and digits, or a
+    # middle group joined on both sides, is part of an identifier.
+    assert mask("CPF e nascimento: 52998224725-15031985") == "CPF e nascimento: [CPF]-15031985"
+    assert mask("cartao 4111111111111111-123") == "cartao [CARTAO]-123"
+    assert mask("cpfs 52998224725-98369006086") == "cpfs [CPF]-[CPF]"
+    assert mask("id fb885a2f0a624520a4111111111111111e8") == "id fb885a2f0a624520a4111111111111111e8"
+    assert mask("grupo 3f1c-52998224725-9b1a") == "grupo 3f1c-52998224725-9b1a"

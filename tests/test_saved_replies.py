@@ -170,7 +170,7 @@ def test_a_supervisor_adds_edits_and_deletes_a_saved_reply_that_agents_then_find
     )
     signed_in(app, accounts, "ana.agente", "agent")
     found = app.get("/api/console/saved-replies", params={"team": "atendimento", "q": "certidao"}).json()
-    other_team = app.get("/api/console/saved-replies", params={"team": "tributos", "q": "certidao"}).json()
+    other_team = app.get("/api/console/saved-replies", params={"team": "tributos", "q": "certidao"})
     boss = signed_in(app, accounts, "sara.supervisora", "supervisor")
     deleted = app.delete(f"/api/console/saved-replies/{reply_id}", headers=boss)
 
@@ -180,7 +180,7 @@ def test_a_supervisor_adds_edits_and_deletes_a_saved_reply_that_agents_then_find
     assert [(r["title"], r["text"]) for r in found["replies"]] == [
         ("Certidão negativa", "Emita a certidão pelo portal.")
     ]
-    assert other_team == {"replies": []}
+    assert (other_team.status_code, other_team.json()["code"]) == (403, "other_team")
     assert deleted.status_code == 204
     assert app.get("/api/console/saved-replies", params={"team": "atendimento"}).json() == {"replies": []}
 
@@ -200,6 +200,36 @@ def test_an_agent_may_search_saved_replies_but_not_add_edit_or_delete_them(
     assert searched.status_code == 200
     assert [added.status_code, edited.status_code, deleted.status_code] == [403, 403, 403]
     assert [r.id for r in services.saved_replies.search("atendimento")] == [kept.id]
+
+
+def test_a_supervisor_of_another_team_cannot_add_rewrite_or_delete_a_teams_saved_reply(
+    app: TestClient, accounts: Accounts, services: Services
+) -> None:
+    from atende.accounts.types import SYSTEM
+
+    assert services.saved_replies is not None
+    kept = services.saved_replies.create(author="user:1", **REPLY)
+    services.saved_replies.create(author="user:1", team="tributos", title="IPTU", text="Pague o IPTU.")
+    taxes = accounts.directory.create_team("Tributos", actor="system", origin=SYSTEM)
+    app.cookies.clear()
+    other = {
+        "X-CSRF-Token": sign_in_directly(
+            app, accounts, create_user(accounts, "tito.supervisor", "supervisor", team=taxes.id)
+        )
+    }
+    phishing = {**REPLY, "text": "Pague sua taxa em http://golpe.example/pix"}
+
+    added = app.post("/api/console/saved-replies", json=REPLY, headers=other)
+    rewritten = app.put(f"/api/console/saved-replies/{kept.id}", json=phishing, headers=other)
+    moved = app.put(f"/api/console/saved-replies/{kept.id}", json={**REPLY, "team": "tributos"}, headers=other)
+    deleted = app.delete(f"/api/console/saved-replies/{kept.id}", headers=other)
+    searched = app.get("/api/console/saved-replies", params={"team": "atendimento"})
+    everything = app.get("/api/console/saved-replies").json()
+
+    assert [r.status_code for r in (added, rewritten, moved, deleted, searched)] == [403] * 5
+    assert rewritten.json()["detail"] == t("saved_replies.error.other_team")
+    assert [r["team"] for r in everything["replies"]] == ["tributos"]
+    assert [(r.id, r.text) for r in services.saved_replies.search("atendimento")] == [(kept.id, REPLY["text"])]
 
 
 def test_a_saved_reply_without_text_is_refused_with_a_portuguese_explanation(

@@ -34,7 +34,11 @@ log = logging.getLogger(__name__)
 
 MAX_ASKS = 2  # the same question at most this many times more before giving up and offering a person
 MAX_LISTED = 5
-_DATE_LIKE = re.compile(r"(?<!\d)\d{1,2}\s*[/.-]\s*\d{1,2}\s*[/.-]\s*\d{2,4}(?!\d)|(?<!\d)\d{8}(?!\d)")
+_DATE_LIKE = re.compile(
+    r"(?<!\d)\d{1,2}\s*[/.-]\s*\d{1,2}\s*[/.-]\s*\d{2,4}(?!\d)"  # 15/03/1985, 15-3-85
+    r"|(?<!\d)\d{4}\s*[/.-]\s*\d{1,2}\s*[/.-]\s*\d{1,2}(?!\d)"  # 1985-03-15, as the extractor also reads
+    r"|(?<!\d)\d{8}(?!\d)"
+)
 _SPELLED_DATE = re.compile(r"\d{1,2}\s+de\s+[A-Za-zçÇ]+\s+de\s+\d{4}", re.I)
 
 
