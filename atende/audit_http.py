@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from atende.accounts.ipfilter import counted_as
 from atende.audit import AuditEvent, AuditSink
 from atende.privacy import mask
 from tools_mcp.ratelimit import RateLimiter
@@ -39,7 +40,7 @@ class AnonymousAuditSampler:
         self.window_s = window_s
 
     def admit(self, action: str, ip: str | None, route: str) -> bool:
-        key = f"audit-anon:{action}:{ip or 'unknown'}:{route}"
+        key = f"audit-anon:{action}:{counted_as(ip)}:{route}"
         return self._limiter.hit(key, limit=1, window_s=self.window_s).allowed
 
 

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.routing import route_message
 from atende.accounts.access import origin_of
+from atende.accounts.ipfilter import counted_as
 from atende.challenge import HEADER
 from atende.errors import BodyTooLarge, body_too_large_response, error_body
 from atende.handoff.gate import HANDED_OFF
@@ -150,7 +151,7 @@ class CitizenTrafficLimits:
             return
         limits, params = matched
         conn = HTTPConnection(scope)
-        client = origin_of(conn).ip or "unknown"
+        client = counted_as(origin_of(conn).ip)
         if limits.challenge:
             puzzle = await run_in_threadpool(services.challenge.check, client, conn.headers.get(HEADER))
             if puzzle is not None:

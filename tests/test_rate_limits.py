@@ -375,3 +375,13 @@ def test_the_chat_page_loads_the_puzzle_solver_before_the_chat(limited: tuple[Te
     assert "javascript" in solver.headers["content-type"]
     assert HEADER in solver.text
     assert -1 < page.index("/static/pow.js") < page.index("/static/chat.js")
+
+
+def test_rate_limits_count_an_ipv6_subscriber_by_its_64_and_ipv4_by_address() -> None:
+    from atende.accounts.ipfilter import counted_as
+
+    assert counted_as("2001:db8:1:2:aaaa::1") == counted_as("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert counted_as("2001:db8:1:3::1") != counted_as("2001:db8:1:2::1")
+    assert counted_as("::ffff:192.0.2.7") == "192.0.2.7"
+    assert counted_as("192.0.2.7") != counted_as("192.0.2.8")
+    assert counted_as(None) == "unknown"

@@ -21,6 +21,22 @@ def parse_networks(value: str) -> tuple[Network, ...]:
     return tuple(networks)
 
 
+def counted_as(ip: str | None) -> str:
+    """The key a client's address is counted under by rate limits: an IPv6 address by its /64, since one
+    subscriber is routinely given a whole /64 and could otherwise change address on every request."""
+    if not ip:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip  # the test client's "testclient", a Unix socket
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 class IPPolicy:
     """Blocked networks always lose; with an allow list, only its networks get through."""
 
