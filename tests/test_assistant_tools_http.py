@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from conftest import KNOWLEDGE
+from helpers import served
 from pydantic import SecretStr
 
 from assistant.testing import ScriptedChatModel
@@ -54,22 +52,10 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
     services.warm_up(model=False)
     assert services.domain is not None
     seed(services.domain)
-    # Bound and listening before the thread starts, so the first connection waits in the backlog.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(services=services, warm_model=False), log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
     try:
-        yield Remote(f"http://127.0.0.1:{port}/mcp", data_dir)
+        with served(create_app(services=services, warm_model=False)) as url:
+            yield Remote(f"{url}/mcp", data_dir)
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
         services.close()
 
 

@@ -7,9 +7,7 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
-import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,8 +16,8 @@ from pathlib import Path
 import httpx
 import httpx2
 import pytest
-import uvicorn
 from conftest import KNOWLEDGE
+from helpers import served
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from pydantic import SecretStr
@@ -73,22 +71,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     services.warm_up(model=False)
     assert services.domain is not None
     seed(services.domain)
-    # The socket is bound before the server thread starts, so clients can connect at once (no polling)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    # Listening now: connections wait in the backlog until uvicorn has run the lifespan and starts accepting.
-    sock.listen(128)
-    port = sock.getsockname()[1]
-    app = create_app(services=services, warm_model=False)
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
     try:
-        yield RunningServer(f"http://127.0.0.1:{port}/mcp", services, conversation_proof(settings))
+        with served(create_app(services=services, warm_model=False)) as url:
+            yield RunningServer(f"{url}/mcp", services, conversation_proof(settings))
     finally:
-        uv.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
         services.close()
 
 

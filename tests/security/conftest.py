@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -15,9 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
+from helpers import served
 from pydantic import SecretStr
 
 from assistant.testing import PermissiveChatModel
@@ -227,22 +225,10 @@ class Citizen:
 
 @contextmanager
 def serve(services: Services) -> Iterator[tuple[str, FastAPI]]:
-    """The app on a free loopback port. The socket listens before uvicorn starts, so the first request simply
-    waits in the backlog until the lifespan has run: nothing polls for readiness."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    port = sock.getsockname()[1]
+    """The app on a free loopback port, and the app itself."""
     app = create_app(services=services, warm_model=False)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+    with served(app) as url:
+        yield url, app
 
 
 def live_app(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[LiveApp]:
