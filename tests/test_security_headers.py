@@ -18,6 +18,7 @@ from atende.services import Services, build_services
 from atende.settings import Settings
 
 PORTAL = "https://www.santaaurora.example.gov.br"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "security"
 
 
 @pytest.fixture
@@ -132,8 +133,9 @@ def test_production_hides_the_api_docs_unless_asked(tmp_path: Path, path: str) -
 
 @pytest.mark.integration
 @pytest.mark.slow
+@pytest.mark.parametrize(("screen", "width", "height"), [("desktop", 1280, 800), ("phone", 390, 844)])
 def test_the_chat_the_widget_portal_and_an_article_run_in_chromium_without_a_policy_violation(
-    services: Services,
+    services: Services, screen: str, width: int, height: int
 ) -> None:
     from openai_compatible_server import LoopbackServer
     from playwright.sync_api import sync_playwright
@@ -142,16 +144,21 @@ def test_the_chat_the_widget_portal_and_an_article_run_in_chromium_without_a_pol
     if not Path(chromium).exists():
         pytest.fail(f"this test needs Chromium at {chromium} (apt-get install chromium)")
     violations: list[str] = []
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     app = create_app(services=services, warm_model=False)
     with LoopbackServer(app) as running, sync_playwright() as p:  # type: ignore[arg-type]
         browser = p.chromium.launch(executable_path=chromium)
         try:
-            page = browser.new_page()
+            page = browser.new_page(viewport={"width": width, "height": height})
             page.on("console", lambda message: violations.append(message.text))
             page.goto(f"{running.url}/")
             page.locator(".composer__input").wait_for()
+            page.screenshot(path=str(ARTIFACTS / f"chat-under-csp-{screen}.png"), full_page=True)
+            chat_width = page.locator("html").evaluate("html => html.scrollWidth")
             page.goto(f"{running.url}/kb/iptu-segunda-via")
             assert page.locator("body").evaluate("b => getComputedStyle(b).maxWidth") != "none"
+            page.screenshot(path=str(ARTIFACTS / f"article-under-csp-{screen}.png"), full_page=True)
+            article_width = page.locator("html").evaluate("html => html.scrollWidth")
             page.goto(f"{running.url}/static/widget-demo.html")
             page.click("#abrir-atendimento")
             frame = page.frame_locator("iframe")
@@ -160,3 +167,6 @@ def test_the_chat_the_widget_portal_and_an_article_run_in_chromium_without_a_pol
             browser.close()
 
     assert [v for v in violations if "Content Security Policy" in v or "Refused to" in v] == []
+    # With their styles allowed by the policy, neither page scrolls sideways, on a phone included.
+    assert chat_width <= width
+    assert article_width <= width

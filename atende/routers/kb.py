@@ -14,7 +14,8 @@ from atende.security_headers import policy, style_hash
 router = APIRouter(tags=["knowledge"])
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;line-height:1.6;
-color:#1b1b1b}a{color:#0b4f9c}header{border-bottom:1px solid #ccc;margin-bottom:1rem}"""
+color:#1b1b1b}a{color:#0b4f9c}header{border-bottom:1px solid #ccc;margin-bottom:1rem}
+code,a{overflow-wrap:anywhere}pre{overflow-x:auto}"""
 # The page stands alone (the web chat's /static may not be installed), so its one fixed style stays inline and
 # the policy allows exactly that text by its hash.
 _POLICY = policy(style_sources=[style_hash(_STYLE)])
