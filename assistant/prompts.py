@@ -90,3 +90,20 @@ def answer_messages(
             lines.append("Assistente: " + _CITATION.sub("", answered))
     messages.append({"role": "user", "content": _user_turn(format_passages(passages), question, "\n".join(lines))})
     return messages
+
+
+LEAD_IN_VERSION = "lead-in-v1"
+LEAD_IN_PROMPT = """You help the citizen-service assistant of {organization} (a Brazilian city hall).
+The citizen asked a question and the answer below was copied from an official article.
+Write ONE short sentence in Brazilian Portuguese that answers the question directly, using only facts and
+words from the answer. No greeting, no citation numbers, no new facts. If the answer does not answer the
+question directly, write: NAO_SEI"""
+
+
+def lead_in_messages(organization: str, question: str, extract: str) -> list[ChatMessage]:
+    """A one-line lead-in written only from the parts already selected from the article."""
+    body = _CITATION.sub("", extract)
+    return [
+        {"role": "system", "content": LEAD_IN_PROMPT.format(organization=organization)},
+        {"role": "user", "content": f"Resposta:\n{body}\n\nPergunta do cidadão: {question}"},
+    ]

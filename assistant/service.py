@@ -9,10 +9,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from assistant.grounding import DONT_KNOW, check_answer
+from assistant.compose import COMPOSE_VERSION, select
+from assistant.grounding import GroundingResult, check_answer
 from assistant.language import localize
-from assistant.llm import ChatModel, LLMError, Usage
-from assistant.prompts import PROMPT_VERSION, answer_messages
+from assistant.llm import ChatModel, LLMError, StreamChunk, Usage
+from assistant.prompts import LEAD_IN_VERSION, PROMPT_VERSION, answer_messages, lead_in_messages
 from assistant.rewrite import rewrite_query
 from assistant.routing import Route, route_message
 from assistant.tools.chooser import TOOL_PROMPT_VERSION
@@ -22,11 +23,12 @@ from atende.privacy import Pseudonymizer, mask
 from atende.store import ConversationNotFound, ConversationStore, EventDraft, MessageDraft, TurnRecord
 from rag.index import KnowledgeIndex
 from rag.retriever import confidence
-from rag.types import Audience, ScoredChunk
+from rag.types import Audience, Chunk, ScoredChunk
 
 log = logging.getLogger(__name__)
 
 Decision = Literal["answered", "abstained", "handoff"]
+AnswerMode = Literal["extractive", "constrained", "generative"]
 
 
 class InvalidMessage(ValueError):
@@ -45,6 +47,8 @@ class Citation:
     title: str
     section: str
     url: str
+    # The article's own text of each part the answer used, so the link can show it highlighted.
+    quotes: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +57,7 @@ class Citation:
             "title": self.title,
             "section": self.section,
             "url": self.url,
+            "quotes": list(self.quotes),
         }
 
 
@@ -66,6 +71,7 @@ class AssistantReply:
     retrieved: list[ScoredChunk] = field(default_factory=list)
     rewritten_query: str = ""
     confidence: float | None = None
+    evidence: float | None = None
     usage: Usage = field(default_factory=Usage)
     error: str | None = None
     reason: str = ""
@@ -99,6 +105,9 @@ class AssistantConfig:
     organization: str = "Prefeitura de Santa Aurora"
     top_k: int = 3
     abstain_threshold: float = 0.47
+    evidence_threshold: float = 0.5
+    answer_mode: AnswerMode = "extractive"
+    max_words: int = 80
     max_tokens: int = 220
     max_message_chars: int = 2000
     history_turns: int = 2
@@ -216,59 +225,137 @@ class Assistant:
     def _answer(
         self, text: str, history: Sequence[tuple[str, str]], started: float
     ) -> Iterator[Token | AssistantReply]:
+        previous = [q for q, _ in history]
+        rewritten = rewrite_query(text, previous)
         # Personal data never helps retrieval and must not reach a remote vector store.
-        query = mask(rewrite_query(text, [q for q, _ in history]))
+        query = mask(rewritten)
+        # A follow-up ("e quanto custa?") is found with the earlier question but answered for its own words.
+        context = mask(previous[-1]) if rewritten != text and previous else ""
         t0 = time.perf_counter()
-        hits = self.index.retrieve(query, self.config.top_k, self.config.audiences)
+        candidates = self.index.retrieve(query, max(self.config.top_k, _SELECT_CANDIDATES), self.config.audiences)
+        hits = candidates[: self.config.top_k]
         timings = {"retrieve": round((time.perf_counter() - t0) * 1000, 1)}
         conf = confidence(hits[0] if hits else None, self.index.retriever.params)
         common: dict[str, Any] = {"retrieved": hits, "rewritten_query": query, "confidence": conf}
         if conf < self.config.abstain_threshold:
             yield self._abstain(started, timings, reason=f"low retrieval confidence {conf:.3f}", **common)
             return
+        t1 = time.perf_counter()
+        best_doc = hits[0].chunk.doc_id
+        top = max(hits[0].score, 1e-9)
+        selection = select(
+            mask(text) if context else query,
+            self.index.lexical.chunks_of(best_doc),
+            self.index.lexical.idf,
+            max_words=self.config.max_words,
+            context=context,
+            prior={h.chunk.id: max(0.0, h.score / top) for h in candidates if h.chunk.doc_id == best_doc},
+        )
+        timings["select"] = round((time.perf_counter() - t1) * 1000, 1)
+        common["evidence"] = selection.evidence
+        if not selection.units or selection.evidence < self.config.evidence_threshold:
+            reason = f"evidence {selection.evidence:.3f} below {self.config.evidence_threshold}"
+            yield self._abstain(started, timings, reason=reason, **common)
+            return
+        first = selection.units[0].chunk
+        source = Citation(1, first.doc_id, first.title, first.section, first.url, quotes=selection.quotes)
+        extract = f"{selection.text} [1]"
+        if self.config.answer_mode == "generative":
+            yield from self._generate(text, history, hits, query, extract, source, started, timings, common)
+            return
+        lead = ""
+        if self.config.answer_mode == "constrained":
+            lead = self._lead_in(text, selection.text, timings)
+            if lead:
+                timings.setdefault("first_token", _ms_since(started))
+                yield Token(lead + "\n")
+        timings.setdefault("first_token", _ms_since(started))
+        yield Token(extract)
+        answer = f"{lead}\n{extract}" if lead else extract
+        yield self._reply(answer, "answered", "knowledge", started, timings=timings, citations=[source], **common)
 
+    def _lead_in(self, question: str, extract: str, timings: dict[str, float]) -> str:
+        """One sentence in the model's words that passes the grounding check against the extract, or ""."""
+        pseudo = Pseudonymizer()
+        asked = question if self.config.llm_is_local else pseudo.pseudonymize(question)
+        t0 = time.perf_counter()
+        try:
+            raw = "".join(
+                c.text
+                for c in self.model.stream(lead_in_messages(self.config.organization, asked, extract), max_tokens=48)
+                if c.text
+            )
+        except LLMError as exc:
+            log.warning("lead-in skipped: %s", exc)
+            return ""
+        finally:
+            timings["generate"] = round((time.perf_counter() - t0) * 1000, 1)
+        line = (raw if self.config.llm_is_local else pseudo.restore(raw)).strip().split("\n")[0]
+        passage = ScoredChunk(Chunk("extract", "extract", "", "", extract), 1.0)
+        checked = check_answer(line, [passage], question=question, min_support=0.8)
+        return checked.answer if checked.supported else ""
+
+    def _generate(
+        self,
+        text: str,
+        history: Sequence[tuple[str, str]],
+        hits: list[ScoredChunk],
+        query: str,
+        extract: str,
+        source: Citation,
+        started: float,
+        timings: dict[str, float],
+        common: dict[str, Any],
+    ) -> Iterator[Token | AssistantReply]:
+        """Free generation, streamed one checked sentence at a time: what the citizen saw is never withdrawn."""
         pseudo = Pseudonymizer()
         question = text if self.config.llm_is_local else pseudo.pseudonymize(text)
         past = history if self.config.llm_is_local else [(pseudo.pseudonymize(q), a) for q, a in history]
         messages = answer_messages(self.config.organization, question, hits, past)
-        parts: list[str] = []
         usage = Usage()
+        accepted = ""
+        pending = ""
+        checked: GroundingResult | None = None
         t1 = time.perf_counter()
         try:
-            for chunk in self.model.stream(messages, max_tokens=self.config.max_tokens):
+            stream = self.model.stream(messages, max_tokens=self.config.max_tokens)
+            for chunk in _closing(stream):
                 if chunk.usage is not None:
                     usage = chunk.usage
-                if not chunk.text:
+                pending += chunk.text
+                cut = _last_sentence_end(pending)
+                if cut <= 0:
                     continue
-                if not parts:
-                    timings["first_token"] = round((time.perf_counter() - t1) * 1000, 1)
-                parts.append(chunk.text)
-                # Don't stream the refusal marker to the citizen.
-                if not DONT_KNOW.startswith("".join(parts).strip()[: len(DONT_KNOW)]):
-                    yield Token(chunk.text)
+                candidate = accepted + pending[:cut]
+                result = check_answer(
+                    candidate if self.config.llm_is_local else pseudo.restore(candidate), hits, question=query
+                )
+                if not result.supported:
+                    break
+                timings.setdefault("first_token", _ms_since(started))
+                yield Token(pending[:cut])
+                accepted, pending, checked = candidate, pending[cut:], result
+            else:
+                if pending.strip():
+                    candidate = accepted + pending
+                    result = check_answer(
+                        candidate if self.config.llm_is_local else pseudo.restore(candidate), hits, question=query
+                    )
+                    if result.supported:
+                        timings.setdefault("first_token", _ms_since(started))
+                        yield Token(pending)
+                        accepted, checked = candidate, result
         except LLMError as exc:
             log.error("LLM failed while answering: %s", exc)
-            timings["generate"] = round((time.perf_counter() - t1) * 1000, 1)
-            yield self._reply(
-                t("llm_error", self.config.locale),
-                "abstained",
-                "knowledge",
-                started,
-                timings=timings,
-                error=str(exc),
-                reason="llm_error",
-                usage=usage,
-                **common,
-            )
-            return
+            common = {**common, "error": str(exc)}
         timings["generate"] = round((time.perf_counter() - t1) * 1000, 1)
-        raw = "".join(parts)
-        if not self.config.llm_is_local:
-            raw = pseudo.restore(raw)
-        checked = check_answer(raw, hits, question=query)
-        if not checked.supported:
-            log.info("abstaining: %s", checked.reason)
-            yield self._abstain(started, timings, reason=checked.reason, usage=usage, **common)
+        if checked is None:
+            # The evidence says the article answers; the model's wording failed, so the source text is sent.
+            timings.setdefault("first_token", _ms_since(started))
+            yield Token(extract)
+            yield self._reply(
+                extract, "answered", "knowledge", started, timings=timings, citations=[source], usage=usage, **common
+            )
             return
         citations = self._citations(hits, checked.cited)
         answer = _renumber(checked.answer, {c_old: c.n for c_old, c in citations})
@@ -302,6 +389,13 @@ class Assistant:
     def _abstain(self, started: float, timings: dict[str, float], **kw: Any) -> AssistantReply:
         return self._reply(t("abstain", self.config.locale), "abstained", "knowledge", started, timings=timings, **kw)
 
+    def _prompt_version(self, route: Route) -> str:
+        if route == "action":
+            return TOOL_PROMPT_VERSION
+        if route == "knowledge" and self.config.answer_mode == "extractive":
+            return COMPOSE_VERSION
+        return PROMPT_VERSION if self.config.answer_mode == "generative" else f"{COMPOSE_VERSION}+{LEAD_IN_VERSION}"
+
     def _record(
         self,
         conversation_id: str,
@@ -321,7 +415,9 @@ class Assistant:
         # A verification message's CPF and birth date are a credential: no copy keeps them, the stored message
         # (and what is derived from it: annotations, translations, exports) included.
         sensitive = action is not None and action.sensitive
-        used_model = reply.route == "knowledge" or (action is not None and action.used_model)
+        used_model = (reply.route == "knowledge" and self.config.answer_mode != "extractive") or (
+            action is not None and action.used_model
+        )
         citations = [c.as_dict() for c in reply.citations]
         turn = TurnRecord(
             conversation_id=conversation_id,
@@ -329,7 +425,7 @@ class Assistant:
             # The verification dialogue carries birth dates, which only look like ordinary dates.
             user_text=redact(text) if sensitive else mask(text),
             rewritten_query=mask(reply.rewritten_query),
-            prompt_version=PROMPT_VERSION if reply.route != "action" else TOOL_PROMPT_VERSION,
+            prompt_version=self._prompt_version(reply.route),
             model_id=self.model.model_id if used_model else "rules",
             answer=mask(reply.answer),
             decision=reply.decision,
@@ -354,7 +450,30 @@ class Assistant:
         return AssistantReply(**{**reply.__dict__, "message_id": recorded.reply.id, "turn_id": recorded.turn_id})
 
 
+# Passages of the best document the retriever ranks, to tell the composer where the answer probably is.
+_SELECT_CANDIDATES = 8
 _MARKER = re.compile(r"\[(\d{1,2})\]")
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
+
+
+def _last_sentence_end(text: str) -> int:
+    """Index just after the last complete sentence of a partial answer; 0 when none is complete yet."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    return ends[-1] if ends else 0
+
+
+def _closing(stream: Iterator[StreamChunk]) -> Iterator[StreamChunk]:
+    """Iterate a model stream and close it when the caller stops early, which frees the model at once."""
+    try:
+        yield from stream
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
 
 
 def _renumber(answer: str, mapping: dict[int, int]) -> str:

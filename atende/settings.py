@@ -98,6 +98,14 @@ class Settings(BaseSettings):
     retrieval_rrf_k: int = 60
     abstain_threshold: float = 0.47
     support_threshold: float = 0.35
+    # How answers are written (decision 0045): "extractive" composes them from the article's own sentences, list
+    # items and table rows; "constrained" adds a model-written lead-in that must pass the grounding check;
+    # "generative" lets the model write the whole answer. "auto": extractive on the embedded model, generative
+    # on an OpenAI-compatible endpoint.
+    answer_mode: Literal["auto", "extractive", "constrained", "generative"] = "auto"
+    answer_max_words: int = Field(default=80, ge=10, le=400)
+    # Share of the question's topic words the selected parts must cover to answer rather than abstain (0045).
+    evidence_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
 
     max_message_chars: int = Field(default=2000, ge=1)
     history_turns: int = 4
@@ -113,6 +121,12 @@ class Settings(BaseSettings):
 
         parse_origins(value)
         return value
+
+    @property
+    def resolved_answer_mode(self) -> Literal["extractive", "constrained", "generative"]:
+        if self.answer_mode != "auto":
+            return self.answer_mode
+        return "extractive" if self.llm_backend == "llamacpp" else "generative"
 
     @property
     def api_docs_enabled(self) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,6 +22,7 @@ class LexicalIndex:
         self._bm25: object | None = None
         self._audience = np.array([], dtype=object)
         self._masks: dict[tuple[str, ...], np.ndarray] = {}
+        self._df: Counter[str] = Counter()
 
     def build(self, chunks: Sequence[Chunk]) -> None:
         import bm25s
@@ -27,13 +30,19 @@ class LexicalIndex:
         self._chunks = list(chunks)
         self._audience = np.array([c.audience for c in self._chunks], dtype=object)
         self._masks = {}
+        self._df = Counter()
         if not self._chunks:
             self._bm25 = None
             return
         corpus = [content_terms(c.embedding_text()) or ["_"] for c in self._chunks]
+        self._df = Counter(t for terms in corpus for t in set(terms))
         bm25 = bm25s.BM25(k1=self._k1, b=self._b)
         bm25.index(corpus, show_progress=False)
         self._bm25 = bm25
+
+    def idf(self, term: str) -> float:
+        """How rare a stem is among the chunks: rare words say more about what a question is about."""
+        return math.log(1 + len(self._chunks) / (1 + self._df.get(term, 0)))
 
     def chunks_of(self, doc_id: str) -> list[Chunk]:
         return [c for c in self._chunks if c.doc_id == doc_id]
