@@ -45,6 +45,8 @@ class Citation:
     title: str
     section: str
     url: str
+    # The Markdown source of each passage (sentence, list item, table row) the answer took from this document.
+    quotes: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +55,7 @@ class Citation:
             "title": self.title,
             "section": self.section,
             "url": self.url,
+            "quotes": list(self.quotes),
         }
 
 
