@@ -14,11 +14,14 @@ from pydantic import ValidationError
 
 from assistant.testing import ScriptedChatModel
 from atende.app import create_app
+from atende.kb_links import article_link
 from atende.services import Services, build_services
 from atende.settings import Settings
 
 PORTAL = "https://www.santaaurora.example.gov.br"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "security"
+# A passage near the end of knowledge/iptu-segunda-via.md, as an answer quotes it.
+QUOTED = '- Confira sempre se o beneficiário do boleto é "Prefeitura Municipal de Santa Aurora" antes de pagar.'
 
 
 @pytest.fixture
@@ -138,7 +141,7 @@ def test_the_chat_the_widget_portal_and_an_article_run_in_chromium_without_a_pol
     services: Services, screen: str, width: int, height: int
 ) -> None:
     from openai_compatible_server import LoopbackServer
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(chromium).exists():
@@ -159,6 +162,14 @@ def test_the_chat_the_widget_portal_and_an_article_run_in_chromium_without_a_pol
             assert page.locator("body").evaluate("b => getComputedStyle(b).maxWidth") != "none"
             page.screenshot(path=str(ARTIFACTS / f"article-under-csp-{screen}.png"), full_page=True)
             article_width = page.locator("html").evaluate("html => html.scrollWidth")
+            page.goto(running.url + article_link("kb://articles/iptu-segunda-via", [QUOTED]))
+            passage = page.locator("#trecho")
+            expect(passage).to_be_in_viewport()
+            expect(passage.locator("mark")).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / f"article-passage-{screen}.png"))
+            scrolled = page.evaluate("window.scrollY")
+            highlight = passage.locator("mark").evaluate("m => getComputedStyle(m).backgroundColor")
+            passage_text = passage.inner_text()
             page.goto(f"{running.url}/static/widget-demo.html")
             page.click("#abrir-atendimento")
             frame = page.frame_locator("iframe")
@@ -170,3 +181,7 @@ def test_the_chat_the_widget_portal_and_an_article_run_in_chromium_without_a_pol
     # With their styles allowed by the policy, neither page scrolls sideways, on a phone included.
     assert chat_width <= width
     assert article_width <= width
+    # A citation's link opens the article scrolled to the quoted passage, highlighted by the page's own style.
+    assert passage_text.startswith("Confira sempre se o beneficiário")
+    assert scrolled > 0
+    assert highlight == "rgb(255, 240, 160)"

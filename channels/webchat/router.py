@@ -18,6 +18,7 @@ from atende.deps import AssistantDep, CitizenConversation, ServicesDep, StoreDep
 from atende.errors import error_body
 from atende.handoff.translation import MessageTranslation, citizen_text
 from atende.i18n import t
+from atende.kb_links import article_link, quotes_of
 from channels.entry import ChannelReply, handle_message, handle_message_stream
 from channels.webchat.schemas import (
     ConversationCreated,
@@ -42,22 +43,23 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 api = APIRouter(prefix="/api/conversations", tags=["conversations"])
 pages = APIRouter(include_in_schema=False)
 
-KB_URL_PREFIX = "kb://articles/"
 
-
-def browser_url(url: str) -> str:
+def browser_url(url: str, quotes: Iterable[str] = ()) -> str:
     """Where a citizen's browser can open a cited source.
 
     The index names its own articles `kb://articles/<id>` (a stable, host-free id that other consumers keep);
-    in the web chat they are the /kb/<id> pages. External sources keep their own address.
+    in the web chat they are the /kb/<id> pages, pointing at the passages the answer quoted. External sources
+    keep their own address.
     """
-    if url.startswith(KB_URL_PREFIX):
-        return "/kb/" + url.removeprefix(KB_URL_PREFIX)
-    return url
+    return article_link(url, quotes)
 
 
 def _for_browser(citations: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    return [{**c, "url": browser_url(str(c.get("url", "")))} for c in citations]
+    # The quotes travel in the link; the browser gets the citation as the API documents it.
+    return [
+        {**{k: v for k, v in c.items() if k != "quotes"}, "url": browser_url(str(c.get("url", "")), quotes_of(c))}
+        for c in citations
+    ]
 
 
 def _as_delivered(text: str, translated: MessageTranslation | None) -> str:

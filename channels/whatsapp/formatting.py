@@ -4,9 +4,11 @@ interactive limits (3 reply buttons; a list of up to 10 rows)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
+
+from atende.kb_links import KB_URL_PREFIX, article_link, quotes_of
 
 MAX_TEXT: Final = 4096
 MAX_INTERACTIVE_BODY: Final = 1024
@@ -17,8 +19,6 @@ MAX_ROW_TITLE: Final = 24
 MAX_ROW_DESCRIPTION: Final = 72
 MAX_LIST_BUTTON: Final = 20
 MAX_ID: Final = 256
-
-KB_URL_PREFIX: Final = "kb://articles/"
 
 
 class InteractiveLimitError(ValueError):
@@ -88,10 +88,10 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     return parts
 
 
-def short_link(url: str, base_url: str) -> str:
-    """A cited article as a link the citizen can open: /kb/<id> on the public site."""
-    if url.startswith(KB_URL_PREFIX):
-        return f"{base_url.rstrip('/')}/kb/{url.removeprefix(KB_URL_PREFIX)}"
+def short_link(url: str, base_url: str, quotes: Iterable[str] = ()) -> str:
+    """A cited article as a link the citizen can open: /kb/<id> on the public site, pointing at the quoted
+    passages (see atende/kb_links.py)."""
+    url = article_link(url, quotes)
     if url.startswith("/"):
         return base_url.rstrip("/") + url
     return url
@@ -100,7 +100,7 @@ def short_link(url: str, base_url: str) -> str:
 def sources_block(citations: Sequence[Mapping[str, Any]], base_url: str, heading: str) -> str:
     lines: list[str] = []
     for c in citations:
-        link = short_link(str(c.get("url") or KB_URL_PREFIX + str(c.get("doc_id", ""))), base_url)
+        link = short_link(str(c.get("url") or KB_URL_PREFIX + str(c.get("doc_id", ""))), base_url, quotes_of(c))
         lines.append(f"[{c.get('n', len(lines) + 1)}] {c.get('title', '')}: {link}")
     return f"*{heading}:*\n" + "\n".join(lines) if lines else ""
 
