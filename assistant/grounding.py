@@ -38,6 +38,11 @@ def _sentences(text: str) -> list[str]:
 _LIST_MARKER = re.compile(r"(?m)^\s*\d{1,2}[.)]\s+")
 
 
+def numbers_in(text: str) -> set[str]:
+    """The numbers of a text, list markers left out, written without separators ("1.500,00" -> "150000")."""
+    return _numbers(text)
+
+
 def _numbers(text: str) -> set[str]:
     return {re.sub(r"[.,]", "", n) for n in _NUMBER.findall(_LIST_MARKER.sub(" ", text))}
 

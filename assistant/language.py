@@ -63,6 +63,8 @@ def identify_language(text: str) -> str | None:
 
 def localize(reply: AssistantReply, message: str, organization: str) -> AssistantReply:
     """Apply the reply-language policy to a reply written in pt-BR, and record the reply's language."""
+    if reply.language != DEFAULT_LOCALE:
+        return reply  # already written in the citizen's language
     language = detect_language(message)
     if language == DEFAULT_LOCALE:
         return replace(reply, language=DEFAULT_LOCALE)

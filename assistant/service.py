@@ -5,20 +5,20 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from assistant.compose import COMPOSE_VERSION, select
-from assistant.grounding import GroundingResult, check_answer
-from assistant.language import localize
+from assistant.compose import COMPOSE_VERSION, evidence_of, select
+from assistant.grounding import GroundingResult, check_answer, numbers_in
+from assistant.language import identify_language, localize
 from assistant.llm import ChatModel, LLMError, StreamChunk, Usage
 from assistant.prompts import LEAD_IN_VERSION, PROMPT_VERSION, answer_messages, lead_in_messages
 from assistant.rewrite import rewrite_query
 from assistant.routing import Route, route_message
 from assistant.tools.chooser import TOOL_PROMPT_VERSION
 from assistant.tools.dialogue import ActionDialogue, ActionOutcome, redact
-from atende.i18n import t
+from atende.i18n import DEFAULT_LOCALE, t
 from atende.privacy import Pseudonymizer, mask
 from atende.store import ConversationNotFound, ConversationStore, EventDraft, MessageDraft, TurnRecord
 from rag.index import KnowledgeIndex
@@ -104,8 +104,8 @@ class Token:
 class AssistantConfig:
     organization: str = "Prefeitura de Santa Aurora"
     top_k: int = 3
-    abstain_threshold: float = 0.47
-    evidence_threshold: float = 0.5
+    abstain_threshold: float = 0.3
+    evidence_threshold: float = 0.36
     answer_mode: AnswerMode = "extractive"
     max_words: int = 80
     max_tokens: int = 220
@@ -125,6 +125,7 @@ class Assistant:
         config: AssistantConfig,
         *,
         actions: ActionDialogue | None = None,
+        translate: Callable[[str, str, str], str | None] | None = None,
     ) -> None:
         self.model = model
         self.index = index
@@ -132,6 +133,8 @@ class Assistant:
         self.config = config
         # Requests to act (debts, Pix, protocols, appointments) go through the MCP tools; None: answers only.
         self.actions = actions
+        # (text, source, target) -> translation or None; answers questions in Spanish and English when set.
+        self.translate = translate
 
     def validate(self, text: str) -> str:
         cleaned = text.strip()
@@ -166,6 +169,10 @@ class Assistant:
             kind = routing.smalltalk or "greeting"
             answer = t(kind, self.config.locale, organization=self.config.organization)
             reply = self._reply(answer, "answered", "smalltalk", started)
+        elif self.translate is not None and (language := identify_language(text)) in ("es", "en"):
+            reply = self._answer_in(language, text, history, started)
+            if reply.decision == "answered":
+                yield Token(reply.answer)
         else:
             final: AssistantReply | None = None
             for item in self._answer(text, history, started):
@@ -176,6 +183,32 @@ class Assistant:
             assert final is not None
             reply = final
         yield self._record(conversation_id, channel, text, localize(reply, text, self.config.organization), action)
+
+    def _answer_in(
+        self, language: str, text: str, history: Sequence[tuple[str, str]], started: float
+    ) -> AssistantReply:
+        """Answer a Spanish or English question from the Portuguese articles, in the citizen's language.
+
+        The question is translated to find and select the parts; the selected Portuguese text is translated back.
+        A translation that loses a number (a fee, a phone, a deadline) is not sent: the Portuguese answer is,
+        with the notice that it is in Portuguese.
+        """
+        assert self.translate is not None
+        asked = self.translate(text, language, DEFAULT_LOCALE) or text
+        reply: AssistantReply | None = None
+        for item in self._answer(asked, history, started):
+            if isinstance(item, AssistantReply):
+                reply = item
+        assert reply is not None
+        if reply.decision != "answered":
+            return reply
+        markers = "".join(f" [{n}]" for n in dict.fromkeys(_MARKER.findall(reply.answer)))
+        source = _MARKER.sub("", reply.answer).strip()
+        translated = self.translate(source, DEFAULT_LOCALE, language)
+        if translated is None or not numbers_in(source) <= numbers_in(translated):
+            return reply
+        timings = {**reply.timings_ms, "total": _ms_since(started)}
+        return replace(reply, answer=translated.strip() + markers, language=language, timings_ms=timings)
 
     def _action_reply(self, action: ActionOutcome, route: Route, started: float) -> AssistantReply:
         return self._reply(
@@ -252,9 +285,10 @@ class Assistant:
             prior={h.chunk.id: max(0.0, h.score / top) for h in candidates if h.chunk.doc_id == best_doc},
         )
         timings["select"] = round((time.perf_counter() - t1) * 1000, 1)
-        common["evidence"] = selection.evidence
-        if not selection.units or selection.evidence < self.config.evidence_threshold:
-            reason = f"evidence {selection.evidence:.3f} below {self.config.evidence_threshold}"
+        support = evidence_of(conf, selection)
+        common["evidence"] = support
+        if not selection.units or support < self.config.evidence_threshold:
+            reason = f"evidence {support:.3f} below {self.config.evidence_threshold}"
             yield self._abstain(started, timings, reason=reason, **common)
             return
         first = selection.units[0].chunk

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -289,6 +290,8 @@ def build_services(settings: Settings, *, model: ChatModel | None = None) -> Ser
     accounts = build_accounts(settings, engine, audit, cipher=lgpd.cipher)
     lgpd.encrypted_columns.append(EncryptedColumn("users", "totp_secret"))
     handoff = build_handoff(settings, sessions, store, chat_model)
+    if settings.answer_translation:
+        assistant.translate = _answer_translator(settings, chat_model)
     domain, mcp, token_verifier = build_tools(
         settings, sessions, audit, index, lgpd, tokens=accounts.tokens, handoffs=handoff
     )
@@ -341,6 +344,13 @@ def build_live_state(settings: Settings) -> LiveState:
             raise ValueError("ATENDE_HANDOFF_LIVE_STATE=redis needs ATENDE_REDIS_URL")
         return RedisLiveState(settings.redis_url, prefix=settings.handoff_redis_prefix)
     return InMemoryLiveState()
+
+
+def _answer_translator(settings: Settings, model: ChatModel) -> Callable[[str, str, str], str | None]:
+    from atende.handoff.translation import LLMTranslator, translate_or_none
+
+    translator = LLMTranslator(model, llm_is_local=settings.llm_local)
+    return lambda text, source, target: translate_or_none(translator, text, source, target)
 
 
 def build_handoff(

@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     retrieval_dense_weight: float = 0.5
     retrieval_fusion: Literal["convex", "weighted", "rrf"] = "convex"  # decision 0007
     retrieval_rrf_k: int = 60
-    abstain_threshold: float = 0.47
+    abstain_threshold: float = 0.3  # retrieval confidence below which no article is worth reading
     support_threshold: float = 0.35
     # How answers are written (decision 0045): "extractive" composes them from the article's own sentences, list
     # items and table rows; "constrained" adds a model-written lead-in that must pass the grounding check;
@@ -104,8 +104,10 @@ class Settings(BaseSettings):
     # on an OpenAI-compatible endpoint.
     answer_mode: Literal["auto", "extractive", "constrained", "generative"] = "auto"
     answer_max_words: int = Field(default=80, ge=10, le=400)
-    # Share of the question's topic words the selected parts must cover to answer rather than abstain (0045).
-    evidence_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    # Support (retrieval confidence and coverage of the question by the selected parts) needed to answer (0045).
+    evidence_threshold: float = Field(default=0.36, ge=0.0, le=1.0)
+    # Questions in Spanish or English are answered in that language, translated by the chat model (0045).
+    answer_translation: bool = True
 
     max_message_chars: int = Field(default=2000, ge=1)
     history_turns: int = 4

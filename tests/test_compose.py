@@ -22,7 +22,7 @@ Para fazer o cartão, leve:
 
 ## Como solicitar
 
-1. **Pela internet:** acesse https://biblioteca.example.gov.br e preencha o cadastro. O cartão fica pronto em 2 dias úteis.
+1. **Pela internet:** acesse https://biblioteca.example.gov.br e preencha o cadastro. Fica pronto em 2 dias.
 2. **Presencialmente:** vá à Biblioteca Central, Rua das Letras, 45, de terça a sábado, das 9h às 18h.
 3. **Pelo telefone:** ligue (19) 3555-0199 e agende a retirada.
 
