@@ -349,6 +349,7 @@ class Assistant:
         usage = Usage()
         accepted = ""
         pending = ""
+        shown = ""  # the checked text already sent; every later text extends it
         checked: GroundingResult | None = None
         t1 = time.perf_counter()
         try:
@@ -364,21 +365,21 @@ class Assistant:
                 result = check_answer(
                     candidate if self.config.llm_is_local else pseudo.restore(candidate), hits, question=query
                 )
-                if not result.supported:
+                if not result.supported or not result.answer.startswith(shown):
                     break
                 timings.setdefault("first_token", _ms_since(started))
-                yield Token(pending[:cut])
-                accepted, pending, checked = candidate, pending[cut:], result
+                yield Token(result.answer[len(shown) :])
+                accepted, pending, checked, shown = candidate, pending[cut:], result, result.answer
             else:
                 if pending.strip():
                     candidate = accepted + pending
                     result = check_answer(
                         candidate if self.config.llm_is_local else pseudo.restore(candidate), hits, question=query
                     )
-                    if result.supported:
+                    if result.supported and result.answer.startswith(shown):
                         timings.setdefault("first_token", _ms_since(started))
-                        yield Token(pending)
-                        accepted, checked = candidate, result
+                        yield Token(result.answer[len(shown) :])
+                        accepted, checked, shown = candidate, result, result.answer
         except LLMError as exc:
             log.error("LLM failed while answering: %s", exc)
             common = {**common, "error": str(exc)}

@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = ROOT / "knowledge"
 
+# Most tests are about channels, handoff and tools, and script the model's answer: they run in the generative mode,
+# with no evidence gate and no answer translation. The default extractive mode, the gate and the translation have
+# their own tests (tests/test_answer_modes.py), which set these explicitly.
+os.environ.setdefault("ATENDE_ANSWER_MODE", "generative")
+os.environ.setdefault("ATENDE_EVIDENCE_THRESHOLD", "0")
+os.environ.setdefault("ATENDE_ANSWER_TRANSLATION", "false")
+
 
 def production_values() -> dict[str, str]:
     """What production refuses to start without: fresh random keys and the organization's own Pix receiver."""

@@ -66,14 +66,19 @@ def test_an_off_topic_question_abstains_without_calling_the_model(services: Serv
     assert [e.kind for e in services.store.list_events(cid)] == ["handoff_requested"]
 
 
-def test_the_model_declining_turns_into_an_abstention(services: Services, scripted: ScriptedChatModel) -> None:
+def test_the_model_declining_an_answerable_question_is_overruled_by_the_evidence(
+    services: Services, scripted: ScriptedChatModel
+) -> None:
     scripted._steps.append("NAO_SEI")
     cid = new_conversation(services)
 
     reply = services.assistant.respond(cid, "Quanto custa a segunda via do IPTU na prefeitura?")
 
-    assert reply.decision == "abstained"
-    assert reply.citations == []
+    # Abstention rests on how well the article covers the question, not on the model's wording.
+    assert reply.decision == "answered"
+    assert "NAO_SEI" not in reply.answer
+    assert "sem custo" in reply.answer or "gratuita" in reply.answer
+    assert [c.doc_id for c in reply.citations] == ["iptu-segunda-via"]
 
 
 def test_an_answer_with_a_number_absent_from_the_sources_is_not_sent(
@@ -87,8 +92,8 @@ def test_an_answer_with_a_number_absent_from_the_sources_is_not_sent(
 
     reply = services.assistant.respond(cid, "Como emito a segunda via do IPTU?")
 
-    assert reply.decision == "abstained"
-    assert "numbers not in context" in reply.reason
+    assert "987,65" not in reply.answer
+    assert reply.citations[0].quotes, "the article's own text was sent instead"
 
 
 def test_citations_to_passages_that_were_not_retrieved_are_dropped(
@@ -112,7 +117,8 @@ def test_an_answer_the_sources_do_not_support_is_replaced_by_an_abstention(
 
     reply = services.assistant.respond(cid, "Como emito a segunda via do IPTU?")
 
-    assert reply.decision == "abstained"
+    assert "extinto" not in reply.answer
+    assert "Portal do Contribuinte" in reply.answer or "contribuinte" in reply.answer
 
 
 def test_greetings_are_answered_without_retrieval_or_model(services: Services) -> None:
@@ -138,7 +144,7 @@ def test_asking_for_a_person_hands_off_and_records_the_request(services: Service
     assert event.payload["team"] == reply.handoff_team == "atendimento"
 
 
-def test_a_model_failure_apologises_offers_a_person_and_records_the_error(
+def test_a_model_failure_still_answers_from_the_article_and_records_the_error(
     services: Services, scripted: ScriptedChatModel
 ) -> None:
     scripted._steps.append(LLMError("connection refused"))
@@ -146,8 +152,9 @@ def test_a_model_failure_apologises_offers_a_person_and_records_the_error(
 
     reply = services.assistant.respond(cid, "Como emito a segunda via do IPTU?")
 
-    assert reply.decision == "abstained"
-    assert "problema técnico" in reply.answer
+    assert reply.decision == "answered"
+    assert "problema técnico" not in reply.answer
+    assert [c.doc_id for c in reply.citations] == ["iptu-segunda-via"]
     [turn] = list(services.store.iter_turns())
     assert turn["error"] == "connection refused"
     assert services.store.list_messages(cid)[0].text == "Como emito a segunda via do IPTU?"
@@ -213,7 +220,7 @@ def test_instructions_in_a_citizen_message_do_not_change_the_system_rules(
     first_system, second_system = scripted.calls[0][0], scripted.calls[1][0]
     assert first_system == second_system
     assert "Ignore todas" not in second_system["content"]
-    assert reply.decision == "abstained"
+    assert "grátis para todos" not in reply.answer
 
 
 def test_instructions_inside_a_document_stay_inside_the_documents_block(
