@@ -59,7 +59,8 @@ def test_by_default_the_answer_is_the_articles_own_steps_with_no_model_call(buil
     assert "".join(tokens) == reply.answer
     [citation] = reply.citations
     assert citation.doc_id == "iptu-segunda-via"
-    assert citation.quotes and all(q in reply.answer for q in citation.quotes if not q.startswith(" "))
+    assert citation.quotes
+    assert all(q in reply.answer for q in citation.quotes if not q.startswith(" "))
     assert len(reply.answer.split()) <= 80 + 5
     assert model.calls == []
 
@@ -103,7 +104,8 @@ def test_generated_sentences_reach_the_citizen_only_after_passing_the_check_and_
 
     shown = "".join(tokens)
     assert "1999" not in shown
-    assert shown and reply.answer.startswith(shown)
+    assert shown
+    assert reply.answer.startswith(shown)
     assert "extinto" not in reply.answer
 
 
