@@ -285,6 +285,14 @@ def select(
         section_hit = bool(set(own) & set(content_terms(best.chunk.section.split(" > ")[-1])))
         whole = introduced or section_hit or bool({"how", "documents"} & set(cues))
         _add_list(best, units, scores, add, whole)
+    # The passage the retriever ranked first reads the question's meaning, not only its words: when nothing
+    # was taken from it, its best part joins the answer.
+    if prior:
+        top_chunk = max(prior, key=lambda cid: prior[cid])
+        if not any(u.chunk.id == top_chunk for u in chosen.values()):
+            in_top = [u for u in units if u.chunk.id == top_chunk and not u.lead]
+            if in_top:
+                add(max(in_top, key=lambda u: (scores[u.position], -u.position)))
     # Further parts only when they cover words of the question the chosen ones do not.
     covered = set().union(*(u.terms | u.heading_terms for u in chosen.values()))
     for u in sorted(units, key=lambda u: (-scores[u.position], u.position)):
