@@ -105,7 +105,7 @@ class AssistantConfig:
     organization: str = "Prefeitura de Santa Aurora"
     top_k: int = 3
     abstain_threshold: float = 0.3
-    evidence_threshold: float = 0.36
+    evidence_threshold: float = 0.35
     answer_mode: AnswerMode = "extractive"
     max_words: int = 80
     max_tokens: int = 220

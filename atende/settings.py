@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     answer_mode: Literal["auto", "extractive", "constrained", "generative"] = "auto"
     answer_max_words: int = Field(default=80, ge=10, le=400)
     # Support (retrieval confidence and coverage of the question by the selected parts) needed to answer (0045).
-    evidence_threshold: float = Field(default=0.36, ge=0.0, le=1.0)
+    evidence_threshold: float = Field(default=0.35, ge=0.0, le=1.0)
     # Questions in Spanish or English are answered in that language, translated by the chat model (0045).
     answer_translation: bool = True
 

@@ -23,7 +23,7 @@ def build(test_settings: Settings, knowledge_documents: list[Document]) -> Itera
 
     def make(model: ScriptedChatModel, **values: object) -> Services:
         settings = test_settings.model_copy(
-            update={"answer_mode": "extractive", "evidence_threshold": 0.36, "answer_translation": False, **values}
+            update={"answer_mode": "extractive", "evidence_threshold": 0.35, "answer_translation": False, **values}
         )
         services = make_services(settings, model, knowledge_documents)
         made.append(services)
