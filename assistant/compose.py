@@ -253,6 +253,14 @@ def select(
 
     scores = {u.position: score(u) for u in units}
     best = max(units, key=lambda u: (scores[u.position], -u.position))
+    if best.kind == "sentence" and not best.lead:
+        # A section headed by what was asked ("Documentos necessários" for "que documentos…") answers with its
+        # list, even when a sentence next to the list shares more words with the question.
+        section = fold(best.chunk.section)
+        if any(_CUE_HEADINGS[c].search(section) for c in cues):
+            listed = [u for u in units if u.chunk.section == best.chunk.section and u.kind == "item"]
+            if listed:
+                best = max(listed, key=lambda u: (scores[u.position], -u.position))
     chosen: dict[int, Unit] = {}
 
     def words() -> int:

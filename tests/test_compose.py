@@ -118,3 +118,19 @@ def test_questions_are_read_for_the_kind_of_fact_they_ask_for() -> None:
     assert question_cues("Quanto custa a taxa?") == ("cost",)
     assert "where" in question_cues("onde fica o posto?")
     assert "documents" in question_cues("que documentos preciso levar")
+
+
+def test_a_section_headed_by_what_was_asked_answers_with_its_list() -> None:
+    doc = Document(
+        id="rg",
+        title="Carteira de identidade",
+        text="## Documentos necessários\n\n- certidão de nascimento;\n- CPF regular.\n\n"
+        "Não é preciso levar foto: ela é tirada no local para tirar a carteira.\n\n"
+        "## Valor\n\nA primeira via é gratuita.",
+    )
+    index = _index(doc, OTHER)
+
+    text = select("quais documentos preciso para tirar a carteira?", index.chunks_of("rg"), index.idf).text
+
+    assert "- certidão de nascimento;" in text
+    assert "- CPF regular." in text
