@@ -378,7 +378,11 @@ class Settings(BaseSettings):
         if self.answer_concurrency:
             return self.answer_concurrency
         # The embedded model answers one question at a time; an endpoint serves several (vLLM batches them).
-        return 1 if self.llm_backend == "llamacpp" else 4
+        # Extractive answers take milliseconds and no model: the model's own lock serialises the few turns that
+        # still call it (tool choice, translation), so several answers may run at once.
+        if self.llm_backend == "llamacpp" and self.resolved_answer_mode != "extractive":
+            return 1
+        return 4
 
     @property
     def llm_local(self) -> bool:
