@@ -318,6 +318,20 @@ def test_data_set_reports_compare_by_metric() -> None:
     assert compare(base, new, no_regressions=True, tolerance=0.2).ok
 
 
+def test_answer_reports_count_fewer_false_abstentions_and_shorter_answers_as_no_regression() -> None:
+    def answers(false_abstention: float, words: float, correct: float) -> dict[str, Any]:
+        metrics = {
+            "false_abstention": false_abstention,
+            "correct_abstention": correct,
+            "words_per_answer": {"mean": words, "p50": words},
+        }
+        return {"kind": "answers", "metrics": metrics}
+
+    assert compare(answers(0.3, 40, 0.5), answers(0.1, 20, 0.5), no_regressions=True).ok
+    worse = compare(answers(0.1, 20, 0.5), answers(0.1, 20, 0.2), no_regressions=True)
+    assert "correct_abstention" in worse.gate_failures[0]
+
+
 @pytest.mark.parametrize(
     ("flags", "code"),
     [
