@@ -206,6 +206,7 @@ def dataset_rows(
                 n_items=report["n_questions"],
                 n_unanswerable=report["n_unanswerable"],
                 unanswerable=report["unanswerable"],
+                timings_ms=report["timings_ms"],
                 duration_s=round(time.perf_counter() - started, 1),
             )
         )

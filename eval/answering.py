@@ -121,7 +121,7 @@ def stream_responder(services: Services, *, channel: str = "web") -> Respond:
         cited = {c.doc_id for c in reply.citations}
         contexts = [h.chunk.embedding_text() for h in reply.retrieved if h.chunk.doc_id in cited]
         # Abstention is the assistant's decision; the text is what the citizen was sent.
-        return Answer(outcome.answer, reply.decision, contexts, latency, first or latency)
+        return Answer(outcome.answer, reply.decision, contexts, latency, first or latency, reply.timings_ms)
 
     return respond
 

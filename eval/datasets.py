@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -441,6 +441,8 @@ class Answer:
     contexts: Sequence[str]
     latency_ms: float
     first_words_ms: float
+    # The assistant's own breakdown (retrieve, first_token, generate, total), to tell where the time went.
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
 
 
 Respond = Callable[[Question], Answer]
@@ -511,12 +513,19 @@ def evaluate_answers(
                 "faithfulness": faithful,
                 "first_words_ms": round(got.first_words_ms, 1),
                 "latency_ms": round(got.latency_ms, 1),
+                "timings_ms": dict(got.timings_ms),
             }
         )
         tick(q.id)
+    steps: dict[str, list[float]] = {}
+    for row in rows:
+        for step, ms in row["timings_ms"].items():
+            steps.setdefault(step, []).append(ms)
     return {
         "kind": "answers",
         "metrics": answer_metrics(rows),
+        # Where the time went, by the assistant's own clock (absent for the baseline).
+        "timings_ms": {step: latency_summary(values) for step, values in sorted(steps.items())},
         "n_questions": len(rows),
         "n_unanswerable": sum(r["expects_abstention"] for r in rows),
         "faithfulness_scorer": scorer.name if scorer else None,

@@ -146,6 +146,7 @@ def test_the_streaming_entry_point_gives_the_first_words_before_the_whole_answer
     assert answered.decision == "answered", answered.text
     assert answered.contexts
     assert 0 < answered.first_words_ms < answered.latency_ms
+    assert {"retrieve", "generate", "total"} <= set(answered.timings_ms)
     # Nothing streams before an abstention: the citizen's first words are the whole reply.
     assert off_topic.decision == "abstained"
     assert off_topic.first_words_ms == off_topic.latency_ms
