@@ -118,7 +118,7 @@ def foundation_rows(
             resolved, model, load = _model(with_answer_mode(settings, mode), name, 4 * turns + 10)
             _say(f"foundation: {mode} with {name}…")
             with isolated_services(resolved, model=model, knowledge_dir=knowledge_dir, load_model=load) as services:
-                warm_up_turn(services, suites[0].cases[0].turns[0].user)
+                warm_up_turn(services)
                 report = run_suites(suites, services, scorer=build_scorer(services, judge))
                 model_id = services.model.model_id
             items, errors = suite_report_rows(report)
@@ -132,6 +132,9 @@ def foundation_rows(
                     n_items=len(items),
                     n_unanswerable=sum(bool(r["expects_abstention"]) for r in items),
                     errors=errors,
+                    llm_errors=sum(
+                        t.get("reason") == "llm_error" for c in report["cases"] for r in c["runs"] for t in r["turns"]
+                    ),
                     pass_rate=report["summary"]["pass_rate"],
                     duration_s=round(time.perf_counter() - started, 1),
                 )
@@ -207,6 +210,7 @@ def dataset_rows(
                 n_unanswerable=report["n_unanswerable"],
                 unanswerable=report["unanswerable"],
                 timings_ms=report["timings_ms"],
+                llm_errors=report["n_llm_errors"],
                 duration_s=round(time.perf_counter() - started, 1),
             )
         )
@@ -251,6 +255,12 @@ def markdown(results: dict[str, Any]) -> str:
         for row in data["rows"]:
             cells = [_cell(key, row["metrics"][key]) for key, _ in COLUMNS]
             lines.append(f"| {row['row']} | " + " | ".join(cells) + f" | {row['n_items']} ({row['n_unanswerable']}) |")
+        failed = [f"{r['row']}: {r['llm_errors']}" for r in data["rows"] if r.get("llm_errors")]
+        broken = [f"{r['row']}: {r['errors']}" for r in data["rows"] if r.get("errors")]
+        if failed:
+            lines += ["", "Model calls that failed or timed out (counted as abstentions): " + "; ".join(failed) + "."]
+        if broken:
+            lines += ["", "Suite runs that raised before being checked (left out): " + "; ".join(broken) + "."]
     return "\n".join(lines) + "\n"
 
 

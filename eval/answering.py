@@ -121,12 +121,18 @@ def stream_responder(services: Services, *, channel: str = "web") -> Respond:
         cited = {c.doc_id for c in reply.citations}
         contexts = [h.chunk.embedding_text() for h in reply.retrieved if h.chunk.doc_id in cited]
         # Abstention is the assistant's decision; the text is what the citizen was sent.
-        return Answer(outcome.answer, reply.decision, contexts, latency, first or latency, reply.timings_ms)
+        return Answer(
+            outcome.answer, reply.decision, contexts, latency, first or latency, reply.timings_ms, reply.reason
+        )
 
     return respond
 
 
-def warm_up_turn(services: Services, text: str, *, channel: str = "web") -> None:
+# Not a question of any data set: a scored question asked twice would find its own prompt in the model's cache.
+WARM_UP_TEXT = "Qual é o horário de atendimento?"
+
+
+def warm_up_turn(services: Services, text: str = WARM_UP_TEXT, *, channel: str = "web") -> None:
     """Send one untimed message first: lazy loads on the first message (the language detector's models take
     over a second) are a cold start, not the per-answer latency a running server shows."""
     conversation = services.store.create_conversation(channel)
@@ -258,7 +264,7 @@ def run_answers(
             extractive.warm_up()
             respond = extractive
         else:
-            warm_up_turn(services, scored[0].question)
+            warm_up_turn(services)
             respond = stream_responder(services)
         report = evaluate_answers(
             scored,

@@ -443,6 +443,8 @@ class Answer:
     first_words_ms: float
     # The assistant's own breakdown (retrieve, first_token, generate, total), to tell where the time went.
     timings_ms: Mapping[str, float] = field(default_factory=dict)
+    # Why the assistant decided so ("llm_error" is a failed or timed-out model call, not a real abstention).
+    reason: str = ""
 
 
 Respond = Callable[[Question], Answer]
@@ -514,6 +516,7 @@ def evaluate_answers(
                 "first_words_ms": round(got.first_words_ms, 1),
                 "latency_ms": round(got.latency_ms, 1),
                 "timings_ms": dict(got.timings_ms),
+                "reason": got.reason,
             }
         )
         tick(q.id)
@@ -528,6 +531,8 @@ def evaluate_answers(
         "timings_ms": {step: latency_summary(values) for step, values in sorted(steps.items())},
         "n_questions": len(rows),
         "n_unanswerable": sum(r["expects_abstention"] for r in rows),
+        # Model failures count as abstentions above; a run with any is not a fair measurement of the mode.
+        "n_llm_errors": sum(r["reason"] == "llm_error" for r in rows),
         "faithfulness_scorer": scorer.name if scorer else None,
         "rows": rows,
     }

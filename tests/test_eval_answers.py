@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from assistant.testing import FailingChatModel
 from atende.settings import Settings
 from eval.answering import (
     BASELINE,
@@ -23,6 +24,7 @@ from eval.datasets import (
     KbRecord,
     Question,
     answer_metrics,
+    evaluate_answers,
     held_out,
     read_kb,
     read_questions,
@@ -237,3 +239,14 @@ def test_records_dropped_for_unanswerable_questions_never_reach_the_index(test_s
     # Each answer is taken from a passage the index holds: never the dropped gold passage.
     for q in split.unanswerable:
         assert "número " + q.id[1:] + " " not in rows[q.id]["answer"] + " "
+
+
+def test_a_model_failure_counts_as_an_abstention_and_is_reported_apart(test_settings: Settings) -> None:
+    with isolated_services(test_settings, model=FailingChatModel("timed out")) as services:
+        respond = stream_responder(services)
+        report = evaluate_answers(
+            [Question("a", "perdi o boleto do IPTU, como tiro a segunda via?", ("portal",), ("x",))], respond
+        )
+    assert report["rows"][0]["decision"] == "abstained"
+    assert report["rows"][0]["reason"] == "llm_error"
+    assert report["n_llm_errors"] == 1
