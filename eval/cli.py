@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -31,9 +30,23 @@ JudgeOpt = Annotated[
     str | None, typer.Option("--judge", help="Faithfulness scorer: support or llm (default ATENDE_EVAL_JUDGE)")
 ]
 
+ModeOpt = Annotated[
+    str | None,
+    typer.Option("--mode", help="Answer mode (extractive, constrained, generative…; default ATENDE_ANSWER_MODE)"),
+]
+
 
 def _settings() -> Settings:
     return Settings()
+
+
+def _answer_mode(settings: Settings, mode: str | None) -> Settings:
+    from eval.answering import with_answer_mode
+
+    try:
+        return with_answer_mode(settings, mode)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--mode") from exc
 
 
 def _console() -> Any:
@@ -66,12 +79,12 @@ def _progress(total: int, label: str) -> Iterator[_Ticker]:
 
 
 def _scorer(services: Services, judge: str | None) -> FaithfulnessScorer:
-    from eval.faithfulness import JudgeScorer, SupportScorer
+    from eval.answering import build_scorer
 
-    choice = judge or services.settings.eval_judge
-    if choice not in ("support", "llm"):
-        raise typer.BadParameter(f"{choice!r}: use support or llm", param_hint="--judge")
-    return JudgeScorer(services.model) if choice == "llm" else SupportScorer(services.index.embedder)
+    try:
+        return build_scorer(services, judge)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--judge") from exc
 
 
 def _table(title: str, rows: Sequence[tuple[str, ...]], header: Sequence[str]) -> None:
@@ -102,8 +115,10 @@ def run(
     model: ModelOpt = None,
     kb: Annotated[Path | None, typer.Option("--kb", help="Knowledge folder (default ATENDE_KNOWLEDGE_DIR)")] = None,
     judge: JudgeOpt = None,
+    mode: ModeOpt = None,
 ) -> None:
     """Run suites through the channels' entry point (handoff gate included) in a throwaway database and index."""
+    from eval.answering import answer_mode_of
     from eval.isolation import isolated_services
     from eval.models import SCRIPTED, resolve_model
     from eval.report import write_report
@@ -117,7 +132,7 @@ def run(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
     turns = sum(len(c.turns) for s in loaded for c in s.cases) * repeat
-    settings, chat_model = resolve_model(_settings(), model, calls=4 * turns + 10)
+    settings, chat_model = resolve_model(_answer_mode(_settings(), mode), model, calls=4 * turns + 10)
     with (
         isolated_services(settings, model=chat_model, knowledge_dir=kb, load_model=model != SCRIPTED) as services,
         _progress(turns, "eval") as tick,
@@ -128,7 +143,7 @@ def run(
             repeat=repeat,
             scorer=_scorer(services, judge),
             progress=tick,
-            meta={"knowledge_dir": str(services.settings.knowledge_dir)},
+            meta={"knowledge_dir": str(services.settings.knowledge_dir), "answer_mode": answer_mode_of(settings)},
         )
     json_path, html_path = write_report(report, out)
     s = report["summary"]
@@ -142,6 +157,7 @@ def run(
         ("tool calls P / R", f"{_fmt(s['tool_calls']['precision'])} / {_fmt(s['tool_calls']['recall'])}"),
         ("handoff P / R", f"{_fmt(s['handoff']['precision'])} / {_fmt(s['handoff']['recall'])}"),
         ("latency p50 / p95 ms", f"{s['latency_ms']['p50']:.0f} / {s['latency_ms']['p95']:.0f}"),
+        ("first words p50 / p95 ms", f"{s['first_words_ms']['p50']:.0f} / {s['first_words_ms']['p95']:.0f}"),
         ("tokens", str(s["tokens"]["total"])),
     ]
     _table("atende eval run", rows, ("metric", "value"))
@@ -215,56 +231,92 @@ def answers(
     kb: Annotated[Path, typer.Option("--kb", help='KB.jsonl: {"id","title","text","source"} per line')],
     questions: Annotated[Path, typer.Option("--questions", help='Q.jsonl: {"id","question","answers","doc_id"}')],
     out: OutOpt = Path("eval/reports/answers"),
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions of the slice")] = None,
     model: ModelOpt = None,
     judge: JudgeOpt = None,
+    mode: ModeOpt = None,
+    slice_: Annotated[
+        str,
+        typer.Option("--slice", help="working, heldout or all (held out: sha256(id) % 10 < 2, kept for the final run)"),
+    ] = "working",
+    unanswerable_share: Annotated[
+        float,
+        typer.Option(
+            "--unanswerable-share",
+            min=0,
+            max=0.9,
+            help="Share of questions (by id hash) whose gold passages are left out of the KB; they expect abstention",
+        ),
+    ] = 0.0,
+    baseline: Annotated[
+        bool, typer.Option("--baseline", help="Answer with the extractive floor (BM25 top document, 2 sentences)")
+    ] = False,
 ) -> None:
-    """Answer every question with the configured model, through the assistant, and score the answers."""
-    from channels.entry import handle_message
-    from eval.datasets import Question, evaluate_answers, ingest_kb
-    from eval.isolation import isolated_services
+    """Answer every question through the channels' streaming entry point (or the baseline) and score the answers."""
+    from eval.answering import BASELINE, plan_answers, run_answers
+    from eval.datasets import SLICES, select_slice
     from eval.models import SCRIPTED, resolve_model
     from eval.report import write_report
 
     logging.basicConfig(level=logging.WARNING)
-    records, items = _load_dataset(kb, questions, limit)
+    if slice_ not in SLICES:
+        raise typer.BadParameter(f"{slice_!r}: use {', '.join(SLICES)}", param_hint="--slice")
+    if judge is not None and judge not in ("support", "llm"):
+        raise typer.BadParameter(f"{judge!r}: use support or llm", param_hint="--judge")
+    records, items = _load_dataset(kb, questions, None)
+    items = select_slice(items, slice_)[:limit] if limit else select_slice(items, slice_)
+    try:
+        scored = len(plan_answers(records, items, unanswerable_share).scored)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
     settings, chat_model = resolve_model(_settings(), model, calls=2 * len(items) + 10)
-    with tempfile.TemporaryDirectory(prefix="atende-eval-kb-") as tmp:
-        documents = ingest_kb(records, Path(tmp))
-        _console().print(f"indexing {len(documents)} documents…")
-        with isolated_services(
-            settings, model=chat_model, documents=documents, load_model=model != SCRIPTED
-        ) as services:
-
-            def respond(q: Question) -> tuple[str, str, list[str], float]:
-                conversation = services.store.create_conversation("web")
-                started = time.perf_counter()
-                # The channels' entry point, handoff gate included, as in `atende eval run`.
-                outcome = handle_message(
-                    services.assistant, services.handoff, conversation.id, q.question, channel="web"
-                )
-                latency = (time.perf_counter() - started) * 1000
-                reply = outcome.reply
-                if reply is None:  # a fresh conversation is never a person's; kept for type-checking
-                    return outcome.answer, outcome.decision, [], latency
-                cited = {c.doc_id for c in reply.citations}
-                contexts = [h.chunk.embedding_text() for h in reply.retrieved if h.chunk.doc_id in cited]
-                # Abstention is the assistant's decision; the answer is what the citizen was sent.
-                return outcome.answer, reply.decision, contexts, latency
-
-            with _progress(len(items), "answers") as tick:
-                report = evaluate_answers(items, respond, scorer=_scorer(services, judge), progress=tick)
-            report["model"] = services.model.model_id
+    with _progress(scored, "answers") as tick:
+        try:
+            report = run_answers(
+                records,
+                items,
+                settings,
+                responder=BASELINE if baseline else "assistant",
+                mode=mode,
+                model=chat_model,
+                load_model=model != SCRIPTED,
+                judge=judge,
+                unanswerable_share=unanswerable_share,
+                progress=tick,
+                phase=tick.say,
+            )
+        except ValueError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from exc
+    report["slice"] = slice_
     path, html_path = write_report(report, out)
     m = report["metrics"]
+    words = m["words_per_answer"]
     rows = [
         ("answer_contains", _fmt(m["answer_contains"])),
         ("token_f1", _fmt(m["token_f1"])),
-        ("abstained", _fmt(m["abstained"])),
+        ("words / answer (mean · p50)", f"{_fmt(words['mean'])} · {_fmt(words['p50'])}"),
         ("faithfulness", _fmt(m["faithfulness"])),
-        ("latency p50 / p95 ms", f"{m['latency_ms']['p50']:.0f} / {m['latency_ms']['p95']:.0f}"),
+        ("abstained", _fmt(m["abstained"])),
+        ("correct abstention", _fmt(m["correct_abstention"])),
+        ("false abstention", _fmt(m["false_abstention"])),
+        ("first words p50 / p95 ms", f"{m['first_words_ms']['p50']:.0f} / {m['first_words_ms']['p95']:.0f}"),
+        ("whole answer p50 / p95 ms", f"{m['latency_ms']['p50']:.0f} / {m['latency_ms']['p95']:.0f}"),
     ]
-    _table(f"{report['n_questions']} questions, model {report['model']}", rows, ("metric", "value"))
+    mode_label = f", mode {report['answer_mode']}" if report["answer_mode"] else ""
+    title = (
+        f"{report['n_questions']} questions ({report['n_unanswerable']} unanswerable), {report['model']}{mode_label}"
+    )
+    _table(title, rows, ("metric", "value"))
+    u = report["unanswerable"]
+    if u["questions"]:
+        typer.echo(
+            f"unanswerable: {u['questions']} question(s), {u['dropped_documents']} gold passage(s) left out of the KB, "
+            f"{u['excluded_questions']} other question(s) that lost theirs not scored"
+        )
+    if report["skipped"]["unknown_doc"]:
+        typer.echo(f"not scored: {report['skipped']['unknown_doc']} question(s) whose doc_id is not in the KB")
     typer.echo(f"report: {path} {html_path}")
 
 

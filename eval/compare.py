@@ -7,7 +7,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Metrics where a lower value is better; every other numeric metric is better higher.
-_LOWER_IS_BETTER = ("latency", "p50", "p95", "tokens", "abstained", "duration")
+_LOWER_IS_BETTER = (
+    "latency",
+    "p50",
+    "p95",
+    "tokens",
+    "abstained",
+    "false_abstention",
+    "words_per_answer",
+    "duration",
+)
 
 
 @dataclass

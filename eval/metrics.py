@@ -116,3 +116,32 @@ def cohen_kappa(a: Sequence[bool], b: Sequence[bool]) -> float:
 
 def mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+_CITATION_MARK = re.compile(r"\[\d{1,3}\]")
+
+
+def word_count(text: str) -> int:
+    """Words a citizen reads: blank-separated pieces holding a letter or digit; citation marks are not words."""
+    return sum(1 for piece in _CITATION_MARK.sub(" ", text).split() if any(ch.isalnum() for ch in piece))
+
+
+def words_summary(counts: Sequence[int]) -> dict[str, float | None]:
+    """Mean and median words per answer; None when there was no answer to count."""
+    if not counts:
+        return {"mean": None, "p50": None}
+    return {"mean": round(sum(counts) / len(counts), 1), "p50": round(percentile(counts, 50), 1)}
+
+
+def share(hits: Sequence[bool]) -> float | None:
+    """The share of true values; None when there is nothing to count (no evidence either way)."""
+    return round(sum(hits) / len(hits), 4) if hits else None
+
+
+def abstention_rates(pairs: Sequence[tuple[bool, bool]]) -> dict[str, float | None]:
+    """From (should abstain, did abstain) pairs: abstentions on questions the knowledge base cannot answer
+    (correct) and on questions it can answer (false), each over its own kind of question."""
+    return {
+        "correct_abstention": share([did for should, did in pairs if should]),
+        "false_abstention": share([did for should, did in pairs if not should]),
+    }

@@ -102,6 +102,7 @@ def summarise(cases: Sequence[Mapping[str, Any]], repeat: int) -> tuple[dict[str
         "abstention": _binary(turns, "abstains", "abstained"),
         "faithfulness": None if not faithful else round(mean(faithful) or 0.0, 4),
         "latency_ms": latency_summary([t["latency_ms"] for t in turns]),
+        "first_words_ms": latency_summary([t.get("first_words_ms", t["latency_ms"]) for t in turns]),
         "latency_ms_by_route": {r: latency_summary(v) for r, v in sorted(by_route.items())},
         "tokens": {"prompt": prompt, "completion": completion, "total": prompt + completion},
         "decisions": dict(sorted(Counter(t["decision"] for t in turns).items())),

@@ -1,4 +1,4 @@
-"""Run suites through `channels.entry.handle_message`, the channels' entry point, in isolated services.
+"""Run suites through `channels.entry.handle_message_stream`, the channels' entry point, in isolated services.
 
 Each turn goes through the handoff gate as a web chat message does: a conversation handed to a person gets
 its later messages forwarded to the agent, and the turn's handoff (and team) is the queue it really joined.
@@ -14,10 +14,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from assistant.service import AssistantReply
+from assistant.service import AssistantReply, Token
 from atende.db import make_session_factory
 from atende.services import Services
-from channels.entry import ChannelReply, handle_message
+from channels.entry import ChannelReply, handle_message_stream
 from eval.expectations import Failure, Observation, check
 from eval.faithfulness import FaithfulnessScorer
 from eval.report import summarise
@@ -129,11 +129,20 @@ class SuiteRunner:
     def _run_turn(self, conversation_id: str, turn: Turn, citizen: Mapping[str, str] | None) -> dict[str, Any]:
         text = _fill(turn.user, citizen)
         started = time.perf_counter()
-        # The web chat's path, handoff gate included (the turn's channel is recorded in the turn log).
-        outcome = handle_message(
+        first_words: float | None = None
+        outcome: ChannelReply | None = None
+        # The web chat's streaming path, handoff gate included (the turn's channel is recorded in the turn log).
+        for item in handle_message_stream(
             self.services.assistant, self.services.handoff, conversation_id, text, channel=turn.channel
-        )
+        ):
+            if isinstance(item, Token):
+                if first_words is None and item.text.strip():
+                    first_words = (time.perf_counter() - started) * 1000
+            else:
+                outcome = item
         latency = (time.perf_counter() - started) * 1000
+        if outcome is None:
+            raise RuntimeError("the entry point ended without a reply")
         seen = observe(outcome, latency)
         failures: list[Failure] = check(turn.expect, seen)
         reply = outcome.reply
@@ -141,7 +150,7 @@ class SuiteRunner:
             "user": text,
             "channel": turn.channel,
             "line": turn.line,
-            "expect": _expect_summary(turn),
+            "expect": expect_summary(turn),
             "answer": outcome.answer,
             "decision": outcome.decision,
             "assistant_decision": seen.assistant_decision,
@@ -167,6 +176,8 @@ class SuiteRunner:
             ],
             "tool_calls": [dict(c) for c in seen.tool_calls],
             "latency_ms": round(latency, 1),
+            # The first text the citizen sees: a streamed token, or the whole reply when nothing streamed.
+            "first_words_ms": round(latency if first_words is None else first_words, 1),
             "timings_ms": dict(outcome.body.get("timings_ms") or {}),
             "tokens": {
                 "prompt": reply.usage.prompt_tokens if reply is not None else None,
@@ -186,7 +197,7 @@ class SuiteRunner:
         return None if share is None else round(share, 3)
 
 
-def _expect_summary(turn: Turn) -> dict[str, Any]:
+def expect_summary(turn: Turn) -> dict[str, Any]:
     """The expectations that were set, for the report (defaults left out)."""
     e = turn.expect
     out: dict[str, Any] = {}

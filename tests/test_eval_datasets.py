@@ -14,6 +14,7 @@ from atende import cli
 from atende.privacy import mask
 from atende.settings import Settings
 from eval.datasets import (
+    Answer,
     DatasetError,
     Question,
     evaluate_answers,
@@ -207,9 +208,9 @@ def test_answer_metrics_count_abstentions_as_empty_answers() -> None:
         Question("3", "q", ("R$ 15,00",), ("a",)),
     ]
     replies = {
-        "1": ("O prazo é de 30 dias úteis [1].", "answered", ["O prazo é de 30 dias úteis."], 100.0),
-        "2": ("O serviço custa R$ 10,00.", "answered", ["O serviço é gratuito."], 300.0),
-        "3": ("R$ 15,00 — desculpe, não encontrei.", "abstained", [], 50.0),
+        "1": Answer("O prazo é de 30 dias úteis [1].", "answered", ["O prazo é de 30 dias úteis."], 100.0, 40.0),
+        "2": Answer("O serviço custa R$ 10,00.", "answered", ["O serviço é gratuito."], 300.0, 60.0),
+        "3": Answer("R$ 15,00 — desculpe, não encontrei.", "abstained", [], 50.0, 50.0),
     }
     report = evaluate_answers(questions, lambda q: replies[q.id])
     m = report["metrics"]
@@ -217,9 +218,24 @@ def test_answer_metrics_count_abstentions_as_empty_answers() -> None:
     assert m["abstained"] == pytest.approx(1 / 3, abs=1e-4)
     # "o prazo e de 30 dias uteis" against "30 dias uteis": p = 3/7, r = 1 (the citation marker is not a word)
     assert m["token_f1"] == pytest.approx((2 * (3 / 7) / (1 + 3 / 7)) / 3, abs=1e-4)
+    assert m["words_per_answer"] == {"mean": 6.0, "p50": 6.0}  # the two answered replies, 7 and 5 words
     assert m["latency_ms"] == {"p50": 100.0, "p95": 280.0}
+    assert m["first_words_ms"] == {"p50": 50.0, "p95": 59.0}
     assert m["faithfulness"] is None
-    assert set(m) == {"answer_contains", "token_f1", "abstained", "faithfulness", "latency_ms"}
+    # Every question was answerable: there is no unanswerable one to judge abstention on.
+    assert m["correct_abstention"] is None
+    assert m["false_abstention"] == pytest.approx(1 / 3, abs=1e-4)
+    assert set(m) == {
+        "answer_contains",
+        "token_f1",
+        "words_per_answer",
+        "abstained",
+        "correct_abstention",
+        "false_abstention",
+        "faithfulness",
+        "first_words_ms",
+        "latency_ms",
+    }
 
 
 def test_atende_eval_retrieval_writes_the_report_and_prints_a_table(env: Path) -> None:
@@ -268,8 +284,10 @@ def test_atende_eval_answers_answers_through_the_assistant(env: Path) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads((env / "a" / "report.json").read_text(encoding="utf-8"))
     assert report["n_questions"] == 6
-    assert set(report["metrics"]) == {"answer_contains", "token_f1", "abstained", "faithfulness", "latency_ms"}
+    assert report["slice"] == "working"
     assert report["metrics"]["abstained"] < 1.0
+    assert report["metrics"]["first_words_ms"]["p50"] <= report["metrics"]["latency_ms"]["p50"]
+    assert "first words p50 / p95 ms" in result.stdout
     assert (env / "a" / "report.html").is_file()
     # Evaluation leaves the data directory alone; test mode may only have generated its keys there.
     assert {p.name for p in (env / "var").glob("*")} <= {"keys.env"}

@@ -7,9 +7,11 @@ import math
 import pytest
 
 from eval.metrics import (
+    abstention_rates,
     cohen_kappa,
     contains_answer,
     first_rank,
+    latency_summary,
     mrr_at,
     ndcg_at,
     normalise_answer,
@@ -17,7 +19,10 @@ from eval.metrics import (
     percentile,
     precision_recall,
     recall_at,
+    share,
     token_f1,
+    word_count,
+    words_summary,
 )
 
 
@@ -79,3 +84,31 @@ def test_cohen_kappa_is_one_for_perfect_and_zero_for_chance_agreement() -> None:
 def test_precision_and_recall_are_none_without_evidence() -> None:
     assert precision_recall(2, 4, 2) == {"precision": 0.5, "recall": 1.0}
     assert precision_recall(0, 0, 0) == {"precision": None, "recall": None}
+
+
+def test_words_are_what_a_citizen_reads_without_citation_marks_or_bare_punctuation() -> None:
+    assert word_count("O prazo é de 30 dias úteis [1].") == 7
+    assert word_count("Custa R$ 15,00 — pague no Pix [2][3]") == 6
+    assert word_count("") == 0
+
+
+def test_words_per_answer_are_summarised_by_mean_and_median_and_nothing_when_nothing_was_answered() -> None:
+    assert words_summary([4, 10, 7]) == {"mean": 7.0, "p50": 7.0}
+    assert words_summary([1, 2, 3, 30]) == {"mean": 9.0, "p50": 2.5}
+    assert words_summary([]) == {"mean": None, "p50": None}
+
+
+def test_abstention_rates_count_each_kind_of_question_over_its_own_total() -> None:
+    # (should abstain, did abstain): 3 unanswerable of which 2 abstained; 4 answerable of which 1 abstained.
+    pairs = [(True, True), (True, False), (True, True), (False, False), (False, True), (False, False), (False, False)]
+    assert abstention_rates(pairs) == {"correct_abstention": round(2 / 3, 4), "false_abstention": 0.25}
+
+
+def test_an_abstention_rate_with_no_question_of_its_kind_is_unknown_not_zero() -> None:
+    assert abstention_rates([(False, False), (False, True)]) == {"correct_abstention": None, "false_abstention": 0.5}
+    assert share([]) is None
+
+
+def test_latency_percentiles_interpolate_between_ranks() -> None:
+    assert latency_summary([100.0, 200.0, 300.0, 400.0, 1000.0]) == {"p50": 300.0, "p95": 880.0}
+    assert latency_summary([42.0]) == {"p50": 42.0, "p95": 42.0}

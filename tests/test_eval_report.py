@@ -193,17 +193,23 @@ def test_the_retrieval_report_gets_a_page_with_the_methods_rank_bands_and_the_qu
     assert "fora dos 10 primeiros" in html
 
 
-def test_the_answers_report_gets_a_page_with_every_answer_and_the_latency_chart(tmp_path: Path) -> None:
+def test_the_answers_report_gets_a_page_with_every_answer_its_abstentions_and_the_latency_chart(tmp_path: Path) -> None:
     answers = {
         "kind": "answers",
         "metrics": {
             "answer_contains": 0.5,
             "token_f1": 0.4,
-            "abstained": 0.0,
+            "words_per_answer": {"mean": 4.0, "p50": 4.0},
+            "abstained": 0.5,
+            "correct_abstention": 1.0,
+            "false_abstention": 0.0,
             "faithfulness": None,
+            "first_words_ms": {"p50": 4.0, "p95": 8.0},
             "latency_ms": {"p50": 10.0, "p95": 20.0},
         },
-        "n_questions": 2,
+        "n_questions": 3,
+        "n_unanswerable": 1,
+        "unanswerable": {"share": 0.2, "questions": 1, "dropped_documents": 1, "excluded_questions": 2},
         "model": "scripted",
         "faithfulness_scorer": "support",
         "rows": [
@@ -213,9 +219,12 @@ def test_the_answers_report_gets_a_page_with_every_answer_and_the_latency_chart(
                 "expected": ["R$ 5,00"],
                 "decision": "answered",
                 "answer": "Custa R$ 5,00 [1].",
+                "expects_abstention": False,
                 "contains": True,
                 "f1": 1.0,
+                "words": 4,
                 "faithfulness": 1.0,
+                "first_words_ms": 4.0,
                 "latency_ms": 10.0,
             },
             {
@@ -224,10 +233,27 @@ def test_the_answers_report_gets_a_page_with_every_answer_and_the_latency_chart(
                 "expected": ["30 dias"],
                 "decision": "abstained",
                 "answer": "Não encontrei.",
+                "expects_abstention": False,
                 "contains": False,
                 "f1": 0.0,
+                "words": None,
                 "faithfulness": None,
+                "first_words_ms": 20.0,
                 "latency_ms": 20.0,
+            },
+            {
+                "id": "a3",
+                "question": "qual a capital da Mongólia?",
+                "expected": ["Ulan Bator"],
+                "expects_abstention": True,
+                "decision": "abstained",
+                "answer": "Não encontrei.",
+                "contains": None,
+                "f1": None,
+                "words": None,
+                "faithfulness": None,
+                "first_words_ms": 8.0,
+                "latency_ms": 8.0,
             },
         ],
     }
@@ -239,6 +265,11 @@ def test_the_answers_report_gets_a_page_with_every_answer_and_the_latency_chart(
     assert "NÃO CONTÉM" in html
     assert "<svg" in html
     assert "30 dias" in html
+    # The unanswerable question is judged on its abstention, and the page says how questions were made so.
+    assert "SEM RESPOSTA NA BASE" in html
+    assert "ABSTEVE-SE" in html
+    assert "trechos de referência ficaram fora do índice" in html
+    assert "Primeiras palavras" in html
 
 
 def test_the_latency_histogram_puts_every_value_in_a_bin() -> None:
@@ -285,6 +316,20 @@ def test_data_set_reports_compare_by_metric() -> None:
     assert not result.ok
     assert "atende.recall@1" in result.gate_failures[0]
     assert compare(base, new, no_regressions=True, tolerance=0.2).ok
+
+
+def test_answer_reports_count_fewer_false_abstentions_and_shorter_answers_as_no_regression() -> None:
+    def answers(false_abstention: float, words: float, correct: float) -> dict[str, Any]:
+        metrics = {
+            "false_abstention": false_abstention,
+            "correct_abstention": correct,
+            "words_per_answer": {"mean": words, "p50": words},
+        }
+        return {"kind": "answers", "metrics": metrics}
+
+    assert compare(answers(0.3, 40, 0.5), answers(0.1, 20, 0.5), no_regressions=True).ok
+    worse = compare(answers(0.1, 20, 0.5), answers(0.1, 20, 0.2), no_regressions=True)
+    assert "correct_abstention" in worse.gate_failures[0]
 
 
 @pytest.mark.parametrize(

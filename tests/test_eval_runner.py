@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from assistant.service import AssistantReply
+from assistant.service import AssistantReply, Token
 from atende import cli
 from atende.services import Services
 from atende.settings import Settings
@@ -71,6 +71,9 @@ def test_a_suite_runs_through_the_assistant_and_every_turn_is_recorded(eval_serv
     assert turn["citations"][0]["doc_id"] == "iptu-segunda-via"
     assert turn["retrieved"]
     assert turn["latency_ms"] > 0
+    # The answer streams: its first words reach the citizen before the checked, recorded reply.
+    assert 0 < turn["first_words_ms"] < turn["latency_ms"]
+    assert report["summary"]["first_words_ms"]["p50"] <= report["summary"]["latency_ms"]["p50"]
     assert turn["faithfulness"] is None
 
 
@@ -91,15 +94,16 @@ def test_repeat_reports_pass_hat_k_where_a_case_counts_only_if_every_run_passes(
     eval_services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     one_case = suite(SUITE.split("  - id: hello-then-question")[0])
-    real = eval_services.assistant.respond
+    real = eval_services.assistant.respond_stream
     runs = iter(range(1, 100))
 
-    def flaky(conversation_id: str, text: str, channel: str = "web") -> AssistantReply:
-        reply = real(conversation_id, text, channel)
-        # The second run loses its citation, as an answer that drifted off the article would.
-        return replace(reply, citations=[]) if next(runs) == 2 else reply
+    def flaky(conversation_id: str, text: str, channel: str = "web") -> Iterator[Token | AssistantReply]:
+        run = next(runs)
+        for item in real(conversation_id, text, channel):
+            # The second run loses its citation, as an answer that drifted off the article would.
+            yield replace(item, citations=[]) if run == 2 and isinstance(item, AssistantReply) else item
 
-    monkeypatch.setattr(eval_services.assistant, "respond", flaky)
+    monkeypatch.setattr(eval_services.assistant, "respond_stream", flaky)
     report = run_suites([one_case], eval_services, repeat=3)
 
     case = report["cases"][0]
@@ -115,14 +119,14 @@ def test_repeat_reports_pass_hat_k_where_a_case_counts_only_if_every_run_passes(
 def test_a_turn_that_raises_fails_its_case_with_the_reason_and_the_run_goes_on(
     eval_services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = eval_services.assistant.respond
+    real = eval_services.assistant.respond_stream
 
-    def respond(conversation_id: str, text: str, channel: str = "web") -> AssistantReply:
+    def respond_stream(conversation_id: str, text: str, channel: str = "web") -> Iterator[Token | AssistantReply]:
         if "Mongólia" in text:
             raise RuntimeError("boom")
-        return real(conversation_id, text, channel)
+        yield from real(conversation_id, text, channel)
 
-    monkeypatch.setattr(eval_services.assistant, "respond", respond)
+    monkeypatch.setattr(eval_services.assistant, "respond_stream", respond_stream)
     report = run_suites([suite()], eval_services)
 
     assert [c["passed"] for c in report["cases"]] == [True, True, False]
@@ -172,17 +176,18 @@ def test_the_seed_gets_the_isolated_database_and_the_citizens_and_tool_calls_are
     monkeypatch.setitem(sys.modules, "fake_eval_seed", fake)
     monkeypatch.setattr(runner_module, "SEED_MODULE", "fake_eval_seed")
     messages: list[str] = []
-    real = eval_services.assistant.respond
+    real = eval_services.assistant.respond_stream
 
-    def respond(conversation_id: str, text: str, channel: str = "web") -> AssistantReply:
+    def respond_stream(conversation_id: str, text: str, channel: str = "web") -> Iterator[Token | AssistantReply]:
         messages.append(text)
         calls = [
             {"name": "citizen_verify", "arguments": {"cpf": "529.982.247-25"}, "ok": True, "error": None},
             {"name": "payment_list_debts", "arguments": {}, "ok": True, "error": None},
         ]
-        return replace(real(conversation_id, text, channel), tool_calls=calls)
+        for item in real(conversation_id, text, channel):
+            yield replace(item, tool_calls=calls) if isinstance(item, AssistantReply) else item
 
-    monkeypatch.setattr(eval_services.assistant, "respond", respond)
+    monkeypatch.setattr(eval_services.assistant, "respond_stream", respond_stream)
     report = run_suites([suite(TOOL_SUITE)], eval_services)
 
     assert report["seeded"] is True
