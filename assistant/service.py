@@ -382,7 +382,7 @@ class Assistant:
                         accepted, checked, shown = candidate, result, result.answer
         except LLMError as exc:
             log.error("LLM failed while answering: %s", exc)
-            common = {**common, "error": str(exc)}
+            common = {**common, "error": str(exc), "reason": "llm_error"}
         timings["generate"] = round((time.perf_counter() - t1) * 1000, 1)
         if checked is None:
             # The evidence says the article answers; the model's wording failed, so the source text is sent.

@@ -66,7 +66,8 @@ def available_answer_modes() -> tuple[str, ...] | None:
     field = Settings.model_fields.get("answer_mode")
     if field is None:
         return (GENERATIVE,)
-    values = tuple(str(v) for v in get_args(field.annotation) if isinstance(v, str))
+    # "auto" only picks one of the others by backend.
+    values = tuple(str(v) for v in get_args(field.annotation) if isinstance(v, str) and v != "auto")
     return values or None
 
 

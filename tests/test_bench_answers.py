@@ -26,7 +26,7 @@ cases:
         expect:
           cites: {any: [iptu-segunda-via]}
           abstains: false
-          contains_any: ["carnê do IPTU", "portal do contribuinte"]
+          contains_any: ["carnê do IPTU", "portal do contribuinte", "santaaurora.sp.gov.br/contribuinte"]
   - id: mongolia
     tags: [unanswerable]
     turns:
