@@ -40,6 +40,9 @@ _NOUN = (
 )
 # "alguém" names a person only after a preposition: "me passa pra alguém", not "coloca alguém pra limpar".
 _PERSON = rf"({_NOUN}|alguem)"
+# A team or department stands for its people after "falar com" or "me passa pro": "o pessoal da saúde", "o setor
+# de obras", "a equipe de tributos".
+_STAFF = r"(pessoal|equipe|setor|departamento|secretaria|responsaveis|alguem) (d[aoe]s?|que)\b"
 _PERSON_RE = re.compile(rf"\b{_NOUN}\b")
 # Words a typo of which still names a person ("atendemte", "umano", "pesoa", "funcinario").
 _PERSON_WORDS = ("atendente", "atendentes", "humano", "humana", "pessoa", "operador", "funcionario", "servidor")
@@ -48,7 +51,7 @@ _ARTICLE = r"(um |uma |o |a |os |as |algum |alguma |outro |outra |seu |sua |)"
 # "falar com ...", "conversar com ..."; "falei com um atendente ontem" is a report, not a request.
 _TALK = re.compile(
     r"\b(falar|fala|falo|converso|conversar|conversa|trocar uma ideia|contato|contatar|contactar)\b"
-    rf"(\s+\w+){{0,2}}?\s+(com|c/|c)\s+{_ARTICLE}(\w+ )?{_PERSON}\b"
+    rf"(\s+\w+){{0,2}}?\s+(com|cm|co|c/|c)\s+{_ARTICLE}((\w+ )?{_PERSON}\b|{_STAFF})"
 )
 # "me transfere pra alguém", "passa pra um atendente", "chama um humano", "encaminha para um servidor".
 _TRANSFER_VERB = (
@@ -56,7 +59,8 @@ _TRANSFER_VERB = (
     r"conect(a|e|ar)|redireciona(r)?)\b(\s+\w+){0,2}?\s+"
 )
 _TRANSFER = re.compile(
-    rf"{_TRANSFER_VERB}((pra|para|pro|com|a|ao|em contato com)\s+{_ARTICLE}{_PERSON}|{_ARTICLE}{_NOUN})\b"
+    rf"{_TRANSFER_VERB}((pra|para|pro|pros|pras|com|cm|a|ao|em contato com)\s+{_ARTICLE}({_PERSON}\b|{_STAFF})"
+    rf"|{_ARTICLE}{_NOUN}\b)"
 )
 # "quero um atendente", "cadê o atendente?", "preciso de um humano", "prefiro uma pessoa".
 _WANT = re.compile(
@@ -72,6 +76,7 @@ _AROUND = _lexicon(
     "um uma o a quero queria preciso de por favor pfv pf pls agora ja logo urgente rapido ai aqui e eu "
     "cade kd so sim oi ola alo bom dia boa tarde noite me"
 )
+_BARE_PERSON = re.compile(rf"\b(?!responsavel){_NOUN}\b")
 _NEGATED = re.compile(r"\b(nao|nem|sem|nunca)\s+(\w+\s+){0,2}$")
 
 
@@ -113,9 +118,10 @@ def asks_for_person(text: str) -> bool:
         for match in pattern.finditer(norm):
             if not _NEGATED.search(norm[: match.start()]):
                 return True
-    words = re.findall(r"[a-z]+", norm)
-    persons = [w for w in words if _PERSON_RE.fullmatch(w) and w != "responsavel"]
-    return bool(persons) and len(words) <= 8 and all(w in _AROUND or _PERSON_RE.fullmatch(w) for w in words)
+    # A bare request: the person, and around it only politeness ("ATENDENTE!!!", "atendimento humano pfv").
+    rest, persons = _BARE_PERSON.subn(" ", norm)
+    words = re.findall(r"[a-z]+", rest)
+    return persons > 0 and len(words) <= 6 and all(w in _AROUND for w in words)
 
 
 # Small talk
@@ -128,13 +134,19 @@ _SMALLTALK: list[tuple[SmallTalk, re.Pattern[str]]] = [
     ),
     (
         "thanks",
-        re.compile(r"\b(obrigad[oa]s?|obg|obgd[oa]?|brigad[oa]|valeu|vlw|agradec\w*|grat[oa]|thanks|gracias)\b"),
+        re.compile(r"\b(obrigad\w*|obg|obgd[oa]?|brigad\w*|valeu|vlw|agradec\w*|grat[oa]|thanks|gracias)\b"),
     ),
     (
         "goodbye",
         re.compile(
             r"\b(tchau|xau|ate (logo|mais|breve|a proxima|amanha|outra hora)|falou|flw|fui|abracos?|abs|bjs|"
-            r"tenha (um|uma) (bom|boa|otimo|otima|excelente|feliz) (dia|tarde|noite|semana|fim de semana)|"
+            r"(tenha|tenham|e|desejo) (um|uma) (bom|boa|otimo|otima|excelente|feliz|lindo|linda) "
+            r"(dia|tarde|noite|semana|fim de semana|final de semana|feriado|descanso)|"
+            # "um ótimo dia" is never a greeting, whatever comes before it.
+            r"(um|uma) (otimo|otima|excelente|feliz) (dia|tarde|noite|semana|fim de semana|final de semana|feriado)|"
+            # "era isso (que eu precisava saber)": the citizen has what they came for.
+            r"(era|e|foi) (so |exatamente |justamente )?(isso|isto)( mesmo| ai)?"
+            r"( que eu (precisava|queria)( saber)?)?|"
             r"(e|era|foi|seria) (so|somente|apenas) (isso|isto)|so isso|por (hoje|enquanto|agora) (e )?so|"
             r"(mais )?nada mais|nao preciso de mais nada|pode encerrar|encerrar( o atendimento)?|"
             r"fique com deus|fica com deus|deus (te |lhe |vos )?abencoe)\b"
@@ -144,7 +156,7 @@ _SMALLTALK: list[tuple[SmallTalk, re.Pattern[str]]] = [
         "greeting",
         # A bare call for help is answered like a greeting: what the assistant can do.
         re.compile(
-            r"\b(oi+|ola|opa|eai|e ai|bom dia|boa tarde|boa noite|hello|hi|hey|saudacoes|alo|"
+            r"\b(oi+|ola|opa|eai|e ai|eae|e ae|iae|salve|bom dia|boa tarde|boa noite|hello|hi|hey|saudacoes|alo|"
             r"(me )?ajud(a|e)|preciso de (uma )?ajuda|socorro)\b"
         ),
     ),
@@ -158,6 +170,7 @@ _LIGHT = _lexicon(
     por favor pfv ok okay blz beleza entendi entendido certinho show top legal perfeito otimo otima excelente
     maravilha maravilhoso isso sim nada mesmo prefeitura pessoal gente amigo amiga senhor senhora moca moco
     querido querida assistente robo bot viu ta bom entao combinado resolvido resolveu tranquilo hoje agora
+    bastante super tanto mil coracao pra pro pras pros ce tb
     """
 )
 _ACK = re.compile(
@@ -178,7 +191,7 @@ def small_talk(text: str) -> SmallTalk | None:
     """The kind of small talk when the message is nothing else: thanks, a goodbye, both, a greeting, "ok"."""
     norm = normalise(text)
     # A message of bare numbers ("983.690.060-86 15/03/1985", "2026-000123") is data, not small talk.
-    if re.search(r"\d", norm):
+    if re.search(r"\d{3}", norm):
         return None
     kinds = [kind for kind, pattern in _SMALLTALK if pattern.search(norm)]
     rest = norm
@@ -193,25 +206,33 @@ def small_talk(text: str) -> SmallTalk | None:
         return "goodbye"  # "tenha um bom dia" is a goodbye, not a greeting
     if kinds:
         return kinds[0]
+    if not words:  # an emoji, "1": nothing to answer but an acknowledgement
+        return "ack" if text.strip(" !.?") else None
     return "ack" if _ACK.search(rest) else None
 
 
 # Frustration
 
-# Anger and disappointment in the citizen's own words.
+# Fury and insults: one of these alone says the citizen is angry ("estou revoltado", "vocês são uns inúteis").
+_FURY = re.compile(
+    r"\b(revoltad\w*|revoltante|indignad\w*|furios[oa]s?|odio|(que|muita|com|da|dá) raiva|nao aguento mais|"
+    r"saco cheio|cansei|cansad[oa] de|farto|pqp|merda|put[oa]|humilhad\w*|incompetent\w*|inute?is|inutil|"
+    r"vagabund\w*|safad\w*|ladr(ao|oes)|roubo|palhacada|escandalo|desumano|desrespeito|falta de respeito|"
+    r"descaso|sacanagem|enganad[oa]s?|de brincadeira comigo|chega (disso|dessa|desse))\b|\bchega\s*!"
+)
+# Disappointment: a mark of its own, which needs another one (capitals, a repeated complaint) to count as anger.
 _ANGER = re.compile(
-    r"\b(absurd\w*|palhacada|descaso|vergonh\w*|ridicul\w*|revoltad\w*|revoltante|indignad\w*|inadmissivel|"
-    r"inaceitavel|lamentavel|pessim\w*|horrivel|horroros\w*|porcaria|merda|droga|pqp|desrespeito|"
-    r"falta de respeito|cansad[oa] de|farto|saco cheio|nao aguento mais|chega (disso|dessa|desse)|puto|puta|"
-    r"raiva|irritad\w*|decepcionad\w*|decepcao|humilhad\w*|sacanagem|(so pode ser|que|e) (piada|brincadeira)|"
-    r"incompetent\w*|incapazes|inute(l|is)|vagabund\w*|safad\w*|ladr(ao|oes)|enrolac\w*|enrolando|descarad\w*|"
-    r"que (demora|atraso)|um lixo|que lixo)\b"
+    r"\b(absurd\w*|vergonh\w*|ridicul\w*|inadmissivel|inaceitavel|lamentavel|pessim\w*|horrivel|horroros\w*|"
+    r"porcaria|droga|irritad\w*|decepcionad\w*|decepcao|(so pode ser|que|e|uma|sao) (piada|brincadeira)|"
+    r"enrolac\w*|enrolando|descarad\w*|que (demora|atraso)|um lixo|que lixo|nunca vi)\b"
 )
 # The same complaint again: "já reclamei", "pela terceira vez", "3 vezes", "de novo", "faz meses".
 _REPEAT = re.compile(
     r"\b(ja|tb|tambem) (reclamei|liguei|pedi|abri|registrei|solicitei|avisei|mandei|escrevi|vim|estive|fui|"
     r"falei|fiz)\b"
-    r"|\bpela (segunda|terceira|quarta|quinta|decima|enesima|milesima|\d+a?) vez\b"
+    # A report the citizen already made: "abri protocolo mês passado", "reclamei na semana passada".
+    r"|\b(abri|registrei|reclamei|liguei|solicitei|avisei|denunciei|protocolei)\b"
+    r"|\bpela (segunda|terceira|quarta|quinta|decima|enesima|milesima|ultima|\d+a?) vez\b"
     r"|\b(\d+|duas|tres|quatro|cinco|seis|dez|varias|muitas|mil|inumeras) vezes\b"
     r"|\b(faz|ha|tem) (mais de )?(\d+ |um |uma |dois |duas |tres |varios |varias |muitos |muitas )?"
     r"(semanas|meses|mes|anos|ano)\b"
@@ -230,7 +251,7 @@ _INACTION = re.compile(
 # Threats to take it elsewhere; the ombudsman is a service of its own (protocol_open), not a threat.
 _THREAT = re.compile(
     r"\b(procon|ministerio publico|justica|advogad\w*|processar|imprensa|jornal|reportagem|televisao|"
-    r"redes sociais|vereador)\b"
+    r"redes sociais|vereador\w*|camara (de vereadores|municipal))\b"
 )
 
 
@@ -238,6 +259,7 @@ _THREAT = re.compile(
 class Frustration:
     """The marks of frustration a message carries."""
 
+    fury: bool = False  # anger said outright, or an insult
     anger: bool = False
     repeated: bool = False  # the same complaint again
     unsolved: bool = False  # nothing was done
@@ -246,11 +268,11 @@ class Frustration:
 
     @property
     def marks(self) -> int:
-        return sum((self.anger, self.repeated, self.unsolved, self.threat, self.shouting))
+        return 2 * self.fury + sum((self.anger, self.repeated, self.unsolved, self.threat, self.shouting))
 
     @property
     def angry(self) -> bool:
-        """Two marks or more: an angry citizen (one alone is too common in ordinary messages)."""
+        """Fury, or two other marks: an angry citizen (one alone is too common in ordinary messages)."""
         return self.marks >= 2
 
     @property
@@ -268,6 +290,7 @@ def _shouting(text: str) -> bool:
 def frustration(text: str) -> Frustration:
     norm = normalise(text)
     return Frustration(
+        fury=bool(_FURY.search(norm)),
         anger=bool(_ANGER.search(norm)),
         repeated=bool(_REPEAT.search(norm)),
         unsolved=bool(_INACTION.search(norm)),

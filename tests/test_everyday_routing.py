@@ -45,6 +45,10 @@ MARIA_CPF = "983.690.060-86"
         "chama alguém de carne e osso",
         "Gostaria de ser atendida por uma pessoa da Secretaria de Saúde.",
         "passa pro atendente pfv",
+        "quero conversar cm um atendente",
+        "atendimento humano pfv",
+        "me transfere pro setor de obras",
+        "posso falar com a equipe da saúde?",
     ],
 )
 def test_a_person_asked_for_in_any_register_capitals_or_spelling_routes_to_a_person(message: str) -> None:
@@ -85,6 +89,11 @@ def test_people_mentioned_without_asking_for_one_stay_with_the_assistant(message
         ("boa tarde, tudo bem?", "howareyou"),
         ("Bom dia!", "greeting"),
         ("me ajuda por favor", "greeting"),
+        ("obrigadão, valeu mesmo", "thanks"),
+        ("brigadinho! um excelente fim de semana pra vc", "farewell"),
+        ("ótimo, era isso mesmo que eu queria saber", "goodbye"),
+        ("iae, tudo joia?", "howareyou"),
+        ("👍", "ack"),
     ],
 )
 def test_thanks_goodbyes_and_greetings_with_politeness_around_them_are_small_talk(message: str, kind: str) -> None:
@@ -118,6 +127,9 @@ def test_thanks_next_to_a_question_a_request_or_data_is_not_small_talk(message: 
         "faz 3 meses que pedi a poda e até hoje nada",
         "pela terceira vez: o lixo não foi recolhido, vou chamar a imprensa",
         "que palhaçada, vou no Procon",
+        "estou furiosa com o atendimento do posto",
+        "vocês são uma piada, pedi a troca do hidrômetro e ninguém veio",
+        "PELA ÚLTIMA VEZ, ARRUMEM A CALÇADA",
     ],
 )
 def test_a_complaint_repeated_unsolved_shouted_or_threatened_reads_as_an_angry_citizen(message: str) -> None:
@@ -132,6 +144,8 @@ def test_a_complaint_repeated_unsolved_shouted_or_threatened_reads_as_an_angry_c
         "quero agendar de novo a vacina",
         "tem um buraco na Rua das Flores, 45",
         "quando chega o boleto do IPTU?",
+        "tem vacina contra raiva pro meu cachorro?",
+        "alguém roubou a tampa do bueiro da minha rua",
     ],
 )
 def test_one_mark_alone_capitals_or_a_strong_word_is_not_anger(message: str) -> None:
@@ -143,7 +157,12 @@ def test_one_mark_alone_capitals_or_a_strong_word_is_not_anger(message: str) -> 
 
 @pytest.mark.parametrize(
     "message",
-    ["Sou Maria Souza, tenho multa?", "Me chamo João, tô com alguma multa?", "eu tenho IPTU atrasado?"],
+    [
+        "Sou Maria Souza, tenho multa?",
+        "Me chamo João, tô com alguma multa?",
+        "eu tenho IPTU atrasado?",
+        "aqui é a Lúcia, meu carnê do IPTU já está quitado?",
+    ],
 )
 def test_a_first_person_question_about_fines_or_debts_is_a_request_for_the_debts(message: str) -> None:
     reading = read(message)
@@ -154,7 +173,11 @@ def test_a_first_person_question_about_fines_or_debts_is_a_request_for_the_debts
 
 @pytest.mark.parametrize(
     "message",
-    ["tem multa se eu pagar o IPTU atrasado?", "tenho que pagar multa se atrasar o IPTU?"],
+    [
+        "tem multa se eu pagar o IPTU atrasado?",
+        "tenho que pagar multa se atrasar o IPTU?",
+        "meu boleto vence sexta, se eu pagar segunda quanto fica?",
+    ],
 )
 def test_questions_about_the_rules_on_fines_stay_knowledge_questions(message: str) -> None:
     assert not is_action(read(message))
@@ -280,6 +303,15 @@ def test_an_angry_citizen_with_a_clear_request_still_has_it_done(chat: Callable[
     [reply] = chat(f"QUE DEMORA!!! quero ver meus débitos, cpf {MARIA_CPF}, nasci em 15/03/1985")
 
     assert names(reply) == ["citizen_verify", "payment_list_debts"]
+
+
+def test_an_angry_outburst_that_only_touches_a_tools_subject_is_offered_a_person_not_the_tool(
+    chat: Callable[..., list[AssistantReply]],
+) -> None:
+    [reply] = chat("Que ódio, me cobraram a taxa de lixo duas vezes e ninguém devolve o dinheiro")
+
+    assert reply.tool_calls == []
+    assert reply.answer == t("action.offer_person")
 
 
 def test_a_name_and_a_question_about_fines_is_answered_by_asking_for_the_cpf(

@@ -734,14 +734,15 @@ class ActionDialogue:
 def _needs_empathy(reading: Reading, text: str) -> bool:
     """An angry citizen is offered a person first, unless they ask something the assistant can simply do.
 
-    A question on how things work still gets its answer, and so does a clear request to act, except a new
-    report of a problem they say was already reported and not solved ("já reclamei três vezes do buraco").
-    Identity data and protocol numbers are answers to act on, whatever the tone.
+    A question on how things work still gets its answer, and so does a request worded as one ("quero a
+    segunda via"), except a new report of a problem they say was already reported and not solved ("já reclamei
+    três vezes do buraco"). An outburst that only touches a tool's subject ("fui cobrada duas vezes na segunda
+    via!") is not a request for it. Identity data and protocol numbers are answers to act on, whatever the tone.
     """
     upset = frustration(text)
     if not upset.angry or reading.explicit_howto or reading.cpfs or extract.protocol_number(text):
         return False
-    if reading.tool is None or not is_action(reading):
+    if reading.tool is None or not is_action(reading) or not reading.request:
         return True
     return reading.tool == "protocol_open" and upset.again
 

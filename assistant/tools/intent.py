@@ -20,6 +20,12 @@ _OWN_DEBT = (
     r"(algum |alguma |alguns |algumas |um |uma |umas |uns )?(multas?|debitos?|dividas?|pendencias?|"
     r"(iptu|taxas?|impostos?|boletos?|contas?|parcelas?) (atrasad|vencid|em aberto|pendente|pra pagar|a pagar))"
 )
+# "minha multa já venceu?", "meu IPTU tá atrasado?": the state of the citizen's own debt.
+_OWN_DEBT_STATE = (
+    r"\b(meu|minha|meus|minhas) (iptu|multas?|taxas?|boletos?|parcelas?|debitos?|dividas?|impostos?|contas?|"
+    r"carnes?|guias?)\b.{0,30}\b(venceu|vencid[oa]s?|atrasad[oa]s?|pag[oa]s?|quitad[oa]s?|em aberto|em dia|"
+    r"pendentes?)\b"
+)
 # "How do I ...", "how much ...", "what documents ...": a question for the knowledge base, whoever it is about.
 _HOWTO = re.compile(
     r"(?<!tem )(?<!teria )\b(como|onde|aonde|cumo) (e que |eu |que |q |a gente |se |me )?(faco|faz|fazer|vejo|ver|"
@@ -49,6 +55,7 @@ _STATUS_ASK = re.compile(
     # "tenho multa?", "tô com alguma multa?", "eu tenho IPTU atrasado?": what the citizen owes, asked in the first
     # person ("tem multa se eu atrasar?" is a question about the rules).
     rf"|{_OWN_DEBT}"
+    rf"|{_OWN_DEBT_STATE}"
     r"|\bquanto (eu )?(devo|to devendo|estou devendo)|\b(to|tou|estou|eu to) devendo"
     r"|\b(horario|horarios|vaga|vagas|data|datas) (livre|livres|disponive|disponivel|disponiveis)"
     r"|\b(tem|ha|existe|quais|qual) (algum |alguns )?(horario|horarios|vaga|vagas|data|datas) (pra|para|de) "
@@ -115,7 +122,7 @@ _SECOND_COPY = re.compile(
     r"segunda via|2a via|2 via|2\. via|\bpix\b|copia e cola|boleto|linha digitavel|codigo de barras|\bguia\b"
 )
 _DEBTS = re.compile(
-    rf"{_OWN_DEBT}|"
+    rf"{_OWN_DEBT}|{_OWN_DEBT_STATE}|"
     r"debito|divida|devendo|\bdevo\b|pendencia|pendente|em aberto|atrasad|vencid|em atraso|"
     r"(alguma coisa|algo|alguma conta|algum valor) (pra|para|a) pagar|"
     r"(multa|taxa|imposto|iptu|conta|boleto|tributo)s?\b.{0,25}\b(no|em) meu (nome|cpf)|"
@@ -216,6 +223,8 @@ class Reading:
     injection: bool = False
     third_party: bool = False
     cpfs: tuple[str, ...] = ()
+    # Worded as a request to act or a question about the citizen's own case ("quero...", "qual a situação...").
+    request: bool = False
 
 
 def _debt_status(folded: str) -> str | None:
@@ -313,6 +322,7 @@ def read(text: str) -> Reading:
         "injection": bool(_TOOL_INJECTION.search(folded)),
         "third_party": bool(_THIRD_PARTY.search(folded)),
         "cpfs": found_cpfs,
+        "request": request or status,
     }
     if tool is None:
         return Reading(**common)
