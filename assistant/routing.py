@@ -48,15 +48,17 @@ _PERSON_RE = re.compile(rf"\b{_NOUN}\b")
 _PERSON_WORDS = ("atendente", "atendentes", "humano", "humana", "pessoa", "operador", "funcionario", "servidor")
 _NOT_PERSON = frozenset({"pessoal", "pessoais", "servido", "servida", "servidao", "atendendo", "operado"})
 _ARTICLE = r"(um |uma |o |a |os |as |algum |alguma |outro |outra |seu |sua |)"
+# What may stand between the verb and whom: pronouns and adverbs, never an object ("passar o imóvel pra...").
+_BETWEEN = r"(\s+(me|nos|eu|logo|agora|ja|urgente|rapido|rapidinho|entao|ai|direto|diretamente|so|somente))*"
 # "falar com ...", "conversar com ..."; "falei com um atendente ontem" is a report, not a request.
 _TALK = re.compile(
     r"\b(falar|fala|falo|converso|conversar|conversa|trocar uma ideia|contato|contatar|contactar)\b"
-    rf"(\s+\w+){{0,2}}?\s+(com|cm|co|c/|c)\s+{_ARTICLE}((\w+ )?{_PERSON}\b|{_STAFF})"
+    rf"{_BETWEEN}\s+(com|cm|co|c/|c)\s+{_ARTICLE}((\w+ )?{_PERSON}\b|{_STAFF})"
 )
 # "me transfere pra alguém", "passa pra um atendente", "chama um humano", "encaminha para um servidor".
 _TRANSFER_VERB = (
     r"\b(transfer(e|a|ir|ira)|pass(a|e|ar)|encaminh(a|e|ar)|cham(a|e|ar)|coloc(a|ar|que)|direcion(a|e|ar)|"
-    r"conect(a|e|ar)|redireciona(r)?)\b(\s+\w+){0,2}?\s+"
+    rf"conect(a|e|ar)|redireciona(r)?)\b{_BETWEEN}\s+"
 )
 _TRANSFER = re.compile(
     rf"{_TRANSFER_VERB}((pra|para|pro|pros|pras|com|cm|a|ao|em contato com)\s+{_ARTICLE}({_PERSON}\b|{_STAFF})"
@@ -121,7 +123,45 @@ def asks_for_person(text: str) -> bool:
     # A bare request: the person, and around it only politeness ("ATENDENTE!!!", "atendimento humano pfv").
     rest, persons = _BARE_PERSON.subn(" ", norm)
     words = re.findall(r"[a-z]+", rest)
-    return persons > 0 and len(words) <= 6 and all(w in _AROUND for w in words)
+    if persons > 0 and len(words) <= 6 and all(w in _AROUND for w in words):
+        return True
+    return any(_contact_with_person(sentence) for sentence in re.split(r"[.!?;]+", norm))
+
+
+# Words of contact anywhere in a sentence that also names a person: "gostaria de ser transferido para um
+# atendente", "há possibilidade de atendimento com um funcionário?", "queria falar com a ouvidoria, com uma pessoa".
+# Past forms ("me transferiram", "falei") report what happened; they ask for nothing.
+_CONTACT = re.compile(
+    r"\b(falar|fala|falo|conversar|converse|conversa|papo|contato|transfer(e|a|ir|ira|ido|ida|encia)|"
+    r"encaminh(a|e|ar|ado|ada)|pass(a|e|ar) (pra|para|pro)|cham(a|e|ar)|atendimento (com|por|de|humano)|"
+    r"ser atendid[oa]|me atend(a|er|e|am))\b"
+)
+_MENTION = re.compile(
+    r"\b(atendentes?|humanos?|ser humano|pessoas?|operador(a|es|as)?|funcionari[oa]s?|servidor(a|es|as)?|"
+    r"agentes? humanos?|gente de verdade|carne e osso|supervisor(a)?|"
+    r"alguem (pra|para|que) (me )?(falar|conversar|atender|ajudar|atenda|ajude)|alguem (de verdade|real|humano))\b"
+)
+# A person who is someone else's business ("passar o imóvel pra outra pessoa") or the subject of a report
+# ("o atendente falou que...", "o servidor caiu").
+_OTHER = re.compile(r"\b(outr[oa]s?|terceir[oa]s?|qualquer|uma|essa|esta) $")
+_DOES = re.compile(
+    r"\s+(me|nos|nao|foi|e|eh|esta|ta|estava|era|fala|disse|mandou|pediu|tratou|informou|sabe|tem|pode|"
+    r"com deficiencia|idos[oa]|\w+(ou|eu|iu|aram|eram|iram|ava|avam))\b"
+)
+
+
+def _contact_with_person(sentence: str) -> bool:
+    contact = [m for m in _CONTACT.finditer(sentence) if not _NEGATED.search(sentence[: m.start()])]
+    if not contact:
+        return False
+    for mention in _MENTION.finditer(sentence):
+        before = sentence[: mention.start()]
+        if _DOES.match(sentence, mention.end()):
+            continue
+        if _OTHER.search(before) and not re.search(r"\b(com|pra|para|por) (uma|essa) $", before):
+            continue
+        return True
+    return False
 
 
 # Small talk
@@ -170,7 +210,7 @@ _LIGHT = _lexicon(
     por favor pfv ok okay blz beleza entendi entendido certinho show top legal perfeito otimo otima excelente
     maravilha maravilhoso isso sim nada mesmo prefeitura pessoal gente amigo amiga senhor senhora moca moco
     querido querida assistente robo bot viu ta bom entao combinado resolvido resolveu tranquilo hoje agora
-    bastante super tanto mil coracao pra pro pras pros ce tb
+    bastante super tanto mil coracao pra pro pras pros ce tb fim final semana feriado descanso
     """
 )
 _ACK = re.compile(
@@ -224,7 +264,8 @@ _FURY = re.compile(
 _ANGER = re.compile(
     r"\b(absurd\w*|vergonh\w*|ridicul\w*|inadmissivel|inaceitavel|lamentavel|pessim\w*|horrivel|horroros\w*|"
     r"porcaria|droga|irritad\w*|decepcionad\w*|decepcao|(so pode ser|que|e|uma|sao) (piada|brincadeira)|"
-    r"enrolac\w*|enrolando|descarad\w*|que (demora|atraso)|um lixo|que lixo|nunca vi)\b"
+    r"enrolac\w*|enrolando|descarad\w*|que (demora|atraso)|um lixo|que lixo|nunca vi|inacreditavel|"
+    r"nao (acredito|da pra acreditar)|sem condicoes)\b"
 )
 # The same complaint again: "já reclamei", "pela terceira vez", "3 vezes", "de novo", "faz meses".
 _REPEAT = re.compile(
@@ -232,7 +273,7 @@ _REPEAT = re.compile(
     r"falei|fiz)\b"
     # A report the citizen already made: "abri protocolo mês passado", "reclamei na semana passada".
     r"|\b(abri|registrei|reclamei|liguei|solicitei|avisei|denunciei|protocolei)\b"
-    r"|\bpela (segunda|terceira|quarta|quinta|decima|enesima|milesima|ultima|\d+a?) vez\b"
+    r"|\b(segunda|terceira|quarta|quinta|sexta|decima|enesima|milesima|ultima|\d+a?) vez\b"
     r"|\b(\d+|duas|tres|quatro|cinco|seis|dez|varias|muitas|mil|inumeras) vezes\b"
     r"|\b(faz|ha|tem) (mais de )?(\d+ |um |uma |dois |duas |tres |varios |varias |muitos |muitas )?"
     r"(semanas|meses|mes|anos|ano)\b"
@@ -241,7 +282,7 @@ _REPEAT = re.compile(
 # Nothing done: "ninguém resolve", "até hoje nada", "continua do mesmo jeito".
 _INACTION = re.compile(
     r"\bninguem (resolve|resolveu|faz|fez|vem|veio|aparece|apareceu|responde|respondeu|atende|atendeu|liga|"
-    r"ligou|olha|olhou|da|deu|retorna|retornou)\b"
+    r"ligou|olha|olhou|da|deu|retorna|retornou|avisa|avisou|informa|informou|explica|explicou|sabe|assume)\b"
     r"|\b(ate (hoje|agora)|ate o momento)\b.{0,20}\b(nada|ninguem|nenhum\w*)\b|\b(e|mas) nada\b"
     r"|\bnada (foi|e|esta sendo) feito\b|\bnao (fizeram|fazem|resolveram|resolvem|resolve|vieram|vem|"
     r"responderam|respondem|retornaram|deram retorno|deram resposta|tomaram providencia)\b"

@@ -49,6 +49,9 @@ MARIA_CPF = "983.690.060-86"
         "atendimento humano pfv",
         "me transfere pro setor de obras",
         "posso falar com a equipe da saúde?",
+        "poderia ser transferida para um humano?",
+        "existe a opção de atendimento com uma pessoa?",
+        "dá pra chamar alguém pra conversar comigo?",
     ],
 )
 def test_a_person_asked_for_in_any_register_capitals_or_spelling_routes_to_a_person(message: str) -> None:
@@ -66,6 +69,10 @@ def test_a_person_asked_for_in_any_register_capitals_or_spelling_routes_to_a_per
         "tem atendente no sábado?",
         "Você pode conversar com a gente pelo WhatsApp?",
         "quais são os dados pessoais que vocês guardam?",
+        "como faço pra passar o carro pra outra pessoa?",
+        "o atendente falou que eu preciso de um laudo",
+        "me transferiram pra um atendente que não resolveu nada",
+        "a pessoa com deficiência paga a taxa?",
     ],
 )
 def test_people_mentioned_without_asking_for_one_stay_with_the_assistant(message: str) -> None:
@@ -130,6 +137,8 @@ def test_thanks_next_to_a_question_a_request_or_data_is_not_small_talk(message: 
         "estou furiosa com o atendimento do posto",
         "vocês são uma piada, pedi a troca do hidrômetro e ninguém veio",
         "PELA ÚLTIMA VEZ, ARRUMEM A CALÇADA",
+        "é a terceira vez que marcam e desmarcam minha consulta, ninguém avisa",
+        "inacreditável, de novo sem água no posto",
     ],
 )
 def test_a_complaint_repeated_unsolved_shouted_or_threatened_reads_as_an_angry_citizen(message: str) -> None:
@@ -303,6 +312,8 @@ def test_an_angry_citizen_with_a_clear_request_still_has_it_done(chat: Callable[
     [reply] = chat(f"QUE DEMORA!!! quero ver meus débitos, cpf {MARIA_CPF}, nasci em 15/03/1985")
 
     assert names(reply) == ["citizen_verify", "payment_list_debts"]
+    # Heard first, and told a person is there.
+    assert reply.answer.startswith(t("action.empathy"))
 
 
 def test_an_angry_outburst_that_only_touches_a_tools_subject_is_offered_a_person_not_the_tool(

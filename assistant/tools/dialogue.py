@@ -200,7 +200,7 @@ class ActionDialogue:
                 return self._offer_person(turn, text)
             outcome = self._continue(turn, text, reading)
             if outcome is not None:
-                return outcome
+                return _acknowledge_anger(outcome, text)
             if route == "smalltalk":
                 return None
             # Something else: the open question is dropped, whatever happens next.
@@ -230,7 +230,7 @@ class ActionDialogue:
         if policy.needs_identity and choice.tool != "citizen_verify" and self._someone_else(turn.state, reading):
             turn.say(t("action.refuse.third_party"))
             return turn.outcome("third_party")
-        return self._start(turn, choice.tool, dict(choice.arguments), text)
+        return _acknowledge_anger(self._start(turn, choice.tool, dict(choice.arguments), text), text)
 
     def _someone_else(self, state: ActionState, reading: Reading) -> bool:
         if reading.third_party:
@@ -729,6 +729,13 @@ class ActionDialogue:
 
 
 # Helpers
+
+
+def _acknowledge_anger(outcome: ActionOutcome, text: str) -> ActionOutcome:
+    """An angry citizen whose request is being done hears first that they were heard, and that a person is there."""
+    if outcome.decision == "handoff" or not outcome.answer or not frustration(text).angry:
+        return outcome
+    return replace(outcome, answer=f"{t('action.empathy')}\n\n{outcome.answer}")
 
 
 def _needs_empathy(reading: Reading, text: str) -> bool:
