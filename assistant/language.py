@@ -32,6 +32,7 @@ FIXED_KEYS = (
     "greeting",
     "thanks",
     "goodbye",
+    "farewell",
     "howareyou",
     "ack",
     "who",

@@ -7,21 +7,23 @@ its later messages forwarded to the agent, and the turn's handoff (and team) is 
 from __future__ import annotations
 
 import importlib
-import inspect
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
 
 from assistant.service import AssistantReply, Token
-from atende.db import make_session_factory
 from atende.services import Services
 from channels.entry import ChannelReply, handle_message_stream
 from eval.expectations import Failure, Observation, check
 from eval.faithfulness import FaithfulnessScorer
 from eval.report import summarise
 from eval.suite import Case, Suite, Turn
+
+if TYPE_CHECKING:
+    from tools_mcp.domain import Domain
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +32,14 @@ Progress = Callable[[str], None]
 
 
 class SeedUnavailable(RuntimeError):
-    """The suite needs domain data (citizens, debts, protocols) but no seed module is installed."""
+    """The suite needs domain data (citizens, debts, protocols) but no seed module or domain is available."""
 
 
 def seed_database(services: Services, citizens: Sequence[Mapping[str, str]]) -> str:
-    """Load the domain fixtures into the isolated database; return the seed's name for the report.
+    """Load the domain fixtures, then the suites' own citizens, into the domain the isolated services use;
+    return the seed's name for the report.
 
-    Looked up at run time so the harness works before (and without) the tools package.
+    The seed module is looked up at run time so the harness works before (and without) the tools package.
     """
     try:
         module = importlib.import_module(SEED_MODULE)
@@ -45,13 +48,32 @@ def seed_database(services: Services, citizens: Sequence[Mapping[str, str]]) -> 
     seed = getattr(module, "seed", None)
     if not callable(seed):
         raise SeedUnavailable(f"{SEED_MODULE} has no seed() function")
-    sessions = make_session_factory(services.engine)
-    params = inspect.signature(seed).parameters
-    if "citizens" in params:
-        seed(sessions, citizens=list(citizens))
-    else:
-        seed(sessions)
+    if services.domain is None:
+        raise SeedUnavailable("the services were built without the domain that the tools use")
+    seed(services.domain)
+    add_citizens(services.domain, citizens)
     return SEED_MODULE
+
+
+def add_citizens(domain: Domain, citizens: Sequence[Mapping[str, str]]) -> int:
+    """Register the identities suite cases declare (`citizen:`), so they can verify themselves; returns how many."""
+    added = 0
+    with domain.sessions.begin() as session:
+        for person in citizens:
+            cpf = re.sub(r"\D", "", person.get("cpf", ""))
+            if not cpf:
+                continue
+            born = person.get("birth_date")
+            domain.citizens.upsert(
+                session,
+                cpf=cpf,
+                name=person.get("name") or "Cidadão da avaliação",
+                birth_date=date.fromisoformat(born) if born else None,
+                phone=person.get("phone"),
+                email=person.get("email"),
+            )
+            added += 1
+    return added
 
 
 def observe(turn: ChannelReply | AssistantReply, latency_ms: float) -> Observation:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import sys
 import textwrap
-import types
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -24,6 +21,7 @@ from eval.isolation import isolated_services
 from eval.models import scripted_model
 from eval.runner import run_suites
 from eval.suite import Suite, parse_suite
+from tools_mcp.seed import CITIZENS
 
 KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge"
 
@@ -139,10 +137,10 @@ cases:
   - id: debts
     citizen: {cpf: "529.982.247-25", birth_date: "1985-03-14"}
     turns:
-      - user: "quero ver meus débitos, cpf {citizen.cpf}"
+      - user: "quero ver meus débitos, cpf {citizen.cpf}, nasci em 14/03/1985"
         expect:
           tool_calls:
-            calls: [{name: citizen_verify, arguments: {cpf: "52998224725"}}, {name: payment_list_debts}]
+            calls: [{name: citizen_verify, arguments: {cpf: "52998224725"}, ok: true}, {name: payment_list_debts}]
             ordered: true
 """
 
@@ -161,40 +159,21 @@ def test_cases_needing_seeded_data_fail_clearly_when_no_seed_module_exists(
     assert all(c["passed"] for c in report["cases"][1:])
 
 
-def test_the_seed_gets_the_isolated_database_and_the_citizens_and_tool_calls_are_checked(
-    eval_services: Services, monkeypatch: pytest.MonkeyPatch
+def test_the_seed_fills_the_domain_the_tools_use_with_the_demo_data_and_the_cases_own_citizens(
+    eval_services: Services,
 ) -> None:
-    seeded: dict[str, Any] = {}
-
-    def seed(session_factory: Any, citizens: list[dict[str, str]]) -> None:
-        with session_factory() as session:
-            seeded["db"] = str(session.get_bind().url)
-        seeded["citizens"] = citizens
-
-    fake = types.ModuleType("fake_eval_seed")
-    fake.seed = seed  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "fake_eval_seed", fake)
-    monkeypatch.setattr(runner_module, "SEED_MODULE", "fake_eval_seed")
-    messages: list[str] = []
-    real = eval_services.assistant.respond_stream
-
-    def respond_stream(conversation_id: str, text: str, channel: str = "web") -> Iterator[Token | AssistantReply]:
-        messages.append(text)
-        calls = [
-            {"name": "citizen_verify", "arguments": {"cpf": "529.982.247-25"}, "ok": True, "error": None},
-            {"name": "payment_list_debts", "arguments": {}, "ok": True, "error": None},
-        ]
-        for item in real(conversation_id, text, channel):
-            yield replace(item, tool_calls=calls) if isinstance(item, AssistantReply) else item
-
-    monkeypatch.setattr(eval_services.assistant, "respond_stream", respond_stream)
     report = run_suites([suite(TOOL_SUITE)], eval_services)
 
-    assert report["seeded"] is True
-    assert str(eval_services.settings.data_dir) in seeded["db"]
-    assert seeded["citizens"] == [{"cpf": "529.982.247-25", "birth_date": "1985-03-14"}]
-    assert messages == ["quero ver meus débitos, cpf 529.982.247-25"]
-    assert report["cases"][0]["passed"], report["cases"][0]["reason"]
+    assert (report["seeded"], report["seed_error"]) == (True, None)
+    domain = eval_services.domain
+    assert domain is not None
+    with domain.sessions() as session:
+        assert domain.citizens.find_in(session, CITIZENS[0].cpf) is not None  # the demo data
+        assert domain.citizens.find_in(session, "52998224725") is not None  # the case's citizen
+    assert str(eval_services.settings.data_dir) in str(eval_services.engine.url)
+    # The case's citizen verifies with the birth date the suite declared, then their debts are listed.
+    debts = report["cases"][0]
+    assert debts["passed"], debts["reason"]
     assert report["summary"]["tool_calls"] == {"expected": 2, "called": 2, "precision": 1.0, "recall": 1.0}
 
 

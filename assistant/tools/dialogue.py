@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 from cryptography.fernet import Fernet, InvalidToken
 
 from assistant.llm import Usage
+from assistant.routing import frustration
 from assistant.tools import extract, render
 from assistant.tools.catalog import POLICIES, SERVICE_BY_CODE, TEAMS, service_name, services_in, team_for
 from assistant.tools.chooser import RuleChooser, ToolChoice, ToolChooser
@@ -39,7 +40,14 @@ _DATE_LIKE = re.compile(
     r"|(?<!\d)\d{4}\s*[/.-]\s*\d{1,2}\s*[/.-]\s*\d{1,2}(?!\d)"  # 1985-03-15, as the extractor also reads
     r"|(?<!\d)\d{8}(?!\d)"
 )
-_SPELLED_DATE = re.compile(r"\d{1,2}\s+de\s+[A-Za-zçÇ]+\s+de\s+\d{4}", re.I)
+# The written forms the extractor reads as a birth date: "15 de março de 1985", "15 mar 1985", "15/mar/85".
+_SPELLED_DATE = re.compile(
+    r"\d{1,2}\s*(?:de|/|-|\.)?\s*(?:janeiro|fevereiro|mar[cç]o|abril|maio|junho|julho|agosto|setembro|outubro|"
+    r"novembro|dezembro|jan|fev|mar|abr|mai|jun|jul|ago|set|out|nov|dez)\.?\s*(?:do ano de|de|/|-|\.)?\s*"
+    r"\d{2,4}(?!\d)"
+    r"|(?<!\d)\d{1,2}\s+\d{1,2}\s+\d{4}(?!\d)",
+    re.I,
+)
 
 
 def redact(text: str) -> str:
@@ -187,15 +195,20 @@ class ActionDialogue:
             return self._handoff(turn, text, reason=text)
         reading = read(text)
         if state.pending is not None:
+            # An angry message is not an answer to "what is your CPF?"; a yes or no to a question still is.
+            if state.pending.awaiting not in ("confirm", "retry") and _needs_empathy(reading, text):
+                return self._offer_person(turn, text)
             outcome = self._continue(turn, text, reading)
             if outcome is not None:
-                return outcome
+                return _acknowledge_anger(outcome, text)
             if route == "smalltalk":
                 return None
             # Something else: the open question is dropped, whatever happens next.
             turn.state = state.with_pending(None)
         elif route == "smalltalk":
             return None
+        if _needs_empathy(reading, text):
+            return self._offer_person(turn, text)
         if reading.injection:
             turn.say(t("action.refuse.injection"))
             return turn.outcome("injection")
@@ -217,7 +230,7 @@ class ActionDialogue:
         if policy.needs_identity and choice.tool != "citizen_verify" and self._someone_else(turn.state, reading):
             turn.say(t("action.refuse.third_party"))
             return turn.outcome("third_party")
-        return self._start(turn, choice.tool, dict(choice.arguments), text)
+        return _acknowledge_anger(self._start(turn, choice.tool, dict(choice.arguments), text), text)
 
     def _someone_else(self, state: ActionState, reading: Reading) -> bool:
         if reading.third_party:
@@ -281,7 +294,8 @@ class ActionDialogue:
                 return self._execute(turn, replace(pending, awaiting="confirmed"))
             if extract.is_no(text):
                 turn.state = turn.state.with_pending(None)
-                turn.say(t("action.declined"))
+                offered = pending.tool == "handoff_to_human"
+                turn.say(t("action.offer_person.declined" if offered else "action.declined"))
                 return turn.outcome("declined")
             return None
         if extract.wants_to_stop(text):
@@ -581,6 +595,8 @@ class ActionDialogue:
     def _execute(self, turn: _Turn, pending: Pending) -> ActionOutcome:
         tool = pending.tool
         args = {k: v for k, v in pending.arguments.items() if not k.endswith(("_given", "_hint"))}
+        if tool == "handoff_to_human":  # the person offered to a frustrated citizen, accepted
+            return self._handoff(turn, "", reason=str(args.get("reason") or ""), team=args.get("team"))
         if tool == "appointment_book":
             args = {"slot_id": args["slot_id"]}
         if tool == "appointment_slots":
@@ -681,6 +697,19 @@ class ActionDialogue:
 
     # Handoff
 
+    def _offer_person(self, turn: _Turn, text: str) -> ActionOutcome:
+        """Empathy and the offer of a person; a citizen still angry after the offer is handed off at once."""
+        pending = turn.loaded.pending
+        if pending is not None and pending.tool == "handoff_to_human":
+            return self._handoff(turn, text, reason=str(pending.arguments.get("reason") or text))
+        args: dict[str, Any] = {"reason": mask(text.strip())[:300]}
+        team = team_for(text)
+        if team:
+            args["team"] = team
+        turn.state = turn.state.with_pending(Pending("handoff_to_human", args, awaiting="confirm"))
+        turn.say(t("action.offer_person"))
+        return turn.outcome("frustrated")
+
     def _handoff(self, turn: _Turn, text: str, *, reason: str, team: str | None = None) -> ActionOutcome:
         chosen = team if team in TEAMS else team_for(text) or _team_of_pending(turn.state)
         args: dict[str, Any] = {"reason": mask(reason.strip())[:300] or "pedido do cidadão"}
@@ -700,6 +729,29 @@ class ActionDialogue:
 
 
 # Helpers
+
+
+def _acknowledge_anger(outcome: ActionOutcome, text: str) -> ActionOutcome:
+    """An angry citizen whose request is being done hears first that they were heard, and that a person is there."""
+    if outcome.decision == "handoff" or not outcome.answer or not frustration(text).angry:
+        return outcome
+    return replace(outcome, answer=f"{t('action.empathy')}\n\n{outcome.answer}")
+
+
+def _needs_empathy(reading: Reading, text: str) -> bool:
+    """An angry citizen is offered a person first, unless they ask something the assistant can simply do.
+
+    A question on how things work still gets its answer, and so does a request worded as one ("quero a
+    segunda via"), except a new report of a problem they say was already reported and not solved ("já reclamei
+    três vezes do buraco"). An outburst that only touches a tool's subject ("fui cobrada duas vezes na segunda
+    via!") is not a request for it. Identity data and protocol numbers are answers to act on, whatever the tone.
+    """
+    upset = frustration(text)
+    if not upset.angry or reading.explicit_howto or reading.cpfs or extract.protocol_number(text):
+        return False
+    if reading.tool is None or not is_action(reading) or not reading.request:
+        return True
+    return reading.tool == "protocol_open" and upset.again
 
 
 def _missing_literal(tool: str, args: Mapping[str, Any]) -> str | None:

@@ -37,9 +37,19 @@ _MONTHS = {
     "dezembro": 12,
     "dez": 12,
 }
-_DMY = re.compile(r"(?<![\d/.-])(\d{1,2})\s*[/.-]\s*(\d{1,2})\s*[/.-]\s*(\d{2}|\d{4})(?![\d/.-])")
+# Day, month and year with any of the usual separators; a full stop or comma after the year ends a sentence, it
+# does not continue the number ("nasci em 15/03/1985.").
+_DMY = re.compile(r"(?<!\d)(?<!\d[/.-])(\d{1,2})\s*[/.-]\s*(\d{1,2})\s*[/.-]\s*(\d{2}|\d{4})(?!\d|[/.-]\d)")
 _YMD = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
-_SPELLED = re.compile(r"(?<!\d)(\d{1,2})\s+de\s+([a-z]+)\s+de\s+(\d{4})(?!\d)")
+_MONTH_NAME = "|".join(sorted(_MONTHS, key=len, reverse=True))
+# "15 de março de 1985", "15 março 1985", "15/mar/1985", "15 de marco de 85", "15 de março do ano de 1985".
+_SPELLED = re.compile(
+    rf"(?<!\d)(\d{{1,2}})(?:\s*(?:de|/|-|\.)\s*|\s+)({_MONTH_NAME})\.?"
+    r"(?:\s*(?:do ano de|de|/|-|\.)\s*|\s+)(\d{4}|\d{2})(?!\d)"
+)
+# Numbers apart by spaces ("15 03 1985") are a date only where a birth date is named or was asked for.
+_SPACED = re.compile(r"(?<!\d)(\d{1,2})\s+(\d{1,2})\s+(\d{4})(?!\d)")
+_BIRTH_CUE = re.compile(r"\b(nasc\w*|nasci|dn|d\.n\.|data de nasc\w*|aniversario)\b")
 _COMPACT = re.compile(r"(?<!\d)(\d{2})(\d{2})(\d{4})(?!\d)")
 _PROTOCOL = re.compile(r"(?<!\d)(20\d{2})\s*[-/.]?\s*(\d{1,6})(?!\d)(?:-([0-9A-Za-z]{4})(?![0-9A-Za-z]))?")
 _ID_AFTER = {
@@ -88,16 +98,11 @@ def birth_date(text: str, *, compact: bool = False) -> str | None:
         folded = folded.replace(cpf, " ")
     compact = compact or bool(found)
     candidates: list[tuple[int, int, int]] = []
-    for m in _DMY.finditer(folded):
-        year = int(m[3])
-        if len(m[3]) == 2:
-            year += 1900 if year > (date.today().year % 100) else 2000
-        candidates.append((int(m[1]), int(m[2]), year))
+    candidates += [(int(m[1]), int(m[2]), _full_year(m[3])) for m in _DMY.finditer(folded)]
     candidates += [(int(m[3]), int(m[2]), int(m[1])) for m in _YMD.finditer(folded)]
-    for m in _SPELLED.finditer(folded):
-        month = _MONTHS.get(m[2])
-        if month:
-            candidates.append((int(m[1]), month, int(m[3])))
+    candidates += [(int(m[1]), _MONTHS[m[2]], _full_year(m[3])) for m in _SPELLED.finditer(folded)]
+    if compact or _BIRTH_CUE.search(folded):
+        candidates += [(int(m[1]), int(m[2]), int(m[3])) for m in _SPACED.finditer(folded)]
     if compact:
         candidates += [(int(m[1]), int(m[2]), int(m[3])) for m in _COMPACT.finditer(folded)]
     for day, month, year in candidates:
@@ -108,6 +113,14 @@ def birth_date(text: str, *, compact: bool = False) -> str | None:
         if 1900 <= value.year <= date.today().year:
             return value.strftime("%d/%m/%Y")
     return None
+
+
+def _full_year(written: str) -> int:
+    """A year as written; two digits are the most recent past century's ("85" is 1985, "03" is 2003)."""
+    year = int(written)
+    if len(written) == 2:
+        year += 1900 if year > (date.today().year % 100) else 2000
+    return year
 
 
 def dates(text: str) -> list[date]:

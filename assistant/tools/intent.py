@@ -10,10 +10,22 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistant.routing import asks_for_person
 from assistant.tools import extract
 from assistant.tools.catalog import APPOINTMENT_SERVICES, POLICIES, services_in, team_for
 from rag.text import fold
 
+_OWN_DEBT = (
+    r"\b(eu )?(tenho|to com|tou com|estou com|possuo|ainda tenho|ainda to com)\s+"
+    r"(algum |alguma |alguns |algumas |um |uma |umas |uns )?(multas?|debitos?|dividas?|pendencias?|"
+    r"(iptu|taxas?|impostos?|boletos?|contas?|parcelas?) (atrasad|vencid|em aberto|pendente|pra pagar|a pagar))"
+)
+# "minha multa já venceu?", "meu IPTU tá atrasado?": the state of the citizen's own debt.
+_OWN_DEBT_STATE = (
+    r"\b(meu|minha|meus|minhas) (iptu|multas?|taxas?|boletos?|parcelas?|debitos?|dividas?|impostos?|contas?|"
+    r"carnes?|guias?)\b.{0,30}\b(venceu|vencid[oa]s?|atrasad[oa]s?|pag[oa]s?|quitad[oa]s?|em aberto|em dia|"
+    r"pendentes?)\b"
+)
 # "How do I ...", "how much ...", "what documents ...": a question for the knowledge base, whoever it is about.
 _HOWTO = re.compile(
     r"(?<!tem )(?<!teria )\b(como|onde|aonde|cumo) (e que |eu |que |q |a gente |se |me )?(faco|faz|fazer|vejo|ver|"
@@ -40,6 +52,10 @@ _STATUS_ASK = re.compile(
     r"|em que pe (esta|anda|ta)|\bcade (o |a )?(meu|minha|protocolo|pedido)"
     r"|\b(ja )?(foi|foram|esta|ta) (resolvid|atendid|conclu|finalizad)"
     r"|\b(tenho|tem|to com|estou com|eu tenho|ha) (algum |alguma |alguns |algumas )?(debito|divida|pendencia|conta)"
+    # "tenho multa?", "tô com alguma multa?", "eu tenho IPTU atrasado?": what the citizen owes, asked in the first
+    # person ("tem multa se eu atrasar?" is a question about the rules).
+    rf"|{_OWN_DEBT}"
+    rf"|{_OWN_DEBT_STATE}"
     r"|\bquanto (eu )?(devo|to devendo|estou devendo)|\b(to|tou|estou|eu to) devendo"
     r"|\b(horario|horarios|vaga|vagas|data|datas) (livre|livres|disponive|disponivel|disponiveis)"
     r"|\b(tem|ha|existe|quais|qual) (algum |alguns )?(horario|horarios|vaga|vagas|data|datas) (pra|para|de) "
@@ -106,6 +122,7 @@ _SECOND_COPY = re.compile(
     r"segunda via|2a via|2 via|2\. via|\bpix\b|copia e cola|boleto|linha digitavel|codigo de barras|\bguia\b"
 )
 _DEBTS = re.compile(
+    rf"{_OWN_DEBT}|{_OWN_DEBT_STATE}|"
     r"debito|divida|devendo|\bdevo\b|pendencia|pendente|em aberto|atrasad|vencid|em atraso|"
     r"(alguma coisa|algo|alguma conta|algum valor) (pra|para|a) pagar|"
     r"(multa|taxa|imposto|iptu|conta|boleto|tributo)s?\b.{0,25}\b(no|em) meu (nome|cpf)|"
@@ -152,14 +169,9 @@ _PROBLEM = re.compile(
     r"queim(ou|aram)|apagou|quebrou|estourou|"
     r"(esta|ta|fica) (escur|sujo|imund|um lixo)|burac|sem luz|no escuro|precisa(ndo)? de poda"
 )
-# Asking for a person in words the channel router does not know ("chama alguém de carne e osso", "desejo ser
-# atendida por um servidor"); "fui atendido por um servidor..." is a report, not a request.
-_HANDOFF = re.compile(
-    r"\b(fala|falar|conversar|chama|chame|chamar|passa|passe|passar|transfere|transfira|transferir|encaminha|"
-    r"encaminhe|encaminhar|ser atendid[oa])\b[^.?!]{0,40}\b(atendentes?|humanos?|pessoas?( de verdade| real)?|"
-    r"alguem|operador\w*|funcionari[oa]s?|servidor\w*|gente de verdade|carne e osso)\b"
-    r"|\b(robo|bot|maquina|voce|vc)\b.{0,15}\bnao me (entende|entendeu|ajuda|ajudou)\b"
-)
+# A person asked for in any register is recognised by the router (`asks_for_person`); here also the citizen who
+# says the bot does not understand them ("esse robô não me entende").
+_BOT_FAILS = re.compile(r"\b(robo|bot|maquina|voce|vc)\b.{0,15}\bnao me (entende|entendeu|ajuda|ajudou)\b")
 # The citizen's own registration data (citizen_lookup): "quais dados meus vocês têm?", "confere meu cadastro";
 # not what is done with personal data in general ("meus dados estão protegidos?"), a knowledge question.
 _LOOKUP = re.compile(
@@ -211,6 +223,8 @@ class Reading:
     injection: bool = False
     third_party: bool = False
     cpfs: tuple[str, ...] = ()
+    # Worded as a request to act or a question about the citizen's own case ("quero...", "qual a situação...").
+    request: bool = False
 
 
 def _debt_status(folded: str) -> str | None:
@@ -308,6 +322,7 @@ def read(text: str) -> Reading:
         "injection": bool(_TOOL_INJECTION.search(folded)),
         "third_party": bool(_THIRD_PARTY.search(folded)),
         "cpfs": found_cpfs,
+        "request": request or status,
     }
     if tool is None:
         return Reading(**common)
@@ -330,7 +345,7 @@ def read(text: str) -> Reading:
 
 def _topic(folded: str, text: str, found_cpfs: tuple[str, ...]) -> str | None:
     """The tool whose subject the message is about, if any (whether it asks to act is decided apart)."""
-    if _HANDOFF.search(folded):
+    if asks_for_person(text) or _BOT_FAILS.search(folded):
         return "handoff_to_human"
     if extract.protocol_number(text) and not _PROTOCOL_OPEN.search(folded):
         return "protocol_add_comment" if _PROTOCOL_COMMENT.search(folded) else "protocol_status"
