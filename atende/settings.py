@@ -93,9 +93,13 @@ class Settings(BaseSettings):
 
     retrieval_top_k: int = 3
     retrieval_candidates: int = 30
-    retrieval_dense_weight: float = 0.5
-    retrieval_fusion: Literal["convex", "weighted", "rrf"] = "convex"  # decision 0007
+    retrieval_dense_weight: float = Field(default=0.45, ge=0, le=1)
+    retrieval_fusion: Literal["zscore", "convex", "weighted", "rrf"] = "zscore"  # decisions 0007, 0043
     retrieval_rrf_k: int = 60
+    # Query vectors kept in process (LRU; 0: none); with ATENDE_REDIS_URL also shared by every process (0043).
+    retrieval_query_cache_size: int = Field(default=2048, ge=0)
+    retrieval_query_cache_shared: bool = True
+    retrieval_query_cache_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
     abstain_threshold: float = 0.47
     support_threshold: float = 0.35
 
