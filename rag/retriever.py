@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -50,8 +48,6 @@ class HybridRetriever:
         self.lexical = lexical
         self.params = params or RetrievalParams()
         self.query_vectors = query_vectors or QueryVectorCache(embedder)
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
 
     def retrieve(
         self,
@@ -65,30 +61,13 @@ class HybridRetriever:
         lexical: list[ScoredChunk] = []
         if p.fusion == "bm25":
             return fuse(dense, self.lexical.search(query, p.candidates, audiences), p)[:k]
-        qvec = self.query_vectors.cached(query)
-        if qvec is None and p.fusion != "dense":
-            # The engine releases the GIL while it embeds: BM25 runs meanwhile instead of after it.
-            pending = self._background().submit(self.lexical.search, query, p.candidates, audiences)
-            qvec = self.query_vectors.vector(query)
-            lexical = pending.result()
-        elif p.fusion != "dense":
+        # BM25 costs under a millisecond at 10k chunks: running it beside the embedding is not worth a thread (0043).
+        if p.fusion != "dense":
             lexical = self.lexical.search(query, p.candidates, audiences)
-        if qvec is None:
-            qvec = self.query_vectors.vector(query)
-        dense = self.store.query(qvec.tolist(), p.candidates, audiences)
+        dense = self.store.query(self.query_vectors.vector(query).tolist(), p.candidates, audiences)
         return fuse(dense, lexical, p)[:k]
 
-    def _background(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bm25")
-            return self._pool
-
     def close(self) -> None:
-        with self._pool_lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False)
         self.query_vectors.close()
 
 

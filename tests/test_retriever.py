@@ -1,18 +1,11 @@
-"""Hybrid retrieval: how the dense and BM25 candidate lists are fused, and what the retriever runs when."""
+"""Hybrid retrieval: how the dense and BM25 candidate lists are fused into one ranking."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
-
 import pytest
 
-from rag.chunking import chunk_document
-from rag.lexical import LexicalIndex
-from rag.retriever import HybridRetriever, RetrievalParams, confidence, fuse
-from rag.testing import HashingEmbedder
-from rag.types import Audience, Chunk, Document, ScoredChunk
-from rag.vectorstores import InMemoryVectorStore
+from rag.retriever import RetrievalParams, confidence, fuse
+from rag.types import Chunk, ScoredChunk
 
 
 def hit(cid: str, score: float) -> ScoredChunk:
@@ -65,45 +58,3 @@ def test_the_abstention_confidence_does_not_depend_on_the_ranking_weight() -> No
 
     # Half the scaled cosine ((0.85 - 0.70) / 0.30) and half the scaled BM25 (6 / (6 + 6)).
     assert values == pytest.approx({w: 0.5 * 0.5 + 0.5 * 0.5 for w in values})
-
-
-class SignallingLexicalIndex(LexicalIndex):
-    def __init__(self) -> None:
-        super().__init__()
-        self.searching = threading.Event()
-
-    def search(self, query: str, k: int, audiences: Sequence[Audience] = ("public",)) -> list[ScoredChunk]:
-        self.searching.set()
-        return super().search(query, k, audiences)
-
-
-class WaitingEmbedder(HashingEmbedder):
-    """Embeds a query only once BM25 has started (or five seconds passed) and says which happened."""
-
-    def __init__(self, lexical: SignallingLexicalIndex) -> None:
-        super().__init__()
-        self.lexical = lexical
-        self.overlapped: list[bool] = []
-
-    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
-        self.overlapped.append(self.lexical.searching.wait(timeout=5))
-        return super().embed_queries(texts)
-
-
-def test_bm25_searches_while_the_query_is_being_embedded() -> None:
-    doc = Document("iptu", "Segunda via do IPTU", "Emita a segunda via do boleto do imposto predial no portal.")
-    lexical = SignallingLexicalIndex()
-    embedder = WaitingEmbedder(lexical)
-    store = InMemoryVectorStore()
-    chunks = chunk_document(doc)
-    store.upsert(chunks, embedder.embed_passages([c.embedding_text() for c in chunks]))
-    lexical.build(store.all_chunks())
-    retriever = HybridRetriever(embedder, store, lexical, RetrievalParams(fusion="zscore"))
-
-    hits = retriever.retrieve("segunda via do IPTU", k=3)
-    retriever.close()
-
-    assert embedder.overlapped == [True]
-    assert hits[0].chunk.doc_id == "iptu"
-    assert hits[0].dense is not None
-    assert hits[0].lexical is not None
