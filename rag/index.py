@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from rag.chunking import chunk_document
 from rag.lexical import LexicalIndex
 from rag.protocols import Embedder, VectorStore
+from rag.query_cache import QueryVectorCache
 from rag.retriever import HybridRetriever, RetrievalParams
 from rag.types import Audience, Document, ScoredChunk, content_hash
 
@@ -39,11 +40,12 @@ class KnowledgeIndex:
         params: RetrievalParams | None = None,
         *,
         max_chunk_chars: int = 900,
+        query_vectors: QueryVectorCache | None = None,
     ) -> None:
         self.embedder = embedder
         self.store = store
         self.lexical = LexicalIndex()
-        self.retriever = HybridRetriever(embedder, store, self.lexical, params)
+        self.retriever = HybridRetriever(embedder, store, self.lexical, params, query_vectors)
         self._max_chunk_chars = max_chunk_chars
         self._lock = threading.Lock()
         self._titles: dict[str, str] = {}
@@ -52,6 +54,10 @@ class KnowledgeIndex:
         self.embedder.warm_up()
         self.store.warm_up()
         self.refresh_lexical()
+
+    def close(self) -> None:
+        self.retriever.close()
+        self.store.close()
 
     def refresh_lexical(self) -> None:
         chunks = self.store.all_chunks()

@@ -8,16 +8,17 @@ from typing import Literal
 
 from rag.lexical import LexicalIndex
 from rag.protocols import Embedder, VectorStore
+from rag.query_cache import QueryVectorCache
 from rag.types import Audience, ScoredChunk
 
-Fusion = Literal["convex", "weighted", "rrf", "dense", "bm25"]
+Fusion = Literal["zscore", "convex", "weighted", "rrf", "dense", "bm25"]
 
 
 @dataclass(frozen=True)
 class RetrievalParams:
     candidates: int = 30
-    fusion: Fusion = "weighted"
-    dense_weight: float = 0.5
+    fusion: Fusion = "zscore"
+    dense_weight: float = 0.45
     rrf_k: int = 60
     # BM25 scores are unbounded; s / (s + half) maps them to [0, 1) with `half` scoring 0.5.
     bm25_half: float = 6.0
@@ -40,11 +41,13 @@ class HybridRetriever:
         store: VectorStore,
         lexical: LexicalIndex,
         params: RetrievalParams | None = None,
+        query_vectors: QueryVectorCache | None = None,
     ) -> None:
         self.embedder = embedder
         self.store = store
         self.lexical = lexical
         self.params = params or RetrievalParams()
+        self.query_vectors = query_vectors or QueryVectorCache(embedder)
 
     def retrieve(
         self,
@@ -56,12 +59,16 @@ class HybridRetriever:
         p = params or self.params
         dense: list[ScoredChunk] = []
         lexical: list[ScoredChunk] = []
-        if p.fusion != "bm25":
-            qvec = self.embedder.embed_queries([query])[0]
-            dense = self.store.query(qvec, p.candidates, audiences)
+        if p.fusion == "bm25":
+            return fuse(dense, self.lexical.search(query, p.candidates, audiences), p)[:k]
+        # BM25 costs under a millisecond at 10k chunks: running it beside the embedding is not worth a thread (0043).
         if p.fusion != "dense":
             lexical = self.lexical.search(query, p.candidates, audiences)
+        dense = self.store.query(self.query_vectors.vector(query).tolist(), p.candidates, audiences)
         return fuse(dense, lexical, p)[:k]
+
+    def close(self) -> None:
+        self.query_vectors.close()
 
 
 def fuse(dense: list[ScoredChunk], lexical: list[ScoredChunk], p: RetrievalParams) -> list[ScoredChunk]:
@@ -73,11 +80,16 @@ def fuse(dense: list[ScoredChunk], lexical: list[ScoredChunk], p: RetrievalParam
     d_rank = {cid: i for i, cid in enumerate(d)}
     l_rank = {cid: i for i, cid in enumerate(lx)}
     d_norm, l_norm = _min_max(d), _min_max(lx)
+    d_z, l_z = _standardised(d), _standardised(lx)
+    d_z_floor, l_z_floor = min(d_z.values(), default=0.0), min(l_z.values(), default=0.0)
     out: list[ScoredChunk] = []
     for cid, chunk in by_id.items():
         ds = d.get(cid, d_floor)
         ls = lx.get(cid, 0.0)
-        if p.fusion == "convex":
+        if p.fusion == "zscore":
+            # A candidate one list missed counts as that list's worst, not as its mean.
+            score = p.dense_weight * d_z.get(cid, d_z_floor) + (1 - p.dense_weight) * l_z.get(cid, l_z_floor)
+        elif p.fusion == "convex":
             # Scales set per query travel to other corpora, where fixed BM25 and cosine scales do not (0007).
             score = p.dense_weight * d_norm.get(cid, 0.0) + (1 - p.dense_weight) * l_norm.get(cid, 0.0)
         elif p.fusion == "rrf":
@@ -101,13 +113,26 @@ def _min_max(scores: dict[str, float]) -> dict[str, float]:
     return {cid: (s - lo) / (hi - lo) if hi > lo else 1.0 for cid, s in scores.items()}
 
 
+def _standardised(scores: dict[str, float]) -> dict[str, float]:
+    """Each candidate list's scores as standard scores within the list (mean 0, unit spread)."""
+    if not scores:
+        return {}
+    values = list(scores.values())
+    mean = sum(values) / len(values)
+    spread = (sum((s - mean) ** 2 for s in values) / len(values)) ** 0.5
+    return {cid: (s - mean) / spread if spread > 0 else 0.0 for cid, s in scores.items()}
+
+
 def confidence(best: ScoredChunk | None, p: RetrievalParams) -> float:
-    """An absolute relevance estimate of the best hit in [0, 1], independent of the fusion used for ranking."""
+    """An absolute relevance estimate of the best hit in [0, 1], independent of the fusion used for ranking.
+
+    Dense and lexical evidence count half each whatever the ranking's `dense_weight`: the abstention
+    threshold is calibrated on this scale, and re-weighting the ranking must not move it."""
     if best is None:
         return 0.0
     ds = _dense_scaled(best.dense, p) if best.dense is not None else 0.0
     ls = _lexical_scaled(best.lexical, p) if best.lexical is not None else 0.0
-    return p.dense_weight * ds + (1 - p.dense_weight) * ls
+    return 0.5 * ds + 0.5 * ls
 
 
 def dedupe_documents(results: Sequence[ScoredChunk]) -> list[ScoredChunk]:

@@ -115,6 +115,9 @@ class ChromaVectorStore:
         self._collection_name = collection
         self._client: Any = None
         self._collection: Any = None
+        # Every chunk this handle has read or written, by id: a query asks Chroma only for ids and distances.
+        self._chunks: dict[str, Chunk] = {}
+        self._chunks_lock = threading.Lock()
 
     def warm_up(self) -> None:
         if self._collection is not None:
@@ -151,6 +154,8 @@ class ChromaVectorStore:
     def close(self) -> None:
         """Release the client: an HTTP client holds pooled sockets, a local one holds the directory's lock."""
         client, self._client, self._collection = self._client, None, None
+        with self._chunks_lock:
+            self._chunks = {}
         if client is None:
             return
         # chromadb 1.5's Client.close() leaves the HTTP connection pools of the client and of its internal admin
@@ -180,10 +185,15 @@ class ChromaVectorStore:
                 documents=[c.text for c in batch],
                 metadatas=[_to_meta(c) for c in batch],
             )
+            with self._chunks_lock:
+                self._chunks.update((c.id, c) for c in batch)
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
         if doc_ids:
             self._col.delete(where={"doc_id": {"$in": list(doc_ids)}})
+            gone = set(doc_ids)
+            with self._chunks_lock:
+                self._chunks = {cid: c for cid, c in self._chunks.items() if c.doc_id not in gone}
 
     def query(
         self, embedding: Sequence[float], k: int, audiences: Sequence[Audience] = ("public",)
@@ -191,37 +201,56 @@ class ChromaVectorStore:
         if k <= 0:
             return []
         vector = [list(map(float, embedding))]
-        include = ["documents", "metadatas", "distances"]
         # Chroma's metadata filter makes a query ~10x slower (62 ms vs 6 ms at 10k chunks), and internal
         # chunks are few: ask for more neighbours unfiltered and drop the others, falling back to the
-        # filtered query only when too few survive.
-        fetch = min(self.count(), 2 * k + 10)
-        res = self._col.query(query_embeddings=vector, n_results=max(fetch, 1), include=include)
+        # filtered query only when too few survive. Chroma returns fewer than asked when that is all it has.
+        fetch = 2 * k + 10
+        res = self._col.query(query_embeddings=vector, n_results=fetch, include=["distances"])
         out = [s for s in self._scored(res) if s.chunk.audience in audiences]
-        if len(out) >= k or fetch >= self.count():
+        if len(out) >= k or len(res["ids"][0]) < fetch:
             return out[:k]
         res = self._col.query(
-            query_embeddings=vector, n_results=k, where={"audience": {"$in": list(audiences)}}, include=include
+            query_embeddings=vector, n_results=k, where={"audience": {"$in": list(audiences)}}, include=["distances"]
         )
         return self._scored(res)
 
-    @staticmethod
-    def _scored(res: Any) -> list[ScoredChunk]:
+    def _scored(self, res: Any) -> list[ScoredChunk]:
+        """Chroma's ids and distances as scored chunks. Reading documents and metadata back from Chroma's SQLite
+        costs ~8 ms a query at 10k chunks, four times its nearest-neighbour search (decision 0043), so chunks
+        come from those this handle has read or written; only ids it never saw (written by another process)
+        are read from Chroma."""
+        ids, distances = res["ids"][0], res["distances"][0]
+        with self._chunks_lock:
+            missing = [cid for cid in ids if cid not in self._chunks]
+        if missing:
+            got = self._col.get(ids=missing, include=["documents", "metadatas"])
+            read = [
+                _from_meta(cid, text, dict(meta))
+                for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+            ]
+            with self._chunks_lock:
+                self._chunks.update((c.id, c) for c in read)
+        with self._chunks_lock:
+            known = [(self._chunks.get(cid), dist) for cid, dist in zip(ids, distances, strict=True)]
         out: list[ScoredChunk] = []
-        for cid, text, meta, dist in zip(
-            res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0], strict=True
-        ):
+        for chunk, dist in known:
+            if chunk is None:  # deleted between the search and the read
+                continue
             # Cosine distance → similarity; HNSW's float32 arithmetic can step just outside [-1, 1].
             sim = min(1.0, max(-1.0, 1.0 - float(dist)))
-            out.append(ScoredChunk(_from_meta(cid, text, dict(meta)), sim, dense=sim))
+            out.append(ScoredChunk(chunk, sim, dense=sim))
         return out
 
     def all_chunks(self) -> list[Chunk]:
+        """Every chunk, read from Chroma; what this handle knew is replaced by it (the index calls this when it
+        warms up and after every sync, so a text another process changed is picked up there)."""
         res = self._col.get(include=["documents", "metadatas"])
         chunks = [
             _from_meta(cid, text, dict(meta))
             for cid, text, meta in zip(res["ids"], res["documents"], res["metadatas"], strict=True)
         ]
+        with self._chunks_lock:
+            self._chunks = {c.id: c for c in chunks}
         return sorted(chunks, key=lambda c: (c.doc_id, c.position))
 
     def document_hashes(self) -> dict[str, str]:

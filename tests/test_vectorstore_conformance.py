@@ -306,3 +306,23 @@ def test_a_replaced_chunk_keeps_only_its_new_vector(store: VectorStore) -> None:
 
     assert [r.chunk.text for r in store.query(E2, k=5)] == ["movido"]
     assert store.query(E1, k=5)[0].score == pytest.approx(0.0, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "store_kind",
+    ["chroma-path", pytest.param("chroma-http", marks=pytest.mark.integration)],
+    indirect=True,
+)
+def test_a_query_reads_whole_chunks_that_another_handle_wrote(store_kind: StoreKind) -> None:
+    first = store_kind.open()
+    written = [chunk("a", 0, audience="internal", url="https://x.example/a"), chunk("a", 1), chunk("b", 0)]
+    first.upsert(written, [E1, E2, E3])
+    first.close()
+
+    second = store_kind.open()
+    try:
+        # No all_chunks() first: the handle has never seen these chunks when the query finds them.
+        assert [r.chunk for r in second.query(E1, k=1, audiences=("internal",))] == [written[0]]
+        assert [r.chunk for r in second.query(E2, k=2)] == [written[1], written[2]]
+    finally:
+        second.close()
