@@ -98,15 +98,11 @@ class Settings(BaseSettings):
     retrieval_dense_weight: float = Field(default=0.45, ge=0, le=1)
     retrieval_fusion: Literal["zscore", "convex", "weighted", "rrf"] = "zscore"  # decisions 0007, 0043
     retrieval_rrf_k: int = 60
-<<<<<<< HEAD
-    abstain_threshold: float = 0.3  # retrieval confidence below which no article is worth reading
-=======
     # Query vectors kept in process (LRU; 0: none); with ATENDE_REDIS_URL also shared by every process (0043).
     retrieval_query_cache_size: int = Field(default=2048, ge=0)
     retrieval_query_cache_shared: bool = True
     retrieval_query_cache_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
-    abstain_threshold: float = 0.47
->>>>>>> retrieval
+    abstain_threshold: float = 0.3  # retrieval confidence below which no article is worth reading
     support_threshold: float = 0.35
     # How answers are written (decision 0045): "extractive" composes them from the article's own sentences, list
     # items and table rows; "constrained" adds a model-written lead-in that must pass the grounding check;
