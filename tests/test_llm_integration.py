@@ -68,7 +68,10 @@ def test_the_real_model_answers_the_iptu_second_copy_question_citing_its_article
 
     assert reply.decision == "answered", reply.reason
     assert "iptu-segunda-via" in [c.doc_id for c in reply.citations]
-    assert reply.timings_ms["first_token"] < reply.timings_ms["total"]
+    # Whether the model's sentences passed the check or the article's own text was sent, the citizen gets the
+    # way to the boleto, and the first words come no later than the whole answer.
+    assert "contribuinte" in reply.answer.lower() or "156" in reply.answer
+    assert reply.timings_ms["first_token"] <= reply.timings_ms["total"]
 
 
 def test_the_real_model_abstains_on_a_question_the_knowledge_base_does_not_answer(real_services: Services) -> None:
