@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal
 
@@ -116,6 +116,7 @@ class Unit:
     text: str
     block: int  # units of one paragraph, list or table share a block
     lead: bool = False  # a sentence ending in ":" that introduces the list after it
+    folded: str = ""  # lower case, no accents: what the cue patterns read
     terms: frozenset[str] = frozenset()
     heading_terms: frozenset[str] = frozenset()
 
@@ -130,16 +131,15 @@ class Selection:
 
     units: tuple[Unit, ...]
     evidence: float  # idf-weighted share of the question's topic words found in the parts or their headings
-    best_score: float
     key_coverage: float = 0.0  # share of the question's two rarest topic words found in the parts or headings
-    article_coverage: float = 0.0  # evidence over the whole article
-    cues: tuple[Cue, ...] = ()
-    answered_cues: tuple[Cue, ...] = ()
-    quotes: tuple[str, ...] = field(default=())
 
     @property
     def text(self) -> str:
         return render(self.units)
+
+    @property
+    def quotes(self) -> tuple[str, ...]:
+        return tuple(u.text for u in self.units)
 
 
 @lru_cache(maxsize=1)
@@ -190,6 +190,7 @@ def units_of(chunks: Sequence[Chunk]) -> list[Unit]:
                         kind=kind,
                         text=text,
                         block=block,
+                        folded=fold(text),
                         terms=frozenset(content_terms(text)),
                         heading_terms=frozenset(heading),
                     )
@@ -199,7 +200,7 @@ def units_of(chunks: Sequence[Chunk]) -> list[Unit]:
     for i, u in enumerate(units):
         nxt = units[i + 1] if i + 1 < len(units) else None
         is_lead = u.kind == "sentence" and bool(_LEAD.search(u.text)) and nxt is not None and nxt.kind != "sentence"
-        out.append(Unit(**{**u.__dict__, "lead": is_lead}))
+        out.append(replace(u, lead=is_lead))
     return out
 
 
@@ -225,7 +226,7 @@ def select(
     weight = {t: weights(t) for t in own} | {t: 0.4 * weights(t) for t in earlier}
     total = sum(weight.values())
     if not units or total <= 0:
-        return Selection((), 0.0, 0.0, cues=cues)
+        return Selection((), 0.0)
 
     def coverage(terms: frozenset[str], heading: frozenset[str]) -> float:
         body = sum(w for t, w in weight.items() if t in terms)
@@ -241,9 +242,8 @@ def select(
         body = sum(w for t, w in local.items() if t in u.terms)
         head = sum(w for t, w in local.items() if t in u.heading_terms and t not in u.terms)
         s = (body + _HEADING_WEIGHT * head) / local_total
-        folded = fold(u.text)
         section = fold(u.chunk.section)
-        s += sum(_CUE_BONUS for c in cues if _CUES[c][1].search(folded)) / max(len(cues), 1)
+        s += sum(_CUE_BONUS for c in cues if _CUES[c][1].search(u.folded)) / max(len(cues), 1)
         s += sum(_CUE_BONUS for c in cues if _CUE_HEADINGS[c].search(section)) / max(len(cues), 1)
         if "how" in cues and _STEP.match(u.text):
             s += _CUE_BONUS / 2
@@ -252,6 +252,7 @@ def select(
         return s
 
     scores = {u.position: score(u) for u in units}
+    has_cue = {u.position: any(_CUES[c][1].search(u.folded) for c in cues) for u in units}
     best = max(units, key=lambda u: (scores[u.position], -u.position))
     if best.kind == "sentence" and not best.lead:
         # A section headed by what was asked ("Documentos necessários" for "que documentos…") answers with its
@@ -307,26 +308,17 @@ def select(
         if scores[u.position] < 0.6 * scores[best.position]:
             break
         gain = {t for t in weight if t in u.terms and t not in covered}
-        cue_gain = any(_CUES[c][1].search(fold(u.text)) for c in cues) and not any(
-            _CUES[c][1].search(fold(x.text)) for c in cues for x in chosen.values()
-        )
+        cue_gain = has_cue[u.position] and not any(has_cue[p] for p in chosen)
         if (gain or cue_gain) and add(u):
             covered |= u.terms | u.heading_terms
     picked = tuple(sorted(chosen.values(), key=lambda u: u.position))
     all_terms = frozenset().union(*(u.terms for u in picked))
     all_heading = frozenset().union(*(u.heading_terms for u in picked))
-    answered = tuple(c for c in cues if any(_CUES[c][1].search(fold(u.text)) for u in picked))
-    article_terms = frozenset().union(*(u.terms | u.heading_terms for u in units))
     rare = sorted(own or weight, key=lambda t: -weight[t])[:2]
     return Selection(
         picked,
         evidence=min(1.0, coverage(all_terms, all_heading)),
         key_coverage=sum(1 for t in rare if t in all_terms | all_heading) / max(len(rare), 1),
-        article_coverage=min(1.0, coverage(article_terms, frozenset())),
-        best_score=scores[best.position],
-        cues=cues,
-        answered_cues=answered,
-        quotes=tuple(u.text for u in picked),
     )
 
 
@@ -357,7 +349,7 @@ def _shorten(u: Unit) -> Unit | None:
     text = f"{m.group(1)}{m.group(2)} {first[0]}" if first else f"{m.group(1)}{m.group(2)}"
     if text == u.text:
         return None
-    return Unit(**{**u.__dict__, "text": text})
+    return replace(u, text=text)
 
 
 def render(units: Sequence[Unit], marker: str = "") -> str:

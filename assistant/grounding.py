@@ -40,10 +40,6 @@ _LIST_MARKER = re.compile(r"(?m)^\s*\d{1,2}[.)]\s+")
 
 def numbers_in(text: str) -> set[str]:
     """The numbers of a text, list markers left out, written without separators ("1.500,00" -> "150000")."""
-    return _numbers(text)
-
-
-def _numbers(text: str) -> set[str]:
     return {re.sub(r"[.,]", "", n) for n in _NUMBER.findall(_LIST_MARKER.sub(" ", text))}
 
 
@@ -67,7 +63,7 @@ def check_answer(
     context_terms = [set(content_terms(p.chunk.embedding_text())) for p in passages]
     all_terms = set().union(*context_terms) if context_terms else set()
     question_terms = set(content_terms(question))
-    context_numbers = set().union(*(_numbers(p.chunk.embedding_text()) for p in passages)) | _numbers(question)
+    context_numbers = set().union(*(numbers_in(p.chunk.embedding_text()) for p in passages)) | numbers_in(question)
 
     sentences = _sentences(text)
     if not sentences:
@@ -83,7 +79,7 @@ def check_answer(
         overlaps = [len(terms & context_terms[j]) for j in range(n)]
         if overlaps and max(overlaps) > 0:
             best_for.append(overlaps.index(max(overlaps)) + 1)
-    unsupported_numbers = _numbers(_CITATION.sub("", text)) - context_numbers
+    unsupported_numbers = numbers_in(_CITATION.sub("", text)) - context_numbers
     support = found / total if total else 0.0
     cited = list(dict.fromkeys(best_for))
     best_doc = passages[0].chunk.doc_id if passages else None
