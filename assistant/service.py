@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from typing import Any, Literal
 
 from assistant.compose import COMPOSE_VERSION, evidence_of, select
@@ -353,12 +354,14 @@ class Assistant:
         checked: GroundingResult | None = None
         t1 = time.perf_counter()
         try:
-            stream = self.model.stream(messages, max_tokens=self.config.max_tokens)
-            for chunk in _closing(stream):
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                pending += chunk.text
-                cut = _last_sentence_end(pending)
+            # None marks the end of the stream, where whatever is pending counts as the last sentence.
+            for chunk in chain(_closing(self.model.stream(messages, max_tokens=self.config.max_tokens)), [None]):
+                if chunk is not None:
+                    usage = chunk.usage or usage
+                    pending += chunk.text
+                    cut = _last_sentence_end(pending)
+                else:
+                    cut = len(pending) if pending.strip() else 0
                 if cut <= 0:
                     continue
                 candidate = accepted + pending[:cut]
@@ -370,16 +373,6 @@ class Assistant:
                 timings.setdefault("first_token", _ms_since(started))
                 yield Token(result.answer[len(shown) :])
                 accepted, pending, checked, shown = candidate, pending[cut:], result, result.answer
-            else:
-                if pending.strip():
-                    candidate = accepted + pending
-                    result = check_answer(
-                        candidate if self.config.llm_is_local else pseudo.restore(candidate), hits, question=query
-                    )
-                    if result.supported and result.answer.startswith(shown):
-                        timings.setdefault("first_token", _ms_since(started))
-                        yield Token(result.answer[len(shown) :])
-                        accepted, checked, shown = candidate, result, result.answer
         except LLMError as exc:
             log.error("LLM failed while answering: %s", exc)
             common = {**common, "error": str(exc), "reason": "llm_error"}
