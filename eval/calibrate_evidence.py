@@ -16,7 +16,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from assistant.compose import evidence_of, select
 from atende.settings import Settings
 from eval.isolation import isolated_services
 from eval.models import scripted_model
@@ -41,23 +40,15 @@ def collect(suite_path: Path, settings: Settings) -> list[dict[str, Any]]:
                 conversation = services.store.create_conversation("web").id
                 for turn in case.turns:
                     reply = assistant.respond(conversation, turn.user)
-                if reply.route != "knowledge" or not reply.retrieved:
+                if reply.route != "knowledge" or reply.evidence is None:
                     continue
-                hits = reply.retrieved
-                top = max(hits[0].score, 1e-9)
-                selection = select(
-                    case.turns[-1].user,
-                    assistant.index.lexical.chunks_of(hits[0].chunk.doc_id),
-                    assistant.index.lexical.idf,
-                    prior={h.chunk.id: h.score / top for h in hits if h.chunk.doc_id == hits[0].chunk.doc_id},
-                )
                 rows.append(
                     {
                         "id": case.id,
                         "half": _half(case.id),
                         "answerable": not expect.abstains,
                         "confidence": reply.confidence or 0.0,
-                        "evidence": evidence_of(reply.confidence or 0.0, selection),
+                        "evidence": reply.evidence,
                     }
                 )
     return rows
