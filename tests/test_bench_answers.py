@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import command_line_env
 
 from bench.answers import COLUMNS, main
 from eval.answering import available_answer_modes
@@ -42,14 +42,7 @@ cases:
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key in list(os.environ):
-        if key.startswith("ATENDE_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ATENDE_ENVIRONMENT", "test")
-    monkeypatch.setenv("ATENDE_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("ATENDE_EMBEDDING_BACKEND", "hashing")
-    monkeypatch.setenv("ATENDE_ABSTAIN_THRESHOLD", "0.2")
+    command_line_env(monkeypatch, tmp_path)
     tiny = tmp_path / "pt-qa" / "tiny"
     tiny.mkdir(parents=True)
     shutil.copy(DATA / "sample_kb.jsonl", tiny / "kb.jsonl")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from helpers import command_line_env
 from typer.testing import CliRunner
 
 from atende import cli
@@ -32,14 +32,7 @@ METRIC_KEYS = {"recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "latenc
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key in list(os.environ):
-        if key.startswith("ATENDE_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ATENDE_ENVIRONMENT", "test")
-    monkeypatch.setenv("ATENDE_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("ATENDE_EMBEDDING_BACKEND", "hashing")
-    monkeypatch.setenv("ATENDE_ABSTAIN_THRESHOLD", "0.2")
+    command_line_env(monkeypatch, tmp_path)
     return tmp_path
 
 

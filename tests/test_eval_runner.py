@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers import command_line_env
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -180,18 +180,7 @@ def test_the_seed_fills_the_domain_the_tools_use_with_the_demo_data_and_the_case
 def test_atende_eval_run_writes_both_reports_and_prints_the_summary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key in list(os.environ):
-        if key.startswith("ATENDE_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    for key, value in {
-        "ATENDE_ENVIRONMENT": "test",
-        "ATENDE_DATA_DIR": str(tmp_path / "var"),
-        "ATENDE_KNOWLEDGE_DIR": str(KNOWLEDGE),
-        "ATENDE_EMBEDDING_BACKEND": "hashing",
-        "ATENDE_ABSTAIN_THRESHOLD": "0.2",
-    }.items():
-        monkeypatch.setenv(key, value)
+    command_line_env(monkeypatch, tmp_path, ATENDE_KNOWLEDGE_DIR=str(KNOWLEDGE))
     (tmp_path / "demo.yaml").write_text(SUITE, encoding="utf-8")
 
     result = CliRunner().invoke(cli.app, ["eval", "run", "demo.yaml", "--model", "scripted", "--out", "out"])

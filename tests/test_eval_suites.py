@@ -7,10 +7,10 @@ needs, runs every turn to the end and is scored in a written report, not that it
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from helpers import command_line_env
 from typer.testing import CliRunner
 
 from atende import cli
@@ -23,18 +23,7 @@ SUITES = sorted((ROOT / "eval" / "suites").glob("*.yaml"))
 @pytest.fixture
 def eval_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The environment `atende eval run` reads, with the hashing embedder so a suite takes seconds."""
-    for key in list(os.environ):
-        if key.startswith("ATENDE_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    for key, value in {
-        "ATENDE_ENVIRONMENT": "test",
-        "ATENDE_DATA_DIR": str(tmp_path / "var"),
-        "ATENDE_KNOWLEDGE_DIR": str(ROOT / "knowledge"),
-        "ATENDE_EMBEDDING_BACKEND": "hashing",
-        "ATENDE_ABSTAIN_THRESHOLD": "0.2",
-    }.items():
-        monkeypatch.setenv(key, value)
+    command_line_env(monkeypatch, tmp_path, ATENDE_KNOWLEDGE_DIR=str(ROOT / "knowledge"))
     return tmp_path
 
 
