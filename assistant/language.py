@@ -47,6 +47,11 @@ def _detector() -> Any:
     return LanguageDetectorBuilder.from_languages(Language.PORTUGUESE, Language.SPANISH, Language.ENGLISH).build()
 
 
+def warm_up() -> None:
+    """Build the language detector now: its models take about 1.4 s to load, which the first message must not pay."""
+    _detector()
+
+
 def detect_language(text: str) -> str:
     """BCP-47 tag of a message's language: "pt-BR" unless it is clearly Spanish ("es") or English ("en")."""
     return identify_language(text) or DEFAULT_LOCALE

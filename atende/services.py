@@ -213,6 +213,11 @@ class Services:
         if "index" not in self.warmed:
             self.index.warm_up()
             self.warmed.add("index")
+        if "language" not in self.warmed:
+            from assistant.language import warm_up as warm_up_language
+
+            warm_up_language()
+            self.warmed.add("language")
         if "tools" not in self.warmed and self.assistant.actions is not None:
             self.assistant.actions.warm_up()
             self.warmed.add("tools")

@@ -93,3 +93,12 @@ def test_every_catalogue_message_has_spanish_and_english_versions() -> None:
     for key in (*FIXED_KEYS, "language_notice"):
         for language in ("es", "en"):
             assert t(key, language, organization="X") != t(key, "pt-BR", organization="X") or key == "language_notice"
+
+
+def test_warm_up_loads_the_language_detector_so_the_first_message_does_not_pay_for_it(services: Services) -> None:
+    from assistant import language
+
+    language._detector.cache_clear()
+    services.warmed.discard("language")
+    services.warm_up(model=False)
+    assert language._detector.cache_info().currsize == 1
