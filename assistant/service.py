@@ -21,7 +21,15 @@ from assistant.tools.chooser import TOOL_PROMPT_VERSION
 from assistant.tools.dialogue import ActionDialogue, ActionOutcome, redact
 from atende.i18n import DEFAULT_LOCALE, t
 from atende.privacy import Pseudonymizer, mask
-from atende.store import ConversationNotFound, ConversationStore, EventDraft, MessageDraft, TurnRecord
+from atende.store import (
+    ConversationNotFound,
+    ConversationStore,
+    EventDraft,
+    ExchangeDraft,
+    MessageDraft,
+    RecordedExchange,
+    TurnRecord,
+)
 from rag.index import KnowledgeIndex
 from rag.retriever import confidence
 from rag.types import Audience, Chunk, ScoredChunk
@@ -102,6 +110,18 @@ class Token:
 
 
 @dataclass(frozen=True)
+class Drafted:
+    """The assistant's final reply for a turn and the exchange that records it, not yet stored."""
+
+    reply: AssistantReply
+    exchange: ExchangeDraft
+
+    def recorded(self, recorded: RecordedExchange) -> AssistantReply:
+        """The reply with the ids its stored message and turn-log row got."""
+        return replace(self.reply, message_id=recorded.reply.id, turn_id=recorded.turn_id)
+
+
+@dataclass(frozen=True)
 class AssistantConfig:
     organization: str = "Prefeitura de Santa Aurora"
     top_k: int = 3
@@ -154,7 +174,21 @@ class Assistant:
         return reply
 
     def respond_stream(self, conversation_id: str, text: str, channel: str = "web") -> Iterator[Token | AssistantReply]:
-        """Yield answer tokens as they are generated, then the final, checked and recorded reply."""
+        """`draft_stream`, with the exchange stored in a transaction of its own: for callers without a
+        conversation service (evaluation of the assistant alone, tests). Channels go through the conversation
+        service, which stores the exchange with the rest of the turn."""
+        for item in self.draft_stream(conversation_id, text, channel):
+            if isinstance(item, Drafted):
+                recorded = self.store.record_exchange(item.exchange)
+                yield item.recorded(recorded)
+            else:
+                yield item
+
+    def draft_stream(self, conversation_id: str, text: str, channel: str = "web") -> Iterator[Token | Drafted]:
+        """Yield answer tokens as they are generated, then the final, checked reply with the exchange to store.
+
+        Nothing is written: the caller stores the exchange (`ConversationStore.record_exchange_in`) in the
+        transaction that also holds the turn's handoff and outgoing messages."""
         started = time.perf_counter()
         text = self.validate(text)
         if self.store.get_conversation(conversation_id) is None:
@@ -183,7 +217,7 @@ class Assistant:
                     final = item
             assert final is not None
             reply = final
-        yield self._record(conversation_id, channel, text, localize(reply, text, self.config.organization), action)
+        yield self._draft(conversation_id, channel, text, localize(reply, text, self.config.organization), action)
 
     def _answer_in(
         self, language: str, text: str, history: Sequence[tuple[str, str]], started: float
@@ -424,14 +458,14 @@ class Assistant:
             return COMPOSE_VERSION
         return PROMPT_VERSION if self.config.answer_mode == "generative" else f"{COMPOSE_VERSION}+{LEAD_IN_VERSION}"
 
-    def _record(
+    def _draft(
         self,
         conversation_id: str,
         channel: str,
         text: str,
         reply: AssistantReply,
         action: ActionOutcome | None = None,
-    ) -> AssistantReply:
+    ) -> Drafted:
         events = []
         # A successful handoff_to_human call has queued the conversation (and recorded the request) itself.
         queued = any(c["name"] == "handoff_to_human" and c["ok"] for c in reply.tool_calls)
@@ -469,13 +503,13 @@ class Assistant:
             error=reply.error,
             tool_calls=action.logged_calls() if action is not None else (),
         )
-        recorded = self.store.record_exchange(
-            turn,
+        exchange = ExchangeDraft(
+            turn=turn,
             user_message=redact(text) if sensitive else text,
             reply=MessageDraft(reply.answer, reply.decision, citations),
             events=events,
         )
-        return AssistantReply(**{**reply.__dict__, "message_id": recorded.reply.id, "turn_id": recorded.turn_id})
+        return Drafted(reply, exchange)
 
 
 # Passages of the best document the retriever ranks, to tell the composer where the answer probably is.

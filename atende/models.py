@@ -139,4 +139,5 @@ from atende.handoff import models as _handoff_models  # noqa: E402, F401
 from atende.handoff import saved_replies as _saved_reply_models  # noqa: E402, F401
 from atende.lgpd import models as _lgpd_models  # noqa: E402, F401
 from channels.whatsapp import models as _whatsapp_models  # noqa: E402, F401
+from conversation import models as _conversation_models  # noqa: E402, F401
 from tools_mcp import models as _domain_models  # noqa: E402, F401

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from atende.handoff.timeouts import InactivitySweep, SweepThread
     from atende.principals import TokenVerifier
     from channels.whatsapp.service import WhatsAppService
+    from conversation.service import ConversationService
     from tools_mcp.domain import Domain
     from tools_mcp.handoff import HandoffQueue
     from tools_mcp.ratelimit import RateLimiter
@@ -144,6 +145,14 @@ class Services:
     _limiter: RateLimiter | None = None
     _answer_gate: AnswerGate | None = None
     _challenge: Challenge | None = None
+    _conversations: ConversationService | None = None
+
+    @property
+    def conversations(self) -> ConversationService:
+        """The one path of every channel's messages: built once over this wiring's assistant and handoff."""
+        if self._conversations is None:
+            self._conversations = build_conversations(self.engine, self.store, self.assistant, self.handoff)
+        return self._conversations
 
     @property
     def limiter(self) -> RateLimiter:
@@ -326,6 +335,7 @@ def build_services(settings: Settings, *, model: ChatModel | None = None) -> Ser
         settings, sessions, audit, index, lgpd, tokens=accounts.tokens, handoffs=handoff
     )
     handoff.protocols = build_service_protocols(domain)
+    conversations = build_conversations(engine, store, assistant, handoff)
     assistant.actions = build_actions(
         settings, mcp, store, chat_model, identity_key=lgpd.cipher.purpose_key("assistant-cpf"), sealer=lgpd.cipher
     )
@@ -342,11 +352,22 @@ def build_services(settings: Settings, *, model: ChatModel | None = None) -> Ser
         mcp=mcp,
         token_verifier=token_verifier,
         _accounts=accounts,
-        whatsapp=build_whatsapp(settings, engine, store, assistant, lgpd, audit, handoff),
+        whatsapp=build_whatsapp(settings, engine, store, conversations, lgpd, audit),
         handoff=handoff,
         copilot=build_copilot(settings, chat_model, index),
         saved_replies=build_saved_replies(sessions),
+        _conversations=conversations,
     )
+
+
+def build_conversations(
+    engine: Engine, store: ConversationStore, assistant: Assistant, handoff: HandoffService | None
+) -> ConversationService:
+    from conversation.inbox import Inbox
+    from conversation.service import ConversationService
+
+    sessions = make_session_factory(engine)
+    return ConversationService(assistant, handoff, store, sessions, Inbox(sessions))
 
 
 def build_service_protocols(domain: Domain) -> ServiceProtocols:
@@ -535,18 +556,15 @@ def build_whatsapp(
     settings: Settings,
     engine: Engine,
     store: ConversationStore,
-    assistant: Assistant,
+    conversations: ConversationService,
     lgpd: Lgpd,
     audit: AuditSink,
-    handoff: HandoffService | None = None,
 ) -> WhatsAppService:
     """The WhatsApp channel: consent from the LGPD register, its contacts and media in export and erase; its
     handoffs join the app's queues, and agents' replies reach its citizens through its outbox."""
     from channels.whatsapp import service
     from channels.whatsapp.personal_data import WhatsAppDataSource
 
-    whatsapp = service.WhatsAppService(
-        settings, engine, store, assistant, lgpd.consent, audit, handoff=handoff, indexer=lgpd.cipher
-    )
+    whatsapp = service.WhatsAppService(settings, engine, store, conversations, lgpd.consent, audit, indexer=lgpd.cipher)
     lgpd.data_subjects.register(WhatsAppDataSource(whatsapp.sessions, settings.data_dir))
     return whatsapp

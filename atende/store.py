@@ -7,8 +7,6 @@ something tied to a session. Each method is one transaction.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, cast, get_args
@@ -37,6 +35,7 @@ __all__ = [
     "Decision",
     "EventDraft",
     "EventView",
+    "ExchangeDraft",
     "MessageDraft",
     "MessageView",
     "RecordedExchange",
@@ -48,10 +47,6 @@ STATES: Final = frozenset(get_args(ConversationState))
 ROLES: Final = frozenset(get_args(Role))
 DECISIONS: Final = frozenset(get_args(Decision))
 TURN_FIELDS: Final = tuple(column.name for column in Turn.__table__.columns)
-
-
-ExchangeHook = Callable[[Session, "RecordedExchange"], None]
-_EXCHANGE_HOOK: ContextVar[ExchangeHook | None] = ContextVar("atende_exchange_hook", default=None)
 
 
 class ConversationNotFound(LookupError):
@@ -133,6 +128,17 @@ class TurnRecord:
     error: str | None = None
     tool_calls: Sequence[Mapping[str, Any]] = ()  # {"name", "arguments", "ok", "error"}, arguments masked
     created_at: datetime | None = None  # None: now
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExchangeDraft:
+    """A turn ready to be stored: the citizen's message as written (`turn.user_text` is its masked form), the
+    reply, the turn-log row and any events."""
+
+    turn: TurnRecord
+    user_message: str
+    reply: MessageDraft
+    events: Sequence[EventDraft] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,61 +295,34 @@ class ConversationStore:
             self._conversation(session, turn.conversation_id)
             return self._add_turn(session, turn, self._clock()).id
 
-    def record_exchange(
-        self,
-        turn: TurnRecord,
-        *,
-        user_message: str,
-        reply: MessageDraft,
-        events: Sequence[EventDraft] = (),
-    ) -> RecordedExchange:
-        """Store the citizen's message, the reply, the turn and any events in one transaction.
+    def record_exchange(self, exchange: ExchangeDraft) -> RecordedExchange:
+        """Store the citizen's message, the reply, the turn and any events in one transaction of its own."""
+        with self._sessions.begin() as session:
+            return self.record_exchange_in(session, exchange)
 
-        `user_message` is the text as the citizen wrote it; `turn.user_text` is its masked form.
-        Either everything is written or nothing is.
+    def record_exchange_in(self, session: Session, exchange: ExchangeDraft) -> RecordedExchange:
+        """Store the exchange in the caller's transaction: either everything is written or nothing is.
+
+        The conversation service commits the reply, the state change, a handoff and the channel's outbox rows
+        with it, so a crash never leaves a turn without its reply or sends a reply twice.
         """
+        turn, reply = exchange.turn, exchange.reply
         _require(turn.decision, DECISIONS, "decision")
         _require(reply.decision, DECISIONS, "decision")
         _require_aware(turn.created_at, "created_at")
         now = self._clock()
-        with self._sessions.begin() as session:
-            conversation = self._conversation(session, turn.conversation_id)
-            asked = self._add_message(session, conversation, "user", user_message, None, (), now)
-            answered = self._add_message(
-                session, conversation, "assistant", reply.text, reply.decision, reply.citations, now
+        conversation = self._conversation(session, turn.conversation_id)
+        asked = self._add_message(session, conversation, "user", exchange.user_message, None, (), now)
+        answered = self._add_message(
+            session, conversation, "assistant", reply.text, reply.decision, reply.citations, now
+        )
+        turn_row = self._add_turn(session, turn, now)
+        for draft in exchange.events:
+            session.add(
+                Event(conversation_id=conversation.id, kind=draft.kind, payload=dict(draft.payload), created_at=now)
             )
-            turn_row = self._add_turn(session, turn, now)
-            for draft in events:
-                session.add(
-                    Event(
-                        conversation_id=conversation.id,
-                        kind=draft.kind,
-                        payload=dict(draft.payload),
-                        created_at=now,
-                    )
-                )
-            session.flush()
-            recorded = RecordedExchange(
-                user_message=_message_view(asked), reply=_message_view(answered), turn_id=turn_row.id
-            )
-            hook = _EXCHANGE_HOOK.get()
-            if hook is not None:
-                hook(session, recorded)
-            return recorded
-
-    @contextmanager
-    def exchange_hook(self, hook: ExchangeHook) -> Iterator[None]:
-        """Run `hook(session, recorded)` inside the transaction of each exchange recorded in this context.
-
-        A channel uses it to commit its own rows (a queued reply, its inbox marked done) atomically with the
-        turn, so a crash can never leave a turn without its reply or a reply sent twice. The hook may raise to
-        roll the whole exchange back.
-        """
-        token = _EXCHANGE_HOOK.set(hook)
-        try:
-            yield
-        finally:
-            _EXCHANGE_HOOK.reset(token)
+        session.flush()
+        return RecordedExchange(user_message=_message_view(asked), reply=_message_view(answered), turn_id=turn_row.id)
 
     def iter_turns(
         self, since: datetime | None = None, until: datetime | None = None, *, batch_size: int = 500

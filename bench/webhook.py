@@ -190,8 +190,8 @@ def _atende(work: Path, database_url: str, *, max_batch: int) -> Iterator[tuple[
     from atende.app import create_app
     from atende.services import build_services
     from atende.settings import Settings
-    from channels.whatsapp.inbox import InboxWriter
-    from channels.whatsapp.models import InboxRow
+    from conversation.inbox import InboxWriter
+    from conversation.models import InboxRow
 
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]

@@ -17,7 +17,7 @@ from atende.i18n import t
 from atende.lgpd.rights import InvalidSubject, checked_subject, render_html
 from atende.models import utcnow
 from atende.services import Services
-from atende.store import EventDraft, MessageDraft, TurnRecord
+from atende.store import EventDraft, ExchangeDraft, MessageDraft, TurnRecord
 
 REF = "citizen:42"
 OTHER_REF = "citizen:77"
@@ -53,7 +53,7 @@ def converse(services: Services, citizen_ref: str, text: str, *, event_note: str
     )
     events = [EventDraft("handoff_requested", {"reason": "abstained", "note": event_note})] if event_note else []
     services.store.record_exchange(
-        turn, user_message=text, reply=MessageDraft(f"Anotei: {text}", "answered"), events=events
+        ExchangeDraft(turn=turn, user_message=text, reply=MessageDraft(f"Anotei: {text}", "answered"), events=events)
     )
     return conversation.id
 

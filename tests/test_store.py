@@ -31,6 +31,7 @@ from atende.store import (
     ConversationNotFound,
     ConversationStore,
     EventDraft,
+    ExchangeDraft,
     MessageDraft,
     TurnRecord,
 )
@@ -318,10 +319,12 @@ def test_record_exchange_stores_both_messages_the_turn_and_the_events(store: Con
     conversation = store.create_conversation("web")
 
     exchange = store.record_exchange(
-        make_turn(conversation.id, decision="handoff"),
-        user_message="Quero falar com um atendente, meu CPF é 123.456.789-09",
-        reply=MessageDraft("Vou transferir você.", decision="handoff"),
-        events=[EventDraft("handoff_requested", {"reason": "citizen asked"})],
+        ExchangeDraft(
+            turn=make_turn(conversation.id, decision="handoff"),
+            user_message="Quero falar com um atendente, meu CPF é 123.456.789-09",
+            reply=MessageDraft("Vou transferir você.", decision="handoff"),
+            events=[EventDraft("handoff_requested", {"reason": "citizen asked"})],
+        ),
     )
 
     messages = store.list_messages(conversation.id)
@@ -343,7 +346,7 @@ def test_record_exchange_for_an_unknown_conversation_writes_nothing(store: Conve
     missing = uuid.uuid4().hex
 
     with pytest.raises(ConversationNotFound):
-        store.record_exchange(make_turn(missing), user_message="oi", reply=MessageDraft("olá"))
+        store.record_exchange(ExchangeDraft(turn=make_turn(missing), user_message="oi", reply=MessageDraft("olá")))
 
     assert store.list_messages(missing) == []
     assert list(store.iter_turns()) == []
@@ -367,10 +370,12 @@ def test_record_exchange_rolls_back_the_messages_when_the_turn_fails(store: Conv
 
     with pytest.raises(RuntimeError, match="disk full"):
         store.record_exchange(
-            make_turn(conversation.id),
-            user_message="oi",
-            reply=MessageDraft("olá"),
-            events=[EventDraft("handoff_requested")],
+            ExchangeDraft(
+                turn=make_turn(conversation.id),
+                user_message="oi",
+                reply=MessageDraft("olá"),
+                events=[EventDraft("handoff_requested")],
+            ),
         )
 
     assert store.list_messages(conversation.id) == []
@@ -386,10 +391,12 @@ def test_record_exchange_rolls_back_everything_when_an_event_cannot_be_stored(
     # SQLite serialises JSON in SQLAlchemy (which wraps the error), psycopg in the driver.
     with pytest.raises((StatementError, TypeError)):
         store.record_exchange(
-            make_turn(conversation.id),
-            user_message="oi",
-            reply=MessageDraft("olá"),
-            events=[EventDraft("handoff_requested", {"not json": object()})],
+            ExchangeDraft(
+                turn=make_turn(conversation.id),
+                user_message="oi",
+                reply=MessageDraft("olá"),
+                events=[EventDraft("handoff_requested", {"not json": object()})],
+            ),
         )
 
     assert store.list_messages(conversation.id) == []

@@ -29,8 +29,9 @@ from atende.i18n import t
 from atende.models import Conversation, Turn, utcnow
 from atende.services import Services
 from atende.settings import Settings, WhatsAppNumber
-from channels.whatsapp.models import ContactRow, InboxRow, MediaRow
+from channels.whatsapp.models import ContactRow, MediaRow
 from channels.whatsapp.service import WhatsAppService
+from conversation.models import InboxRow
 from rag.types import Document
 
 PHONE = "5561900000001"

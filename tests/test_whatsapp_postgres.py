@@ -28,7 +28,7 @@ from rag.types import Document
 
 POSTGRES_URL = os.environ.get("ATENDE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 WA_TABLES = {
-    "wa_inbox",
+    "inbox",
     "wa_contacts",
     "wa_outbox",
     "wa_media",

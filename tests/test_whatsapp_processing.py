@@ -31,8 +31,9 @@ from atende.i18n import t
 from atende.models import Conversation, Event, Message, Turn, utcnow
 from atende.services import Services
 from atende.settings import Settings, WhatsAppNumber
-from channels.whatsapp.models import ContactRow, InboxRow, MediaRow, OutboxRow
+from channels.whatsapp.models import ContactRow, MediaRow, OutboxRow
 from channels.whatsapp.service import WhatsAppService
+from conversation.models import InboxRow
 from rag.types import Document
 
 QUESTION = "Como emito a segunda via do boleto do IPTU?"
@@ -184,7 +185,7 @@ def test_a_worker_that_lost_its_lease_cannot_answer_a_second_time(
     client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
 ) -> None:
     deliver(client, message_body(wamid="wamid.T4", text="Olá"))
-    [stale] = wa.inbox.claim("slow-worker", limit=1, lease_s=-1)  # its lease is already over
+    [stale] = wa.inbox.claim("slow-worker", channel="whatsapp", limit=1, lease_s=-1)  # its lease is already over
     assert wa.processor("fast-worker").run_once() == 1
     wa.processor("slow-worker").process(stale)
     wa.drain()

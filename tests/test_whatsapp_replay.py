@@ -37,8 +37,9 @@ from atende.app import create_app
 from atende.models import Conversation, Message, Turn, utcnow
 from atende.services import Services
 from atende.settings import Settings
-from channels.whatsapp.models import ContactRow, InboxRow, OutboxRow
+from channels.whatsapp.models import ContactRow, OutboxRow
 from channels.whatsapp.service import WhatsAppService
+from conversation.models import InboxRow
 from rag.types import Document
 
 SUPPORT = Path(__file__).resolve().parent / "whatsapp_support.py"

@@ -28,9 +28,9 @@ from whatsapp_support import (
 from atende.app import create_app
 from atende.services import Services
 from atende.settings import Settings
-from channels.whatsapp.models import InboxRow
 from channels.whatsapp.payloads import fan_out, parse_message
 from channels.whatsapp.signature import is_valid, sign
+from conversation.models import InboxRow
 from rag.types import Document
 
 PATH = "/webhooks/whatsapp"
@@ -221,7 +221,7 @@ def test_a_signed_but_unreadable_body_is_kept_for_inspection(client: TestClient,
 def test_when_the_inbox_cannot_be_written_meta_is_told_to_retry(client: TestClient, wa_services: Services) -> None:
     assert wa_services.whatsapp is not None
     with wa_services.whatsapp.engine.begin() as connection:
-        connection.execute(text("DROP TABLE wa_inbox"))
+        connection.execute(text("DROP TABLE inbox"))
     response = post(client, message_body(wamid="wamid.D1"))
     assert response.status_code == 503
     assert response.json()["code"] == "unavailable"

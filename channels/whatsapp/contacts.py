@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from atende.lgpd.refs import BlindIndexer, is_phone_ref, phone_ref
 from atende.models import Conversation, Event, utcnow
-from channels.whatsapp.inbox import insert_ignoring_duplicates
 from channels.whatsapp.models import ContactRow
 from channels.whatsapp.payloads import Sender
+from conversation.inbox import insert_ignoring_duplicates
 
 CHANNEL = "whatsapp"
 # Meta's customer-service window: free-form messages only within 24 hours of the citizen's last message.

@@ -1,4 +1,4 @@
-"""WhatsApp tables: the durable inbox and outbox, contacts, media, templates and campaigns.
+"""WhatsApp tables: the outbox, contacts, media, templates and campaigns.
 
 The schema is created by `atende/migrations/versions/0004_whatsapp.py`; change both together.
 """
@@ -12,34 +12,6 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from atende.models import Base, UTCDateTime, utcnow
-
-
-class InboxRow(Base):
-    """One webhook item (a message, a status, or a change we do not process) as Meta sent it.
-
-    `key` is unique, so a redelivery is an insert that does nothing.
-    """
-
-    __tablename__ = "wa_inbox"
-    __table_args__ = (
-        UniqueConstraint("key"),
-        Index("ix_wa_inbox_state_id", "state", "id"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    key: Mapped[str] = mapped_column(String(255))
-    kind: Mapped[str] = mapped_column(String(16))  # message | status | other
-    phone_number_id: Mapped[str | None] = mapped_column(String(64))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | dead
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    lease_owner: Mapped[str | None] = mapped_column(String(64))
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    result: Mapped[str | None] = mapped_column(String(64))
-    error: Mapped[str | None] = mapped_column(Text)
 
 
 class ContactRow(Base):

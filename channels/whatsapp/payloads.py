@@ -13,18 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from conversation.inbox import InboxItem
+
 InboxKind = Literal["message", "status", "other"]
 
 # Message types that carry a media object under the key of the same name.
 MEDIA_TYPES = ("audio", "image", "document")
-
-
-@dataclass(frozen=True, slots=True)
-class InboxItem:
-    key: str
-    kind: InboxKind
-    phone_number_id: str | None
-    payload: dict[str, Any]
 
 
 def _digest(value: Any) -> str:
@@ -46,14 +40,14 @@ def fan_out(body: Any) -> list[InboxItem]:
     an unknown change by its content.
     """
     if not isinstance(body, Mapping) or not isinstance(body.get("entry"), list):
-        return [InboxItem("raw:" + _digest(body), "other", None, {"body": body})]
+        return [InboxItem("whatsapp", "raw:" + _digest(body), "other", None, {"body": body})]
     items: list[InboxItem] = []
     for entry in body["entry"]:
         changes = entry.get("changes") if isinstance(entry, Mapping) else None
         for change in changes if isinstance(changes, list) else []:
             value = change.get("value") if isinstance(change, Mapping) else None
             if not isinstance(value, Mapping) or change.get("field") != "messages":
-                items.append(InboxItem("other:" + _digest(change), "other", None, {"change": change}))
+                items.append(InboxItem("whatsapp", "other:" + _digest(change), "other", None, {"change": change}))
                 continue
             metadata = dict(value.get("metadata") or {})
             number = metadata.get("phone_number_id")
@@ -62,14 +56,16 @@ def fan_out(body: Any) -> list[InboxItem]:
                 if not isinstance(message, Mapping) or not message.get("id"):
                     continue
                 payload = {"message": dict(message), "contact": _contact_for(message, contacts), "metadata": metadata}
-                items.append(InboxItem(f"m:{message['id']}", "message", number, payload))
+                items.append(InboxItem("whatsapp", f"m:{message['id']}", "message", number, payload))
             for status in value.get("statuses") or []:
                 if not isinstance(status, Mapping) or not status.get("id"):
                     continue
                 payload = {"status": dict(status), "metadata": metadata}
-                items.append(InboxItem(f"s:{status['id']}:{status.get('status')}", "status", number, payload))
+                items.append(
+                    InboxItem("whatsapp", f"s:{status['id']}:{status.get('status')}", "status", number, payload)
+                )
             if value.get("errors"):
-                items.append(InboxItem("other:" + _digest(change), "other", number, {"change": change}))
+                items.append(InboxItem("whatsapp", "other:" + _digest(change), "other", number, {"change": change}))
     return items
 
 

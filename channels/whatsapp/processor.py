@@ -1,9 +1,10 @@
-"""Inbox processing: each stored webhook item becomes, exactly once, an assistant turn and/or a queued reply.
+"""Inbox processing: each stored webhook item becomes, exactly once, a turn of the conversation service and/or a
+queued reply.
 
 Exactly once rests on one rule: the reply (outbox rows) and "this inbox row is done" are committed in the same
-transaction as the assistant's recorded turn, through `ConversationStore.exchange_hook`. A worker killed before
-that commit leaves nothing behind and the row is processed again after its lease; a second worker racing on
-the same row fails its commit (the row is no longer pending, the reply key exists) and rolls its turn back.
+transaction as the turn, which the conversation service opens and this channel joins (`within`). A worker killed
+before that commit leaves nothing behind and the row is processed again after its lease; a second worker racing on
+the same row fails its commit (the row is no longer pending, the reply key exists) and writes nothing.
 """
 
 from __future__ import annotations
@@ -19,23 +20,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from assistant.service import InvalidMessage
-from atende.handoff.gate import HANDED_OFF, forward_to_agent_in, hand_off_in, handoff_notice, with_notice
 from atende.handoff.service import HandoffError, Requested
 from atende.i18n import t
 from atende.models import Event, Message, utcnow
 from atende.privacy import mask
 from atende.settings import WhatsAppNumber
-from atende.store import MessageView, RecordedExchange
+from atende.store import MessageView
 from channels.whatsapp.backoff import backoff_s
 from channels.whatsapp.consent import ALL_PURPOSES, CHANNEL, is_opt_out, normalise_keyword
 from channels.whatsapp.contacts import ContactView
 from channels.whatsapp.delivery import survey_choice
 from channels.whatsapp.formatting import Button, Row, answer_bodies, fit, list_body, text_body
 from channels.whatsapp.graph import GraphError
-from channels.whatsapp.inbox import AlreadyProcessed, ClaimedItem
 from channels.whatsapp.media import MediaOutcome
 from channels.whatsapp.outbox import OutboundDraft
 from channels.whatsapp.payloads import Inbound, parse_message, parse_status
+from conversation.gate import HANDED_OFF, forward_to_agent, handoff_notice
+from conversation.inbox import AlreadyProcessed, ClaimedItem
+from conversation.messages import InboundMessage, Outcome
 
 if TYPE_CHECKING:
     from channels.whatsapp.service import WhatsAppService
@@ -66,37 +68,6 @@ class _ReplyPlan:
     result: str = "replied"
 
 
-class _OutboxHook:
-    """Runs inside the assistant's record_exchange transaction: hands the conversation off when the reply calls
-    for a person (as the web chat's gate does), queues the reply, and closes the inbox row."""
-
-    def __init__(self, processor: InboxProcessor, item: ClaimedItem, contact: ContactView, team: str | None) -> None:
-        self._processor = processor
-        self._item = item
-        self._contact = contact
-        self._team = team
-        self.called = False
-        self.requested: Requested | None = None  # announced to the live queue after the commit
-
-    def __call__(self, session: Session, recorded: RecordedExchange) -> None:
-        if recorded.reply.conversation_id != self._contact.conversation_id:
-            return  # not the turn this hook was installed for
-        self.called = True
-        handoff = self._processor.wa.handoff
-        reply: dict[str, Any] = {"answer": recorded.reply.text, "decision": recorded.reply.decision}
-        self.requested = hand_off_in(handoff, session, recorded.reply.conversation_id, team=self._team)
-        if self.requested is not None:
-            notice = handoff_notice(handoff, self.requested.ticket())
-            reply = with_notice(reply, notice, after_hours=self.requested.opens_at is not None)
-        self._processor.commit_reply(
-            session,
-            self._item,
-            self._contact,
-            self._processor.answer_bodies(reply["answer"], reply["decision"], recorded.reply.citations),
-            result=f"turn:{recorded.turn_id}",
-        )
-
-
 class InboxProcessor:
     def __init__(self, wa: WhatsAppService, owner: str, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.wa = wa
@@ -107,7 +78,9 @@ class InboxProcessor:
 
     def run_once(self, limit: int = 32, kinds: Sequence[str] | None = None) -> int:
         """Claim and process one batch; returns how many rows were claimed."""
-        items = self.wa.inbox.claim(self.owner, limit=limit, lease_s=self.wa.settings.whatsapp_lease_s, kinds=kinds)
+        items = self.wa.inbox.claim(
+            self.owner, channel=CHANNEL, limit=limit, lease_s=self.wa.settings.whatsapp_lease_s, kinds=kinds
+        )
         for item in items:
             self.process(item)
         if items:
@@ -302,23 +275,29 @@ class InboxProcessor:
 
     def _ask(self, item: ClaimedItem, contact: ContactView, question: str, team: str | None) -> None:
         assert contact.conversation_id is not None
-        hook = _OutboxHook(self, item, contact, team)
+        message = InboundMessage(
+            channel=CHANNEL,
+            conversation_id=contact.conversation_id,
+            text=question,
+            sender_ref=contact.citizen_ref,
+            client_message_id=item.key,
+            team=team,
+        )
+
+        def queue_reply(session: Session, outcome: Outcome) -> None:
+            citations = [c.as_dict() for c in outcome.citations]
+            bodies = self.answer_bodies(outcome.answer, outcome.decision, citations)
+            drafts = [OutboundDraft(f"reply:{item.key}:{i}", dict(body)) for i, body in enumerate(bodies)]
+            self.wa.outbox.add(session, contact, drafts, conversation_id=contact.conversation_id)
+
         try:
-            with self.wa.store.exchange_hook(hook):
-                reply = self.wa.assistant.respond(contact.conversation_id, question, channel=CHANNEL)
+            self.wa.conversations.handle(message, within=queue_reply, inbox_id=item.id)
         except InvalidMessage as exc:
             text = t(exc.key, **exc.params)
             self._reply_plainly(item, contact, _ReplyPlan(question[:2000], [text_body(text)], text, result="invalid"))
-            return
         except IntegrityError as exc:
             # Another worker committed this reply first; our turn was rolled back with it.
             raise AlreadyProcessed(item.id) from exc
-        self.wa.handoff.announce(hook.requested)
-        if not hook.called:
-            # The assistant answered without recording an exchange: queue the reply on its own (still once).
-            bodies = self.answer_bodies(reply.answer, reply.decision, [c.as_dict() for c in reply.citations])
-            with self.wa.sessions.begin() as session:
-                self.commit_reply(session, item, contact, bodies, result="reply")
 
     def answer_bodies(self, answer: str, decision: str | None, citations: Sequence[Any]) -> list[dict[str, Any]]:
         """The assistant's answer for WhatsApp: a "falar com atendente" button when it could not answer."""
@@ -435,7 +414,7 @@ class InboxProcessor:
         try:
             with self.wa.sessions.begin() as session:
                 self.wa.inbox.finish(session, item.id, "for_agents")
-                message: MessageView | None = forward_to_agent_in(handoff, session, cid, text)
+                message: MessageView | None = forward_to_agent(handoff, session, cid, text)
                 notices: list[str] = []
                 if message is None and number.flow != "agents":
                     raise RetryLater("the conversation went back to the bot", 0.0)  # rolled back; the bot answers

@@ -11,7 +11,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session, sessionmaker
 
 from atende.audit import AuditEvent, AuditSink
 from atende.db import make_session_factory
@@ -26,18 +25,18 @@ from channels.whatsapp.consent import CHANNEL, ConsentRecorder
 from channels.whatsapp.contacts import Contacts
 from channels.whatsapp.formatting import split_text, text_body, to_whatsapp
 from channels.whatsapp.graph import GraphClient, HttpxGraphClient
-from channels.whatsapp.inbox import Inbox, InboxWriter, insert_ignoring_duplicates
 from channels.whatsapp.media import MediaFetcher
 from channels.whatsapp.models import MediaRow
 from channels.whatsapp.outbox import OutboundDraft, Outbox
 from channels.whatsapp.templates import TemplateError, Templates, preview, render
+from conversation.inbox import Inbox, InboxWriter, insert_ignoring_duplicates
 
 if TYPE_CHECKING:
-    from assistant.service import Assistant
     from atende.handoff.service import HandoffService
     from channels.whatsapp.processor import InboxProcessor
     from channels.whatsapp.sender import OutboxSender
     from channels.whatsapp.workers import Workers
+    from conversation.service import ConversationService
     from tools_mcp.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -75,21 +74,20 @@ class WhatsAppService:
         settings: Settings,
         engine: Engine,
         store: ConversationStore,
-        assistant: Assistant,
+        conversations: ConversationService,
         consent: ConsentRecorder,
         audit: AuditSink,
         *,
         graph: GraphClient | None = None,
         limiter: RateLimiter | None = None,
         staff_verifier: TokenVerifier | None = None,
-        handoff: HandoffService | None = None,
         indexer: BlindIndexer | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.store = store
-        self.assistant = assistant
+        self.conversations = conversations
         self.consent = consent
         self.audit = audit
         self.staff_verifier = staff_verifier
@@ -112,9 +110,11 @@ class WhatsAppService:
         self._limiter = limiter
         self._workers: Workers | None = None
         self._lock = threading.Lock()
-        # The app's handoff (shared queues and live state); built on its own, with in-process live state, when the
-        # channel is used without the app. Agents' replies and the closing survey reach citizens through us.
-        self.handoff = handoff if handoff is not None else _own_handoff(self.sessions, store, settings)
+        if conversations.handoff is None:
+            raise ValueError("the WhatsApp channel needs the handoff: its citizens can always ask for a person")
+        # The app's handoff (shared queues and live state): agents' replies and the closing survey reach citizens
+        # through this channel.
+        self.handoff: HandoffService = conversations.handoff
         from channels.whatsapp.delivery import WhatsAppDelivery
 
         self.handoff.register_delivery(CHANNEL, WhatsAppDelivery(self))
@@ -305,24 +305,3 @@ class WhatsAppService:
         )
         self.notify_outbox()
         return ids
-
-
-def _own_handoff(sessions: sessionmaker[Session], store: ConversationStore, settings: Settings) -> HandoffService:
-    from atende.handoff.live import InMemoryLiveState
-    from atende.handoff.service import HandoffService
-
-    return HandoffService(sessions, store, InMemoryLiveState(), default_team=settings.handoff_default_team)
-
-
-def build_whatsapp(
-    settings: Settings,
-    engine: Engine,
-    store: ConversationStore,
-    assistant: Assistant,
-    consent: ConsentRecorder,
-    audit: AuditSink,
-    *,
-    handoff: HandoffService | None = None,
-    indexer: BlindIndexer | None = None,
-) -> WhatsAppService:
-    return WhatsAppService(settings, engine, store, assistant, consent, audit, handoff=handoff, indexer=indexer)

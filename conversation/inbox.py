@@ -1,4 +1,8 @@
-"""The durable inbox: the webhook's only write, and the leases workers take on its rows.
+"""The durable inbox of every channel: what a channel received is written here first, exactly once.
+
+A webhook's only write is a batch of inbox rows; workers then take leases on them. A synchronous channel (the web
+chat) writes its row when a message arrives and finishes it with the reply, so a retried send finds the reply
+instead of asking again.
 
 `InboxWriter` groups the rows of concurrent webhook calls into one transaction (group commit): each call still
 returns only after its own rows are committed, but under load one commit serves many calls
@@ -20,8 +24,7 @@ from sqlalchemy import CursorResult, Engine, Insert, and_, func, or_, select, up
 from sqlalchemy.orm import Session, sessionmaker
 
 from atende.models import utcnow
-from channels.whatsapp.models import InboxRow
-from channels.whatsapp.payloads import InboxItem
+from conversation.models import InboxRow
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +40,24 @@ def insert_ignoring_duplicates(engine: Engine, table: Any, keys: Sequence[str]) 
     return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    """One thing a channel received: `key` is unique within the channel (a message id, a status and its id)."""
+
+    channel: str
+    key: str
+    kind: str  # message | status | other
+    account: str | None
+    payload: dict[str, Any]
+
+
 def _rows(items: Sequence[InboxItem], now: datetime) -> list[dict[str, Any]]:
     return [
         {
+            "channel": item.channel,
             "key": item.key[:255],
             "kind": item.kind,
-            "phone_number_id": item.phone_number_id,
+            "account": item.account,
             "payload": item.payload,
             "received_at": now,
             "state": "pending",
@@ -100,7 +115,7 @@ class InboxWriter:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._insert = insert_ignoring_duplicates(engine, InboxRow.__table__, ["key"])
+        self._insert = insert_ignoring_duplicates(engine, InboxRow.__table__, ["channel", "key"])
 
     def start(self) -> None:
         with self._lock:
@@ -187,6 +202,15 @@ class ClaimedItem:
     received_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What `Inbox.receive` found: the row to answer (`id`), the reply already given, or that it is being answered."""
+
+    id: int | None
+    reply: dict[str, Any] | None = None
+    busy: bool = False
+
+
 class AlreadyProcessed(Exception):
     """Another worker finished this inbox row first; whatever this one did must be rolled back."""
 
@@ -198,10 +222,14 @@ class Inbox:
         self._sessions = sessions
         self._clock = clock
 
-    def claim(self, owner: str, *, limit: int, lease_s: float, kinds: Sequence[str] | None = None) -> list[ClaimedItem]:
-        """Lease up to `limit` due rows, oldest first, in one statement (so two workers never share a row)."""
+    def claim(
+        self, owner: str, *, channel: str, limit: int, lease_s: float, kinds: Sequence[str] | None = None
+    ) -> list[ClaimedItem]:
+        """Lease up to `limit` due rows of `channel`, oldest first, in one statement (so two workers never share a
+        row)."""
         now = self._clock()
         due = and_(
+            InboxRow.channel == channel,
             InboxRow.state == "pending",
             or_(InboxRow.not_before.is_(None), InboxRow.not_before <= now),
             or_(InboxRow.lease_until.is_(None), InboxRow.lease_until < now),
@@ -234,7 +262,33 @@ class Inbox:
         ]
         return sorted(items, key=lambda item: item.id)
 
-    def finish(self, session: Session, item_id: int, result: str) -> None:
+    def receive(self, item: InboxItem, *, conversation_id: str, owner: str, lease_s: float) -> Received:
+        """Store an item a channel answers at once (the web chat), leased to `owner` while it is answered.
+
+        A retried send of the same item finds the reply it was given, or that it is still being answered; one
+        whose answering died with its process (the lease ran out) is taken over.
+        """
+        now = self._clock()
+        until = now + timedelta(seconds=lease_s)
+        row = {**_rows([item], now)[0], "lease_owner": owner, "lease_until": until}
+        row.update(attempts=1, conversation_id=conversation_id)
+        with self._sessions.begin() as session:
+            bind = session.get_bind()
+            stmt = insert_ignoring_duplicates(bind.engine, InboxRow.__table__, ["channel", "key"]).values(row)
+            new_id = session.execute(stmt.returning(InboxRow.id)).scalar()
+            if new_id is not None:
+                return Received(new_id)
+            held = session.scalars(
+                select(InboxRow).where(InboxRow.channel == item.channel, InboxRow.key == row["key"]).with_for_update()
+            ).one()
+            if held.state == "done":
+                return Received(None, reply=held.reply)
+            if held.lease_until is not None and held.lease_until > now:
+                return Received(None, busy=True)
+            held.lease_owner, held.lease_until, held.attempts = owner, until, held.attempts + 1
+            return Received(held.id)
+
+    def finish(self, session: Session, item_id: int, result: str, *, reply: dict[str, Any] | None = None) -> None:
         """Mark the row done inside the caller's transaction; raises AlreadyProcessed if it already was.
 
         The payload goes with it: once processed, only the key is needed (to ignore redeliveries), and the
@@ -248,6 +302,7 @@ class Inbox:
                 processed_at=self._clock(),
                 result=result[:64],
                 payload={},
+                reply=reply,
                 lease_owner=None,
                 lease_until=None,
             )

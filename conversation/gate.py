@@ -1,0 +1,111 @@
+"""Where a conversation meets the handoff: a citizen's message goes to the agent, or the bot's reply may hand off.
+
+The conversation service calls `forward_to_agent` before the assistant and `hand_off` after it, both inside the
+transaction that stores the turn, and announces the result after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from atende.handoff.service import HandoffService, Requested, Ticket
+from atende.handoff.topics import TopicMatch
+from atende.handoff.triggers import handoff_reason
+from atende.i18n import t
+from atende.models import Conversation
+from atende.store import MessageView
+
+HANDED_OFF = frozenset({"waiting", "with_agent"})
+
+
+def queued_notice(ticket: Ticket) -> str:
+    """ "You are number N in the queue", with the estimated wait when the team's pace is known."""
+    notice = t("handoff.queued", position=ticket.position)
+    if ticket.estimated_wait_s is not None:
+        notice += " " + t("handoff.estimate", minutes=max(1, round(ticket.estimated_wait_s / 60)))
+    return notice
+
+
+def handoff_notice(handoff: HandoffService, ticket: Ticket) -> str | None:
+    """What the citizen is told about a request: when the closed team opens, or their place; None: nothing new."""
+    if ticket.opens_at is not None:
+        local = ticket.opens_at.astimezone(handoff.hours[ticket.team].zone)
+        return t("handoff.after_hours", day=local.strftime("%d/%m"), time=local.strftime("%H:%M"))
+    if ticket.state == "with_agent" and ticket.position is None:
+        return t("handoff.connected")  # routed to an agent at once (least-busy teams)
+    if ticket.position is None:
+        return None
+    return queued_notice(ticket)
+
+
+def forward_to_agent(handoff: HandoffService, session: Session, conversation_id: str, text: str) -> MessageView | None:
+    """The citizen's message stored for the agent in the caller's transaction (`handoff.push` it and
+    `handoff.translate_incoming` it once committed), or None when the bot should answer it: a waiting or served
+    conversation is the agent's, not the bot's."""
+    state = session.scalar(select(Conversation.state).where(Conversation.id == conversation_id))
+    if state not in HANDED_OFF:
+        return None
+    message = handoff.citizen_message_in(session, conversation_id, text)
+    handoff.annotate_in(session, message.id, text)
+    return message
+
+
+def _topic(handoff: HandoffService, messages: Sequence[MessageView], tools: Sequence[str]) -> TopicMatch | None:
+    """A topic rule for the bot's latest reply: an article it cited or a tool its turn called."""
+    if not handoff.topics:
+        return None
+    reply = next((m for m in reversed(messages) if m.role == "assistant"), None)
+    if reply is None:
+        return None
+    cited = [str(c.get("doc_id")) for c in reply.citations if c.get("doc_id")]
+    return handoff.topics.match(cited, tools)
+
+
+def hand_off(
+    handoff: HandoffService,
+    session: Session,
+    conversation_id: str,
+    *,
+    team: str | None = None,
+    tools: Sequence[str] = (),
+) -> Requested | None:
+    """Queue the conversation, in the transaction that records the bot's reply, when the reply calls for a person
+    (a handoff reply, repeated abstentions, the citizen's sentiment, a topic that needs one); `handoff.announce` the
+    result once committed and tell the citizen `handoff_notice(handoff, result.ticket())`. None: no handoff now.
+
+    `team`: the channel account's team; `tools`: what the turn called successfully, for the topics that need a
+    person (`HandoffService.topics`)."""
+    messages = handoff.recent_messages(session, conversation_id)
+    asked = _latest_citizen_message(messages)
+    latest = None if asked is None else handoff.annotate_in(session, asked.id, asked.text)
+    reason = handoff_reason(messages, latest)
+    topic = None if reason is not None else _topic(handoff, messages, tools)
+    if reason is None and topic is None:
+        return None
+    state = session.scalar(select(Conversation.state).where(Conversation.id == conversation_id))
+    if state is None or state in HANDED_OFF:
+        return None
+    if topic is not None:
+        return handoff.request_in(
+            session,
+            conversation_id,
+            reason=topic.reason,
+            source="topic",
+            team=topic.rule.team or team,
+            skill=topic.rule.skill,
+        )
+    return handoff.request_in(session, conversation_id, reason=str(reason), source=str(reason), team=team)
+
+
+def _latest_citizen_message(messages: Sequence[MessageView]) -> MessageView | None:
+    return next((m for m in reversed(messages) if m.role == "user"), None)
+
+
+def with_notice(answer: str, notice: str, *, after_hours: bool) -> str:
+    """The bot's answer with the handoff notice: instead of it after hours, after it otherwise.
+
+    Told in this reply only: a stored copy would show twice in the web chat, which polls for agent messages."""
+    return notice if after_hours else f"{answer}\n\n{notice}"

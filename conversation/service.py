@@ -1,0 +1,196 @@
+"""The conversation service: the only way a citizen's message enters and a reply leaves, for every channel.
+
+    adapter → `InboundMessage` → inbox (a repeated message gets its first reply) → the agent's, or the assistant's
+    draft → one transaction: the turn, the handoff decision, the inbox row done and the channel's own rows
+    (`within`, e.g. WhatsApp's outbox) → after the commit, the live queues are told.
+
+The assistant drafts; only this service writes a turn. A crash before the commit leaves nothing behind, and the
+message is answered again; a second writer of the same reply fails its commit and writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from assistant.service import Assistant, AssistantReply, Drafted, Token
+from atende.i18n import t
+from atende.store import ConversationStore, MessageView
+from conversation.gate import HANDED_OFF, forward_to_agent, hand_off, handoff_notice, queued_notice, with_notice
+from conversation.inbox import Inbox, InboxItem
+from conversation.messages import InboundMessage, Outcome
+
+if TYPE_CHECKING:
+    from atende.handoff.service import HandoffService, Requested
+
+log = logging.getLogger(__name__)
+
+# Runs inside the turn's transaction with its outcome: where a channel adds its own rows (an outbox) atomically.
+Within = Callable[[Session, Outcome], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """The inbox row of the message being answered; `keep_reply` for a channel that answers a repeat from it."""
+
+    id: int
+    keep_reply: bool
+
+
+class MessageInProgress(Exception):
+    """The same message is being answered right now (a retry raced the first send)."""
+
+
+class ConversationService:
+    def __init__(
+        self,
+        assistant: Assistant,
+        handoff: HandoffService | None,
+        store: ConversationStore,
+        sessions: sessionmaker[Session],
+        inbox: Inbox,
+        *,
+        lease_s: float = 120.0,
+    ) -> None:
+        self.assistant = assistant
+        self.handoff = handoff
+        self.store = store
+        self._sessions = sessions
+        self.inbox = inbox
+        self._lease_s = lease_s
+        self._owner = f"conversation:{uuid.uuid4().hex[:12]}"
+
+    def handle(self, message: InboundMessage, *, within: Within | None = None, inbox_id: int | None = None) -> Outcome:
+        """Answer one message; raises InvalidMessage, ConversationNotFound or MessageInProgress."""
+        outcome: Outcome | None = None
+        for item in self.handle_stream(message, within=within, inbox_id=inbox_id):
+            if isinstance(item, Outcome):
+                outcome = item
+        assert outcome is not None
+        return outcome
+
+    def handle_stream(
+        self, message: InboundMessage, *, within: Within | None = None, inbox_id: int | None = None
+    ) -> Iterator[Token | Outcome]:
+        """`handle` with the answer's text as it is produced, then the Outcome.
+
+        `inbox_id`: the inbox row a worker already holds for this message (a webhook channel); otherwise a message
+        with a `client_message_id` gets its row here, and a repeat of it gets the reply stored with the first.
+        """
+        text = self.assistant.validate(message.text)
+        # A webhook's row (`inbox_id`) needs no copy of the reply: its redeliveries are ignored, not answered.
+        row = None if inbox_id is None else _Row(inbox_id, keep_reply=False)
+        if row is None and message.client_message_id:
+            received = self.inbox.receive(
+                InboxItem(message.channel, message.client_message_id, "message", None, {}),
+                conversation_id=message.conversation_id,
+                owner=self._owner,
+                lease_s=self._lease_s,
+            )
+            if received.reply is not None:
+                yield Outcome.from_stored(received.reply)
+                return
+            if received.busy or received.id is None:
+                raise MessageInProgress(message.client_message_id)
+            row = _Row(received.id, keep_reply=True)
+        if self.handoff is not None and self._is_agents(message.conversation_id):
+            yield self._to_agent(message, text, within, row)
+            return
+        drafted: Drafted | None = None
+        for part in self.assistant.draft_stream(message.conversation_id, text, message.channel):
+            if isinstance(part, Drafted):
+                drafted = part
+            else:
+                yield part
+        assert drafted is not None
+        yield self._commit(message, drafted, within, row)
+
+    def _is_agents(self, conversation_id: str) -> bool:
+        conversation = self.store.get_conversation(conversation_id)
+        return conversation is not None and conversation.state in HANDED_OFF
+
+    def _to_agent(self, message: InboundMessage, text: str, within: Within | None, row: _Row | None) -> Outcome:
+        handoff = self.handoff
+        assert handoff is not None
+        cid = message.conversation_id
+        with self._sessions.begin() as session:
+            stored = forward_to_agent(handoff, session, cid, text)
+            if stored is None:  # went back to the bot meanwhile; the next message finds it there
+                stored = handoff.citizen_message_in(session, cid, text)
+            else:
+                handoff.annotate_in(session, stored.id, text)  # the agent's console shows the sentiment trend
+            ticket = handoff.ticket(cid)
+            answer = queued_notice(ticket) if ticket.position is not None else t("handoff.forwarded")
+            outcome = Outcome(
+                answer=answer, decision="handoff", route="human", message_id=stored.id, handoff_team=ticket.team
+            )
+            self._finish(session, outcome, within, row, result="for_agents")
+        self._after_agent_message(stored)
+        return outcome
+
+    def _after_agent_message(self, stored: MessageView) -> None:
+        handoff = self.handoff
+        assert handoff is not None
+        handoff.push(stored)
+        handoff.translate_incoming(stored)  # after the commit: the model may take seconds
+
+    def _commit(self, message: InboundMessage, drafted: Drafted, within: Within | None, row: _Row | None) -> Outcome:
+        cid = message.conversation_id
+        requested: Requested | None = None
+        # A handoff the turn's own tool made (handoff_to_human) is committed already: its queue is the team's.
+        queued_team = self._queue_of(cid) if self.handoff is not None and drafted.reply.decision == "handoff" else None
+        with self._sessions.begin() as session:
+            recorded = self.store.record_exchange_in(session, drafted.exchange)
+            reply = drafted.recorded(recorded)
+            answer, decision = reply.answer, reply.decision
+            team = reply.handoff_team
+            if self.handoff is not None:
+                called = [str(call["name"]) for call in reply.tool_calls if call.get("ok")]
+                requested = hand_off(self.handoff, session, cid, team=message.team, tools=called)
+                if requested is not None:
+                    team = requested.team
+                    notice = handoff_notice(self.handoff, requested.ticket())
+                    if notice is not None:
+                        answer = with_notice(answer, notice, after_hours=requested.opens_at is not None)
+                        decision = "handoff"
+                elif decision == "handoff":
+                    team = queued_team or team or message.team or self.handoff.default_team
+            outcome = _outcome(reply, answer, decision, team)
+            self._finish(session, outcome, within, row, result=f"turn:{recorded.turn_id}")
+        if self.handoff is not None:
+            self.handoff.announce(requested)
+        return outcome
+
+    def _queue_of(self, conversation_id: str) -> str | None:
+        handoff = self.handoff
+        assert handoff is not None
+        if not self._is_agents(conversation_id):
+            return None
+        current = handoff.current(conversation_id)
+        return current.team if current is not None else None
+
+    def _finish(
+        self, session: Session, outcome: Outcome, within: Within | None, row: _Row | None, *, result: str
+    ) -> None:
+        if row is not None:
+            self.inbox.finish(session, row.id, result, reply=outcome.stored() if row.keep_reply else None)
+        if within is not None:
+            within(session, outcome)
+
+
+def _outcome(reply: AssistantReply, answer: str, decision: str, team: str | None) -> Outcome:
+    return Outcome(
+        answer=answer,
+        decision=decision,  # type: ignore[arg-type]
+        route=reply.route,
+        citations=tuple(reply.citations),
+        message_id=reply.message_id,
+        timings_ms=reply.timings_ms,
+        handoff_team=team,
+        reply=reply,
+    )
