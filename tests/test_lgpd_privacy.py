@@ -225,12 +225,12 @@ def _xlsx_text(data: bytes) -> str:
 
 
 def test_a_turn_logged_before_a_pattern_was_added_is_masked_when_exported(tmp_path: Path) -> None:
-    from atende.store import TurnRecord
+    from atende.store import MessageDraft, TurnRecord
 
     services = lgpd_services(lgpd_settings(tmp_path))
     try:
         conversation = services.store.create_conversation("web")
-        services.store.record_turn(
+        services.store.record_exchange(
             TurnRecord(
                 conversation_id=conversation.id,
                 channel="web",
@@ -241,7 +241,9 @@ def test_a_turn_logged_before_a_pattern_was_added_is_masked_when_exported(tmp_pa
                 answer="ok",
                 decision="answered",
                 latency_total_ms=1.0,
-            )
+            ),
+            user_message="minha matrícula é MAT-123456",
+            reply=MessageDraft("ok", decision="answered"),
         )
         configure_masker({"MATRICULA": r"MAT-\d{6}"})
         out = io.StringIO()
