@@ -376,10 +376,6 @@ class Settings(BaseSettings):
         return self.llm_model_path or self.data_dir / "models" / f"{self.llm_model}.gguf"
 
     @property
-    def lexical_index_path(self) -> Path:
-        return self.data_dir / "lexical"
-
-    @property
     def resolved_answer_concurrency(self) -> int:
         if self.answer_concurrency:
             return self.answer_concurrency
