@@ -77,7 +77,7 @@ test: model test-tools
 bench: model .env
 	$(BIN)/python -m bench.run --out bench/results.json
 
-# Handoff measures (issue 6): latency request → agent's screen on both live states, summary rubric, sentiment.
+# Handoff measures: latency request → agent's screen on both live states, summary rubric, sentiment.
 bench-handoff: model .env
 	$(BIN)/python -m bench.handoff --requests 200 --out bench/handoff_results.json
 	$(BIN)/python -m bench.handoff --requests 200 --out bench/handoff_results.json \

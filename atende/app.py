@@ -132,7 +132,7 @@ def create_app(
         check_declared_routes(app, svc.settings)
         log.info("atende ready: %d chunks indexed, model %s", len(svc.index.lexical), svc.model.model_id)
         if svc.whatsapp is not None:
-            # The webhook's inbox writer, and the WhatsApp workers unless they run as `atende wa worker` (issue 7).
+            # The webhook's inbox writer, and the WhatsApp workers unless they run as `atende wa worker`.
             svc.whatsapp.start(workers=svc.settings.whatsapp_worker == "inline")
         # Everything loaded so far lives as long as the app: keep it out of the collector's full passes, which
         # otherwise stop every request for 0.3-0.5 s a few times a minute under load (decision 0024).
@@ -141,7 +141,7 @@ def create_app(
         try:
             async with AsyncExitStack() as stack:
                 if svc.mcp is not None:
-                    # The MCP SDK's session manager must run inside the app's lifespan (issue 4).
+                    # The MCP SDK's session manager serves /mcp only while it runs, so it lives as long as the app.
                     from tools_mcp.http import serve_mcp_http
 
                     app.state.mcp_asgi = await stack.enter_async_context(
@@ -175,12 +175,12 @@ def create_app(
     app.add_middleware(CitizenTrafficLimits)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(PublicAssetCORS)
-    # Every mutating request to a staff route leaves an audit record (issue 5).
+    # Every mutating request to a staff route leaves an audit record.
     app.add_middleware(AuditMiddleware)
     install_error_handlers(app)
     install_api_errors(app)
     install_accounts(app)
-    install_console(app)  # the agents' console and the citizen's handoff routes (issue 6)
+    install_console(app)  # the agents' console and the citizen's handoff routes
     app.include_router(health.router)
     app.include_router(kb.router)
     app.include_router(audit.router)

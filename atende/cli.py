@@ -29,18 +29,17 @@ app.add_typer(logs_app, name="logs")
 app.add_typer(model_app, name="model")
 mcp_app = typer.Typer(help="The MCP tools: citizens, protocols, payments, appointments.", no_args_is_help=True)
 app.add_typer(mcp_app, name="mcp")
-# Staff accounts, teams and API tokens (issue 5).
+# Staff accounts, teams and API tokens.
 app.add_typer(users_app, name="users")
 app.add_typer(teams_app, name="teams")
 app.add_typer(tokens_app, name="tokens")
-# The audit trail and data-subject rights (issue 5).
+# The audit trail and data-subject rights.
 app.add_typer(audit_app, name="audit")
 app.add_typer(lgpd_app, name="lgpd")
-# The WhatsApp channel: worker, template sends, template register (issue 7).
+# The WhatsApp channel: worker, template sends, template register.
 app.add_typer(wa_app, name="wa")
-# Evaluation: suites, data-set modes, reports, the regression gate (issue 3).
+# Evaluation: suites, data-set modes, reports, the regression gate.
 app.add_typer(eval_app, name="eval")
-# Human handoff: the inactivity sweep and agents' routing profiles (issue 6).
 handoff_app = typer.Typer(help="Human handoff: inactivity sweep, agents' routing profiles.", no_args_is_help=True)
 app.add_typer(handoff_app, name="handoff")
 

@@ -89,7 +89,7 @@ def RequirePermission(action: str) -> Any:
     return Depends(require_permission(action))
 
 
-# Audit trail and LGPD (issue 5)
+# Audit trail and LGPD
 def get_audit_log(request: Request) -> AuditLog:
     audit = get_services(request).audit
     if not isinstance(audit, AuditLog):
@@ -108,7 +108,7 @@ AuditLogDep = Annotated[AuditLog, Depends(get_audit_log)]
 LgpdDep = Annotated[Lgpd, Depends(get_lgpd)]
 
 
-# The agents' console (issue 6)
+# The agents' console
 def get_saved_replies(request: Request) -> SavedReplies:
     replies = get_services(request).saved_replies
     if replies is None:
@@ -119,7 +119,7 @@ def get_saved_replies(request: Request) -> SavedReplies:
 SavedRepliesDep = Annotated[SavedReplies, Depends(get_saved_replies)]
 
 
-# Human handoff (issue 6)
+# Human handoff
 def require_handoff(services: Services) -> HandoffService:
     if services.handoff is None:
         raise RuntimeError("the console needs services.handoff (build_services wires it)")

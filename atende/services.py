@@ -130,16 +130,16 @@ class Services:
     # build_services() passes the persistent, hash-chained AuditLog; the in-memory sink is for bare test wiring.
     audit: AuditSink = field(default_factory=MemoryAuditSink)
     lgpd: Lgpd | None = None  # consent, data-subject rights, retention, PII patterns, field encryption
-    # The domain behind the MCP tools, the MCP server over it, and who may call /mcp (issue 4).
+    # The domain behind the MCP tools, the MCP server over it, and who may call /mcp.
     domain: Domain | None = None
     mcp: MCPServer | None = None
     token_verifier: TokenVerifier | None = None
-    # Staff accounts, sessions, API tokens and sign-in (issue 5); see the `accounts` property.
+    # Staff accounts, sessions, API tokens and sign-in; see the `accounts` property.
     _accounts: Accounts | None = None
-    whatsapp: WhatsAppService | None = None  # the WhatsApp Cloud API channel (issue 7)
-    handoff: HandoffService | None = None  # human handoff: states, queues, live state (issue 6)
-    copilot: Copilot | None = None  # the agent console's suggested replies (issue 6)
-    saved_replies: SavedReplies | None = None  # the agent console's saved replies, per team (issue 6)
+    whatsapp: WhatsAppService | None = None  # the WhatsApp Cloud API channel
+    handoff: HandoffService | None = None  # human handoff: states, queues, live state
+    copilot: Copilot | None = None  # the agent console's suggested replies
+    saved_replies: SavedReplies | None = None  # the agent console's saved replies, per team
     warmed: set[str] = field(default_factory=set)
     # Limits on citizen traffic (decision 0039): see the `limiter`, `answer_gate` and `challenge` properties.
     _limiter: RateLimiter | None = None

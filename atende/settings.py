@@ -140,7 +140,7 @@ class Settings(BaseSettings):
     def api_docs_enabled(self) -> bool:
         return self.api_docs if self.api_docs is not None else self.environment != "production"
 
-    # Staff accounts: sessions, passwords, two-factor, lock-out, IP lists, single sign-on (issue 5; atende/accounts)
+    # Staff accounts: sessions, passwords, two-factor, lock-out, IP lists, single sign-on (atende/accounts)
     session_cookie_secure: bool = True  # off only for plain-HTTP development; refused in production
     session_cookie_samesite: Literal["lax", "strict"] = "lax"
     session_idle_minutes: int = Field(default=30, ge=1)
@@ -197,7 +197,7 @@ class Settings(BaseSettings):
             raise ValueError("ATENDE_SESSION_COOKIE_SECURE cannot be off in production")
         return self
 
-    # MCP tools and the domain behind them: citizens, protocols, payments, appointments (issue 4)
+    # MCP tools and the domain behind them: citizens, protocols, payments, appointments (tools_mcp/)
     mcp_tokens: SecretStr = SecretStr("")  # JSON {"<token>": {"name": "ouvidoria", "scopes": [...]}}
     mcp_stdio_scopes: str = "citizens:read,protocols:read,payments:read,appointments:read,kb:read"
     mcp_allowed_hosts: str = ""  # comma-separated Host headers /mcp accepts (DNS-rebinding guard); empty: any
@@ -232,17 +232,17 @@ class Settings(BaseSettings):
     challenge_burst: int = Field(default=20, ge=0)  # conversations and messages per IP per minute before a puzzle
     challenge_difficulty: int = Field(default=16, ge=1, le=32)  # leading zero bits of SHA-256 (≈65,000 hashes)
 
-    # The assistant acting through the MCP tools (issue 4, docs/decisions/0014-0016)
+    # The assistant acting through the MCP tools (docs/decisions/0014-0016)
     tools_enabled: bool = True
     tool_routing: Literal["rules", "model", "hybrid", "hybrid_model_decides", "escalate"] = "escalate"
     tool_timeout_s: float = Field(default=20.0, gt=0)
     mcp_remote_url: str = ""  # empty: the in-process server; else e.g. https://tools.example.gov.br/mcp
     mcp_remote_token: SecretStr = SecretStr("")  # bearer token with the `assistant` scope for the remote server
 
-    # Evaluation harness (issue 3; eval/, docs/decisions/0006-0009)
+    # Evaluation harness (eval/, docs/decisions/0006-0009)
     eval_judge: Literal["support", "llm"] = "support"  # faithfulness: embedding + lexical support, or the LLM
 
-    # LGPD: audit trail, encryption at rest, extra personal-data patterns, retention (issue 5)
+    # LGPD: audit trail, encryption at rest, extra personal-data patterns, retention (atende/lgpd)
     # Required in production; in development and test generated once into <data_dir>/keys.env (atende/keys.py).
     encryption_keys: SecretStr = SecretStr("")  # comma-separated Fernet keys, primary first
     blind_index_key: SecretStr = SecretStr("")  # HMAC key for lookups on encrypted fields; its own random key
@@ -251,7 +251,7 @@ class Settings(BaseSettings):
     pii_extra_patterns: dict[str, str] = Field(default_factory=dict)  # {"MATRICULA": "MAT-\\d{6}"}, JSON
     retention_days: int = Field(default=365, ge=1)  # conversations idle longer than this are anonymised
 
-    # WhatsApp Cloud API channel (issue 7; docs/decisions/0023-0025)
+    # WhatsApp Cloud API channel (channels/whatsapp, docs/decisions/0023-0025)
     public_base_url: str = "http://127.0.0.1:8000"  # where citizens open cited articles (/kb/<id>)
     whatsapp_app_secret: SecretStr = SecretStr("")  # HMAC key of X-Hub-Signature-256; empty: every POST is refused
     whatsapp_verify_token: SecretStr = SecretStr("")  # hub.verify_token of the GET handshake
@@ -271,7 +271,7 @@ class Settings(BaseSettings):
     whatsapp_media_hosts: list[str] = Field(default_factory=lambda: list(WHATSAPP_MEDIA_HOSTS))
     whatsapp_menu: list[str] = Field(default_factory=list)  # questions offered by "MENU" (at most 9)
 
-    # Human handoff, agents' queues and console (issue 6; atende/handoff, atende/console, docs/decisions/0026-0029)
+    # Human handoff, agents' queues and console (atende/handoff, atende/console, docs/decisions/0026-0029)
     handoff_live_state: Literal["auto", "redis", "memory"] = "auto"  # auto: Redis when ATENDE_REDIS_URL is set
     handoff_redis_prefix: str = "atende:"  # key namespace in Redis (one per deployment)
     handoff_default_team: str = "atendimento"  # the queue a handoff joins when no team is named
@@ -374,10 +374,6 @@ class Settings(BaseSettings):
     @property
     def resolved_llm_model_path(self) -> Path:
         return self.llm_model_path or self.data_dir / "models" / f"{self.llm_model}.gguf"
-
-    @property
-    def lexical_index_path(self) -> Path:
-        return self.data_dir / "lexical"
 
     @property
     def resolved_answer_concurrency(self) -> int:

@@ -43,7 +43,6 @@ __all__ = [
     "TurnRecord",
 ]
 
-STATES: Final = frozenset(get_args(ConversationState))
 ROLES: Final = frozenset(get_args(Role))
 DECISIONS: Final = frozenset(get_args(Decision))
 TURN_FIELDS: Final = tuple(column.name for column in Turn.__table__.columns)
@@ -246,15 +245,6 @@ class ConversationStore:
                 return None
             return _conversation_view(row)
 
-    def set_state(self, conversation_id: str, state: ConversationState) -> ConversationView:
-        _require(state, STATES, "state")
-        with self._sessions.begin() as session:
-            row = self._conversation(session, conversation_id)
-            row.state = state
-            row.updated_at = self._clock()
-            session.flush()
-            return _conversation_view(row)
-
     # Messages
 
     def add_message(
@@ -286,14 +276,6 @@ class ConversationStore:
         return views
 
     # Turn log
-
-    def record_turn(self, turn: TurnRecord) -> int:
-        """Store one turn-log row and return its id."""
-        _require(turn.decision, DECISIONS, "decision")
-        _require_aware(turn.created_at, "created_at")
-        with self._sessions.begin() as session:
-            self._conversation(session, turn.conversation_id)
-            return self._add_turn(session, turn, self._clock()).id
 
     def record_exchange(self, exchange: ExchangeDraft) -> RecordedExchange:
         """Store the citizen's message, the reply, the turn and any events in one transaction of its own."""

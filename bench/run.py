@@ -240,7 +240,7 @@ def main() -> None:
     }
     results["privacy"] = bench_privacy()
     results["retrieval"] = bench_retrieval(settings, work, [int(s) for s in args.sizes.split(",")], args.queries)
-    if not args.skip_webhook:  # WhatsApp webhook acknowledgement (issue 7; bench/webhook.py)
+    if not args.skip_webhook:  # WhatsApp webhook acknowledgement (bench/webhook.py)
         from bench.webhook import bench_webhook
 
         results["webhook"] = bench_webhook(work)

@@ -138,7 +138,7 @@ def test_asking_for_a_person_hands_off_and_records_the_request(services: Service
     reply = services.assistant.respond(cid, "quero falar com um atendente, por favor")
 
     assert reply.decision == "handoff"
-    # Recorded once, by the handoff_to_human tool that queued the conversation (issues 4 and 6).
+    # Recorded once, by the handoff_to_human tool that queued the conversation.
     [event] = services.store.list_events(cid)
     assert event.kind == "handoff_queued"
     assert event.payload["team"] == reply.handoff_team == "atendimento"

@@ -1,4 +1,4 @@
-"""Real `atende serve` processes against one PostgreSQL schema and one Redis prefix (issue 6): two processes share
+"""Real `atende serve` processes against one PostgreSQL schema and one Redis prefix: two processes share
 one queue; two agents claiming one conversation through different processes leave exactly one winner; and a
 restart, even with Redis's live state lost, loses nothing, because conversations and handoffs live in the database.
 

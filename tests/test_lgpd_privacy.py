@@ -225,22 +225,26 @@ def _xlsx_text(data: bytes) -> str:
 
 
 def test_a_turn_logged_before_a_pattern_was_added_is_masked_when_exported(tmp_path: Path) -> None:
-    from atende.store import TurnRecord
+    from atende.store import ExchangeDraft, MessageDraft, TurnRecord
 
     services = lgpd_services(lgpd_settings(tmp_path))
     try:
         conversation = services.store.create_conversation("web")
-        services.store.record_turn(
-            TurnRecord(
-                conversation_id=conversation.id,
-                channel="web",
-                user_text="minha matrícula é MAT-123456",
-                rewritten_query="matrícula MAT-123456",
-                prompt_version="test",
-                model_id="scripted",
-                answer="ok",
-                decision="answered",
-                latency_total_ms=1.0,
+        services.store.record_exchange(
+            ExchangeDraft(
+                turn=TurnRecord(
+                    conversation_id=conversation.id,
+                    channel="web",
+                    user_text="minha matrícula é MAT-123456",
+                    rewritten_query="matrícula MAT-123456",
+                    prompt_version="test",
+                    model_id="scripted",
+                    answer="ok",
+                    decision="answered",
+                    latency_total_ms=1.0,
+                ),
+                user_message="minha matrícula é MAT-123456",
+                reply=MessageDraft("ok", decision="answered"),
             )
         )
         configure_masker({"MATRICULA": r"MAT-\d{6}"})

@@ -112,6 +112,11 @@ def make_turn(conversation_id: str, **changes: Any) -> TurnRecord:
     return replace(turn, **changes)
 
 
+def log_turn(store: ConversationStore, turn: TurnRecord) -> int:
+    """Record a turn as the app does, with the exchange it belongs to; return the turn's id."""
+    return store.record_exchange(ExchangeDraft(turn=turn, user_message="oi", reply=MessageDraft("olá"))).turn_id
+
+
 def schema_differences(engine: Engine) -> list[Any]:
     with engine.connect() as connection:
         return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
@@ -212,26 +217,13 @@ def test_new_conversation_starts_with_the_bot_in_portuguese(store: ConversationS
     assert uuid.UUID(hex=fetched.id).version == 4
 
 
-def test_conversation_moves_through_states_until_closed(store: ConversationStore) -> None:
+def test_conversation_keeps_the_channel_language_and_citizen_it_was_created_with(store: ConversationStore) -> None:
     conversation = store.create_conversation("whatsapp", language="en", citizen_ref="protocolo-123")
 
-    for state in ("waiting", "with_agent", "closed"):
-        updated = store.set_state(conversation.id, state)
-        assert updated.state == state
-
     fetched = store.get_conversation(conversation.id)
-    assert fetched is not None
-    assert fetched.state == "closed"
-    assert fetched.language == "en"
-    assert fetched.citizen_ref == "protocolo-123"
-    assert fetched.updated_at >= fetched.created_at
 
-
-def test_unknown_state_is_rejected(store: ConversationStore) -> None:
-    conversation = store.create_conversation("web")
-
-    with pytest.raises(ValueError, match="state"):
-        store.set_state(conversation.id, "lost")  # type: ignore[arg-type]
+    assert fetched == conversation
+    assert (fetched.channel, fetched.language, fetched.citizen_ref) == ("whatsapp", "en", "protocolo-123")
 
 
 def test_unknown_conversation_id_reads_as_none(store: ConversationStore) -> None:
@@ -242,9 +234,7 @@ def test_unknown_conversation_id_reads_as_none(store: ConversationStore) -> None
 
 WRITES_TO_A_CONVERSATION: dict[str, Callable[[ConversationStore, str], object]] = {
     "add_message": lambda store, cid: store.add_message(cid, "user", "oi"),
-    "record_turn": lambda store, cid: store.record_turn(make_turn(cid)),
     "add_event": lambda store, cid: store.add_event(cid, "handoff_requested", {}),
-    "set_state": lambda store, cid: store.set_state(cid, "closed"),
 }
 
 
@@ -404,11 +394,11 @@ def test_record_exchange_rolls_back_everything_when_an_event_cannot_be_stored(
     assert store.list_events(conversation.id) == []
 
 
-def test_record_turn_returns_increasing_ids(store: ConversationStore) -> None:
+def test_turn_ids_increase_in_the_order_turns_are_recorded(store: ConversationStore) -> None:
     conversation = store.create_conversation("web")
 
-    first = store.record_turn(make_turn(conversation.id))
-    second = store.record_turn(make_turn(conversation.id, decision="abstained", error="no context"))
+    first = log_turn(store, make_turn(conversation.id))
+    second = log_turn(store, make_turn(conversation.id, decision="abstained", error="no context"))
 
     assert second > first
     assert [t["id"] for t in store.iter_turns()] == [first, second]
@@ -416,7 +406,7 @@ def test_record_turn_returns_increasing_ids(store: ConversationStore) -> None:
 
 def test_iter_turns_yields_json_ready_dicts_with_every_column(store: ConversationStore) -> None:
     conversation = store.create_conversation("web")
-    turn_id = store.record_turn(make_turn(conversation.id))
+    turn_id = log_turn(store, make_turn(conversation.id))
 
     (turn,) = store.iter_turns()
 
@@ -435,7 +425,7 @@ def test_iter_turns_yields_json_ready_dicts_with_every_column(store: Conversatio
 def test_iter_turns_keeps_turns_from_since_inclusive_to_until_exclusive(store: ConversationStore) -> None:
     conversation = store.create_conversation("web")
     start = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
-    ids = [store.record_turn(make_turn(conversation.id, created_at=start + timedelta(hours=hour))) for hour in range(4)]
+    ids = [log_turn(store, make_turn(conversation.id, created_at=start + timedelta(hours=hour))) for hour in range(4)]
 
     def window(since: datetime | None, until: datetime | None) -> list[int]:
         return [t["id"] for t in store.iter_turns(since, until)]
@@ -450,7 +440,7 @@ def test_iter_turns_keeps_turns_from_since_inclusive_to_until_exclusive(store: C
 
 def test_iter_turns_streams_more_rows_than_one_batch(store: ConversationStore) -> None:
     conversation = store.create_conversation("web")
-    ids = [store.record_turn(make_turn(conversation.id)) for _ in range(7)]
+    ids = [log_turn(store, make_turn(conversation.id)) for _ in range(7)]
 
     assert [t["id"] for t in store.iter_turns(batch_size=2)] == ids
 
@@ -464,9 +454,7 @@ def test_export_turns_writes_one_json_object_per_line(store: ConversationStore) 
     conversation = store.create_conversation("web")
     start = datetime(2025, 3, 10, tzinfo=UTC)
     for day in range(3):
-        store.record_turn(
-            make_turn(conversation.id, created_at=start + timedelta(days=day), answer=f"Resposta nº {day}")
-        )
+        log_turn(store, make_turn(conversation.id, created_at=start + timedelta(days=day), answer=f"Resposta nº {day}"))
     out = io.StringIO()
 
     written = export_turns(store, out, since=start + timedelta(days=1), until=None)
@@ -480,8 +468,8 @@ def test_export_turns_writes_one_json_object_per_line(store: ConversationStore) 
 
 def test_export_turns_as_csv_has_a_header_and_one_row_per_turn(store: ConversationStore) -> None:
     conversation = store.create_conversation("web")
-    store.record_turn(make_turn(conversation.id))
-    store.record_turn(make_turn(conversation.id, latency_first_token_ms=None))
+    log_turn(store, make_turn(conversation.id))
+    log_turn(store, make_turn(conversation.id, latency_first_token_ms=None))
     out = io.StringIO()
 
     written = export_turns(store, out, since=None, until=None, fmt="csv")
@@ -519,16 +507,15 @@ def test_ping_reaches_the_database(store: ConversationStore) -> None:
 
 def test_every_timestamp_comes_back_timezone_aware_in_utc(store: ConversationStore) -> None:
     conversation = store.create_conversation("web")
-    store.add_message(conversation.id, "user", "oi")
     store.add_event(conversation.id, "opened", {})
     local = datetime(2025, 3, 10, 9, 30, tzinfo=SAO_PAULO)
-    store.record_turn(make_turn(conversation.id, created_at=local))
+    log_turn(store, make_turn(conversation.id, created_at=local))
 
     fetched = store.get_conversation(conversation.id)
     assert fetched is not None
-    (message,) = store.list_messages(conversation.id)
+    (asked, answered) = store.list_messages(conversation.id)
     (recorded_event,) = store.list_events(conversation.id)
     (turn,) = store.iter_turns()
-    stamps = [fetched.created_at, fetched.updated_at, message.created_at, recorded_event.created_at]
+    stamps = [fetched.created_at, fetched.updated_at, asked.created_at, answered.created_at, recorded_event.created_at]
     assert all(stamp.utcoffset() == timedelta(0) for stamp in stamps)
     assert turn["created_at"] == "2025-03-10T12:30:00+00:00"

@@ -7,7 +7,6 @@ encrypts the citizens' personal fields).
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -176,7 +175,3 @@ class VerifiedConversation(Base):
     citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id", ondelete="CASCADE"), index=True)
     verified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-def citizen_personal_data(citizen: Citizen) -> dict[str, Any]:
-    return {column: getattr(citizen, column) for column in CITIZEN_PERSONAL_COLUMNS}

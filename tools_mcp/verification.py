@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from atende.audit import AuditEvent, AuditSink
@@ -207,7 +206,3 @@ class IdentityVerifier:
         return self.limiter.peek(
             f"verify:conversation:{conversation_id}", limit=self.policy.max_attempts_per_conversation
         )
-
-    def forget(self, conversation_id: str) -> None:
-        with self._sessions.begin() as session:
-            session.execute(delete(VerifiedConversation).where(VerifiedConversation.conversation_id == conversation_id))

@@ -12,7 +12,7 @@ from typing import Any
 
 from assistant.routing import asks_for_person
 from assistant.tools import extract
-from assistant.tools.catalog import APPOINTMENT_SERVICES, POLICIES, services_in, team_for
+from assistant.tools.catalog import APPOINTMENT_SERVICES, services_in, team_for
 from rag.text import fold
 
 _OWN_DEBT = (
@@ -389,10 +389,6 @@ _ASK_FOR_SERVICE = re.compile(r"\b(pedir|peco|solicitar|solicito|registrar|infor
 
 def is_action(reading: Reading) -> bool:
     return reading.tool is not None and reading.strength == "strong"
-
-
-def assistant_tool(name: str | None) -> bool:
-    return name is not None and name in POLICIES
 
 
 __all__ = ["APPOINTMENT_SERVICES", "Reading", "enum_arguments", "is_action", "literal_arguments", "read"]

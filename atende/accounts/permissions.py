@@ -176,7 +176,7 @@ ROUTES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/api/lgpd/pii-patterns"): "privacy.manage",
     ("PUT", "/api/lgpd/pii-patterns/{kind}"): "privacy.manage",
     ("DELETE", "/api/lgpd/pii-patterns/{kind}"): "privacy.manage",
-    # Human handoff and the agents' console (issue 6; atende/console/router.py)
+    # Human handoff and the agents' console (atende/console/router.py)
     ("POST", "/api/conversations/{conversation_id}/handoff"): PUBLIC,
     ("GET", "/api/conversations/{conversation_id}/handoff"): PUBLIC,
     ("DELETE", "/api/conversations/{conversation_id}/handoff"): PUBLIC,

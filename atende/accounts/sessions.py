@@ -102,12 +102,6 @@ class SessionStore:
                 row.last_seen_at = now
             return _info(row)
 
-    def mark_mfa_verified(self, key: str) -> None:
-        with self._sessions.begin() as db:
-            row = db.get(StaffSession, key)
-            if row is not None:
-                row.mfa_verified = True
-
     def delete(self, cookie: str) -> None:
         with self._sessions.begin() as db:
             db.execute(delete(StaffSession).where(StaffSession.id == digest(cookie)))

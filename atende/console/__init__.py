@@ -1,1 +1,1 @@
-"""The agents' console: the queue, a conversation with its summary and copilot, and the actions on it (issue 6)."""
+"""The agents' console: the queue, a conversation with its summary and copilot, and the actions on it."""

@@ -1,1 +1,1 @@
-"""Human handoff: conversation states, the agents' queues, live state (Redis or in-process), summaries (issue 6)."""
+"""Human handoff: conversation states, the agents' queues, live state (Redis or in-process), summaries."""

@@ -114,7 +114,7 @@ def post_message(
 ) -> dict[str, Any]:
     """Send the citizen's message and get the assistant's checked answer with its citations.
 
-    While the conversation waits for or is with a person (issue 6), the message goes to the agent instead.
+    While the conversation waits for or is with a person, the message goes to the agent instead.
     """
     return _reply_body(handle_message(assistant, services.handoff, conv.id, body.text, channel="web"))
 

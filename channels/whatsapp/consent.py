@@ -36,26 +36,3 @@ def normalise_keyword(text: str) -> str:
 def is_opt_out(text: str | None) -> bool:
     """Whether the whole message is an opt-out keyword ("Sair", "PARAR!"); "quero sair da fila" is not."""
     return bool(text) and len(text or "") <= 20 and normalise_keyword(text or "") in OPT_OUT_KEYWORDS
-
-
-class MemoryConsent:
-    """Consent kept in a dict: for unit tests of the channel without the LGPD register."""
-
-    def __init__(self, opted_in: dict[tuple[str, str], bool] | None = None) -> None:
-        self.state: dict[tuple[str, str], bool] = dict(opted_in or {})
-        self.records: list[tuple[str, str, str, str]] = []
-
-    def is_opted_in(self, citizen_ref: str, channel: str, purpose: str) -> bool:
-        if self.state.get((citizen_ref, ALL_PURPOSES)) is False and (citizen_ref, purpose) not in self.state:
-            return False
-        return self.state.get((citizen_ref, purpose), False)
-
-    def record(
-        self, citizen_ref: str, channel: str, purpose: str, status: ConsentStatus, source: str, *, actor: str = "system"
-    ) -> object:
-        if purpose == ALL_PURPOSES:
-            for key in [k for k in self.state if k[0] == citizen_ref]:
-                del self.state[key]
-        self.state[(citizen_ref, purpose)] = status == "opt_in"
-        self.records.append((citizen_ref, purpose, status, source))
-        return None

@@ -1,4 +1,4 @@
-"""Domain tables: citizens, protocols, payments, appointments (issue 4).
+"""Domain tables: citizens, protocols, payments, appointments.
 
 Revision ID: 0002
 Revises: 0001

@@ -1,4 +1,4 @@
-"""Staff accounts: teams, users, password history, recovery codes, sessions, API tokens (issue 5).
+"""Staff accounts: teams, users, password history, recovery codes, sessions, API tokens.
 
 Revision ID: 0003
 Revises: 0002

@@ -1,4 +1,4 @@
-"""WhatsApp inbox, outbox, statuses, templates and campaigns (issue 7).
+"""WhatsApp inbox, outbox, statuses, templates and campaigns.
 
 Revision ID: 0004
 Revises: 0003

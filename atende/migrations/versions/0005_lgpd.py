@@ -1,4 +1,4 @@
-"""LGPD: consent register, hash-chained audit trail, data-subject requests, extra PII patterns (issue 5).
+"""LGPD: consent register, hash-chained audit trail, data-subject requests, extra PII patterns.
 
 Revision ID: 0005
 Revises: 0004

@@ -1,4 +1,4 @@
-"""The tools the assistant called in each turn, in the turn log (issue 4).
+"""The tools the assistant called in each turn, in the turn log.
 
 Revision ID: 0006
 Revises: 0005

@@ -1,4 +1,4 @@
-"""Human handoff records: queue status, assigned agent, the times for analytics, summary and survey (issue 6).
+"""Human handoff records: queue status, assigned agent, the times for analytics, summary and survey.
 
 Revision ID: 0007
 Revises: 0006

@@ -1,4 +1,4 @@
-"""Citizens' personal fields encrypted at rest; the CPF blind index recomputed with the LGPD cipher (issue 5).
+"""Citizens' personal fields encrypted at rest; the CPF blind index recomputed with the LGPD cipher.
 
 Each of cpf, name, birth_date, phone, email and channel_ids becomes `<field>_encrypted`, a Text column holding a
 FieldCipher (Fernet) token, and the clear column is dropped. Existing rows are converted in place.

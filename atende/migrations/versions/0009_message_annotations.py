@@ -1,4 +1,4 @@
-"""Per-message annotations for the console and the handoff triggers: the citizen's sentiment (issue 6).
+"""Per-message annotations for the console and the handoff triggers: the citizen's sentiment.
 
 Computed once when a citizen's message is stored, so the console's sentiment trend and the "strongly negative"
 trigger never re-run a classifier over the history.

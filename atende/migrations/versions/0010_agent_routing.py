@@ -1,4 +1,4 @@
-"""Agents' routing profiles (teams, capacity, skills, languages) and what a handoff needs of its agent (issue 6).
+"""Agents' routing profiles (teams, capacity, skills, languages) and what a handoff needs of its agent.
 
 Revision ID: 0010
 Revises: 0009

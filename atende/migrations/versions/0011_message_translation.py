@@ -1,4 +1,4 @@
-"""Each handed-off message's language and its translation for the other side (issue 6).
+"""Each handed-off message's language and its translation for the other side.
 
 A citizen's message in a language other than the agent's is stored with its translation into the agent's language,
 and an agent's reply with the translation the citizen received (docs/decisions/0032-handoff-translation.md).

@@ -1,4 +1,4 @@
-"""Saved replies per team for the agents' console, and the protocol number a closed service gets (issue 6).
+"""Saved replies per team for the agents' console, and the protocol number a closed service gets.
 
 `saved_replies.search_text` holds the title and text folded (lower case, no accents) so that search is the same
 plain LIKE on SQLite and PostgreSQL; `handoffs.protocol_number` is the service's protocol, a protocol of kind

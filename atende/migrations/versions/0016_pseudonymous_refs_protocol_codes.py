@@ -1,4 +1,5 @@
-"""Citizens known by phone get pseudonymous refs; protocols get an access code (issue 13).
+"""Citizens known by phone get pseudonymous refs, so an erased citizen leaves no phone number behind; protocols
+get an access code, so a sequential number alone no longer reveals a protocol's status.
 
 - `conversations.citizen_ref`, `wa_contacts.citizen_ref`, `consent_records.citizen_ref` and the `citizen_refs` of a
   WhatsApp campaign's segment that read "whatsapp:<phone>" become "whatsapp:tel.<blind index>" (atende.lgpd.refs),

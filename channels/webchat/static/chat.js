@@ -870,7 +870,7 @@ export class AtendeChat {
     }
   }
 
-  /** While a person serves the conversation (issue 6), poll for their messages and show them. */
+  /** While a person serves the conversation, poll for their messages and show them. */
   watchAgent() {
     if (this.agentTimer) return;
     const id = this.conversationId;
