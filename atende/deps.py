@@ -17,6 +17,7 @@ from atende.lgpd.wiring import Lgpd
 from atende.services import Services
 from atende.settings import Settings
 from atende.store import ConversationNotFound, ConversationStore, ConversationView
+from conversation.service import ConversationService
 from rag.index import KnowledgeIndex
 
 
@@ -27,6 +28,10 @@ def get_services(request: Request) -> Services:
 
 def get_assistant(request: Request) -> Assistant:
     return get_services(request).assistant
+
+
+def get_conversations(request: Request) -> ConversationService:
+    return get_services(request).conversations
 
 
 def get_store(request: Request) -> ConversationStore:
@@ -44,6 +49,7 @@ def get_app_settings(request: Request) -> Settings:
 ServicesDep = Annotated[Services, Depends(get_services)]
 AssistantDep = Annotated[Assistant, Depends(get_assistant)]
 StoreDep = Annotated[ConversationStore, Depends(get_store)]
+ConversationsDep = Annotated[ConversationService, Depends(get_conversations)]
 IndexDep = Annotated[KnowledgeIndex, Depends(get_index)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from assistant.service import InvalidMessage
 from atende.i18n import t
 from atende.store import ConversationNotFound
+from conversation.service import MessageInProgress
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def invalid_message(_: Request, exc: InvalidMessage) -> JSONResponse:
         status = 413 if exc.key == "error.message_too_long" else 422
         return JSONResponse(error_body(exc.key.removeprefix("error."), t(exc.key, **exc.params)), status)
+
+    @app.exception_handler(MessageInProgress)
+    async def in_progress(_: Request, exc: MessageInProgress) -> JSONResponse:
+        body = error_body("message_in_progress", t("error.message_in_progress"))
+        return JSONResponse(body, 409, headers={"Retry-After": "2"})
 
     @app.exception_handler(ConversationNotFound)
     async def not_found(_: Request, exc: ConversationNotFound) -> JSONResponse:

@@ -31,8 +31,8 @@ from atende.accounts.access import origin_of
 from atende.accounts.ipfilter import counted_as
 from atende.challenge import HEADER
 from atende.errors import BodyTooLarge, body_too_large_response, error_body
-from atende.handoff.gate import HANDED_OFF
 from atende.i18n import t
+from atende.store import HANDED_OFF
 
 if TYPE_CHECKING:
     from atende.answer_gate import AnswerGate

@@ -28,6 +28,7 @@ from atende.models import (
 )
 
 __all__ = [
+    "HANDED_OFF",
     "ConversationNotFound",
     "ConversationState",
     "ConversationStore",
@@ -45,6 +46,8 @@ __all__ = [
 
 ROLES: Final = frozenset(get_args(Role))
 DECISIONS: Final = frozenset(get_args(Decision))
+# A conversation in these states is a person's: the citizen's messages go to the agent, not the bot.
+HANDED_OFF: Final = frozenset({"waiting", "with_agent"})
 TURN_FIELDS: Final = tuple(column.name for column in Turn.__table__.columns)
 
 

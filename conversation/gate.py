@@ -7,6 +7,7 @@ transaction that stores the turn, and announces the result after the commit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,9 +17,7 @@ from atende.handoff.topics import TopicMatch
 from atende.handoff.triggers import handoff_reason
 from atende.i18n import t
 from atende.models import Conversation
-from atende.store import MessageView
-
-HANDED_OFF = frozenset({"waiting", "with_agent"})
+from atende.store import HANDED_OFF, MessageView
 
 
 def queued_notice(ticket: Ticket) -> str:
@@ -41,16 +40,34 @@ def handoff_notice(handoff: HandoffService, ticket: Ticket) -> str | None:
     return queued_notice(ticket)
 
 
-def forward_to_agent(handoff: HandoffService, session: Session, conversation_id: str, text: str) -> MessageView | None:
-    """The citizen's message stored for the agent in the caller's transaction (`handoff.push` it and
-    `handoff.translate_incoming` it once committed), or None when the bot should answer it: a waiting or served
-    conversation is the agent's, not the bot's."""
+@dataclass(frozen=True, slots=True)
+class Forwarded:
+    """A citizen's message stored for the agent, and what the citizen is told about it."""
+
+    message: MessageView
+    answer: str
+    team: str
+
+
+def forward_to_agent(handoff: HandoffService, session: Session, conversation_id: str, text: str) -> Forwarded | None:
+    """The citizen's message stored for the agent in the caller's transaction (`delivered_to_agent` once
+    committed), or None when the bot should answer it: a waiting or served conversation is the agent's, not the
+    bot's."""
     state = session.scalar(select(Conversation.state).where(Conversation.id == conversation_id))
     if state not in HANDED_OFF:
         return None
     message = handoff.citizen_message_in(session, conversation_id, text)
-    handoff.annotate_in(session, message.id, text)
-    return message
+    handoff.annotate_in(session, message.id, text)  # the agent's console shows the sentiment trend
+    ticket = handoff.ticket(conversation_id)
+    answer = queued_notice(ticket) if ticket.position is not None else t("handoff.forwarded")
+    return Forwarded(message, answer, ticket.team)
+
+
+def delivered_to_agent(handoff: HandoffService, forwarded: Forwarded) -> None:
+    """After the commit: the consoles see the message, and its translation when the citizen writes another
+    language (the model may take seconds, so never inside the transaction)."""
+    handoff.push(forwarded.message)
+    handoff.translate_incoming(forwarded.message)
 
 
 def _topic(handoff: HandoffService, messages: Sequence[MessageView], tools: Sequence[str]) -> TopicMatch | None:
@@ -104,8 +121,12 @@ def _latest_citizen_message(messages: Sequence[MessageView]) -> MessageView | No
     return next((m for m in reversed(messages) if m.role == "user"), None)
 
 
-def with_notice(answer: str, notice: str, *, after_hours: bool) -> str:
-    """The bot's answer with the handoff notice: instead of it after hours, after it otherwise.
+def with_notice(handoff: HandoffService, answer: str, requested: Requested | None) -> str:
+    """The bot's answer with what the citizen is told about a handoff it made: instead of the answer after hours,
+    after it otherwise.
 
     Told in this reply only: a stored copy would show twice in the web chat, which polls for agent messages."""
-    return notice if after_hours else f"{answer}\n\n{notice}"
+    notice = None if requested is None else handoff_notice(handoff, requested.ticket())
+    if notice is None or requested is None:
+        return answer
+    return notice if requested.opens_at is not None else f"{answer}\n\n{notice}"

@@ -288,6 +288,13 @@ class Inbox:
             held.lease_owner, held.lease_until, held.attempts = owner, until, held.attempts + 1
             return Received(held.id)
 
+    def release(self, item_id: int) -> None:
+        """Give up the lease on a row left unanswered (the citizen went away mid-answer): a retry takes it at once."""
+        with self._sessions.begin() as session:
+            session.execute(
+                update(InboxRow).where(InboxRow.id == item_id, InboxRow.state == "pending").values(lease_until=None)
+            )
+
     def finish(self, session: Session, item_id: int, result: str, *, reply: dict[str, Any] | None = None) -> None:
         """Mark the row done inside the caller's transaction; raises AlreadyProcessed if it already was.
 

@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session, sessionmaker
 
 from assistant.service import Assistant, AssistantReply, Drafted, Token
-from atende.i18n import t
-from atende.store import ConversationStore, MessageView
-from conversation.gate import HANDED_OFF, forward_to_agent, hand_off, handoff_notice, queued_notice, with_notice
+from atende.store import HANDED_OFF, ConversationStore
+from conversation.gate import delivered_to_agent, forward_to_agent, hand_off, with_notice
 from conversation.inbox import Inbox, InboxItem
 from conversation.messages import InboundMessage, Outcome
 
@@ -98,46 +97,47 @@ class ConversationService:
             if received.busy or received.id is None:
                 raise MessageInProgress(message.client_message_id)
             row = _Row(received.id, keep_reply=True)
-        if self.handoff is not None and self._is_agents(message.conversation_id):
-            yield self._to_agent(message, text, within, row)
-            return
-        drafted: Drafted | None = None
-        for part in self.assistant.draft_stream(message.conversation_id, text, message.channel):
-            if isinstance(part, Drafted):
-                drafted = part
+        done = False
+        try:
+            forwarded = self._to_agent(message, text, within, row) if self.handoff is not None else None
+            if forwarded is not None:
+                yield forwarded
             else:
-                yield part
-        assert drafted is not None
-        yield self._commit(message, drafted, within, row)
+                drafted: Drafted | None = None
+                for part in self.assistant.draft_stream(message.conversation_id, text, message.channel):
+                    if isinstance(part, Drafted):
+                        drafted = part
+                    else:
+                        yield part
+                assert drafted is not None
+                yield self._commit(message, drafted, within, row)
+            done = True
+        finally:
+            if not done and row is not None and row.keep_reply:
+                self.inbox.release(row.id)
 
     def _is_agents(self, conversation_id: str) -> bool:
         conversation = self.store.get_conversation(conversation_id)
         return conversation is not None and conversation.state in HANDED_OFF
 
-    def _to_agent(self, message: InboundMessage, text: str, within: Within | None, row: _Row | None) -> Outcome:
+    def _to_agent(self, message: InboundMessage, text: str, within: Within | None, row: _Row | None) -> Outcome | None:
+        """The message stored for the agent, when a person has the conversation; None: the bot answers it."""
         handoff = self.handoff
         assert handoff is not None
-        cid = message.conversation_id
         with self._sessions.begin() as session:
-            stored = forward_to_agent(handoff, session, cid, text)
-            if stored is None:  # went back to the bot meanwhile; the next message finds it there
-                stored = handoff.citizen_message_in(session, cid, text)
-            else:
-                handoff.annotate_in(session, stored.id, text)  # the agent's console shows the sentiment trend
-            ticket = handoff.ticket(cid)
-            answer = queued_notice(ticket) if ticket.position is not None else t("handoff.forwarded")
+            forwarded = forward_to_agent(handoff, session, message.conversation_id, text)
+            if forwarded is None:
+                return None
             outcome = Outcome(
-                answer=answer, decision="handoff", route="human", message_id=stored.id, handoff_team=ticket.team
+                answer=forwarded.answer,
+                decision="handoff",
+                route="human",
+                message_id=forwarded.message.id,
+                handoff_team=forwarded.team,
             )
             self._finish(session, outcome, within, row, result="for_agents")
-        self._after_agent_message(stored)
+        delivered_to_agent(handoff, forwarded)
         return outcome
-
-    def _after_agent_message(self, stored: MessageView) -> None:
-        handoff = self.handoff
-        assert handoff is not None
-        handoff.push(stored)
-        handoff.translate_incoming(stored)  # after the commit: the model may take seconds
 
     def _commit(self, message: InboundMessage, drafted: Drafted, within: Within | None, row: _Row | None) -> Outcome:
         cid = message.conversation_id
@@ -154,10 +154,9 @@ class ConversationService:
                 requested = hand_off(self.handoff, session, cid, team=message.team, tools=called)
                 if requested is not None:
                     team = requested.team
-                    notice = handoff_notice(self.handoff, requested.ticket())
-                    if notice is not None:
-                        answer = with_notice(answer, notice, after_hours=requested.opens_at is not None)
-                        decision = "handoff"
+                    told = with_notice(self.handoff, answer, requested)
+                    if told != answer:
+                        answer, decision = told, "handoff"
                 elif decision == "handoff":
                     team = queued_team or team or message.team or self.handoff.default_team
             outcome = _outcome(reply, answer, decision, team)

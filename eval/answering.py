@@ -2,7 +2,7 @@
 
 Two responders share one shape (a Question in, an `Answer` out):
 
-- the assistant, through the channels' streaming entry point (`handle_message_stream`), as the web chat
+- the assistant, through the conversation service's stream (`ConversationService.handle_stream`), as the web chat
   serves a citizen: first words = the first streamed text (or the final reply when nothing streams, as on an
   abstention), whole answer = the final reply;
 - the crude extractive baseline, the floor any answer mode must beat: BM25's top document, then its two
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, get_args
 from assistant.llm import ChatModel
 from assistant.service import Token
 from atende.settings import Settings
-from channels.entry import handle_message_stream
+from conversation.messages import InboundMessage
 from eval.datasets import (
     Answer,
     KbRecord,
@@ -98,16 +98,15 @@ def build_scorer(services: Services, judge: str | None) -> FaithfulnessScorer:
 
 
 def stream_responder(services: Services, *, channel: str = "web") -> Respond:
-    """Answer each question in a fresh conversation through the channels' streaming entry point."""
+    """Answer each question in a fresh conversation through the conversation service, as a channel would."""
 
     def respond(q: Question) -> Answer:
         conversation = services.store.create_conversation(channel)
         started = time.perf_counter()
         first: float | None = None
         outcome = None
-        for item in handle_message_stream(
-            services.assistant, services.handoff, conversation.id, q.question, channel=channel
-        ):
+        message = InboundMessage(channel=channel, conversation_id=conversation.id, text=q.question)
+        for item in services.conversations.handle_stream(message):
             if isinstance(item, Token):
                 if first is None and item.text.strip():
                     first = (time.perf_counter() - started) * 1000
@@ -137,8 +136,7 @@ def warm_up_turn(services: Services, text: str = WARM_UP_TEXT, *, channel: str =
     """Send one untimed message first: lazy loads on the first message (the language detector's models take
     over a second) are a cold start, not the per-answer latency a running server shows."""
     conversation = services.store.create_conversation(channel)
-    for _ in handle_message_stream(services.assistant, services.handoff, conversation.id, text, channel=channel):
-        pass
+    services.conversations.handle(InboundMessage(channel=channel, conversation_id=conversation.id, text=text))
 
 
 def plain_text(doc: Document) -> str:

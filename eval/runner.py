@@ -1,4 +1,4 @@
-"""Run suites through `channels.entry.handle_message_stream`, the channels' entry point, in isolated services.
+"""Run suites through the conversation service, the one path of every channel's messages, in isolated services.
 
 Each turn goes through the handoff gate as a web chat message does: a conversation handed to a person gets
 its later messages forwarded to the agent, and the turn's handoff (and team) is the queue it really joined.
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.service import AssistantReply, Token
 from atende.services import Services
-from channels.entry import ChannelReply, handle_message_stream
+from conversation.messages import InboundMessage, Outcome
 from eval.expectations import Failure, Observation, check
 from eval.faithfulness import FaithfulnessScorer
 from eval.report import summarise
@@ -76,16 +76,23 @@ def add_citizens(domain: Domain, citizens: Sequence[Mapping[str, str]]) -> int:
     return added
 
 
-def observe(turn: ChannelReply | AssistantReply, latency_ms: float) -> Observation:
+def observe(turn: Outcome | AssistantReply, latency_ms: float) -> Observation:
     """What the expectations see of one turn; a bare AssistantReply is a turn that met no handoff gate."""
     if isinstance(turn, AssistantReply):
-        turn = ChannelReply(turn.as_dict(), turn, turn.handoff_team)
+        turn = Outcome(
+            answer=turn.answer,
+            decision=turn.decision,
+            route=turn.route,
+            citations=tuple(turn.citations),
+            handoff_team=turn.handoff_team,
+            reply=turn,
+        )
     reply = turn.reply
     return Observation(
         answer=turn.answer,
         decision=turn.decision,
         assistant_decision=reply.decision if reply is not None else None,
-        route=str(turn.body["route"]),
+        route=turn.route,
         cited=tuple(dict.fromkeys(c.doc_id for c in reply.citations)) if reply is not None else (),
         tool_calls=tuple(reply.tool_calls) if reply is not None else (),
         handoff_team=turn.handoff_team,
@@ -152,11 +159,10 @@ class SuiteRunner:
         text = _fill(turn.user, citizen)
         started = time.perf_counter()
         first_words: float | None = None
-        outcome: ChannelReply | None = None
+        outcome: Outcome | None = None
         # The web chat's streaming path, handoff gate included (the turn's channel is recorded in the turn log).
-        for item in handle_message_stream(
-            self.services.assistant, self.services.handoff, conversation_id, text, channel=turn.channel
-        ):
+        message = InboundMessage(channel=turn.channel, conversation_id=conversation_id, text=text)
+        for item in self.services.conversations.handle_stream(message):
             if isinstance(item, Token):
                 if first_words is None and item.text.strip():
                     first_words = (time.perf_counter() - started) * 1000
@@ -200,7 +206,7 @@ class SuiteRunner:
             "latency_ms": round(latency, 1),
             # The first text the citizen sees: a streamed token, or the whole reply when nothing streamed.
             "first_words_ms": round(latency if first_words is None else first_words, 1),
-            "timings_ms": dict(outcome.body.get("timings_ms") or {}),
+            "timings_ms": dict(outcome.timings_ms),
             "tokens": {
                 "prompt": reply.usage.prompt_tokens if reply is not None else None,
                 "completion": reply.usage.completion_tokens if reply is not None else None,

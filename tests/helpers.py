@@ -17,6 +17,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from assistant.llm import ChatMessage
+from atende.handoff.service import HandoffService
+from conversation.gate import Forwarded, delivered_to_agent, forward_to_agent, hand_off, with_notice
 
 
 def passage(messages: Sequence[ChatMessage], n: int) -> str:
@@ -86,3 +88,23 @@ def command_line_env(monkeypatch: pytest.MonkeyPatch, workdir: Path, **values: s
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+
+
+def forward_to_agent_now(handoff: HandoffService, conversation_id: str, text: str) -> Forwarded | None:
+    """What the conversation service does with a message for the agent, in a transaction of its own."""
+    with handoff.sessions.begin() as session:
+        forwarded = forward_to_agent(handoff, session, conversation_id, text)
+    if forwarded is not None:
+        delivered_to_agent(handoff, forwarded)
+    return forwarded
+
+
+def hand_off_after_reply(
+    handoff: HandoffService, conversation_id: str, answer: str, *, tools: Sequence[str] = ()
+) -> str:
+    """What the conversation service does after the bot's reply is stored: the handoff decision, announced, and the
+    answer the citizen gets (with the notice when the conversation was queued)."""
+    with handoff.sessions.begin() as session:
+        requested = hand_off(handoff, session, conversation_id, tools=tools)
+    handoff.announce(requested)
+    return with_notice(handoff, answer, requested)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from handoff_support import Stack, stack_fixture  # noqa: F401  (the parametrised fixture)
+from helpers import hand_off_after_reply
 from sqlalchemy import select
 
 from atende.handoff.models import Handoff
@@ -357,7 +358,6 @@ def test_only_one_process_sweeps_at_a_time(stack: Stack) -> None:
 
 
 def test_a_reply_citing_an_article_that_needs_a_person_is_answered_and_queued_for_its_team(stack: Stack) -> None:
-    from atende.handoff.gate import hand_off_if_needed
     from atende.handoff.topics import TopicRule, TopicRules
 
     topics = TopicRules({"article:divida-ativa": TopicRule(team="tributos", skill="negociacao")})
@@ -369,20 +369,17 @@ def test_a_reply_citing_an_article_that_needs_a_person_is_answered_and_queued_fo
         cid, "assistant", "O parcelamento é feito na Secretaria da Fazenda.", "answered", [citation]
     )
 
-    body = hand_off_if_needed(
-        handoff, cid, {"answer": "O parcelamento é feito na Secretaria da Fazenda.", "decision": "answered"}
-    )
+    answer = hand_off_after_reply(handoff, cid, "O parcelamento é feito na Secretaria da Fazenda.")
 
     current = handoff.current(cid)
     assert (current.team, current.reason, current.source) == ("tributos", "topic:article:divida-ativa", "topic")  # type: ignore[union-attr]
-    assert body["answer"].startswith("O parcelamento é feito")  # the citizen keeps the answer
-    assert t("handoff.queued", position=1) in body["answer"]
+    assert answer.startswith("O parcelamento é feito")  # the citizen keeps the answer
+    assert t("handoff.queued", position=1) in answer
     with stack.sessions() as session:
         assert session.get(Handoff, current.id).skill == "negociacao"  # type: ignore[union-attr]
 
 
 def test_a_turn_that_called_a_tool_needing_a_person_is_queued_and_other_replies_are_not(stack: Stack) -> None:
-    from atende.handoff.gate import hand_off_if_needed
     from atende.handoff.topics import TopicRule, TopicRules
 
     handoff = stack.service(topics=TopicRules({"tool:protocol_open": TopicRule()}))
@@ -393,8 +390,8 @@ def test_a_turn_that_called_a_tool_needing_a_person_is_queued_and_other_replies_
     handoff.store.add_message(acted, "user", "Quero registrar um buraco na rua.")
     handoff.store.add_message(acted, "assistant", "Protocolo aberto.", "answered")
 
-    hand_off_if_needed(handoff, plain, {"answer": "Das 8h às 17h.", "decision": "answered"}, tools=["kb_search"])
-    hand_off_if_needed(handoff, acted, {"answer": "Protocolo aberto.", "decision": "answered"}, tools=["protocol_open"])
+    hand_off_after_reply(handoff, plain, "Das 8h às 17h.", tools=["kb_search"])
+    hand_off_after_reply(handoff, acted, "Protocolo aberto.", tools=["protocol_open"])
 
     assert handoff.current(plain) is None
     assert handoff.current(acted).team == handoff.default_team  # type: ignore[union-attr]

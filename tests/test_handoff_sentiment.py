@@ -6,14 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import hand_off_after_reply
 
 from assistant.backends import LlamaCppChatModel
 from assistant.testing import FailingChatModel, ScriptedChatModel
 from atende.db import make_engine, make_session_factory
-from atende.handoff.gate import hand_off_if_needed
 from atende.handoff.live import InMemoryLiveState
 from atende.handoff.sentiment import LexiconSentiment, LLMSentiment, Sentiment, trend
 from atende.handoff.service import HandoffService
+from atende.i18n import t
 from atende.migrate import upgrade
 from atende.store import ConversationStore
 
@@ -29,10 +30,10 @@ def service(tmp_path: Path, classifier: LLMSentiment | LexiconSentiment | None) 
     return HandoffService(sessions, ConversationStore(sessions), InMemoryLiveState(), sentiment=classifier)
 
 
-def bot_turn(handoff: HandoffService, cid: str, text: str) -> dict[str, object]:
+def bot_turn(handoff: HandoffService, cid: str, text: str) -> str:
     handoff.store.add_message(cid, "user", text)
     handoff.store.add_message(cid, "assistant", "Você pode emitir a segunda via no portal.", decision="answered")
-    return hand_off_if_needed(handoff, cid, {"answer": "Você pode emitir a segunda via no portal."})
+    return hand_off_after_reply(handoff, cid, "Você pode emitir a segunda via no portal.")
 
 
 def test_the_lexicon_tells_thanks_from_a_plain_question_from_an_angry_complaint() -> None:
@@ -66,9 +67,9 @@ def test_a_strongly_negative_message_hands_the_conversation_to_a_person(tmp_path
     handoff = service(tmp_path, llm_says("muito_negativo"))
     cid = handoff.store.create_conversation("web").id
 
-    body = bot_turn(handoff, cid, "TRÊS MESES ESPERANDO! Vou na ouvidoria e no jornal!")
+    answer = bot_turn(handoff, cid, "TRÊS MESES ESPERANDO! Vou na ouvidoria e no jornal!")
 
-    assert body["decision"] == "handoff"
+    assert t("handoff.queued", position=1) in answer  # told their place in the queue
     current = handoff.current(cid)
     assert current is not None
     assert current.source == "strongly_negative"
@@ -80,10 +81,10 @@ def test_a_mildly_negative_message_stays_with_the_bot_and_is_classified_once(tmp
     handoff = service(tmp_path, llm_says("negativo"))  # a second classification would be an unscripted call
     cid = handoff.store.create_conversation("web").id
 
-    body = bot_turn(handoff, cid, "Que pena, o boleto ainda não chegou")
-    hand_off_if_needed(handoff, cid, body)
+    answer = bot_turn(handoff, cid, "Que pena, o boleto ainda não chegou")
+    again = hand_off_after_reply(handoff, cid, answer)
 
-    assert "decision" not in body
+    assert answer == again == "Você pode emitir a segunda via no portal."
     assert handoff.current(cid) is None
     assert [s.label for s in handoff.sentiments(cid).values()] == ["negative"]
 

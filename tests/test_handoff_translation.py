@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from helpers import forward_to_agent_now
 from sqlalchemy.orm import Session, sessionmaker
 
 from assistant.backends import LlamaCppChatModel
@@ -17,7 +18,6 @@ from assistant.testing import FailingChatModel, ScriptedChatModel
 from atende.accounts.testing import ManualClock, create_user, rewire, sign_in_directly
 from atende.app import create_app
 from atende.db import make_engine, make_session_factory
-from atende.handoff.gate import forward_to_agent
 from atende.handoff.live import InMemoryLiveState
 from atende.handoff.service import HandoffService, conversation_topic
 from atende.handoff.translation import LLMTranslator, MessageTranslation, TranslationError, citizen_text
@@ -86,10 +86,10 @@ def test_an_english_message_reaches_the_agent_with_its_portuguese_translation(tm
     cid = served(handoff)
     updates = handoff.live.subscribe(conversation_topic(cid))
 
-    body = forward_to_agent(handoff, cid, QUESTION_EN)
+    body = forward_to_agent_now(handoff, cid, QUESTION_EN)
 
     assert body is not None
-    assert body["answer"] == t("handoff.forwarded")
+    assert body.answer == t("handoff.forwarded")
     [message] = [m for m in handoff.store.list_messages(cid) if m.role == "user"]
     assert message.text == QUESTION_EN  # the citizen's words are kept as written
     assert handoff.translations(cid) == {message.id: MessageTranslation("en", QUESTION_PT, "pt-BR")}
@@ -107,7 +107,7 @@ def test_a_portuguese_message_is_not_translated_and_the_model_is_never_called(tm
     handoff = service(database(tmp_path), model)
     cid = served(handoff)
 
-    forward_to_agent(handoff, cid, QUESTION_PT)
+    forward_to_agent_now(handoff, cid, QUESTION_PT)
 
     assert model.calls == []
     assert list(handoff.translations(cid).values()) == [MessageTranslation("pt-BR")]
@@ -118,7 +118,7 @@ def test_the_agents_reply_reaches_the_citizen_translated_with_the_original_below
     handoff = service(database(tmp_path), model)
     delivery = RecordingDelivery()
     cid = served(handoff, delivery)
-    forward_to_agent(handoff, cid, QUESTION_EN)
+    forward_to_agent_now(handoff, cid, QUESTION_EN)
 
     sent = handoff.reply(cid, AGENT, REPLY_PT)
 
@@ -140,7 +140,7 @@ def test_an_agent_whose_profile_speaks_the_citizens_language_reads_and_writes_it
     delivery = RecordingDelivery()
     cid = served(handoff, delivery)
 
-    forward_to_agent(handoff, cid, QUESTION_EN)
+    forward_to_agent_now(handoff, cid, QUESTION_EN)
     handoff.reply(cid, AGENT, REPLY_EN)
 
     assert model.calls == []
@@ -151,9 +151,9 @@ def test_a_short_message_is_read_in_the_language_the_citizen_has_been_writing(tm
     model = ScriptedChatModel([QUESTION_PT, "Ok, obrigado"])
     handoff = service(database(tmp_path), model)
     cid = served(handoff)
-    forward_to_agent(handoff, cid, QUESTION_EN)
+    forward_to_agent_now(handoff, cid, QUESTION_EN)
 
-    forward_to_agent(handoff, cid, "Ok, thanks")
+    forward_to_agent_now(handoff, cid, "Ok, thanks")
 
     last = handoff.store.list_messages(cid)[-1]
     assert handoff.translations(cid)[last.id] == MessageTranslation("en", "Ok, obrigado", "pt-BR")
@@ -168,7 +168,7 @@ def test_a_failing_model_leaves_the_message_untranslated_but_delivered(
     question = f"My CPF is {CPF} and I still have not received the property tax bill"
 
     with caplog.at_level(logging.WARNING, logger="atende.handoff.translation"):
-        body = forward_to_agent(handoff, cid, question)
+        body = forward_to_agent_now(handoff, cid, question)
         sent = handoff.reply(cid, AGENT, REPLY_PT)
 
     assert body is not None
@@ -249,7 +249,7 @@ def test_erasing_a_conversation_also_erases_its_translations(tmp_path: Path) -> 
     sessions = database(tmp_path)
     handoff = service(sessions, ScriptedChatModel([f"Meu CPF é {CPF} e o boleto não chegou"]))
     cid = served(handoff)
-    forward_to_agent(handoff, cid, f"My CPF is {CPF} and the bill has not arrived")
+    forward_to_agent_now(handoff, cid, f"My CPF is {CPF} and the bill has not arrived")
 
     with sessions.begin() as session:
         anonymise_conversations(session, [cid], reason="erase", now=utcnow())

@@ -339,6 +339,11 @@ class HandoffService:
             estimated_wait_s=None if pace is None else round(pace * position, 1),
         )
 
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The session factory, for callers that join a handoff step to their own transaction."""
+        return self._sessions
+
     def announce(self, requested: Requested | None) -> None:
         """Bring the live queue in step with a committed request (`request_in`); nothing when it queued nothing."""
         if requested is None or requested.order is None:

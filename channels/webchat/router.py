@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from importlib import resources
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +15,13 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from assistant.service import Token
 from atende.conversation_keys import chat_key_digest, is_chat_key, new_chat_key
-from atende.deps import AssistantDep, CitizenConversation, ServicesDep, StoreDep
+from atende.deps import AssistantDep, CitizenConversation, ConversationsDep, ServicesDep, StoreDep
 from atende.errors import error_body
 from atende.handoff.translation import MessageTranslation, citizen_text
 from atende.i18n import t
 from atende.kb_links import article_link, quotes_of
-from channels.entry import ChannelReply, handle_message, handle_message_stream
 from channels.webchat.schemas import (
+    CitationOut,
     ConversationCreated,
     ConversationOut,
     ErrorOut,
@@ -29,6 +30,7 @@ from channels.webchat.schemas import (
     NewConversation,
     ReplyOut,
 )
+from conversation.messages import InboundMessage, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Malformed JSON"},
     404: {"model": ErrorOut, "description": "Unknown conversation"},
     413: {"model": ErrorOut, "description": "Message too long"},
+    409: {"model": ErrorOut, "description": "The same message (client_message_id) is still being answered"},
     422: {"model": ErrorOut, "description": "Empty message or invalid body"},
 }
 
@@ -68,8 +71,21 @@ def _as_delivered(text: str, translated: MessageTranslation | None) -> str:
     return citizen_text(text, translated.translation, translated.translation_language)
 
 
-def _reply_body(turn: ChannelReply) -> dict[str, Any]:
-    return {**turn.body, "citations": _for_browser(turn.body["citations"])}
+def _reply_body(outcome: Outcome) -> dict[str, Any]:
+    return ReplyOut(
+        answer=outcome.answer,
+        decision=outcome.decision,
+        route=outcome.route,
+        citations=[CitationOut(**c) for c in _for_browser(c.as_dict() for c in outcome.citations)],
+        message_id=outcome.message_id,
+        timings_ms=dict(outcome.timings_ms),
+    ).model_dump()
+
+
+def _inbound(conversation_id: str, body: MessageIn) -> InboundMessage:
+    return InboundMessage(
+        channel="web", conversation_id=conversation_id, text=body.text, client_message_id=body.client_message_id
+    )
 
 
 @api.post("", status_code=status.HTTP_201_CREATED, response_model=ConversationCreated, responses=ERRORS)
@@ -109,14 +125,13 @@ def get_conversation(conv: CitizenConversation, store: StoreDep, services: Servi
 
 
 @api.post("/{conversation_id}/messages", response_model=ReplyOut, responses=ERRORS)
-def post_message(
-    conv: CitizenConversation, body: MessageIn, assistant: AssistantDep, services: ServicesDep
-) -> dict[str, Any]:
+def post_message(conv: CitizenConversation, body: MessageIn, conversations: ConversationsDep) -> dict[str, Any]:
     """Send the citizen's message and get the assistant's checked answer with its citations.
 
-    While the conversation waits for or is with a person, the message goes to the agent instead.
+    While the conversation waits for or is with a person, the message goes to the agent instead. A message sent
+    again with the same `client_message_id` gets the first reply (409 while that one is still being written).
     """
-    return _reply_body(handle_message(assistant, services.handoff, conv.id, body.text, channel="web"))
+    return _reply_body(conversations.handle(_inbound(conv.id, body)))
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:
@@ -131,19 +146,20 @@ def _sse(event: str, data: dict[str, Any]) -> str:
     },
 )
 def stream_message(
-    conv: CitizenConversation, body: MessageIn, assistant: AssistantDep, services: ServicesDep
+    conv: CitizenConversation, body: MessageIn, assistant: AssistantDep, conversations: ConversationsDep
 ) -> StreamingResponse:
     """The same as posting a message, streamed as server-sent events.
 
     `token` events carry text as it is generated; one `done` event carries the final reply (the same body as
     the JSON endpoint), which replaces the streamed text because the grounding check may change it.
     """
-    text = assistant.validate(body.text)  # fail with a proper 4xx before the stream starts
-    conversation_id = conv.id
+    assistant.validate(body.text)  # fail with a proper 4xx before the stream starts
+    stream = conversations.handle_stream(_inbound(conv.id, body))
+    first = next(stream)  # a repeat still being answered fails with 409 here, before the stream starts
 
     def events() -> Iterator[str]:
         try:
-            for item in handle_message_stream(assistant, services.handoff, conversation_id, text, channel="web"):
+            for item in chain([first], stream):
                 if isinstance(item, Token):
                     yield _sse("token", {"text": item.text})
                 else:

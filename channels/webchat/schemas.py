@@ -24,6 +24,13 @@ class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # The length limit is enforced by the assistant (configurable), with a pt-BR error; this is a hard cap.
     text: str = Field(max_length=100_000, description="A mensagem do cidadão.")
+    client_message_id: str | None = Field(
+        default=None,
+        min_length=8,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The browser's id for this message (a UUID): the same id sent again gets the first reply.",
+    )
 
 
 class CitationOut(BaseModel):

@@ -25,7 +25,7 @@ from atende.i18n import t
 from atende.models import Event, Message, utcnow
 from atende.privacy import mask
 from atende.settings import WhatsAppNumber
-from atende.store import MessageView
+from atende.store import HANDED_OFF, MessageView
 from channels.whatsapp.backoff import backoff_s
 from channels.whatsapp.consent import ALL_PURPOSES, CHANNEL, is_opt_out, normalise_keyword
 from channels.whatsapp.contacts import ContactView
@@ -35,7 +35,7 @@ from channels.whatsapp.graph import GraphError
 from channels.whatsapp.media import MediaOutcome
 from channels.whatsapp.outbox import OutboundDraft
 from channels.whatsapp.payloads import Inbound, parse_message, parse_status
-from conversation.gate import HANDED_OFF, forward_to_agent, handoff_notice
+from conversation.gate import forward_to_agent, handoff_notice
 from conversation.inbox import AlreadyProcessed, ClaimedItem
 from conversation.messages import InboundMessage, Outcome
 
@@ -414,7 +414,8 @@ class InboxProcessor:
         try:
             with self.wa.sessions.begin() as session:
                 self.wa.inbox.finish(session, item.id, "for_agents")
-                message: MessageView | None = forward_to_agent(handoff, session, cid, text)
+                forwarded = forward_to_agent(handoff, session, cid, text)
+                message: MessageView | None = forwarded.message if forwarded is not None else None
                 notices: list[str] = []
                 if message is None and number.flow != "agents":
                     raise RetryLater("the conversation went back to the bot", 0.0)  # rolled back; the bot answers
