@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -75,7 +75,7 @@ class ConversationService:
 
     def handle_stream(
         self, message: InboundMessage, *, within: Within | None = None, inbox_id: int | None = None
-    ) -> Iterator[Token | Outcome]:
+    ) -> Generator[Token | Outcome, None, None]:
         """`handle` with the answer's text as it is produced, then the Outcome.
 
         `inbox_id`: the inbox row a worker already holds for this message (a webhook channel); otherwise a message
@@ -86,7 +86,7 @@ class ConversationService:
         row = None if inbox_id is None else _Row(inbox_id, keep_reply=False)
         if row is None and message.client_message_id:
             received = self.inbox.receive(
-                InboxItem(message.channel, message.client_message_id, "message", None, {}),
+                inbox_item(message),
                 conversation_id=message.conversation_id,
                 owner=self._owner,
                 lease_s=self._lease_s,
@@ -180,6 +180,13 @@ class ConversationService:
             self.inbox.finish(session, row.id, result, reply=outcome.stored() if row.keep_reply else None)
         if within is not None:
             within(session, outcome)
+
+
+def inbox_item(message: InboundMessage) -> InboxItem:
+    """The inbox row of a message its channel answers at once. The key holds the conversation: a client's ids are
+    unique only within it. The text is not copied: the stored message holds it."""
+    key = f"{message.conversation_id}:{message.client_message_id}"
+    return InboxItem(message.channel, key, "message", None, {})
 
 
 def _outcome(reply: AssistantReply, answer: str, decision: str, team: str | None) -> Outcome:

@@ -12,7 +12,7 @@ from helpers import command_line_env
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from assistant.service import AssistantReply, Token
+from assistant.service import Drafted, Token
 from atende import cli
 from atende.services import Services
 from atende.settings import Settings
@@ -92,16 +92,17 @@ def test_repeat_reports_pass_hat_k_where_a_case_counts_only_if_every_run_passes(
     eval_services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     one_case = suite(SUITE.split("  - id: hello-then-question")[0])
-    real = eval_services.assistant.respond_stream
+    real = eval_services.assistant.draft_stream
     runs = iter(range(1, 100))
 
-    def flaky(conversation_id: str, text: str, channel: str = "web") -> Iterator[Token | AssistantReply]:
+    def flaky(conversation_id: str, text: str, channel: str = "web") -> Iterator[Token | Drafted]:
         run = next(runs)
         for item in real(conversation_id, text, channel):
             # The second run loses its citation, as an answer that drifted off the article would.
-            yield replace(item, citations=[]) if run == 2 and isinstance(item, AssistantReply) else item
+            drifted = run == 2 and isinstance(item, Drafted)
+            yield replace(item, reply=replace(item.reply, citations=[])) if drifted else item
 
-    monkeypatch.setattr(eval_services.assistant, "respond_stream", flaky)
+    monkeypatch.setattr(eval_services.assistant, "draft_stream", flaky)
     report = run_suites([one_case], eval_services, repeat=3)
 
     case = report["cases"][0]
@@ -117,14 +118,14 @@ def test_repeat_reports_pass_hat_k_where_a_case_counts_only_if_every_run_passes(
 def test_a_turn_that_raises_fails_its_case_with_the_reason_and_the_run_goes_on(
     eval_services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = eval_services.assistant.respond_stream
+    real = eval_services.assistant.draft_stream
 
-    def respond_stream(conversation_id: str, text: str, channel: str = "web") -> Iterator[Token | AssistantReply]:
+    def draft_stream(conversation_id: str, text: str, channel: str = "web") -> Iterator[Token | Drafted]:
         if "Mongólia" in text:
             raise RuntimeError("boom")
         yield from real(conversation_id, text, channel)
 
-    monkeypatch.setattr(eval_services.assistant, "respond_stream", respond_stream)
+    monkeypatch.setattr(eval_services.assistant, "draft_stream", draft_stream)
     report = run_suites([suite()], eval_services)
 
     assert [c["passed"] for c in report["cases"]] == [True, True, False]

@@ -111,7 +111,13 @@ def test_a_signed_delivery_is_stored_and_acknowledged(client: TestClient, wa_ser
     response = post(client, message_body(wamid="wamid.A1"))
     assert response.status_code == 200
     [row] = inbox(wa_services)
-    assert (row.key, row.kind, row.state, row.phone_number_id) == ("m:wamid.A1", "message", "pending", NUMBER)
+    assert (row.channel, row.key, row.kind, row.state, row.account) == (
+        "whatsapp",
+        "m:wamid.A1",
+        "message",
+        "pending",
+        NUMBER,
+    )
     assert row.payload["message"]["text"]["body"] == "Body Text"
 
 

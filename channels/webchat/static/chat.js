@@ -113,6 +113,14 @@ export function parseTimestamp(value) {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
+// One id per message the citizen sends, kept for its retries: the server answers a repeated id once.
+function newMessageId() {
+  if (window.crypto && typeof window.crypto.randomUUID === 'function') return window.crypto.randomUUID();
+  const bytes = new Uint8Array(16);
+  window.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 function readStorage(key) {
   try {
     return window.sessionStorage.getItem(key);
@@ -563,8 +571,9 @@ export class AtendeApi {
     return this.json('POST', `/api/conversations/${encodeURIComponent(id)}/survey`, { score, comment }, signal);
   }
 
-  async sendMessage(id, text, signal) {
-    const data = await this.json('POST', `/api/conversations/${encodeURIComponent(id)}/messages`, { text }, signal);
+  async sendMessage(id, text, messageId, signal) {
+    const body = { text, client_message_id: messageId };
+    const data = await this.json('POST', `/api/conversations/${encodeURIComponent(id)}/messages`, body, signal);
     return normalizeReply(data);
   }
 
@@ -572,14 +581,14 @@ export class AtendeApi {
    * Stream a reply. `onToken(text)` is called for each token event; resolves
    * with the normalised final reply from the `done` event.
    */
-  async streamMessage(id, text, { signal, onToken } = {}) {
+  async streamMessage(id, text, { messageId, signal, onToken } = {}) {
     const req = new TimedRequest(this.idleTimeoutMs, signal);
     let reader = null;
     try {
       const res = await fetch(this.url(`/api/conversations/${encodeURIComponent(id)}/messages/stream`), {
         method: 'POST',
         headers: { Accept: 'text/event-stream', 'Content-Type': 'application/json' },
-        body: JSON.stringify({ text }),
+        body: JSON.stringify({ text, client_message_id: messageId }),
         credentials: 'same-origin',
         cache: 'no-store',
         signal: req.signal,
@@ -993,7 +1002,7 @@ export class AtendeChat {
    * Send a message. Returns false when it was not sent (empty, too long, busy).
    * The request itself runs asynchronously.
    */
-  sendText(raw, { retry = false } = {}) {
+  sendText(raw, { retry = false, messageId = null } = {}) {
     const text = String(raw || '').trim();
     if (text === '' || this.busy) return false;
     if (text.length > this.maxChars) {
@@ -1002,17 +1011,17 @@ export class AtendeChat {
     }
     this.clearTransient();
     if (!retry) this.appendUser(text, new Date());
-    this.run(text);
+    this.run(text, messageId || newMessageId());
     return true;
   }
 
-  async run(text) {
+  async run(text, messageId) {
     const controller = new AbortController();
     this.inflight = controller;
     this.setBusy(true);
     let bubble = null;
     try {
-      const reply = await this.deliver(text, controller.signal, () => {
+      const reply = await this.deliver(text, messageId, controller.signal, () => {
         if (!bubble) bubble = this.startStreamingBubble();
         return bubble;
       });
@@ -1025,7 +1034,7 @@ export class AtendeChat {
       if (bubble) bubble.remove();
       bubble = null;
       if (controller.signal.aborted) return; // "Nova conversa" cancelled it
-      this.reportError(err, text);
+      this.reportError(err, { text, messageId });
     } finally {
       if (this.inflight === controller) {
         this.inflight = null;
@@ -1039,13 +1048,14 @@ export class AtendeChat {
    * lost conversation (404: create a new one and resend once) and from a
    * server without the streaming route (fall back to the plain endpoint).
    */
-  async deliver(text, signal, getBubble) {
+  async deliver(text, messageId, signal, getBubble) {
     let recreated = false;
     for (;;) {
       const id = await this.ensureConversation(signal);
       try {
-        if (!this.streaming) return await this.api.sendMessage(id, text, signal);
+        if (!this.streaming) return await this.api.sendMessage(id, text, messageId, signal);
         return await this.api.streamMessage(id, text, {
+          messageId,
           signal,
           onToken: (token) => getBubble().append(token),
         });
@@ -1078,13 +1088,15 @@ export class AtendeChat {
     }
   }
 
-  reportError(err, text) {
+  /** `sent`: { text, messageId } of the failed message; a retry sends it again under the same id. */
+  reportError(err, sent) {
     const t = this.t;
     let message = t('error.generic');
     let retryable = true;
     if (err instanceof ApiError) {
       message = err.detail || t('error.generic');
-      retryable = err.status >= 500 || err.status === 408 || err.status === 429;
+      // 409: the same message is still being answered; a retry gets that answer.
+      retryable = err.status >= 500 || err.status === 408 || err.status === 409 || err.status === 429;
     } else if (err instanceof StreamError) {
       message = err.detail || t('error.generic');
     } else if (err instanceof TimeoutError) {
@@ -1096,7 +1108,7 @@ export class AtendeChat {
     } else {
       console.error('[atende]', err);
     }
-    this.appendError(message, retryable ? text : null);
+    this.appendError(message, retryable ? sent : null);
   }
 
   // --- rendering messages -----------------------------------------------------
@@ -1227,14 +1239,14 @@ export class AtendeChat {
     };
   }
 
-  appendError(message, retryText) {
+  appendError(message, retry) {
     const t = this.t;
     const node = h(
       'div',
       { class: 'msg msg--error-line' },
       h('p', {}, h('span', { class: 'sr-only', text: `${t('error.prefix')} ` }), message),
     );
-    if (retryText) {
+    if (retry) {
       node.append(
         h('button', {
           type: 'button',
@@ -1244,7 +1256,7 @@ export class AtendeChat {
             const hadFocus = document.activeElement === event.currentTarget;
             if (this.busy) return;
             node.remove();
-            this.sendText(retryText, { retry: true });
+            this.sendText(retry.text, { retry: true, messageId: retry.messageId });
             if (hadFocus && !isCoarsePointer()) this.input.focus();
           },
         }),
