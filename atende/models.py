@@ -130,14 +130,3 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-# Tables of other packages join Base.metadata when their module is imported; importing them here lets every
-# user of the metadata (Alembic, schema comparisons) see the whole schema, whatever was imported first.
-from atende.accounts import models as _accounts_models  # noqa: E402, F401
-from atende.handoff import models as _handoff_models  # noqa: E402, F401
-from atende.handoff import saved_replies as _saved_reply_models  # noqa: E402, F401
-from atende.lgpd import models as _lgpd_models  # noqa: E402, F401
-from channels.whatsapp import models as _whatsapp_models  # noqa: E402, F401
-from conversation import models as _conversation_models  # noqa: E402, F401
-from tools_mcp import models as _domain_models  # noqa: E402, F401

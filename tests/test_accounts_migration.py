@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from atende.accounts import models as account_models
 from atende.db import make_engine, normalize_url
 from atende.migrate import downgrade, upgrade
-from atende.models import Base
+from atende.schema import metadata
 
 ACCOUNT_TABLES = {"teams", "users", "password_history", "recovery_codes", "staff_sessions", "api_tokens"}
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -49,7 +49,7 @@ def account_differences(url: str) -> list[Any]:
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+            diffs = compare_metadata(MigrationContext.configure(connection), metadata)
     finally:
         engine.dispose()
 
@@ -81,7 +81,7 @@ def test_the_migration_creates_exactly_the_orm_account_tables(database_url: str)
 
     assert tables(database_url) >= ACCOUNT_TABLES
     assert account_differences(database_url) == []
-    assert {t.name for t in Base.metadata.sorted_tables} >= ACCOUNT_TABLES
+    assert {t.name for t in metadata.sorted_tables} >= ACCOUNT_TABLES
     assert account_models.User.__tablename__ == "users"
 
 

@@ -22,8 +22,8 @@ from atende.data_subjects import DataSubject
 from atende.db import make_engine, make_session_factory
 from atende.lgpd.crypto import FieldCipher, generate_key
 from atende.migrate import downgrade, upgrade
-from atende.models import Base
 from atende.principals import Principal
+from atende.schema import metadata
 from atende.services import Services
 from atende.settings import Settings
 from tools_mcp.domain import Domain, build_domain
@@ -302,7 +302,7 @@ def citizens_differences(url: str) -> list[Any]:
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+            diffs = compare_metadata(MigrationContext.configure(connection), metadata)
     finally:
         engine.dispose()
     return [d for d in diffs if _table_of(d) == "citizens"]

@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 from atende.db import make_engine, make_session_factory, normalize_url
 from atende.logs_export import export_turns
 from atende.migrate import alembic_config, current_revision, downgrade, upgrade
-from atende.models import Base, Message, Turn
+from atende.models import Message, Turn
+from atende.schema import metadata
 from atende.store import (
     ConversationNotFound,
     ConversationStore,
@@ -38,7 +39,7 @@ from atende.store import (
 
 POSTGRES_URL = os.environ.get("ATENDE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # Every package's tables, as atende.models gathers them; the migrations must build exactly these.
-APP_TABLES = set(Base.metadata.tables)
+APP_TABLES = set(metadata.tables)
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 
@@ -119,7 +120,7 @@ def log_turn(store: ConversationStore, turn: TurnRecord) -> int:
 
 def schema_differences(engine: Engine) -> list[Any]:
     with engine.connect() as connection:
-        return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
+        return list(compare_metadata(MigrationContext.configure(connection), metadata))
 
 
 def table_names(engine: Engine) -> set[str]:

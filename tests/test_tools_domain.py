@@ -20,7 +20,7 @@ from atende.audit import MemoryAuditSink
 from atende.data_subjects import DataSubject
 from atende.db import make_engine, make_session_factory
 from atende.migrate import downgrade, upgrade
-from atende.models import Base
+from atende.schema import metadata
 from atende.settings import Settings
 from tools_mcp import models as domain_models
 from tools_mcp.auth import InvalidTokenTable, parse_token_table, stdio_principal
@@ -284,7 +284,7 @@ def test_migration_0002_creates_exactly_the_domain_models_and_downgrades_cleanly
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+            diffs = compare_metadata(MigrationContext.configure(connection), metadata)
         # Other areas' tables may be missing from this process's metadata; only ours are checked.
         assert [d for d in diffs if table_of(d) in DOMAIN_TABLES] == []
         downgrade(url, "0001")

@@ -21,7 +21,8 @@ from whatsapp_support import encode, grounded_model, message_body, signed_header
 from atende.app import create_app
 from atende.db import make_engine, normalize_url
 from atende.migrate import downgrade, upgrade
-from atende.models import Base, Turn
+from atende.models import Turn
+from atende.schema import metadata
 from atende.settings import Settings
 from channels.whatsapp.models import OutboxRow
 from rag.types import Document
@@ -68,7 +69,7 @@ def wa_differences(url: str) -> list[object]:
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+            diffs = compare_metadata(MigrationContext.configure(connection), metadata)
         return [d for d in diffs if "wa_" in repr(d)]
     finally:
         engine.dispose()

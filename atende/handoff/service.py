@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from assistant.language import identify_language
+from atende.handoff.delivery import Delivery, DeliveryRefused, LiveDelivery, Outgoing, Survey
 from atende.handoff.hours import BusinessHours
 from atende.handoff.live import LiveState
 from atende.handoff.models import Handoff, MessageAnnotation
@@ -37,7 +38,6 @@ from atende.handoff.translation import (
 from atende.i18n import t
 from atende.models import Conversation, Event, Message, isoformat, utcnow
 from atende.store import ConversationNotFound, ConversationStore, MessageView
-from channels.registry import Delivery, DeliveryRefused, LiveDelivery, Outgoing, Survey
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from atende.db import make_engine
-from atende.models import Base
+from atende.schema import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _configure_and_run(connection: Connection) -> None:
