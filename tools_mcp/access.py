@@ -1,7 +1,7 @@
 """Who may see or change whose data: the conversation's verified citizen, or staff with the right scope.
 
 A caller is a principal (from a bearer token, the stdio operator, or the in-process assistant) plus the
-conversation our own code put in the request's `_meta` (over HTTP, only with its proof: tools_mcp.server).
+conversation our own code put in the request's `_meta` (over HTTP, only with its proof: tools_mcp.tools.base).
 Principals holding the tool's scope act as staff; principals holding only `assistant` act for the conversation,
 and only on its verified citizen's data. Staff reach a named citizen's records only when they also hold
 `citizens:pii`, which only an administrator grants.
