@@ -40,7 +40,7 @@ from eval.datasets import (
     unanswerable_split,
 )
 from eval.expectations import normalise
-from eval.faithfulness import FaithfulnessScorer
+from eval.faithfulness import FaithfulnessScorer, cited_contexts
 from eval.isolation import isolated_services
 from eval.metrics import token_f1, word_count
 from rag.chunking import chunk_document, split_sentences
@@ -118,8 +118,7 @@ def stream_responder(services: Services, *, channel: str = "web") -> Respond:
         reply = outcome.reply
         if reply is None:  # a fresh conversation is never a person's; kept for type-checking
             return Answer(outcome.answer, outcome.decision, [], latency, first or latency)
-        cited = {c.doc_id for c in reply.citations}
-        contexts = [h.chunk.embedding_text() for h in reply.retrieved if h.chunk.doc_id in cited]
+        contexts = cited_contexts(reply, services.index)
         # Abstention is the assistant's decision; the text is what the citizen was sent.
         return Answer(
             outcome.answer, reply.decision, contexts, latency, first or latency, reply.timings_ms, reply.reason

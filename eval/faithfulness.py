@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -21,6 +21,10 @@ from assistant.llm import ChatModel, LLMError
 from rag.chunking import split_sentences
 from rag.protocols import Embedder
 from rag.text import content_terms
+
+if TYPE_CHECKING:
+    from assistant.service import AssistantReply
+    from rag.index import KnowledgeIndex
 
 _CITATION = re.compile(r"\s*\[\d{1,2}\]")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -115,7 +119,9 @@ class SupportScorer:
         context_text = "\n".join(contexts)
         context_terms = set(content_terms(context_text))
         context_numbers = _numbers(context_text)
-        pieces = [s for c in contexts for s in split_sentences(" ".join(c.split()))] or [""]
+        # Line by line first: a list item or a table row is its own claim in the source, as in the answer.
+        lines = [_LIST_MARKER.sub("", line).strip() for c in contexts for line in c.splitlines()]
+        pieces = [s for line in lines if line for s in split_sentences(line)] or [""]
         if not sentences:
             return []
         sims = self._vectors(list(sentences)) @ self._vectors(pieces).T
@@ -178,3 +184,12 @@ class JudgeScorer:
             verdicts = []
         flags = tuple(bool(verdicts[i]) if i < len(verdicts) else False for i in range(len(sentences)))
         return Faithfulness(tuple(sentences), flags)
+
+
+def cited_contexts(reply: AssistantReply, index: KnowledgeIndex) -> list[str]:
+    """What an answer is checked against: every passage of each article it cites.
+
+    An answer may quote any section of the article it cites (the extractive composer reads the whole article), so
+    the retrieved passages alone would count a quote from another section as unsupported."""
+    cited = dict.fromkeys(c.doc_id for c in reply.citations)
+    return [chunk.embedding_text() for doc_id in cited for chunk in index.lexical.chunks_of(doc_id)]

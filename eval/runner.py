@@ -18,7 +18,7 @@ from assistant.service import AssistantReply, Token
 from atende.services import Services
 from conversation.messages import InboundMessage, Outcome
 from eval.expectations import Failure, Observation, check
-from eval.faithfulness import FaithfulnessScorer
+from eval.faithfulness import FaithfulnessScorer, cited_contexts
 from eval.report import summarise
 from eval.suite import Case, Suite, Turn
 
@@ -219,9 +219,7 @@ class SuiteRunner:
     def _faithfulness(self, reply: AssistantReply | None) -> float | None:
         if reply is None or self.scorer is None or reply.decision != "answered" or not reply.citations:
             return None
-        cited = {c.doc_id for c in reply.citations}
-        contexts = [h.chunk.embedding_text() for h in reply.retrieved if h.chunk.doc_id in cited]
-        share = self.scorer.score(reply.answer, contexts).share
+        share = self.scorer.score(reply.answer, cited_contexts(reply, self.services.index)).share
         return None if share is None else round(share, 3)
 
 
