@@ -17,7 +17,7 @@ from fake_graph_api import FakeGraphAPI
 from fastapi.testclient import TestClient
 from handoff_support import REDIS_URL, postgres_schema_url
 from sqlalchemy import func, select, update
-from whatsapp_support import NUMBER, deliver, grounded_model, message_body, whatsapp_settings
+from whatsapp_support import NUMBER, deliver, grounded_model, media_id, message_body, whatsapp_settings
 
 from assistant.testing import ScriptedChatModel
 from atende.accounts.service import Accounts
@@ -323,14 +323,14 @@ def test_a_number_served_by_people_puts_the_conversation_in_its_teams_console_qu
 def test_a_file_that_cannot_be_fetched_is_given_up_after_the_maximum_attempts(
     client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    graph.add_media("65463453", b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg")
+    graph.add_media(media_id("image"), b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg")
     graph.fail_media_next(503, times=10)  # the Graph API keeps failing
 
     deliver(client, message_body("image", wamid="wamid.F1"))
     with caplog.at_level(logging.WARNING, logger="channels.whatsapp.processor"):
         wa.drain()
 
-    assert graph.media_calls == ["65463453"] * 3  # ATENDE_WHATSAPP_MAX_ATTEMPTS
+    assert graph.media_calls == [media_id("image")] * 3  # ATENDE_WHATSAPP_MAX_ATTEMPTS
     assert texts_sent(graph) == [t("whatsapp.file_failed")]
     with wa.sessions() as session:
         assert session.scalars(select(MediaRow.state)).all() == ["failed"]

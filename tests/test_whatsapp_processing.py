@@ -19,6 +19,7 @@ from whatsapp_support import (
     NUMBER,
     deliver,
     grounded_model,
+    media_id,
     message_body,
     staff_token,
     status_body,
@@ -239,12 +240,13 @@ def test_button_and_list_replies_are_read_as_the_option_chosen(client: TestClien
     deliver(client, message_body("interactive_list_reply", wamid="wamid.T8"))
     wa.drain()
     users = [text for role, text in messages(wa, conversation_of(wa)) if role == "user"]
-    assert users == ["title", "title — description"]
+    assert users == ["Horário de atendimento", "IPTU — Segunda via e parcelamento"]
     assert count(wa, Turn) == 2
 
 
 def test_a_template_quick_reply_is_read_as_its_button_text(client: TestClient, wa: WhatsAppService) -> None:
-    body = message_body(wamid="wamid.T9", replace={"type": "button", "button": {"payload": "p1", "text": "Obrigado"}})
+    body = message_body("button_quick_reply", wamid="wamid.T9")
+    body["entry"][0]["changes"][0]["value"]["messages"][0]["button"]["text"] = "Obrigado"
     deliver(client, body)
     wa.drain()
     assert messages(wa, conversation_of(wa)) == [("user", "Obrigado"), ("assistant", t("thanks"))]
@@ -283,7 +285,7 @@ def test_a_message_over_the_length_limit_gets_a_clear_reply(
 def test_a_voice_note_is_fetched_within_limits_and_acknowledged(
     client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, settings: Settings
 ) -> None:
-    graph.add_media("1234567890987654321", OGG, "audio/ogg")
+    graph.add_media(media_id("audio_voice"), OGG, "audio/ogg")
     deliver(client, message_body("audio_voice", wamid="wamid.V1"))
     wa.drain()
     with wa.sessions() as session:
@@ -312,12 +314,12 @@ def test_an_image_of_a_type_not_accepted_is_refused_without_downloading(
 def test_an_image_larger_than_the_limit_is_refused(
     client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
 ) -> None:
-    graph.add_media("65463453", b"\xff\xd8jpeg", "image/jpeg", declared_size=50 * 1024 * 1024)
+    graph.add_media(media_id("image"), b"\xff\xd8jpeg", "image/jpeg", declared_size=50 * 1024 * 1024)
     deliver(client, message_body("image", wamid="wamid.V3"))
     wa.drain()
     with wa.sessions() as session:
         assert session.scalars(select(MediaRow.reason)).all() == ["too large"]
-    assert "/media/65463453" not in " ".join(graph.unexpected)
+    assert f"/media/{media_id('image')}" not in " ".join(graph.unexpected)
 
 
 def test_a_media_url_on_a_host_not_allowed_gets_no_token_and_the_citizen_is_told(
@@ -325,7 +327,10 @@ def test_a_media_url_on_a_host_not_allowed_gets_no_token_and_the_citizen_is_told
 ) -> None:
     # Same fake server under another name: the old code would have sent it the bearer token and stored the file.
     graph.add_media(
-        "65463453", b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg", origin=graph.url.replace("127.0.0.1", "localhost")
+        media_id("image"),
+        b"\xff\xd8\xff\xe0jpeg-bytes",
+        "image/jpeg",
+        origin=graph.url.replace("127.0.0.1", "localhost"),
     )
     with caplog.at_level(logging.WARNING, logger="channels.whatsapp.graph"):
         deliver(client, message_body("image", wamid="wamid.V7"))
@@ -338,7 +343,7 @@ def test_a_media_url_on_a_host_not_allowed_gets_no_token_and_the_citizen_is_told
 
 
 def test_an_image_is_stored_and_acknowledged(client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI) -> None:
-    graph.add_media("65463453", b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg")
+    graph.add_media(media_id("image"), b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg")
     deliver(client, message_body("image", wamid="wamid.V4"))
     wa.drain()
     assert sent_bodies(graph)[0]["text"]["body"] == t("whatsapp.file_received", kind="imagem")
@@ -349,47 +354,43 @@ def test_an_image_is_stored_and_acknowledged(client: TestClient, wa: WhatsAppSer
 def test_a_document_caption_is_answered_by_the_assistant(
     client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
 ) -> None:
-    graph.add_media("1234567890987654321", b"%PDF-1.7 test", "application/pdf")
+    graph.add_media(media_id("document"), b"%PDF-1.7 test", "application/pdf")
     body = message_body("document", wamid="wamid.V5")
     body["entry"][0]["changes"][0]["value"]["messages"][0]["document"]["caption"] = "Obrigada"
     deliver(client, body)
     wa.drain()
     assert messages(wa, conversation_of(wa)) == [("user", "Obrigada"), ("assistant", t("thanks"))]
     with wa.sessions() as session:
-        assert session.scalars(select(MediaRow.filename)).all() == ["filename.pdf"]
+        assert session.scalars(select(MediaRow.filename)).all() == ["comprovante.pdf"]
 
 
 def test_a_location_is_recorded_and_acknowledged(client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI) -> None:
     deliver(client, message_body("location", wamid="wamid.P1"))
     wa.drain()
     [event] = [e for e in events(wa, conversation_of(wa)) if e.kind == "whatsapp_location"]
-    assert event.payload == {"latitude": 12.25089, "longitude": 43.90539}
+    assert event.payload == {
+        "latitude": -15.7997,
+        "longitude": -47.8645,
+        "name": "Praça dos Três Poderes",
+        "address": "Brasília - DF",
+    }
     assert sent_bodies(graph)[0]["text"]["body"] == t("whatsapp.location_received")
 
 
 def test_a_reaction_is_recorded_without_a_reply(client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI) -> None:
-    body = message_body(
-        wamid="wamid.R1", replace={"type": "reaction", "reaction": {"message_id": "wamid.x", "emoji": "👍"}}
-    )
-    deliver(client, body)
+    deliver(client, message_body("reaction", wamid="wamid.R1"))
     wa.drain()
     assert [e.payload for e in events(wa, conversation_of(wa)) if e.kind == "whatsapp_reaction"] == [
-        {"message_id": "wamid.x", "emoji": "👍"}
+        {"message_id": "wamid.atende.out.0001", "emoji": "👍"}
     ]
     assert graph.sends == []
 
 
-@pytest.mark.parametrize(
-    "replacement",
-    [
-        {"type": "sticker", "sticker": {"mime_type": "image/webp", "id": "99", "animated": False}},
-        {"type": "unsupported", "errors": [{"code": 131051, "title": "Message type unknown"}]},
-    ],
-)
+@pytest.mark.parametrize("fixture_name", ["sticker", "unsupported"])
 def test_anything_unsupported_gets_a_friendly_reply(
-    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, replacement: dict[str, Any]
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, fixture_name: str
 ) -> None:
-    deliver(client, message_body(wamid="wamid.U1", replace=replacement))
+    deliver(client, message_body(fixture_name, wamid="wamid.U1"))
     wa.drain()
     assert sent_bodies(graph)[0]["text"]["body"] == t("whatsapp.unsupported")
     assert count(wa, Turn) == 0
@@ -512,13 +513,13 @@ def test_a_failure_is_recorded_with_its_code_and_shown_to_staff(
 ) -> None:
     deliver(client, message_body(wamid="wamid.S2", text="Olá"))
     wa.drain()
-    deliver(client, status_body(_reply_wamid(graph), "failed"))  # the fixture's error 130472
+    deliver(client, status_body(_reply_wamid(graph), "failed"))  # the fixture's error 131047
     wa.drain()
     token = staff_token(services)
     failures = client.get("/api/whatsapp/failures", headers={"Authorization": f"Bearer {token}"}).json()
     [failure] = failures["outbound"]
-    assert failure["error_code"] == "130472"
-    assert failure["error_title"].startswith("User's number is part of an experiment")
+    assert failure["error_code"] == "131047"
+    assert failure["error_title"].startswith("Re-engagement message")
     assert failure["conversation_id"] == conversation_of(wa)
     assert "whatsapp_delivery_failed" in [e.kind for e in events(wa, conversation_of(wa))]
 
@@ -585,7 +586,7 @@ def test_a_citizens_whatsapp_data_is_exported_and_erased(
 ) -> None:
     from atende.data_subjects import DataSubject
 
-    graph.add_media("65463453", b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg")
+    graph.add_media(media_id("image"), b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg")
     deliver(client, message_body("image", wamid="wamid.E1"))
     wa.drain()
     assert services.lgpd is not None

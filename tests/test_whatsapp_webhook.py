@@ -29,7 +29,7 @@ from atende.app import create_app
 from atende.services import Services
 from atende.settings import Settings
 from channels.whatsapp.models import InboxRow
-from channels.whatsapp.payloads import fan_out, parse_message
+from channels.whatsapp.payloads import Sender, fan_out, parse_message, parse_status
 from channels.whatsapp.signature import is_valid, sign
 from rag.types import Document
 
@@ -112,7 +112,7 @@ def test_a_signed_delivery_is_stored_and_acknowledged(client: TestClient, wa_ser
     assert response.status_code == 200
     [row] = inbox(wa_services)
     assert (row.key, row.kind, row.state, row.phone_number_id) == ("m:wamid.A1", "message", "pending", NUMBER)
-    assert row.payload["message"]["text"]["body"] == "Body Text"
+    assert row.payload["message"]["text"]["body"] == "Qual o horário de atendimento da prefeitura?"
 
 
 def test_a_delivery_signed_with_another_secret_is_refused_and_not_stored(
@@ -182,33 +182,45 @@ def test_a_batched_delivery_fans_out_into_one_row_per_message_and_status(
 
 def test_each_fixture_is_read_as_its_message_type() -> None:
     expected = {
-        "text_message": ("text", "Body Text", None),
-        "interactive_button_reply": ("button_reply", "title", "callback_data"),
-        "interactive_list_reply": ("list_reply", "title — description", "callback_data"),
+        "text_message": ("text", "Qual o horário de atendimento da prefeitura?", None),
+        "interactive_button_reply": ("button_reply", "Horário de atendimento", "menu-horario"),
+        "interactive_list_reply": ("list_reply", "IPTU — Segunda via e parcelamento", "servico-iptu"),
+        "button_quick_reply": ("button", "Confirmo", "lembrete-confirmar"),
         "audio_voice": ("audio", None, None),
         "image": ("image", None, None),
-        "document": ("document", "caption", None),
+        "document": ("document", "Comprovante de residência", None),
         "location": ("location", None, None),
+        "reaction": ("reaction", None, None),
+        "sticker": ("unsupported", None, None),
+        "unsupported": ("unsupported", None, None),
     }
     for name, (kind, text_, reply_id) in expected.items():
         [item] = fan_out(fixture(name))
         inbound = parse_message(item.payload)
         assert (inbound.type, inbound.text, inbound.reply_id) == (kind, text_, reply_id), name
-        assert inbound.sender.bsuid == "US.13491208655302741918"
-        assert inbound.sender.wa_id == "972987654321"
-        assert inbound.phone_number_id == "1122334455667"
+        assert inbound.sender == Sender(bsuid="BR.61740028293315409873", wa_id="5561988880001", name="Maria da Silva")
+        assert inbound.phone_number_id == NUMBER
     audio = parse_message(fan_out(fixture("audio_voice"))[0].payload).media
     assert audio is not None
     assert audio.voice
     assert audio.mime_type == "audio/ogg; codecs=opus"
     document = parse_message(fan_out(fixture("document"))[0].payload).media
     assert document is not None
-    assert document.filename == "filename.pdf"
+    assert document.filename == "comprovante.pdf"
+    reaction = parse_message(fan_out(fixture("reaction"))[0].payload).reaction
+    assert reaction == {"message_id": "wamid.atende.out.0001", "emoji": "👍"}
 
 
 def test_status_fixtures_are_keyed_by_message_and_status() -> None:
-    keys = [fan_out(fixture(name))[0].key for name in ("status_sent", "status_read", "status_failed")]
-    assert keys == ["s:wamid.xyzxyz:sent", "s:wamid.xyzxyz:read", "s:wamid.xyzxyz:failed"]
+    names = ("status_sent", "status_delivered", "status_read", "status_failed")
+    assert [fan_out(fixture(name))[0].key for name in names] == [
+        "s:wamid.atende.out.0001:sent",
+        "s:wamid.atende.out.0001:delivered",
+        "s:wamid.atende.out.0001:read",
+        "s:wamid.atende.out.0001:failed",
+    ]
+    [failed] = [parse_status(fan_out(fixture("status_failed"))[0].payload)]
+    assert [error["code"] for error in failed.errors] == [131047]
 
 
 def test_a_signed_but_unreadable_body_is_kept_for_inspection(client: TestClient, wa_services: Services) -> None:
