@@ -107,6 +107,32 @@ def test_a_signature_is_the_hmac_sha256_of_the_raw_body() -> None:
     assert not is_valid(APP_SECRET, raw, header.removeprefix("sha256="))
 
 
+@pytest.mark.parametrize(
+    ("secret", "body", "expected"),
+    [
+        # RFC 4231, test case 2 (HMAC-SHA-256).
+        ("Jefe", b"what do ya want for nothing?", "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+        # A webhook-shaped body; the hex was computed once with Python's hmac module (and agrees with openssl).
+        (
+            "known-answer-app-secret",
+            b'{"object":"whatsapp_business_account","entry":[]}',
+            "78f9ae06b48d1401e1ec3edd1921e2b5ff68fc5319b26bfe03c6466430dcb8c8",
+        ),
+        # The secret is taken as UTF-8, the body as the raw bytes received.
+        (
+            "segredo-do-app-çã",
+            "Olá, prefeitura".encode(),
+            "b39deb9d7dc4b8e9efb6e7a2d96f977fd731303043da336c072a65174672b8ae",
+        ),
+    ],
+)
+def test_the_signature_matches_known_hmac_sha256_answers(secret: str, body: bytes, expected: str) -> None:
+    assert sign(secret, body) == f"sha256={expected}"
+    assert is_valid(secret, body, f"sha256={expected}")
+    one_digit_off = expected[:-1] + ("1" if expected.endswith("0") else "0")
+    assert not is_valid(secret, body, f"sha256={one_digit_off}")
+
+
 def test_a_signed_delivery_is_stored_and_acknowledged(client: TestClient, wa_services: Services) -> None:
     response = post(client, message_body(wamid="wamid.A1"))
     assert response.status_code == 200
