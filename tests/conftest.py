@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from backing_services import RedisKeys, postgres_schema, redis_keyspace
 
 from assistant.testing import ScriptedChatModel
 from atende.services import Services, build_services
@@ -44,14 +45,6 @@ def production_values() -> dict[str, str]:
     }
 
 
-def service_unavailable(what: str, error: object) -> None:
-    """PostgreSQL and Redis are part of the test suite: under `make test` (and CI) their absence is a failure."""
-    message = f"{what} is not reachable: {error}"
-    if os.environ.get("ATENDE_REQUIRE_SERVICES") == "1" or os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture
 def test_settings(tmp_path: Path) -> Settings:
     return Settings(
@@ -64,6 +57,30 @@ def test_settings(tmp_path: Path) -> Settings:
         abstain_threshold=0.2,
         _env_file=None,  # type: ignore[call-arg]
     )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database, once on SQLite and once in a throwaway PostgreSQL schema; the test migrates it."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{(tmp_path / 'atende.db').as_posix()}"
+        return
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """An empty throwaway PostgreSQL schema, for tests about PostgreSQL itself."""
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def redis_keys() -> Iterator[RedisKeys]:
+    """Redis under a key prefix of this test's own, emptied afterwards."""
+    with redis_keyspace() as keys:
+        yield keys
 
 
 @pytest.fixture(scope="session")

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from backing_services import postgres_schema, redis_keyspace
 from conftest import make_services
 from fake_graph_api import FakeGraphAPI
 from fastapi.testclient import TestClient
-from handoff_support import REDIS_URL, postgres_schema_url
 from sqlalchemy import func, select, update
 from whatsapp_support import NUMBER, deliver, grounded_model, media_id, message_body, whatsapp_settings
 
@@ -50,16 +49,8 @@ def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     if request.param == "sqlite":
         yield {}
         return
-    import redis
-
-    prefix = f"atende-test:{uuid.uuid4().hex[:12]}:"
-    for url in postgres_schema_url():
-        yield {"database_url": url, "redis_url": REDIS_URL, "handoff_redis_prefix": prefix}
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=prefix + "*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    with postgres_schema() as url, redis_keyspace() as redis_keys:
+        yield {"database_url": url, "redis_url": redis_keys.url, "handoff_redis_prefix": redis_keys.prefix}
 
 
 @pytest.fixture

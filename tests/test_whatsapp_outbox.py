@@ -11,7 +11,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import make_services, service_unavailable
+from backing_services import RedisKeys
+from conftest import make_services
 from fake_graph_api import FakeGraphAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import update
@@ -257,27 +258,18 @@ def test_every_send_waits_for_the_global_rate_of_its_business_number(
     assert next(h for h in limiter.hits if h[0].startswith("wa:recipient:"))[1:] == (1000, 60.0)
 
 
-def test_the_limiter_is_shared_through_redis_under_the_deployments_key_prefix(test_settings: Settings) -> None:
-    import redis
-
-    prefix = f"atende-test:{uuid.uuid4().hex[:12]}:"
-    settings = test_settings.model_copy(
-        update={"redis_url": "redis://127.0.0.1:6379/0", "handoff_redis_prefix": prefix}
+@pytest.mark.integration
+def test_the_limiter_is_shared_through_redis_under_the_deployments_key_prefix(
+    test_settings: Settings, redis_keys: RedisKeys
+) -> None:
+    prefix = redis_keys.prefix
+    limiter = build_limiter(
+        test_settings.model_copy(update={"redis_url": redis_keys.url, "handoff_redis_prefix": prefix})
     )
-    limiter = build_limiter(settings)
     key = f"test:{uuid.uuid4().hex}"
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
-    try:
-        decisions = [limiter.hit(key, limit=2, window_s=60).allowed for _ in range(3)]
-        stored = client.exists(f"{prefix}wa:rl:{key}")
-    except redis.ConnectionError as exc:
-        service_unavailable("Redis at 127.0.0.1:6379", exc)
-        return
-    finally:
-        client.delete(f"{prefix}wa:rl:{key}")
-        client.close()
+    decisions = [limiter.hit(key, limit=2, window_s=60).allowed for _ in range(3)]
     assert decisions == [True, True, False]
-    assert stored == 1  # two deployments on one Redis keep separate limits
+    assert redis_keys.client.exists(f"{prefix}wa:rl:{key}") == 1  # two deployments on one Redis keep separate limits
     assert isinstance(build_limiter(test_settings), InMemoryRateLimiter)
 
 
