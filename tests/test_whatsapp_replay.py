@@ -69,7 +69,9 @@ class Worker:
     """`whatsapp_support.worker_main` in a child process; its stdout says how many rows it has claimed."""
 
     def __init__(self, settings: Settings) -> None:
-        env = {**os.environ, **worker_environment(settings), "PYTHONPATH": str(SUPPORT.parent)}
+        # The tests' helpers and the checkout under test, ahead of whichever checkout the package is installed from.
+        path = os.pathsep.join([str(SUPPORT.parent), str(SUPPORT.parent.parent)])
+        env = {**os.environ, **worker_environment(settings), "PYTHONPATH": path}
         self.process = subprocess.Popen(
             [sys.executable, str(SUPPORT)], env=env, stdout=subprocess.PIPE, text=True, cwd=SUPPORT.parent.parent
         )
