@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 from backing_services import RedisKeys, postgres_schema, redis_keyspace
 
-from assistant.testing import ScriptedChatModel
+from assistant.testing import ScriptedChatModel, scripted_models_checked
 from atende.services import Services, build_services
 from atende.settings import Settings
 from rag.loaders import load_directory
@@ -141,3 +141,24 @@ def _restore_log_record_factory() -> Iterator[None]:
     factory = logging.getLogRecordFactory()
     yield
     logging.setLogRecordFactory(factory)
+
+
+_CALL_FAILED = pytest.StashKey[bool]()  # whether the test itself failed, for the checks its fixtures make
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report: pytest.TestReport = yield
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _scripted_models_follow_their_scripts(request: pytest.FixtureRequest) -> Iterator[None]:
+    # A scripted model must be called exactly as scripted: no call beyond the script (even one the code under test
+    # caught) and no step left over, which would hide a call the code stopped making.
+    with scripted_models_checked() as made:
+        yield
+        if request.node.stash.get(_CALL_FAILED, False):
+            made.clear()  # the test's own failure says more

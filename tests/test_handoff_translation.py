@@ -263,12 +263,12 @@ def test_the_console_shows_both_versions_masked_and_the_web_chat_the_translated_
     agent = create_user(accounts, "ana.agente", "agent")
     cid = app.post("/api/conversations").json()["id"]
     app.post(f"/api/conversations/{cid}/messages", json={"text": "quero falar com um atendente"})
-    scripted._steps.append(f"Meu CPF é {CPF} e o boleto do IPTU ainda não chegou")
+    scripted.add(f"Meu CPF é {CPF} e o boleto do IPTU ainda não chegou")
     app.post(f"/api/conversations/{cid}/messages", json={"text": f"My CPF is {CPF} and the IPTU bill never came"})
     keep_only_chat_key(app)
     headers = {"X-CSRF-Token": sign_in_directly(app, accounts, agent)}
     app.post(f"/api/console/conversations/{cid}/claim", headers=headers)
-    scripted._steps.append(REPLY_EN)
+    scripted.add(REPLY_EN)
 
     sent = app.post(f"/api/console/conversations/{cid}/messages", json={"text": REPLY_PT}, headers=headers)
     view = app.get(f"/api/console/conversations/{cid}").json()

@@ -16,7 +16,7 @@ from conftest import make_services
 from fake_graph_api import FakeGraphAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
-from whatsapp_support import NUMBER, deliver, grounded_model, media_id, message_body, whatsapp_settings
+from whatsapp_support import NUMBER, deliver, media_id, message_body, whatsapp_settings
 
 from assistant.testing import ScriptedChatModel
 from atende.accounts.service import Accounts
@@ -66,7 +66,7 @@ def settings(test_settings: Settings, graph: FakeGraphAPI, backend: dict[str, An
 
 @pytest.fixture
 def model() -> ScriptedChatModel:
-    return grounded_model(40)
+    return ScriptedChatModel([])
 
 
 @pytest.fixture
@@ -297,7 +297,7 @@ def test_a_number_served_by_people_puts_the_conversation_in_its_teams_console_qu
         graph.url,
         whatsapp_numbers=[WhatsAppNumber(phone_number_id=NUMBER, team="ouvidoria", flow="agents")],
     )
-    svc = make_services(settings, grounded_model(), knowledge_documents)
+    svc = make_services(settings, ScriptedChatModel([]), knowledge_documents)
     try:
         with TestClient(create_app(services=svc)) as client:
             deliver(client, message_body(wamid="wamid.Q1", text="Quero registrar uma reclamação"))

@@ -17,8 +17,9 @@ from fake_graph_api import FakeGraphAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 from typer.testing import CliRunner
-from whatsapp_support import NUMBER, encode, grounded_model, message_body, signed_headers, whatsapp_settings
+from whatsapp_support import NUMBER, encode, message_body, signed_headers, whatsapp_settings
 
+from assistant.testing import ScriptedChatModel
 from atende import cli
 from atende.app import create_app
 from atende.models import utcnow
@@ -42,7 +43,7 @@ def graph() -> Iterator[FakeGraphAPI]:
 
 
 def build(test_settings: Settings, graph_url: str, docs: list[Document], **overrides: Any) -> Services:
-    return make_services(whatsapp_settings(test_settings, graph_url, **overrides), grounded_model(), docs)
+    return make_services(whatsapp_settings(test_settings, graph_url, **overrides), ScriptedChatModel([]), docs)
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ from conftest import make_services
 from fake_graph_api import FakeGraphAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, inspect, select
-from whatsapp_support import encode, grounded_model, message_body, signed_headers, status_body, whatsapp_settings
+from whatsapp_support import encode, message_body, signed_headers, status_body, whatsapp_settings
 
+from assistant.testing import ScriptedChatModel
 from atende.app import create_app
 from atende.db import make_engine
 from atende.migrate import downgrade, upgrade
@@ -72,7 +73,7 @@ def test_two_workers_on_postgresql_answer_each_message_once(
     test_settings: Settings, graph: FakeGraphAPI, knowledge_documents: list[Document], postgres_url: str
 ) -> None:
     settings = whatsapp_settings(test_settings, graph.url, database_url=postgres_url)
-    svc = make_services(settings, grounded_model(), knowledge_documents)
+    svc = make_services(settings, ScriptedChatModel([]), knowledge_documents)
     try:
         wa = svc.whatsapp
         assert wa is not None

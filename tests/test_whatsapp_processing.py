@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from whatsapp_support import (
     NUMBER,
+    answer_or_decline,
     deliver,
-    grounded_model,
     media_id,
     message_body,
     staff_token,
@@ -50,8 +50,9 @@ def graph() -> Iterator[FakeGraphAPI]:
 
 @pytest.fixture
 def model() -> ScriptedChatModel:
-    # More steps than any test needs: the assistant decides per message whether to call the model.
-    return grounded_model(20)
+    # Most messages never reach the model (menus, media, statuses, opt-outs, the tool dialogue): a test whose
+    # messages do scripts each call.
+    return ScriptedChatModel([])
 
 
 @pytest.fixture
@@ -121,8 +122,9 @@ def sent_bodies(graph: FakeGraphAPI, phone: str = PHONE_1) -> list[dict[str, Any
 
 
 def test_a_text_gets_the_same_grounded_answer_as_the_web_chat_with_short_links(
-    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, model: ScriptedChatModel
 ) -> None:
+    model.add(answer_or_decline, answer_or_decline)  # the WhatsApp answer, then the web chat's
     deliver(client, message_body(wamid="wamid.T1", text=QUESTION))
     wa.drain()
 
@@ -235,7 +237,10 @@ def test_the_handoff_button_hands_the_conversation_over_like_the_web_chat(
     assert ours  # the handoff itself is recorded
 
 
-def test_button_and_list_replies_are_read_as_the_option_chosen(client: TestClient, wa: WhatsAppService) -> None:
+def test_button_and_list_replies_are_read_as_the_option_chosen(
+    client: TestClient, wa: WhatsAppService, model: ScriptedChatModel
+) -> None:
+    model.add(answer_or_decline)  # the button's question; the list row asks for an action, which the rules route
     deliver(client, message_body("interactive_button_reply", wamid="wamid.T7"))
     deliver(client, message_body("interactive_list_reply", wamid="wamid.T8"))
     wa.drain()
@@ -451,7 +456,7 @@ def test_a_number_served_by_people_queues_the_conversation_without_the_assistant
         graph.url,
         whatsapp_numbers=[WhatsAppNumber(phone_number_id=NUMBER, team="ouvidoria", flow="agents")],
     )
-    svc = make_services(settings, grounded_model(), knowledge_documents)
+    svc = make_services(settings, ScriptedChatModel([]), knowledge_documents)
     try:
         with TestClient(create_app(services=svc)) as client:
             deliver(client, message_body(wamid="wamid.Q1", text="Quero registrar uma reclamação"))
@@ -571,7 +576,7 @@ def test_inside_the_app_the_workers_answer_on_their_own(
     test_settings: Settings, graph: FakeGraphAPI, knowledge_documents: list[Document]
 ) -> None:
     settings = whatsapp_settings(test_settings, graph.url, whatsapp_worker="inline")
-    svc = make_services(settings, grounded_model(), knowledge_documents)
+    svc = make_services(settings, ScriptedChatModel([]), knowledge_documents)
     try:
         with TestClient(create_app(services=svc)) as client:
             deliver(client, message_body(wamid="wamid.A1", text="Olá"))

@@ -25,7 +25,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from whatsapp_support import (
     encode,
-    grounded_model,
     message_body,
     signed_headers,
     status_body,
@@ -33,6 +32,7 @@ from whatsapp_support import (
     worker_environment,
 )
 
+from assistant.testing import ScriptedChatModel
 from atende.app import create_app
 from atende.models import Conversation, Message, Turn, utcnow
 from atende.services import Services
@@ -60,7 +60,7 @@ def graph() -> Iterator[FakeGraphAPI]:
 @pytest.fixture
 def services(test_settings: Settings, graph: FakeGraphAPI, knowledge_documents: list[Document]) -> Iterator[Services]:
     settings = whatsapp_settings(test_settings, graph.url, whatsapp_lease_s=30.0)
-    svc = make_services(settings, grounded_model(100), knowledge_documents)
+    svc = make_services(settings, ScriptedChatModel([]), knowledge_documents)
     yield svc
     svc.close()
 

@@ -18,13 +18,13 @@ from whatsapp_support import (
     combine,
     encode,
     fixture,
-    grounded_model,
     message_body,
     signed_headers,
     status_body,
     whatsapp_settings,
 )
 
+from assistant.testing import ScriptedChatModel
 from atende.app import create_app
 from atende.services import Services
 from atende.settings import Settings
@@ -46,7 +46,7 @@ def graph() -> Iterator[FakeGraphAPI]:
 def wa_services(
     test_settings: Settings, graph: FakeGraphAPI, knowledge_documents: list[Document]
 ) -> Iterator[Services]:
-    svc = make_services(whatsapp_settings(test_settings, graph.url), grounded_model(), knowledge_documents)
+    svc = make_services(whatsapp_settings(test_settings, graph.url), ScriptedChatModel([]), knowledge_documents)
     yield svc
     svc.close()
 
@@ -169,7 +169,7 @@ def test_without_an_app_secret_every_delivery_is_refused(
     test_settings: Settings, graph: FakeGraphAPI, knowledge_documents: list[Document]
 ) -> None:
     settings = whatsapp_settings(test_settings, graph.url, whatsapp_app_secret=SecretStr(""))
-    svc = make_services(settings, grounded_model(), knowledge_documents)
+    svc = make_services(settings, ScriptedChatModel([]), knowledge_documents)
     try:
         with TestClient(create_app(services=svc)) as client:
             raw = encode(message_body(wamid="wamid.A5"))

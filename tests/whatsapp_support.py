@@ -140,10 +140,6 @@ def answer_or_decline(messages: Sequence[ChatMessage]) -> str:
         return '{"tool": "none"}'
 
 
-def grounded_model(calls: int = 100) -> ScriptedChatModel:
-    return ScriptedChatModel([answer_or_decline] * calls)
-
-
 def whatsapp_settings(base: Settings, graph_url: str, **overrides: Any) -> Settings:
     """Test settings wired to the fake Graph API; workers off, so each test drives processing itself."""
     values: dict[str, Any] = {
@@ -209,7 +205,8 @@ def worker_main() -> None:
     from rag.loaders import load_directory
 
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    services = build_services(settings, model=grounded_model(1_000_000))
+    # A budget, not a script: how often this load test's random mix of messages reaches the model varies.
+    services = build_services(settings, model=ScriptedChatModel([answer_or_decline] * 1_000_000, exact=False))
     services.warm_up()
     services.index.sync(load_directory(settings.knowledge_dir))
     assert services.whatsapp is not None
