@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from assistant.grounding import DONT_KNOW
@@ -16,13 +18,25 @@ class UnexpectedModelCall(AssertionError):
     """The code under test called the model more times than the test scripted."""
 
 
+# Open `scripted_models_checked()` blocks, innermost last, each with the models made inside it (from any thread).
+_watches: list[list[ScriptedChatModel]] = []
+_watches_lock = threading.Lock()
+
+
 class ScriptedChatModel:
-    """A model that replays scripted replies in order and fails loudly on an unscripted call.
+    """A model that replays scripted replies in order and fails loudly on an unscripted call or a leftover step.
 
     A step is a reply string, a function of the messages returning the reply, or an exception to raise
-    (to test failure handling). `calls` keeps every prompt for assertions; `assert_consumed()` fails on
-    leftover steps. With `native_tool_calls=True` it also stands for an endpoint with OpenAI tool calling:
-    a `choose_tool` step is JSON `{"name": ..., "arguments": {...}}`, or `{"name": null}` for no tool.
+    (to test failure handling). A call beyond the script raises `UnexpectedModelCall`; the code under test may
+    catch it, so the model also remembers it, and `scripted_models_checked()` (which the test suite wraps around
+    every test) fails when any model made in the block was called beyond its script or left steps unused.
+    `exact=False` makes the steps a budget instead, for stand-ins whose number of calls depends on their input
+    (the evaluation's extractive model): leftover steps are then fine, calls beyond them still are not.
+
+    `calls` keeps every prompt for assertions; `add()` appends steps; `assert_consumed()` checks on the spot;
+    `take_unexpected()` clears calls beyond the script that a test provoked on purpose.
+    With `native_tool_calls=True` it also stands for an endpoint with OpenAI tool calling: a `choose_tool` step
+    is JSON `{"name": ..., "arguments": {...}}`, or `{"name": null}` for no tool.
     """
 
     def __init__(
@@ -32,13 +46,41 @@ class ScriptedChatModel:
         model_id: str = "scripted",
         chunk_size: int = 8,
         native_tool_calls: bool = False,
+        exact: bool = True,
     ) -> None:
         self._steps = list(steps)
+        self._scripted = len(self._steps)
         self._native_tool_calls = native_tool_calls
         self.tool_offers: list[list[ToolDefinition]] = []
         self._chunk_size = chunk_size
         self._model_id = model_id
+        self._exact = exact
         self.calls: list[list[ChatMessage]] = []
+        self.unexpected: list[str] = []
+        with _watches_lock:
+            if _watches:
+                _watches[-1].append(self)  # the innermost block checks it
+
+    def add(self, *steps: Step) -> ScriptedChatModel:
+        """Script more steps, after the ones already there."""
+        self._steps.extend(steps)
+        self._scripted += len(steps)
+        return self
+
+    def take_unexpected(self) -> list[str]:
+        """The calls beyond the script so far, forgotten once taken: for a test that provokes one on purpose."""
+        taken, self.unexpected = self.unexpected, []
+        return taken
+
+    def problems(self) -> list[str]:
+        """What went against the script: calls beyond it, and (when exact) steps never used."""
+        found = list(self.unexpected)
+        if self._exact and self._steps:
+            found.append(
+                f"{len(self._steps)} of {self._scripted} scripted step(s) of model {self._model_id!r} were never used"
+                f" ({len(self.calls)} call(s) made): script exactly the calls the code makes"
+            )
+        return found
 
     @property
     def model_id(self) -> str:
@@ -51,7 +93,12 @@ class ScriptedChatModel:
         self.calls.append(list(messages))
         if not self._steps:
             last = messages[-1]["content"][:200] if messages else ""
-            raise UnexpectedModelCall(f"unscripted model call #{len(self.calls)}; last message: {last!r}")
+            problem = (
+                f"unscripted call #{len(self.calls)} to model {self._model_id!r}, scripted for {self._scripted}"
+                f" call(s); last message: {last!r}"
+            )
+            self.unexpected.append(problem)
+            raise UnexpectedModelCall(problem)
         step = self._steps.pop(0)
         if isinstance(step, BaseException):
             raise step
@@ -85,7 +132,9 @@ class ScriptedChatModel:
         self, messages: Sequence[ChatMessage], *, tools: Sequence[ToolDefinition], max_tokens: int
     ) -> tuple[ToolCall | None, Usage]:
         if not self._native_tool_calls:
-            raise UnexpectedModelCall("choose_tool called on a scripted model without native tool calls")
+            problem = f"choose_tool called on scripted model {self._model_id!r}, made without native tool calls"
+            self.unexpected.append(problem)
+            raise UnexpectedModelCall(problem)
         self.tool_offers.append(list(tools))
         raw = json.loads(self._next(messages))
         if not isinstance(raw, dict) or not raw.get("name"):
@@ -95,6 +144,27 @@ class ScriptedChatModel:
     def assert_consumed(self) -> None:
         if self._steps:
             raise AssertionError(f"{len(self._steps)} scripted model step(s) were never used")
+
+
+@contextmanager
+def scripted_models_checked() -> Iterator[list[ScriptedChatModel]]:
+    """Fail at the end of the block if a ScriptedChatModel made inside it went against its script.
+
+    Calls beyond a script are caught here even when the code under test swallowed the `UnexpectedModelCall`
+    (a worker that retries on any error, a stream that reports errors in-band). Nothing is checked when the
+    block itself raised: that failure comes first. Yields the list of models made so far.
+    """
+    made: list[ScriptedChatModel] = []
+    with _watches_lock:
+        _watches.append(made)
+    try:
+        yield made
+    finally:
+        with _watches_lock:
+            _watches.remove(made)
+    problems = [problem for model in made for problem in model.problems()]
+    if problems:
+        raise AssertionError("scripted model used against its script:\n  " + "\n  ".join(problems))
 
 
 class FailingChatModel:

@@ -50,8 +50,11 @@ def extractive_answer(messages: Sequence[ChatMessage]) -> str:
 
 
 def scripted_model(calls: int) -> ScriptedChatModel:
-    """A ScriptedChatModel that answers extractively up to `calls` times, then fails loudly."""
-    return ScriptedChatModel([extractive_answer] * calls, model_id="scripted-extractive")
+    """A ScriptedChatModel that answers extractively up to `calls` times, then fails loudly.
+
+    A budget, not a script (`exact=False`): how many calls a run makes depends on its questions.
+    """
+    return ScriptedChatModel([extractive_answer] * calls, model_id="scripted-extractive", exact=False)
 
 
 def resolve_model(settings: Settings, name: str | None, *, calls: int = 10_000) -> tuple[Settings, ChatModel | None]:

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from backing_services import RedisKeys, postgres_schema, redis_keyspace
 
-from assistant.testing import ScriptedChatModel
+from assistant.testing import ScriptedChatModel, scripted_models_checked
 from atende.services import Services, build_services
 from atende.settings import Settings
 from rag.loaders import load_directory
@@ -44,14 +45,6 @@ def production_values() -> dict[str, str]:
     }
 
 
-def service_unavailable(what: str, error: object) -> None:
-    """PostgreSQL and Redis are part of the test suite: under `make test` (and CI) their absence is a failure."""
-    message = f"{what} is not reachable: {error}"
-    if os.environ.get("ATENDE_REQUIRE_SERVICES") == "1" or os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture
 def test_settings(tmp_path: Path) -> Settings:
     return Settings(
@@ -64,6 +57,30 @@ def test_settings(tmp_path: Path) -> Settings:
         abstain_threshold=0.2,
         _env_file=None,  # type: ignore[call-arg]
     )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database, once on SQLite and once in a throwaway PostgreSQL schema; the test migrates it."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{(tmp_path / 'atende.db').as_posix()}"
+        return
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """An empty throwaway PostgreSQL schema, for tests about PostgreSQL itself."""
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def redis_keys() -> Iterator[RedisKeys]:
+    """Redis under a key prefix of this test's own, emptied afterwards."""
+    with redis_keyspace() as keys:
+        yield keys
 
 
 @pytest.fixture(scope="session")
@@ -124,3 +141,24 @@ def _restore_log_record_factory() -> Iterator[None]:
     factory = logging.getLogRecordFactory()
     yield
     logging.setLogRecordFactory(factory)
+
+
+_CALL_FAILED = pytest.StashKey[bool]()  # whether the test itself failed, for the checks its fixtures make
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report: pytest.TestReport = yield
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _scripted_models_follow_their_scripts(request: pytest.FixtureRequest) -> Iterator[None]:
+    # A scripted model must be called exactly as scripted: no call beyond the script (even one the code under test
+    # caught) and no step left over, which would hide a call the code stopped making.
+    with scripted_models_checked() as made:
+        yield
+        if request.node.stash.get(_CALL_FAILED, False):
+            made.clear()  # the test's own failure says more

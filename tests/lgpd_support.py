@@ -1,55 +1,22 @@
-"""Helpers for the audit and LGPD tests: databases on SQLite or a throwaway PostgreSQL schema, services over them."""
+"""Helpers for the audit and LGPD tests: settings and services over the database the test was given."""
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from conftest import KNOWLEDGE, service_unavailable
-from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from conftest import KNOWLEDGE
 
 from assistant.testing import ScriptedChatModel
-from atende.db import make_engine, normalize_url
 from atende.services import Services, build_services
 from atende.settings import Settings
-
-POSTGRES_URL = os.environ.get("ATENDE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 # Valid check digits, so the detectors take them for real data.
 CPF = "529.982.247-25"
 CPF_DIGITS = "52998224725"
 EMAIL = "maria.silva@example.com"
 PHONE = "(19) 99876-5432"
-
-
-def postgres_schema_url() -> Iterator[str]:
-    """A URL whose connections live in a fresh schema, dropped afterwards."""
-    admin = make_engine(POSTGRES_URL)
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        service_unavailable(f"PostgreSQL at {POSTGRES_URL}", exc.orig)
-    url = normalize_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
-def database_urls(kind: str, tmp_path: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{(tmp_path / 'atende.db').as_posix()}"
-    else:
-        yield from postgres_schema_url()
 
 
 def lgpd_settings(tmp_path: Path, database_url: str = "", **overrides: object) -> Settings:

@@ -3,12 +3,12 @@ throttling, IP lists and the audit trail. Time only moves when a test moves the 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import production_values, service_unavailable
+from backing_services import RedisKeys
+from conftest import production_values
 from fastapi import APIRouter, WebSocket
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
@@ -265,34 +265,21 @@ def test_too_many_attempts_from_one_address_wait_out_the_window_while_other_addr
 
 @pytest.mark.integration
 def test_the_per_address_throttle_is_shared_by_every_app_process_through_redis(
-    services: Services, clock: ManualClock, account_settings: Settings
+    services: Services, clock: ManualClock, account_settings: Settings, redis_keys: RedisKeys
 ) -> None:
-    from redis import Redis
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
     from tools_mcp.ratelimit import RedisRateLimiter
 
-    client = Redis.from_url("redis://127.0.0.1:6379/0")
-    try:
-        client.ping()
-    except RedisConnectionError as exc:
-        service_unavailable("Redis at 127.0.0.1:6379", exc)
-    prefix = f"atende-test:{uuid.uuid4().hex}:"
+    client, prefix = redis_keys.client, redis_keys.prefix
     settings = with_settings(account_settings, login_ip_max_attempts=2)
     # Two "processes": separate Accounts, one Redis.
     first = rewire(services, clock=clock, settings=settings, limiter=RedisRateLimiter(client, prefix=prefix))
     second = rewire(services, clock=clock, settings=settings, limiter=RedisRateLimiter(client, prefix=prefix))
     origin = Origin(ip="192.0.2.44")
-    try:
+    first.authn.throttle(origin)
+    second.authn.throttle(origin)
+    with pytest.raises(AccountError) as refused:
         first.authn.throttle(origin)
-        second.authn.throttle(origin)
-        with pytest.raises(AccountError) as refused:
-            first.authn.throttle(origin)
-        second.authn.throttle(Origin(ip="192.0.2.45"))
-    finally:
-        for key in client.scan_iter(f"{prefix}*"):
-            client.delete(key)
-        client.close()
+    second.authn.throttle(Origin(ip="192.0.2.45"))
 
     assert refused.value.status == 429
 

@@ -2,47 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from conftest import service_unavailable
 from sqlalchemy import inspect, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from atende.accounts import models as account_models
-from atende.db import make_engine, normalize_url
+from atende.db import make_engine
 from atende.migrate import downgrade, upgrade
 from atende.schema import metadata
 
 ACCOUNT_TABLES = {"teams", "users", "password_history", "recovery_codes", "staff_sessions", "api_tokens"}
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{(tmp_path / 'atende.db').as_posix()}"
-        return
-    admin = make_engine(POSTGRES_URL)
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        service_unavailable(f"PostgreSQL at {POSTGRES_URL}", exc.orig)
-    url = normalize_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def account_differences(url: str) -> list[Any]:

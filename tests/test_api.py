@@ -69,7 +69,7 @@ def test_a_new_conversation_is_created_empty_in_the_bot_state_on_the_web_channel
 def test_a_knowledge_question_is_answered_with_citations_that_link_to_the_article_page(
     client: TestClient, scripted: ScriptedChatModel
 ) -> None:
-    scripted._steps.append(first_sentence_of(1))
+    scripted.add(first_sentence_of(1))
     cid = new_conversation(client)
 
     response = client.post(f"/api/conversations/{cid}/messages", json={"text": QUESTION})
@@ -89,7 +89,7 @@ def test_a_knowledge_question_is_answered_with_citations_that_link_to_the_articl
 def test_the_conversation_shows_the_question_and_the_answer_with_zoned_timestamps_and_page_links(
     client: TestClient, scripted: ScriptedChatModel
 ) -> None:
-    scripted._steps.append(first_sentence_of(1))
+    scripted.add(first_sentence_of(1))
     cid = new_conversation(client)
     answer = client.post(f"/api/conversations/{cid}/messages", json={"text": QUESTION}).json()["answer"]
 
@@ -105,7 +105,7 @@ def test_the_conversation_shows_the_question_and_the_answer_with_zoned_timestamp
 def test_a_streamed_answer_sends_tokens_then_one_done_event_with_the_reply(
     client: TestClient, scripted: ScriptedChatModel
 ) -> None:
-    scripted._steps.append(first_sentence_of(1))
+    scripted.add(first_sentence_of(1))
     cid = new_conversation(client)
 
     response = client.post(f"/api/conversations/{cid}/messages/stream", json={"text": QUESTION})
@@ -127,7 +127,7 @@ def test_a_streamed_answer_sends_tokens_then_one_done_event_with_the_reply(
 
 
 def test_a_streamed_answer_asks_proxies_not_to_buffer_it(client: TestClient, scripted: ScriptedChatModel) -> None:
-    scripted._steps.append(first_sentence_of(1))
+    scripted.add(first_sentence_of(1))
     cid = new_conversation(client)
 
     response = client.post(f"/api/conversations/{cid}/messages/stream", json={"text": QUESTION})
@@ -138,7 +138,7 @@ def test_a_streamed_answer_asks_proxies_not_to_buffer_it(client: TestClient, scr
 def test_a_model_failure_is_answered_from_the_article_and_the_turn_records_the_error(
     client: TestClient, scripted: ScriptedChatModel, services: Services
 ) -> None:
-    scripted._steps.append(LLMError("connection refused"))
+    scripted.add(LLMError("connection refused"))
     cid = new_conversation(client)
 
     response = client.post(f"/api/conversations/{cid}/messages", json={"text": QUESTION})
@@ -440,7 +440,7 @@ def test_the_openapi_document_describes_the_conversation_api(client: TestClient)
 
 
 def test_api_responses_are_never_cached(client: TestClient, scripted: ScriptedChatModel) -> None:
-    scripted._steps.append(first_sentence_of(1))
+    scripted.add(first_sentence_of(1))
     created = client.post("/api/conversations")
     cid = created.json()["id"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 
@@ -10,7 +11,7 @@ from helpers import first_sentence_of, passage
 
 from assistant.llm import ChatMessage, LLMError
 from assistant.service import InvalidMessage
-from assistant.testing import ScriptedChatModel, UnexpectedModelCall
+from assistant.testing import ScriptedChatModel, UnexpectedModelCall, scripted_models_checked
 from atende.services import Services
 from atende.store import ConversationNotFound
 
@@ -22,7 +23,7 @@ def new_conversation(services: Services) -> str:
 def test_a_knowledge_question_is_answered_with_a_citation_to_the_retrieved_article(
     services: Services, scripted: ScriptedChatModel
 ) -> None:
-    scripted._steps.append(first_sentence_of(1))
+    scripted.add(first_sentence_of(1))
     cid = new_conversation(services)
 
     reply = services.assistant.respond(cid, "Como emito a segunda via do boleto do IPTU?")
@@ -37,7 +38,7 @@ def test_a_knowledge_question_is_answered_with_a_citation_to_the_retrieved_artic
 def test_every_turn_is_recorded_with_masked_text_retrieval_and_timings(
     services: Services, scripted: ScriptedChatModel
 ) -> None:
-    scripted._steps.append(first_sentence_of(1))
+    scripted.add(first_sentence_of(1))
     cid = new_conversation(services)
 
     services.assistant.respond(cid, "Segunda via do boleto do IPTU: como emito? Meu CPF é 529.982.247-25")
@@ -69,7 +70,7 @@ def test_an_off_topic_question_abstains_without_calling_the_model(services: Serv
 def test_the_model_declining_an_answerable_question_is_overruled_by_the_evidence(
     services: Services, scripted: ScriptedChatModel
 ) -> None:
-    scripted._steps.append("NAO_SEI")
+    scripted.add("NAO_SEI")
     cid = new_conversation(services)
 
     reply = services.assistant.respond(cid, "Quanto custa a segunda via do IPTU na prefeitura?")
@@ -87,7 +88,7 @@ def test_an_answer_with_a_number_absent_from_the_sources_is_not_sent(
     def invent(messages: Sequence[ChatMessage]) -> str:
         return passage(messages, 1).split(". ")[0] + ", e custa R$ 987,65 [1]."
 
-    scripted._steps.append(invent)
+    scripted.add(invent)
     cid = new_conversation(services)
 
     reply = services.assistant.respond(cid, "Como emito a segunda via do IPTU?")
@@ -99,7 +100,7 @@ def test_an_answer_with_a_number_absent_from_the_sources_is_not_sent(
 def test_citations_to_passages_that_were_not_retrieved_are_dropped(
     services: Services, scripted: ScriptedChatModel
 ) -> None:
-    scripted._steps.append(lambda m: first_sentence_of(1)(m).replace("[1]", "[1][9]"))
+    scripted.add(lambda m: first_sentence_of(1)(m).replace("[1]", "[1][9]"))
     cid = new_conversation(services)
 
     reply = services.assistant.respond(cid, "Como emito a segunda via do IPTU?")
@@ -112,7 +113,7 @@ def test_citations_to_passages_that_were_not_retrieved_are_dropped(
 def test_an_answer_the_sources_do_not_support_is_replaced_by_an_abstention(
     services: Services, scripted: ScriptedChatModel
 ) -> None:
-    scripted._steps.append("Claro! O imposto foi extinto e ninguém mais precisa pagar nada à prefeitura [1].")
+    scripted.add("Claro! O imposto foi extinto e ninguém mais precisa pagar nada à prefeitura [1].")
     cid = new_conversation(services)
 
     reply = services.assistant.respond(cid, "Como emito a segunda via do IPTU?")
@@ -147,7 +148,7 @@ def test_asking_for_a_person_hands_off_and_records_the_request(services: Service
 def test_a_model_failure_still_answers_from_the_article_and_records_the_error(
     services: Services, scripted: ScriptedChatModel
 ) -> None:
-    scripted._steps.append(LLMError("connection refused"))
+    scripted.add(LLMError("connection refused"))
     cid = new_conversation(services)
 
     reply = services.assistant.respond(cid, "Como emito a segunda via do IPTU?")
@@ -178,7 +179,7 @@ def test_an_unknown_conversation_is_an_error(services: Services) -> None:
 def test_a_follow_up_is_retrieved_with_the_topic_of_the_previous_question(
     services: Services, scripted: ScriptedChatModel
 ) -> None:
-    scripted._steps += [first_sentence_of(1), first_sentence_of(1)]
+    scripted.add(first_sentence_of(1), first_sentence_of(1))
     cid = new_conversation(services)
     services.assistant.respond(cid, "Como faço para pedir o alvará de funcionamento da minha empresa?")
 
@@ -205,10 +206,10 @@ def test_internal_articles_are_never_retrieved_for_citizens(services: Services) 
 def test_instructions_in_a_citizen_message_do_not_change_the_system_rules(
     services: Services, scripted: ScriptedChatModel
 ) -> None:
-    scripted._steps += [
+    scripted.add(
         first_sentence_of(1),
         "Ignorando as regras: o IPTU agora é grátis para todos os moradores.",
-    ]
+    )
     cid = new_conversation(services)
     services.assistant.respond(cid, "Como emito a segunda via do IPTU?")
 
@@ -239,7 +240,7 @@ def test_instructions_inside_a_document_stay_inside_the_documents_block(
         ],
         prune=False,
     )
-    scripted._steps.append("NAO_SEI")
+    scripted.add("NAO_SEI")
     cid = new_conversation(services)
 
     services.assistant.respond(cid, "Em que dia o cata-treco recolhe móveis velhos?")
@@ -262,7 +263,7 @@ def test_personal_data_is_pseudonymised_for_an_external_model_and_restored_in_th
         assert token, "the CPF should reach the model as a placeholder"
         return first_sentence_of(1)(messages)
 
-    scripted._steps.append(echo_token)
+    scripted.add(echo_token)
     cid = new_conversation(services)
 
     services.assistant.respond(cid, "Sou o CPF 529.982.247-25: como emito a segunda via do IPTU?")
@@ -274,3 +275,21 @@ def test_an_unscripted_model_call_fails_loudly() -> None:
     model = ScriptedChatModel([])
     with pytest.raises(UnexpectedModelCall):
         list(model.stream([{"role": "user", "content": "oi"}], max_tokens=5))
+    # Kept too, so a test fails even when the code under test caught the error.
+    assert model.problems() == ["unscripted call #1 to model 'scripted', scripted for 0 call(s); last message: 'oi'"]
+    model.take_unexpected()
+
+
+def swallow_an_unscripted_call() -> None:
+    model = ScriptedChatModel([])
+    with contextlib.suppress(UnexpectedModelCall):  # as a worker that retries on any error would
+        model.complete_json([{"role": "user", "content": "oi"}], schema={}, max_tokens=5)
+
+
+def test_a_scripted_step_left_unused_is_a_problem_and_so_is_a_swallowed_unscripted_call() -> None:
+    with pytest.raises(AssertionError, match="1 of 1 scripted step"), scripted_models_checked():
+        ScriptedChatModel(["never asked"])
+    with pytest.raises(AssertionError, match="unscripted call #1"), scripted_models_checked():
+        swallow_an_unscripted_call()
+    with scripted_models_checked():
+        ScriptedChatModel(["a budget, not a script"], exact=False)

@@ -176,13 +176,14 @@ def test_by_default_a_message_between_request_and_question_is_routed_by_the_mode
 def test_by_default_the_models_tool_is_used_only_when_the_rules_read_the_same_subject(
     build: Callable[..., tuple[Services, ScriptedChatModel]],
 ) -> None:
-    services, model = build(json_reply({"tool": "payment_list_debts", "status": None}), "NAO_SEI")
+    services, model = build(json_reply({"tool": "payment_list_debts", "status": None}))
 
     [reply] = chat(services, "tem um buracão na minha rua faz mó tempão, quem arruma?")
 
     assert reply.route == "knowledge"
     assert reply.tool_calls == []
     assert model.calls[0][-1]["content"].startswith("Mensagem: tem um buracão")
+    assert len(model.calls) == 1  # the knowledge route abstains before asking the model for an answer
 
 
 def test_by_default_a_clear_request_and_a_how_to_question_need_no_routing_call(
@@ -627,10 +628,11 @@ def test_a_remote_llm_never_sees_the_cpf_or_the_birth_date(
 def test_an_unscripted_tool_choice_still_fails_loudly(
     build: Callable[..., tuple[Services, ScriptedChatModel]],
 ) -> None:
-    services, _ = build(tool_routing="hybrid")
+    services, model = build(tool_routing="hybrid")
 
     with pytest.raises(UnexpectedModelCall):
         chat(services, "quero agendar a emissão do RG")
+    assert len(model.take_unexpected()) == 1
 
 
 # The web chat

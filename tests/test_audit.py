@@ -7,10 +7,9 @@ import io
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from lgpd_support import CPF, EMAIL, database_urls
+from lgpd_support import CPF, EMAIL
 from openpyxl import load_workbook
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DatabaseError
@@ -22,13 +21,12 @@ from atende.migrate import upgrade
 SECRET = "a-real-secret-for-the-audit-tests-0123456789"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    for url in database_urls(request.param, tmp_path):
-        upgrade(url)
-        engine = make_engine(url)
-        yield engine
-        engine.dispose()
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
 
 
 def audit_log(engine: Engine, secret: str = SECRET, previous: tuple[str, ...] = (), **kw: object) -> AuditLog:

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from helpers import first_sentence_of
 from typer.testing import CliRunner
 
 from assistant.testing import ScriptedChatModel
@@ -148,7 +147,8 @@ def test_ingest_after_removing_an_article_deletes_it_from_the_index(runner: CliR
 
 def test_logs_export_prints_each_recorded_turn_as_a_json_line(runner: CliRunner, knowledge: Path) -> None:
     run(runner, "ingest", str(knowledge))
-    services = scripted_services(ScriptedChatModel([first_sentence_of(1)]))
+    # The command line's environment keeps the default extractive mode: the article answers, not the model.
+    services = scripted_services(ScriptedChatModel([]))
     try:
         cid = services.store.create_conversation("web").id
         services.assistant.respond(cid, QUESTION)

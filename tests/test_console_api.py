@@ -113,7 +113,7 @@ def test_an_agent_takes_the_conversation_answers_with_an_edited_suggestion_and_c
     queue = app.get("/api/console/queue").json()
     claimed = app.post(f"/api/console/conversations/{cid}/claim", headers=headers)
     view = app.get(f"/api/console/conversations/{cid}").json()
-    scripted._steps.append(first_sentence_of(1))
+    scripted.add(first_sentence_of(1))
     suggestion = app.post(f"/api/console/conversations/{cid}/suggestion", headers=headers).json()
     count_after_suggestion = len(messages_of(app, cid))
     edited = suggestion["text"] + " Qualquer dúvida, estou à disposição."
@@ -427,7 +427,7 @@ def test_with_a_remote_model_the_copilot_prompt_carries_placeholders_not_the_cit
     app.post(f"/api/conversations/{cid}/messages", json={"text": QUESTION})
     headers = as_staff(app, accounts, agent)
     app.post(f"/api/console/conversations/{cid}/claim", headers=headers)
-    scripted._steps.append(first_sentence_of(1))
+    scripted.add(first_sentence_of(1))
 
     suggestion = app.post(f"/api/console/conversations/{cid}/suggestion", headers=headers).json()
 

@@ -66,7 +66,7 @@ def test_a_citizen_is_served_by_an_agent_who_edits_the_copilots_suggestion(
         pytest.fail(f"this test needs Chromium at {CHROMIUM} (apt-get install chromium)")
     url, services = server
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    scripted._steps.append(first_sentence_of(1))  # the copilot's one model call
+    scripted.add(first_sentence_of(1))  # the copilot's one model call
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM)
         try:
@@ -243,7 +243,7 @@ def test_an_agent_runs_the_copilots_protocol_action_and_the_answer_only_fills_th
     assert services.handoff is not None
     assert services.domain is not None
     seed(services.domain)  # the service catalogue protocol_open uses
-    scripted._steps.append(LLMError("no suggestion needed here"))  # the copilot's one model call, if any
+    scripted.add(LLMError("no suggestion needed here"))  # the copilot's one model call
     cid = services.store.create_conversation("web").id
     services.store.add_message(cid, "user", "Tem um buraco enorme na minha rua")
     services.handoff.request(cid, reason="citizen_request", source="citizen_request")

@@ -69,8 +69,7 @@ def test_catalogue_messages_go_out_in_the_citizens_language(services: Services) 
 def test_a_knowledge_answer_stays_portuguese_with_a_notice_in_the_citizens_language(
     services: Services, scripted: ScriptedChatModel
 ) -> None:
-    # The model answers from the passages (and declines any tool the chooser might ask it about).
-    scripted._steps.extend([extractive_answer, extractive_answer])
+    scripted.add(extractive_answer)  # the answer from the passages; no tool is asked about
     reply = ask(services, "¿Cómo puedo sacar la segunda vía de la boleta del IPTU por internet?")
     assert reply.decision == "answered", reply.reason  # type: ignore[attr-defined]
     assert reply.language == "pt-BR"  # type: ignore[attr-defined]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import service_unavailable
-from handoff_support import REDIS_URL, live  # noqa: F401  (the parametrised fixture)
+from backing_services import RedisKeys
+from handoff_support import live  # noqa: F401  (the parametrised fixture)
 
 from atende.handoff.live import InMemoryLiveState, LiveState, RedisLiveState
 
@@ -103,24 +102,12 @@ def test_a_console_that_stops_beating_is_forgotten_after_the_ttl() -> None:
 
 
 @pytest.mark.integration
-def test_redis_presence_expires_by_itself_within_the_ttl() -> None:
-    import redis
-
-    prefix = f"atende-test:{uuid.uuid4().hex[:12]}:"
-    state = RedisLiveState(REDIS_URL, prefix=prefix)
-    client = redis.Redis.from_url(REDIS_URL)
+def test_redis_presence_expires_by_itself_within_the_ttl(redis_keys: RedisKeys) -> None:
+    state = RedisLiveState(redis_keys.url, prefix=redis_keys.prefix)
     try:
-        try:
-            state.ping()
-        except redis.RedisError as exc:
-            service_unavailable(f"Redis at {REDIS_URL}", exc)
         state.set_presence("user:1", "online", 60.0)
         # Redis deletes the key itself: nothing of ours must run for a silent agent to go offline.
-        assert 0 < client.pttl(prefix + "presence:user:1") <= 60_000
+        assert 0 < redis_keys.client.pttl(redis_keys.prefix + "presence:user:1") <= 60_000
         assert state.presence() == {"user:1": "online"}
     finally:
-        keys = list(client.scan_iter(match=prefix + "*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
         state.close()

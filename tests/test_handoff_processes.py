@@ -24,9 +24,8 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from conftest import service_unavailable
+from backing_services import REDIS_URL, RedisKeys
 from cryptography.fernet import Fernet
-from handoff_support import REDIS_URL, postgres_schema_url
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -195,29 +194,16 @@ def environment(database_url: str, redis_prefix: str, data_dir: Path) -> dict[st
 
 
 @pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
+def deployment(tmp_path: Path, postgres_url: str, redis_keys: RedisKeys) -> Iterator[Deployment]:
+    engine = make_engine(postgres_url)
+    env = environment(postgres_url, redis_keys.prefix, tmp_path / "var")
+    built = Deployment(env, tmp_path, engine, redis_keys.client, redis_keys.prefix)
     try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        service_unavailable(f"Redis at {REDIS_URL}", exc)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def deployment(tmp_path: Path, redis_client: redis.Redis) -> Iterator[Deployment]:
-    prefix = f"atende-test:{uuid.uuid4().hex[:12]}:"
-    for url in postgres_schema_url():
-        engine = make_engine(url)
-        built = Deployment(environment(url, prefix, tmp_path / "var"), tmp_path, engine, redis_client, prefix)
-        try:
-            yield built
-        finally:
-            built.stop_all()  # before the schema is dropped
-            built.forget_live_state()
-            engine.dispose()
+        yield built
+    finally:
+        built.stop_all()  # before the schema is dropped
+        built.forget_live_state()
+        engine.dispose()
 
 
 @dataclass(frozen=True)

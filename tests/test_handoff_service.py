@@ -10,8 +10,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from handoff_support import Stack, stack_fixture  # noqa: F401  (the parametrised fixture)
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
 from atende.handoff.hours import BusinessHours
 from atende.handoff.live import InMemoryLiveState
@@ -21,7 +19,8 @@ from atende.handoff.triggers import handoff_reason
 from atende.i18n import t
 from atende.lgpd.sources import anonymise_conversations
 from atende.models import Conversation
-from channels.registry import DeliveryRefused, Outgoing, Survey
+from channels.registry import Outgoing, Survey
+from channels.testing import ScriptedDelivery
 from tools_mcp.clock import Clock
 from tools_mcp.contacts import ContactProtocols
 from tools_mcp.models import Citizen, VerifiedConversation
@@ -490,26 +489,10 @@ def test_without_history_there_is_no_estimate(handoff: HandoffService) -> None:
 # --- channels: how agents' messages reach citizens (channels.registry.Delivery) -------------------------------
 
 
-class RecordingDelivery:
-    """A channel that queues what it is given in the caller's transaction, or refuses everything."""
-
-    def __init__(self, team: str | None = None, refuse: bool = False) -> None:
-        self._team = team
-        self.refuse = refuse
-        self.queued: list[tuple[str, Outgoing]] = []
-
-    def deliver(self, session: Session, conversation_id: str, message: Outgoing) -> None:
-        if self.refuse:
-            raise DeliveryRefused("outside_window", "handoff.error.outside_window")
-        session.info.setdefault("queued", []).append((conversation_id, message))
-        event.listen(session, "after_commit", lambda s: self.queued.extend(s.info.pop("queued", [])), once=True)
-
-    def team(self, session: Session, conversation_id: str) -> str | None:
-        return self._team
-
-
-def channel_conversation(handoff: HandoffService, channel: str = "sms") -> str:
+def channel_conversation(handoff: HandoffService, delivery: ScriptedDelivery, channel: str = "sms") -> str:
+    """A conversation on `channel`, whose delivery is told about it, waiting for an agent."""
     cid = handoff.store.create_conversation(channel).id
+    delivery.expect(cid)
     handoff.store.add_message(cid, "user", "Preciso falar com alguém")
     handoff.request(cid, reason="citizen_request", source="citizen_request")
     return cid
@@ -517,15 +500,15 @@ def channel_conversation(handoff: HandoffService, channel: str = "sms") -> str:
 
 def test_the_channel_delivers_the_agents_reply_and_the_closing_survey_once_committed(numbered: HandoffService) -> None:
     handoff = numbered
-    sms = RecordingDelivery()
+    sms = ScriptedDelivery()
     handoff.register_delivery("sms", sms)
-    cid = channel_conversation(handoff)
+    cid = channel_conversation(handoff, sms)
     handoff.claim(cid, "user:7")
 
     sent = handoff.reply(cid, "user:7", "Olá! Como posso ajudar?")
     closed = handoff.close(cid, "user:7", "resolved")
 
-    assert sms.queued == [
+    assert sms.sent == [
         (cid, Outgoing(f"agent:{sent.id}", "Olá! Como posso ajudar?")),
         (
             cid,
@@ -539,8 +522,10 @@ def test_the_channel_delivers_the_agents_reply_and_the_closing_survey_once_commi
 
 
 def test_a_reply_the_channel_refuses_stores_nothing_and_tells_the_agent_why(handoff: HandoffService) -> None:
-    handoff.register_delivery("sms", RecordingDelivery(refuse=True))
-    cid = channel_conversation(handoff)
+    sms = ScriptedDelivery()
+    handoff.register_delivery("sms", sms)
+    cid = channel_conversation(handoff, sms)
+    sms.refuse(cid, "outside_window", "handoff.error.outside_window")
     handoff.claim(cid, "user:7")
 
     with pytest.raises(HandoffError) as refused:
@@ -557,10 +542,13 @@ def test_a_reply_the_channel_refuses_stores_nothing_and_tells_the_agent_why(hand
 
 
 def test_a_request_naming_no_team_joins_the_channels_team_and_a_named_team_wins(handoff: HandoffService) -> None:
-    handoff.register_delivery("sms", RecordingDelivery(team="geral"))
+    sms = ScriptedDelivery()
+    handoff.register_delivery("sms", sms)
     unnamed = handoff.store.create_conversation("sms").id
     default = handoff.store.create_conversation("sms").id
     named = handoff.store.create_conversation("sms").id
+    for cid in (unnamed, default, named):
+        sms.expect(cid, team="geral")
 
     assert handoff.request(unnamed, reason="r", source="citizen_request").team == "geral"
     assert handoff.enqueue(default, team="atendimento", reason="r") == 2  # the tool's default team is no choice

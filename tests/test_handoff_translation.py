@@ -27,7 +27,7 @@ from atende.migrate import upgrade
 from atende.models import utcnow
 from atende.services import Services
 from atende.store import ConversationStore
-from channels.registry import Outgoing
+from channels.testing import ScriptedDelivery
 from channels.webchat.testing import keep_only_chat_key
 
 AGENT = "user:7"
@@ -36,19 +36,6 @@ QUESTION_EN = "How do I get a copy of my property tax bill?"
 QUESTION_PT = "Como eu tiro a segunda via do meu boleto do IPTU?"
 REPLY_PT = "Você pode emitir a segunda via no Portal do Contribuinte, na opção IPTU."
 REPLY_EN = "You can issue the copy on the Taxpayer Portal, under the IPTU option."
-
-
-class RecordingDelivery:
-    """A channel that keeps what it is asked to deliver."""
-
-    def __init__(self) -> None:
-        self.sent: list[Outgoing] = []
-
-    def deliver(self, session: Session, conversation_id: str, message: Outgoing) -> None:
-        self.sent.append(message)
-
-    def team(self, session: Session, conversation_id: str) -> str | None:
-        return None
 
 
 def database(tmp_path: Path) -> sessionmaker[Session]:
@@ -61,10 +48,12 @@ def service(sessions: sessionmaker[Session], model: ScriptedChatModel | FailingC
     return HandoffService(sessions, ConversationStore(sessions), InMemoryLiveState(), translator=LLMTranslator(model))
 
 
-def served(handoff: HandoffService, delivery: RecordingDelivery | None = None) -> str:
+def served(handoff: HandoffService, delivery: ScriptedDelivery | None = None) -> str:
     """A conversation an agent has taken, on a channel that records what the citizen is sent."""
-    handoff.register_delivery("test", delivery or RecordingDelivery())
+    delivery = delivery or ScriptedDelivery()
+    handoff.register_delivery("test", delivery)
     cid = handoff.store.create_conversation("test").id
+    delivery.expect(cid)
     handoff.request(cid, reason="citizen_request", source="citizen_request")
     handoff.claim(cid, AGENT)
     return cid
@@ -116,15 +105,15 @@ def test_a_portuguese_message_is_not_translated_and_the_model_is_never_called(tm
 def test_the_agents_reply_reaches_the_citizen_translated_with_the_original_below(tmp_path: Path) -> None:
     model = ScriptedChatModel([QUESTION_PT, translates_to(REPLY_EN, "Brazilian Portuguese", "English")])
     handoff = service(database(tmp_path), model)
-    delivery = RecordingDelivery()
+    delivery = ScriptedDelivery()
     cid = served(handoff, delivery)
     forward_to_agent_now(handoff, cid, QUESTION_EN)
 
     sent = handoff.reply(cid, AGENT, REPLY_PT)
 
     assert sent.text == REPLY_PT  # the agent's words, as the console shows them
-    assert [o.text for o in delivery.sent] == [citizen_text(REPLY_PT, REPLY_EN, "en")]
-    assert delivery.sent[0].text == f"{REPLY_EN}\n\n(Automatic translation. Original message: {REPLY_PT})"
+    assert delivery.texts(cid) == [citizen_text(REPLY_PT, REPLY_EN, "en")]
+    assert delivery.texts(cid)[0] == f"{REPLY_EN}\n\n(Automatic translation. Original message: {REPLY_PT})"
     assert handoff.translations(cid)[sent.id] == MessageTranslation("pt-BR", REPLY_EN, "en")
     model.assert_consumed()
 
@@ -137,14 +126,14 @@ def test_an_agent_whose_profile_speaks_the_citizens_language_reads_and_writes_it
     model = ScriptedChatModel([])  # any call to the model fails the test
     handoff = service(database(tmp_path), model)
     handoff.save_profile(Profile(AGENT, ("atendimento",), 3, (), ("en", "pt-BR")))
-    delivery = RecordingDelivery()
+    delivery = ScriptedDelivery()
     cid = served(handoff, delivery)
 
     forward_to_agent_now(handoff, cid, QUESTION_EN)
     handoff.reply(cid, AGENT, REPLY_EN)
 
     assert model.calls == []
-    assert [o.text for o in delivery.sent] == [REPLY_EN]
+    assert delivery.texts(cid) == [REPLY_EN]
 
 
 def test_a_short_message_is_read_in_the_language_the_citizen_has_been_writing(tmp_path: Path) -> None:
@@ -163,7 +152,7 @@ def test_a_failing_model_leaves_the_message_untranslated_but_delivered(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     handoff = service(database(tmp_path), FailingChatModel("connection refused"))
-    delivery = RecordingDelivery()
+    delivery = ScriptedDelivery()
     cid = served(handoff, delivery)
     question = f"My CPF is {CPF} and I still have not received the property tax bill"
 
@@ -174,7 +163,7 @@ def test_a_failing_model_leaves_the_message_untranslated_but_delivered(
     assert body is not None
     assert [m.text for m in handoff.store.list_messages(cid) if m.role == "user"] == [question]
     assert list(handoff.translations(cid).values()) == [MessageTranslation("en")]  # language known, no translation
-    assert [o.text for o in delivery.sent] == [REPLY_PT]  # the agent's words as written
+    assert delivery.texts(cid) == [REPLY_PT]  # the agent's words as written
     assert sent.text == REPLY_PT
     assert [r.getMessage() for r in caplog.records] == [
         "translation en -> pt-BR by llm failed, message left untranslated: model error: connection refused",
@@ -274,12 +263,12 @@ def test_the_console_shows_both_versions_masked_and_the_web_chat_the_translated_
     agent = create_user(accounts, "ana.agente", "agent")
     cid = app.post("/api/conversations").json()["id"]
     app.post(f"/api/conversations/{cid}/messages", json={"text": "quero falar com um atendente"})
-    scripted._steps.append(f"Meu CPF é {CPF} e o boleto do IPTU ainda não chegou")
+    scripted.add(f"Meu CPF é {CPF} e o boleto do IPTU ainda não chegou")
     app.post(f"/api/conversations/{cid}/messages", json={"text": f"My CPF is {CPF} and the IPTU bill never came"})
     keep_only_chat_key(app)
     headers = {"X-CSRF-Token": sign_in_directly(app, accounts, agent)}
     app.post(f"/api/console/conversations/{cid}/claim", headers=headers)
-    scripted._steps.append(REPLY_EN)
+    scripted.add(REPLY_EN)
 
     sent = app.post(f"/api/console/conversations/{cid}/messages", json={"text": REPLY_PT}, headers=headers)
     view = app.get(f"/api/console/conversations/{cid}").json()

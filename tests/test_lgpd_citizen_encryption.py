@@ -5,7 +5,6 @@ On SQLite and PostgreSQL: the raw rows are read with plain SQL, never through th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from lgpd_support import database_urls, lgpd_services, lgpd_settings
+from lgpd_support import lgpd_services, lgpd_settings
 from mcp import Client
 from sqlalchemy import JSON, Date, bindparam, text
 
@@ -36,11 +35,6 @@ pytestmark = pytest.mark.anyio
 MARIA = CITIZENS[0]
 INDEX_KEY = "blind-index-key-" + "i" * 24
 STAFF = Principal(kind="staff", subject="user:7", scopes=frozenset({"citizens:read", "citizens:pii"}))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from database_urls(request.param, tmp_path)
 
 
 def settings_for(tmp_path: Path, url: str, keys: str, index_key: str = INDEX_KEY) -> Settings:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import production_values
 from cryptography.fernet import Fernet
-from lgpd_support import CPF, CPF_DIGITS, database_urls, lgpd_settings
+from lgpd_support import CPF, CPF_DIGITS, lgpd_settings
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, Text, insert, select
 
@@ -137,12 +137,11 @@ def test_configured_keys_are_used_primary_first(tmp_path: Path) -> None:
 # Rotation over a table
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    for url in database_urls(request.param, tmp_path):
-        engine = make_engine(url)
-        yield engine
-        engine.dispose()
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
 
 
 def secrets_table(engine: Engine) -> Table:

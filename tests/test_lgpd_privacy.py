@@ -183,7 +183,7 @@ def test_after_a_conversation_with_a_cpf_an_email_and_a_phone_no_log_turn_or_exp
             return first_sentence_of(1)(messages)
         return '{"tool": "none"}'  # any other step (e.g. choosing a tool) is told there is nothing to do
 
-    model._steps.extend([external_model] * 8)
+    model.add(external_model, external_model)  # one answer to each of the two messages
     caplog.set_level(logging.DEBUG)
     cid = client.post("/api/conversations").json()["id"]
     question = f"Meu CPF é {CPF}, e-mail {EMAIL}, telefone {PHONE}. Como emito a segunda via do boleto do IPTU?"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from lgpd_support import CPF, database_urls, lgpd_services, lgpd_settings
+from lgpd_support import CPF, lgpd_services, lgpd_settings
 from sqlalchemy import update
 
 from atende.audit import AuditLog, AuditQuery, MemoryAuditSink
@@ -20,12 +20,11 @@ from atende.services import Services
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
-    for url in database_urls(request.param, tmp_path):
-        svc = lgpd_services(lgpd_settings(tmp_path, url))
-        yield svc
-        svc.close()
+@pytest.fixture
+def services(database_url: str, tmp_path: Path) -> Iterator[Services]:
+    svc = lgpd_services(lgpd_settings(tmp_path, database_url))
+    yield svc
+    svc.close()
 
 
 def conversation_idle_since(services: Services, when: datetime) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lgpd_support import CPF, CPF_DIGITS, EMAIL, PHONE, database_urls, lgpd_services, lgpd_settings
+from lgpd_support import CPF, CPF_DIGITS, EMAIL, PHONE, lgpd_services, lgpd_settings
 from sqlalchemy import MetaData, select
 
 from atende.audit import AuditQuery
@@ -25,12 +25,11 @@ OTHER_EMAIL = "joao@example.org"
 SECRETS = (CPF, CPF_DIGITS, EMAIL, PHONE, "99876-5432", "19998765432")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
-    for url in database_urls(request.param, tmp_path):
-        svc = lgpd_services(lgpd_settings(tmp_path, url))
-        yield svc
-        svc.close()
+@pytest.fixture
+def services(database_url: str, tmp_path: Path) -> Iterator[Services]:
+    svc = lgpd_services(lgpd_settings(tmp_path, database_url))
+    yield svc
+    svc.close()
 
 
 def lgpd(services: Services) -> Any:

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-from lgpd_support import database_urls
 from sqlalchemy import text
 
 from atende.db import make_engine
@@ -16,11 +11,6 @@ from atende.migrate import downgrade, upgrade
 
 CIPHER = FieldCipher([generate_key()], b"refs-index-key-0123456789")
 PHONE = "5519998765432"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from database_urls(request.param, tmp_path)
 
 
 def test_a_phone_ref_is_a_keyed_pseudonym_whatever_the_spelling() -> None:

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import logging
-import os
 import unicodedata
-import uuid
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pytest
-from conftest import service_unavailable
+from backing_services import RedisKeys
 
 from rag.index import KnowledgeIndex
 from rag.query_cache import QueryVectorCache, RedisVectors, query_key
 from rag.testing import HashingEmbedder
 from rag.types import Document
 from rag.vectorstores import InMemoryVectorStore
-
-REDIS_URL = os.environ.get("ATENDE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 class RecordingEmbedder(HashingEmbedder):
@@ -173,23 +169,9 @@ def test_the_retriever_answers_a_repeated_question_from_the_cache_with_the_same_
 
 
 @pytest.fixture
-def redis_vectors() -> Iterator[RedisVectors]:
-    import redis
-
-    probe = redis.Redis.from_url(REDIS_URL)
-    try:
-        probe.ping()
-    except redis.RedisError as exc:
-        service_unavailable(f"Redis at {REDIS_URL}", exc)
-    finally:
-        probe.close()
-    prefix = f"atende-test:{uuid.uuid4().hex[:12]}:qvec:"
-    vectors = RedisVectors(REDIS_URL, prefix=prefix, ttl_s=60)
+def redis_vectors(redis_keys: RedisKeys) -> Iterator[RedisVectors]:
+    vectors = RedisVectors(redis_keys.url, prefix=f"{redis_keys.prefix}qvec:", ttl_s=60)
     yield vectors
-    client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(f"{prefix}*"):
-        client.delete(key)
-    client.close()
     vectors.close()
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from conftest import make_services, service_unavailable
+from backing_services import RedisKeys
+from conftest import make_services
 from fastapi.testclient import TestClient
 from helpers import first_sentence_of, sse_events
 
@@ -26,7 +26,6 @@ from atende.settings import Settings
 from rag.types import Document
 
 QUESTION = "Como emito a segunda via do boleto do IPTU?"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @contextmanager
@@ -158,31 +157,17 @@ def test_every_limited_route_exists_in_the_app(limited: tuple[TestClient, Servic
 
 @pytest.mark.integration
 def test_the_limits_are_shared_by_two_app_processes_through_redis(
-    test_settings: Settings, knowledge_documents: list[Document]
+    test_settings: Settings, knowledge_documents: list[Document], redis_keys: RedisKeys
 ) -> None:
-    from redis import Redis
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
-    redis = Redis.from_url(REDIS_URL)
-    try:
-        redis.ping()
-    except RedisConnectionError as exc:
-        service_unavailable("Redis at 127.0.0.1:6379", exc)
-    prefix = f"test:{uuid.uuid4().hex}:"
-    settings = test_settings.model_copy(update={"redis_url": REDIS_URL, "handoff_redis_prefix": prefix})
+    settings = test_settings.model_copy(update={"redis_url": redis_keys.url, "handoff_redis_prefix": redis_keys.prefix})
     elsewhere = settings.model_copy(update={"data_dir": settings.data_dir.parent / "second"})
-    try:
-        with app_client(settings, knowledge_documents) as one, app_client(elsewhere, knowledge_documents) as other:
-            first, second = one[0], other[0]
-            for n in range(10):
-                new_conversation(first if n % 2 else second)
+    with app_client(settings, knowledge_documents) as one, app_client(elsewhere, knowledge_documents) as other:
+        first, second = one[0], other[0]
+        for n in range(10):
+            new_conversation(first if n % 2 else second)
 
-            assert_rate_limited(first.post("/api/conversations"))
-            assert_rate_limited(second.post("/api/conversations"))
-    finally:
-        for key in redis.scan_iter(f"{prefix}*"):
-            redis.delete(key)
-        redis.close()
+        assert_rate_limited(first.post("/api/conversations"))
+        assert_rate_limited(second.post("/api/conversations"))
 
 
 # The answer queue

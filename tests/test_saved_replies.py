@@ -4,11 +4,9 @@ change them over the console API, and the demo seed's replies."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from handoff_support import postgres_schema_url
 
 from atende.accounts.service import Accounts
 from atende.accounts.testing import ManualClock, create_user, rewire, sign_in_directly
@@ -21,21 +19,12 @@ from atende.services import Services
 from tools_mcp.seed import SAVED_REPLIES, SAVED_REPLIES_TEAM, seed
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def replies(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SavedReplies]:
-    def built(url: str) -> Iterator[SavedReplies]:
-        upgrade(url)
-        engine = make_engine(url)
-        try:
-            yield SavedReplies(make_session_factory(engine), clock=ManualClock())
-        finally:
-            engine.dispose()
-
-    if request.param == "sqlite":
-        yield from built(f"sqlite:///{(tmp_path / 'atende.db').as_posix()}")
-        return
-    for url in postgres_schema_url():
-        yield from built(url)
+@pytest.fixture
+def replies(database_url: str) -> Iterator[SavedReplies]:
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    yield SavedReplies(make_session_factory(engine), clock=ManualClock())
+    engine.dispose()
 
 
 def titles(found: list[object]) -> list[str]:

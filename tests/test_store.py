@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -18,9 +17,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import service_unavailable
+from backing_services import postgres_schema
 from sqlalchemy import Engine, event, inspect, text
-from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
+from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from atende.db import make_engine, make_session_factory, normalize_url
@@ -37,32 +36,10 @@ from atende.store import (
     TurnRecord,
 )
 
-POSTGRES_URL = os.environ.get("ATENDE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # Every package's tables, as atende.models gathers them; the migrations must build exactly these.
 APP_TABLES = set(metadata.tables)
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
-
-
-def _postgres_schema_url() -> Iterator[str]:
-    """A URL whose connections live in a fresh, throwaway schema."""
-    admin = make_engine(POSTGRES_URL)
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        service_unavailable(f"PostgreSQL at {POSTGRES_URL}", exc.orig)
-    # A non-UTC session time zone proves timestamps are normalised, not just passed through.
-    options = f"-csearch_path={schema} -ctimezone=America/Sao_Paulo"
-    url = normalize_url(POSTGRES_URL).update_query_dict({"options": options})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
@@ -71,7 +48,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         # A directory that does not exist yet: the engine has to create it.
         yield f"sqlite:///{(tmp_path / 'data' / 'atende.db').as_posix()}"
     else:
-        yield from _postgres_schema_url()
+        # A non-UTC session time zone proves timestamps are normalised, not just passed through.
+        with postgres_schema(options="-ctimezone=America/Sao_Paulo") as url:
+            yield url
 
 
 @pytest.fixture
@@ -154,7 +133,7 @@ def test_upgrade_twice_is_a_no_op(migrated_url: str, engine: Engine) -> None:
 
 
 @pytest.mark.integration
-def test_processes_migrating_one_new_postgres_schema_at_once_all_succeed() -> None:
+def test_processes_migrating_one_new_postgres_schema_at_once_all_succeed(postgres_url: str) -> None:
     # Two app processes starting together on an empty schema used to crash one on a duplicate alembic_version.
     import threading
     from concurrent.futures import ThreadPoolExecutor
@@ -164,12 +143,11 @@ def test_processes_migrating_one_new_postgres_schema_at_once_all_succeed() -> No
         upgrade(url)
         return current_revision(url)
 
-    for url in _postgres_schema_url():
-        barrier = threading.Barrier(3)
-        with ThreadPoolExecutor(3) as pool:
-            revisions = list(pool.map(migrate, [url] * 3, [barrier] * 3))
+    barrier = threading.Barrier(3)
+    with ThreadPoolExecutor(3) as pool:
+        revisions = list(pool.map(migrate, [postgres_url] * 3, [barrier] * 3))
 
-        assert revisions == [HEAD] * 3
+    assert revisions == [HEAD] * 3
 
 
 # Engine

@@ -5,19 +5,15 @@ Each call runs in its own worker thread with its own database connection, as in 
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
-from conftest import service_unavailable
 from mcp import Client
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import OperationalError
 
-from atende.db import make_engine, make_session_factory, normalize_url
+from atende.db import make_engine, make_session_factory
 from atende.migrate import upgrade
 from atende.settings import Settings
 from tools_mcp.domain import Domain
@@ -28,44 +24,17 @@ from tools_mcp.testing import ToolOutcome, call, make_test_domain
 
 pytestmark = pytest.mark.anyio
 
-POSTGRES_URL = os.environ.get("ATENDE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
-
-def _postgres_schema() -> Iterator[str]:
-    admin = make_engine(POSTGRES_URL)
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        service_unavailable(f"PostgreSQL at {POSTGRES_URL}", exc.orig)
-    url = normalize_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def domain(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Domain]:
-    if request.param == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{(tmp_path / 'atende.db').as_posix()}"])
-    else:
-        urls = _postgres_schema()
-    url = next(urls)
-    upgrade(url)
+@pytest.fixture
+def domain(database_url: str, tmp_path: Path) -> Iterator[Domain]:
+    upgrade(database_url)
     # Enough connections that the worker threads really run side by side.
-    engine = make_engine(url, pool_size=20, max_overflow=40)
+    engine = make_engine(database_url, pool_size=20, max_overflow=40)
     settings = Settings(environment="test", data_dir=tmp_path, _env_file=None)  # type: ignore[call-arg]
     built = make_test_domain(make_session_factory(engine), settings)
     seed(built)
     yield built
     engine.dispose()
-    for _ in urls:  # runs the PostgreSQL schema's cleanup
-        pass
 
 
 async def _all_at_once(client: Client, calls: list[tuple[str, dict[str, str | bool], str]]) -> list[ToolOutcome]:

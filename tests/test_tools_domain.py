@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from conftest import service_unavailable
+from backing_services import RedisKeys
 from sqlalchemy import Table, func, select
 from validate_docbr import CPF
 
@@ -227,21 +226,13 @@ def test_a_refunded_hit_no_longer_counts_and_refunding_an_unknown_key_does_nothi
 
 
 @pytest.mark.integration
-def test_the_redis_limiter_counts_across_clients_and_expires_with_the_window() -> None:
+def test_the_redis_limiter_counts_across_clients_and_expires_with_the_window(redis_keys: RedisKeys) -> None:
     from redis import Redis
-    from redis.exceptions import ConnectionError as RedisConnectionError
 
-    client = Redis.from_url("redis://127.0.0.1:6379/0")
-    prefix = f"test:{uuid.uuid4().hex}:"
+    client, prefix = redis_keys.client, redis_keys.prefix
+    other_client = Redis.from_url(redis_keys.url)
     try:
-        client.ping()
-    except RedisConnectionError as exc:
-        service_unavailable("Redis at 127.0.0.1:6379", exc)
-    try:
-        first, second = (
-            RedisRateLimiter(client, prefix),
-            RedisRateLimiter(Redis.from_url("redis://127.0.0.1:6379/0"), prefix),
-        )
+        first, second = RedisRateLimiter(client, prefix), RedisRateLimiter(other_client, prefix)
         assert first.hit("k", limit=2, window_s=30).allowed
         assert second.hit("k", limit=2, window_s=30).allowed
         refused = first.hit("k", limit=2, window_s=30)
@@ -256,9 +247,7 @@ def test_the_redis_limiter_counts_across_clients_and_expires_with_the_window() -
         first.refund("absent")
         assert client.exists(prefix + "absent") == 0  # a refund never creates a key without an expiry
     finally:
-        for key in client.scan_iter(f"{prefix}*"):
-            client.delete(key)
-        client.close()
+        other_client.close()
 
 
 # Schema and seed

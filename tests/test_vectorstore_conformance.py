@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import service_unavailable
+from backing_services import service_unavailable
 
 from rag.protocols import VectorStore
 from rag.types import Chunk

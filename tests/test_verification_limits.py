@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import service_unavailable
+from backing_services import RedisKeys
 from mcp import Client
 
 from atende.audit import MemoryAuditSink
@@ -26,7 +25,6 @@ from tools_mcp.testing import call, make_test_domain
 
 MARIA, JOAO = CITIZENS[0], CITIZENS[1]
 WRONG = "01/01/2000"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 class Seconds:
@@ -123,23 +121,16 @@ def test_successful_verifications_do_not_count_towards_the_daily_cap(tools: Tool
 
 
 @pytest.mark.integration
-def test_the_daily_cap_holds_across_two_processes_sharing_redis(tmp_path: Path) -> None:
+def test_the_daily_cap_holds_across_two_processes_sharing_redis(tmp_path: Path, redis_keys: RedisKeys) -> None:
     from redis import Redis
-    from redis.exceptions import ConnectionError as RedisConnectionError
 
     from tools_mcp.ratelimit import RedisRateLimiter
 
-    redis = Redis.from_url(REDIS_URL)
-    try:
-        redis.ping()
-    except RedisConnectionError as exc:
-        service_unavailable("Redis at 127.0.0.1:6379", exc)
-    prefix = f"test:{uuid.uuid4().hex}:"
     # No short window and no pauses: only the daily cap is left to stop the guesses.
     tools = Tools(tmp_path, verification_max_attempts=100, verification_backoff_base_s=0)
     seed(tools.domain(InMemoryRateLimiter()))
-    first = tools.domain(RedisRateLimiter(Redis.from_url(REDIS_URL), prefix))
-    second = tools.domain(RedisRateLimiter(Redis.from_url(REDIS_URL), prefix))
+    clients = [Redis.from_url(redis_keys.url) for _ in range(2)]
+    first, second = (tools.domain(RedisRateLimiter(client, redis_keys.prefix)) for client in clients)
     try:
         for n in range(10):
             assert not guess(first if n % 2 else second, f"c{n}")
@@ -148,9 +139,8 @@ def test_the_daily_cap_holds_across_two_processes_sharing_redis(tmp_path: Path) 
         assert refusal(second, "c11").key == "tools.error.verification_locked"
         assert len([e for e in tools.audit.events if e.action == "citizen.verification_locked"]) == 1
     finally:
-        for key in redis.scan_iter(f"{prefix}*"):
-            redis.delete(key)
-        redis.close()
+        for client in clients:
+            client.close()
         tools.engine.dispose()
 
 

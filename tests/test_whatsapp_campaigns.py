@@ -18,7 +18,6 @@ from sqlalchemy import select, update
 from whatsapp_support import (
     NUMBER,
     encode,
-    grounded_model,
     message_body,
     signed_headers,
     staff_token,
@@ -26,6 +25,7 @@ from whatsapp_support import (
     whatsapp_settings,
 )
 
+from assistant.testing import ScriptedChatModel
 from atende.app import create_app
 from atende.models import utcnow
 from atende.services import Services
@@ -46,7 +46,7 @@ def graph() -> Iterator[FakeGraphAPI]:
 
 @pytest.fixture
 def services(test_settings: Settings, graph: FakeGraphAPI, knowledge_documents: list[Document]) -> Iterator[Services]:
-    svc = make_services(whatsapp_settings(test_settings, graph.url), grounded_model(), knowledge_documents)
+    svc = make_services(whatsapp_settings(test_settings, graph.url), ScriptedChatModel([]), knowledge_documents)
     yield svc
     svc.close()
 

@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from backing_services import postgres_schema, redis_keyspace
 from conftest import make_services
 from fake_graph_api import FakeGraphAPI
 from fastapi.testclient import TestClient
-from handoff_support import REDIS_URL, postgres_schema_url
 from sqlalchemy import func, select, update
-from whatsapp_support import NUMBER, deliver, grounded_model, message_body, whatsapp_settings
+from whatsapp_support import NUMBER, deliver, media_id, message_body, whatsapp_settings
 
 from assistant.testing import ScriptedChatModel
 from atende.accounts.service import Accounts
@@ -51,16 +50,8 @@ def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     if request.param == "sqlite":
         yield {}
         return
-    import redis
-
-    prefix = f"atende-test:{uuid.uuid4().hex[:12]}:"
-    for url in postgres_schema_url():
-        yield {"database_url": url, "redis_url": REDIS_URL, "handoff_redis_prefix": prefix}
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=prefix + "*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    with postgres_schema() as url, redis_keyspace() as redis_keys:
+        yield {"database_url": url, "redis_url": redis_keys.url, "handoff_redis_prefix": redis_keys.prefix}
 
 
 @pytest.fixture
@@ -76,7 +67,7 @@ def settings(test_settings: Settings, graph: FakeGraphAPI, backend: dict[str, An
 
 @pytest.fixture
 def model() -> ScriptedChatModel:
-    return grounded_model(40)
+    return ScriptedChatModel([])
 
 
 @pytest.fixture
@@ -307,7 +298,7 @@ def test_a_number_served_by_people_puts_the_conversation_in_its_teams_console_qu
         graph.url,
         whatsapp_numbers=[WhatsAppNumber(phone_number_id=NUMBER, team="ouvidoria", flow="agents")],
     )
-    svc = make_services(settings, grounded_model(), knowledge_documents)
+    svc = make_services(settings, ScriptedChatModel([]), knowledge_documents)
     try:
         with TestClient(create_app(services=svc)) as client:
             deliver(client, message_body(wamid="wamid.Q1", text="Quero registrar uma reclamação"))
@@ -324,14 +315,14 @@ def test_a_number_served_by_people_puts_the_conversation_in_its_teams_console_qu
 def test_a_file_that_cannot_be_fetched_is_given_up_after_the_maximum_attempts(
     client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    graph.add_media("65463453", b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg")
+    graph.add_media(media_id("image"), b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg")
     graph.fail_media_next(503, times=10)  # the Graph API keeps failing
 
     deliver(client, message_body("image", wamid="wamid.F1"))
     with caplog.at_level(logging.WARNING, logger="channels.whatsapp.processor"):
         wa.drain()
 
-    assert graph.media_calls == ["65463453"] * 3  # ATENDE_WHATSAPP_MAX_ATTEMPTS
+    assert graph.media_calls == [media_id("image")] * 3  # ATENDE_WHATSAPP_MAX_ATTEMPTS
     assert texts_sent(graph) == [t("whatsapp.file_failed")]
     with wa.sessions() as session:
         assert session.scalars(select(MediaRow.state)).all() == ["failed"]

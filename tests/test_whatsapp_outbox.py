@@ -11,13 +11,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import make_services, service_unavailable
+from backing_services import RedisKeys
+from conftest import make_services
 from fake_graph_api import FakeGraphAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 from typer.testing import CliRunner
-from whatsapp_support import NUMBER, encode, grounded_model, message_body, signed_headers, whatsapp_settings
+from whatsapp_support import NUMBER, encode, message_body, signed_headers, whatsapp_settings
 
+from assistant.testing import ScriptedChatModel
 from atende import cli
 from atende.app import create_app
 from atende.models import utcnow
@@ -41,7 +43,7 @@ def graph() -> Iterator[FakeGraphAPI]:
 
 
 def build(test_settings: Settings, graph_url: str, docs: list[Document], **overrides: Any) -> Services:
-    return make_services(whatsapp_settings(test_settings, graph_url, **overrides), grounded_model(), docs)
+    return make_services(whatsapp_settings(test_settings, graph_url, **overrides), ScriptedChatModel([]), docs)
 
 
 @pytest.fixture
@@ -257,27 +259,18 @@ def test_every_send_waits_for_the_global_rate_of_its_business_number(
     assert next(h for h in limiter.hits if h[0].startswith("wa:recipient:"))[1:] == (1000, 60.0)
 
 
-def test_the_limiter_is_shared_through_redis_under_the_deployments_key_prefix(test_settings: Settings) -> None:
-    import redis
-
-    prefix = f"atende-test:{uuid.uuid4().hex[:12]}:"
-    settings = test_settings.model_copy(
-        update={"redis_url": "redis://127.0.0.1:6379/0", "handoff_redis_prefix": prefix}
+@pytest.mark.integration
+def test_the_limiter_is_shared_through_redis_under_the_deployments_key_prefix(
+    test_settings: Settings, redis_keys: RedisKeys
+) -> None:
+    prefix = redis_keys.prefix
+    limiter = build_limiter(
+        test_settings.model_copy(update={"redis_url": redis_keys.url, "handoff_redis_prefix": prefix})
     )
-    limiter = build_limiter(settings)
     key = f"test:{uuid.uuid4().hex}"
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
-    try:
-        decisions = [limiter.hit(key, limit=2, window_s=60).allowed for _ in range(3)]
-        stored = client.exists(f"{prefix}wa:rl:{key}")
-    except redis.ConnectionError as exc:
-        service_unavailable("Redis at 127.0.0.1:6379", exc)
-        return
-    finally:
-        client.delete(f"{prefix}wa:rl:{key}")
-        client.close()
+    decisions = [limiter.hit(key, limit=2, window_s=60).allowed for _ in range(3)]
     assert decisions == [True, True, False]
-    assert stored == 1  # two deployments on one Redis keep separate limits
+    assert redis_keys.client.exists(f"{prefix}wa:rl:{key}") == 1  # two deployments on one Redis keep separate limits
     assert isinstance(build_limiter(test_settings), InMemoryRateLimiter)
 
 

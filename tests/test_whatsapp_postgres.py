@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from conftest import make_services, service_unavailable
+from conftest import make_services
 from fake_graph_api import FakeGraphAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import func, inspect, select, text
-from sqlalchemy.exc import OperationalError
-from whatsapp_support import encode, grounded_model, message_body, signed_headers, status_body, whatsapp_settings
+from sqlalchemy import func, inspect, select
+from whatsapp_support import encode, message_body, signed_headers, status_body, whatsapp_settings
 
+from assistant.testing import ScriptedChatModel
 from atende.app import create_app
-from atende.db import make_engine, normalize_url
+from atende.db import make_engine
 from atende.migrate import downgrade, upgrade
 from atende.models import Turn
 from atende.schema import metadata
@@ -27,7 +24,6 @@ from atende.settings import Settings
 from channels.whatsapp.models import OutboxRow
 from rag.types import Document
 
-POSTGRES_URL = os.environ.get("ATENDE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 WA_TABLES = {
     "inbox",
     "wa_contacts",
@@ -37,32 +33,6 @@ WA_TABLES = {
     "wa_campaigns",
     "wa_campaign_recipients",
 }
-
-
-def postgres_schema_url() -> Iterator[str]:
-    admin = make_engine(POSTGRES_URL)
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        service_unavailable(f"PostgreSQL at {POSTGRES_URL}", exc.orig)
-    url = normalize_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{(tmp_path / 'atende.db').as_posix()}"
-    else:
-        yield from postgres_schema_url()
 
 
 def wa_differences(url: str) -> list[object]:
@@ -101,37 +71,34 @@ def graph() -> Iterator[FakeGraphAPI]:
 
 @pytest.mark.integration
 def test_two_workers_on_postgresql_answer_each_message_once(
-    test_settings: Settings, graph: FakeGraphAPI, knowledge_documents: list[Document]
+    test_settings: Settings, graph: FakeGraphAPI, knowledge_documents: list[Document], postgres_url: str
 ) -> None:
-    for url in postgres_schema_url():
-        settings = whatsapp_settings(test_settings, graph.url, database_url=url)
-        svc = make_services(settings, grounded_model(), knowledge_documents)
-        try:
-            wa = svc.whatsapp
-            assert wa is not None
-            texts = [f"Olá, bom dia ({n})" for n in range(40)]
-            bodies = [message_body(wamid=f"wamid.pg{n}", text=txt, citizen=n % 8 + 1) for n, txt in enumerate(texts)]
-            with TestClient(create_app(services=svc)) as client:
-                for body in [*bodies, *bodies[::3]]:
-                    raw = encode(body)
-                    assert (
-                        client.post("/webhooks/whatsapp", content=raw, headers=signed_headers(raw)).status_code == 200
-                    )
-                workers = [threading.Thread(target=wa.processor(f"w{i}").run_until_idle) for i in range(2)]
-                for worker in workers:
-                    worker.start()
-                for worker in workers:
-                    worker.join(120)
-                wa.sender().run_until_idle()
-                for send in graph.sends:
-                    for status in ("read", "sent", "delivered"):
-                        raw = encode(status_body(send["wamid"], status))
-                        client.post("/webhooks/whatsapp", content=raw, headers=signed_headers(raw))
-                wa.drain()
-            with wa.sessions() as session:
-                assert session.scalar(select(func.count()).select_from(Turn)) == len(texts)
-                statuses = session.scalars(select(OutboxRow.status)).all()
-            assert len(graph.sends) == len(texts)
-            assert set(statuses) == {"read"}
-        finally:
-            svc.close()
+    settings = whatsapp_settings(test_settings, graph.url, database_url=postgres_url)
+    svc = make_services(settings, ScriptedChatModel([]), knowledge_documents)
+    try:
+        wa = svc.whatsapp
+        assert wa is not None
+        texts = [f"Olá, bom dia ({n})" for n in range(40)]
+        bodies = [message_body(wamid=f"wamid.pg{n}", text=txt, citizen=n % 8 + 1) for n, txt in enumerate(texts)]
+        with TestClient(create_app(services=svc)) as client:
+            for body in [*bodies, *bodies[::3]]:
+                raw = encode(body)
+                assert client.post("/webhooks/whatsapp", content=raw, headers=signed_headers(raw)).status_code == 200
+            workers = [threading.Thread(target=wa.processor(f"w{i}").run_until_idle) for i in range(2)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join(120)
+            wa.sender().run_until_idle()
+            for send in graph.sends:
+                for status in ("read", "sent", "delivered"):
+                    raw = encode(status_body(send["wamid"], status))
+                    client.post("/webhooks/whatsapp", content=raw, headers=signed_headers(raw))
+            wa.drain()
+        with wa.sessions() as session:
+            assert session.scalar(select(func.count()).select_from(Turn)) == len(texts)
+            statuses = session.scalars(select(OutboxRow.status)).all()
+        assert len(graph.sends) == len(texts)
+        assert set(statuses) == {"read"}
+    finally:
+        svc.close()

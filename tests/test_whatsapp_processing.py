@@ -17,8 +17,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from whatsapp_support import (
     NUMBER,
+    answer_or_decline,
     deliver,
-    grounded_model,
+    media_id,
     message_body,
     staff_token,
     status_body,
@@ -50,8 +51,9 @@ def graph() -> Iterator[FakeGraphAPI]:
 
 @pytest.fixture
 def model() -> ScriptedChatModel:
-    # More steps than any test needs: the assistant decides per message whether to call the model.
-    return grounded_model(20)
+    # Most messages never reach the model (menus, media, statuses, opt-outs, the tool dialogue): a test whose
+    # messages do scripts each call.
+    return ScriptedChatModel([])
 
 
 @pytest.fixture
@@ -121,8 +123,9 @@ def sent_bodies(graph: FakeGraphAPI, phone: str = PHONE_1) -> list[dict[str, Any
 
 
 def test_a_text_gets_the_same_grounded_answer_as_the_web_chat_with_short_links(
-    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, model: ScriptedChatModel
 ) -> None:
+    model.add(answer_or_decline, answer_or_decline)  # the WhatsApp answer, then the web chat's
     deliver(client, message_body(wamid="wamid.T1", text=QUESTION))
     wa.drain()
 
@@ -235,17 +238,21 @@ def test_the_handoff_button_hands_the_conversation_over_like_the_web_chat(
     assert ours  # the handoff itself is recorded
 
 
-def test_button_and_list_replies_are_read_as_the_option_chosen(client: TestClient, wa: WhatsAppService) -> None:
+def test_button_and_list_replies_are_read_as_the_option_chosen(
+    client: TestClient, wa: WhatsAppService, model: ScriptedChatModel
+) -> None:
+    model.add(answer_or_decline)  # the button's question; the list row asks for an action, which the rules route
     deliver(client, message_body("interactive_button_reply", wamid="wamid.T7"))
     deliver(client, message_body("interactive_list_reply", wamid="wamid.T8"))
     wa.drain()
     users = [text for role, text in messages(wa, conversation_of(wa)) if role == "user"]
-    assert users == ["title", "title — description"]
+    assert users == ["Horário de atendimento", "IPTU — Segunda via e parcelamento"]
     assert count(wa, Turn) == 2
 
 
 def test_a_template_quick_reply_is_read_as_its_button_text(client: TestClient, wa: WhatsAppService) -> None:
-    body = message_body(wamid="wamid.T9", replace={"type": "button", "button": {"payload": "p1", "text": "Obrigado"}})
+    body = message_body("button_quick_reply", wamid="wamid.T9")
+    body["entry"][0]["changes"][0]["value"]["messages"][0]["button"]["text"] = "Obrigado"
     deliver(client, body)
     wa.drain()
     assert messages(wa, conversation_of(wa)) == [("user", "Obrigado"), ("assistant", t("thanks"))]
@@ -284,7 +291,7 @@ def test_a_message_over_the_length_limit_gets_a_clear_reply(
 def test_a_voice_note_is_fetched_within_limits_and_acknowledged(
     client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, settings: Settings
 ) -> None:
-    graph.add_media("1234567890987654321", OGG, "audio/ogg")
+    graph.add_media(media_id("audio_voice"), OGG, "audio/ogg")
     deliver(client, message_body("audio_voice", wamid="wamid.V1"))
     wa.drain()
     with wa.sessions() as session:
@@ -313,12 +320,12 @@ def test_an_image_of_a_type_not_accepted_is_refused_without_downloading(
 def test_an_image_larger_than_the_limit_is_refused(
     client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
 ) -> None:
-    graph.add_media("65463453", b"\xff\xd8jpeg", "image/jpeg", declared_size=50 * 1024 * 1024)
+    graph.add_media(media_id("image"), b"\xff\xd8jpeg", "image/jpeg", declared_size=50 * 1024 * 1024)
     deliver(client, message_body("image", wamid="wamid.V3"))
     wa.drain()
     with wa.sessions() as session:
         assert session.scalars(select(MediaRow.reason)).all() == ["too large"]
-    assert "/media/65463453" not in " ".join(graph.unexpected)
+    assert f"/media/{media_id('image')}" not in " ".join(graph.unexpected)
 
 
 def test_a_media_url_on_a_host_not_allowed_gets_no_token_and_the_citizen_is_told(
@@ -326,7 +333,10 @@ def test_a_media_url_on_a_host_not_allowed_gets_no_token_and_the_citizen_is_told
 ) -> None:
     # Same fake server under another name: the old code would have sent it the bearer token and stored the file.
     graph.add_media(
-        "65463453", b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg", origin=graph.url.replace("127.0.0.1", "localhost")
+        media_id("image"),
+        b"\xff\xd8\xff\xe0jpeg-bytes",
+        "image/jpeg",
+        origin=graph.url.replace("127.0.0.1", "localhost"),
     )
     with caplog.at_level(logging.WARNING, logger="channels.whatsapp.graph"):
         deliver(client, message_body("image", wamid="wamid.V7"))
@@ -339,7 +349,7 @@ def test_a_media_url_on_a_host_not_allowed_gets_no_token_and_the_citizen_is_told
 
 
 def test_an_image_is_stored_and_acknowledged(client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI) -> None:
-    graph.add_media("65463453", b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg")
+    graph.add_media(media_id("image"), b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg")
     deliver(client, message_body("image", wamid="wamid.V4"))
     wa.drain()
     assert sent_bodies(graph)[0]["text"]["body"] == t("whatsapp.file_received", kind="imagem")
@@ -350,47 +360,43 @@ def test_an_image_is_stored_and_acknowledged(client: TestClient, wa: WhatsAppSer
 def test_a_document_caption_is_answered_by_the_assistant(
     client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI
 ) -> None:
-    graph.add_media("1234567890987654321", b"%PDF-1.7 test", "application/pdf")
+    graph.add_media(media_id("document"), b"%PDF-1.7 test", "application/pdf")
     body = message_body("document", wamid="wamid.V5")
     body["entry"][0]["changes"][0]["value"]["messages"][0]["document"]["caption"] = "Obrigada"
     deliver(client, body)
     wa.drain()
     assert messages(wa, conversation_of(wa)) == [("user", "Obrigada"), ("assistant", t("thanks"))]
     with wa.sessions() as session:
-        assert session.scalars(select(MediaRow.filename)).all() == ["filename.pdf"]
+        assert session.scalars(select(MediaRow.filename)).all() == ["comprovante.pdf"]
 
 
 def test_a_location_is_recorded_and_acknowledged(client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI) -> None:
     deliver(client, message_body("location", wamid="wamid.P1"))
     wa.drain()
     [event] = [e for e in events(wa, conversation_of(wa)) if e.kind == "whatsapp_location"]
-    assert event.payload == {"latitude": 12.25089, "longitude": 43.90539}
+    assert event.payload == {
+        "latitude": -15.7997,
+        "longitude": -47.8645,
+        "name": "Praça dos Três Poderes",
+        "address": "Brasília - DF",
+    }
     assert sent_bodies(graph)[0]["text"]["body"] == t("whatsapp.location_received")
 
 
 def test_a_reaction_is_recorded_without_a_reply(client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI) -> None:
-    body = message_body(
-        wamid="wamid.R1", replace={"type": "reaction", "reaction": {"message_id": "wamid.x", "emoji": "👍"}}
-    )
-    deliver(client, body)
+    deliver(client, message_body("reaction", wamid="wamid.R1"))
     wa.drain()
     assert [e.payload for e in events(wa, conversation_of(wa)) if e.kind == "whatsapp_reaction"] == [
-        {"message_id": "wamid.x", "emoji": "👍"}
+        {"message_id": "wamid.atende.out.0001", "emoji": "👍"}
     ]
     assert graph.sends == []
 
 
-@pytest.mark.parametrize(
-    "replacement",
-    [
-        {"type": "sticker", "sticker": {"mime_type": "image/webp", "id": "99", "animated": False}},
-        {"type": "unsupported", "errors": [{"code": 131051, "title": "Message type unknown"}]},
-    ],
-)
+@pytest.mark.parametrize("fixture_name", ["sticker", "unsupported"])
 def test_anything_unsupported_gets_a_friendly_reply(
-    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, replacement: dict[str, Any]
+    client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, fixture_name: str
 ) -> None:
-    deliver(client, message_body(wamid="wamid.U1", replace=replacement))
+    deliver(client, message_body(fixture_name, wamid="wamid.U1"))
     wa.drain()
     assert sent_bodies(graph)[0]["text"]["body"] == t("whatsapp.unsupported")
     assert count(wa, Turn) == 0
@@ -451,7 +457,7 @@ def test_a_number_served_by_people_queues_the_conversation_without_the_assistant
         graph.url,
         whatsapp_numbers=[WhatsAppNumber(phone_number_id=NUMBER, team="ouvidoria", flow="agents")],
     )
-    svc = make_services(settings, grounded_model(), knowledge_documents)
+    svc = make_services(settings, ScriptedChatModel([]), knowledge_documents)
     try:
         with TestClient(create_app(services=svc)) as client:
             deliver(client, message_body(wamid="wamid.Q1", text="Quero registrar uma reclamação"))
@@ -513,13 +519,13 @@ def test_a_failure_is_recorded_with_its_code_and_shown_to_staff(
 ) -> None:
     deliver(client, message_body(wamid="wamid.S2", text="Olá"))
     wa.drain()
-    deliver(client, status_body(_reply_wamid(graph), "failed"))  # the fixture's error 130472
+    deliver(client, status_body(_reply_wamid(graph), "failed"))  # the fixture's error 131047
     wa.drain()
     token = staff_token(services)
     failures = client.get("/api/whatsapp/failures", headers={"Authorization": f"Bearer {token}"}).json()
     [failure] = failures["outbound"]
-    assert failure["error_code"] == "130472"
-    assert failure["error_title"].startswith("User's number is part of an experiment")
+    assert failure["error_code"] == "131047"
+    assert failure["error_title"].startswith("Re-engagement message")
     assert failure["conversation_id"] == conversation_of(wa)
     assert "whatsapp_delivery_failed" in [e.kind for e in events(wa, conversation_of(wa))]
 
@@ -571,7 +577,7 @@ def test_inside_the_app_the_workers_answer_on_their_own(
     test_settings: Settings, graph: FakeGraphAPI, knowledge_documents: list[Document]
 ) -> None:
     settings = whatsapp_settings(test_settings, graph.url, whatsapp_worker="inline")
-    svc = make_services(settings, grounded_model(), knowledge_documents)
+    svc = make_services(settings, ScriptedChatModel([]), knowledge_documents)
     try:
         with TestClient(create_app(services=svc)) as client:
             deliver(client, message_body(wamid="wamid.A1", text="Olá"))
@@ -586,7 +592,7 @@ def test_a_citizens_whatsapp_data_is_exported_and_erased(
 ) -> None:
     from atende.data_subjects import DataSubject
 
-    graph.add_media("65463453", b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg")
+    graph.add_media(media_id("image"), b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg")
     deliver(client, message_body("image", wamid="wamid.E1"))
     wa.drain()
     assert services.lgpd is not None

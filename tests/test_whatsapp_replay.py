@@ -25,7 +25,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from whatsapp_support import (
     encode,
-    grounded_model,
     message_body,
     signed_headers,
     status_body,
@@ -33,6 +32,7 @@ from whatsapp_support import (
     worker_environment,
 )
 
+from assistant.testing import ScriptedChatModel
 from atende.app import create_app
 from atende.models import Conversation, Message, Turn, utcnow
 from atende.services import Services
@@ -61,7 +61,7 @@ def graph() -> Iterator[FakeGraphAPI]:
 @pytest.fixture
 def services(test_settings: Settings, graph: FakeGraphAPI, knowledge_documents: list[Document]) -> Iterator[Services]:
     settings = whatsapp_settings(test_settings, graph.url, whatsapp_lease_s=30.0)
-    svc = make_services(settings, grounded_model(100), knowledge_documents)
+    svc = make_services(settings, ScriptedChatModel([]), knowledge_documents)
     yield svc
     svc.close()
 
@@ -70,7 +70,9 @@ class Worker:
     """`whatsapp_support.worker_main` in a child process; its stdout says how many rows it has claimed."""
 
     def __init__(self, settings: Settings) -> None:
-        env = {**os.environ, **worker_environment(settings), "PYTHONPATH": str(SUPPORT.parent)}
+        # The tests' helpers and the checkout under test, ahead of whichever checkout the package is installed from.
+        path = os.pathsep.join([str(SUPPORT.parent), str(SUPPORT.parent.parent)])
+        env = {**os.environ, **worker_environment(settings), "PYTHONPATH": path}
         self.process = subprocess.Popen(
             [sys.executable, str(SUPPORT)], env=env, stdout=subprocess.PIPE, text=True, cwd=SUPPORT.parent.parent
         )

@@ -18,17 +18,17 @@ from whatsapp_support import (
     combine,
     encode,
     fixture,
-    grounded_model,
     message_body,
     signed_headers,
     status_body,
     whatsapp_settings,
 )
 
+from assistant.testing import ScriptedChatModel
 from atende.app import create_app
 from atende.services import Services
 from atende.settings import Settings
-from channels.whatsapp.payloads import fan_out, parse_message
+from channels.whatsapp.payloads import Sender, fan_out, parse_message, parse_status
 from channels.whatsapp.signature import is_valid, sign
 from conversation.models import InboxRow
 from rag.types import Document
@@ -46,7 +46,7 @@ def graph() -> Iterator[FakeGraphAPI]:
 def wa_services(
     test_settings: Settings, graph: FakeGraphAPI, knowledge_documents: list[Document]
 ) -> Iterator[Services]:
-    svc = make_services(whatsapp_settings(test_settings, graph.url), grounded_model(), knowledge_documents)
+    svc = make_services(whatsapp_settings(test_settings, graph.url), ScriptedChatModel([]), knowledge_documents)
     yield svc
     svc.close()
 
@@ -107,6 +107,32 @@ def test_a_signature_is_the_hmac_sha256_of_the_raw_body() -> None:
     assert not is_valid(APP_SECRET, raw, header.removeprefix("sha256="))
 
 
+@pytest.mark.parametrize(
+    ("secret", "body", "expected"),
+    [
+        # RFC 4231, test case 2 (HMAC-SHA-256).
+        ("Jefe", b"what do ya want for nothing?", "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+        # A webhook-shaped body; the hex was computed once with Python's hmac module (and agrees with openssl).
+        (
+            "known-answer-app-secret",
+            b'{"object":"whatsapp_business_account","entry":[]}',
+            "78f9ae06b48d1401e1ec3edd1921e2b5ff68fc5319b26bfe03c6466430dcb8c8",
+        ),
+        # The secret is taken as UTF-8, the body as the raw bytes received.
+        (
+            "segredo-do-app-çã",
+            "Olá, prefeitura".encode(),
+            "b39deb9d7dc4b8e9efb6e7a2d96f977fd731303043da336c072a65174672b8ae",
+        ),
+    ],
+)
+def test_the_signature_matches_known_hmac_sha256_answers(secret: str, body: bytes, expected: str) -> None:
+    assert sign(secret, body) == f"sha256={expected}"
+    assert is_valid(secret, body, f"sha256={expected}")
+    one_digit_off = expected[:-1] + ("1" if expected.endswith("0") else "0")
+    assert not is_valid(secret, body, f"sha256={one_digit_off}")
+
+
 def test_a_signed_delivery_is_stored_and_acknowledged(client: TestClient, wa_services: Services) -> None:
     response = post(client, message_body(wamid="wamid.A1"))
     assert response.status_code == 200
@@ -118,7 +144,7 @@ def test_a_signed_delivery_is_stored_and_acknowledged(client: TestClient, wa_ser
         "pending",
         NUMBER,
     )
-    assert row.payload["message"]["text"]["body"] == "Body Text"
+    assert row.payload["message"]["text"]["body"] == "Qual o horário de atendimento da prefeitura?"
 
 
 def test_a_delivery_signed_with_another_secret_is_refused_and_not_stored(
@@ -149,7 +175,7 @@ def test_without_an_app_secret_every_delivery_is_refused(
     test_settings: Settings, graph: FakeGraphAPI, knowledge_documents: list[Document]
 ) -> None:
     settings = whatsapp_settings(test_settings, graph.url, whatsapp_app_secret=SecretStr(""))
-    svc = make_services(settings, grounded_model(), knowledge_documents)
+    svc = make_services(settings, ScriptedChatModel([]), knowledge_documents)
     try:
         with TestClient(create_app(services=svc)) as client:
             raw = encode(message_body(wamid="wamid.A5"))
@@ -188,33 +214,45 @@ def test_a_batched_delivery_fans_out_into_one_row_per_message_and_status(
 
 def test_each_fixture_is_read_as_its_message_type() -> None:
     expected = {
-        "text_message": ("text", "Body Text", None),
-        "interactive_button_reply": ("button_reply", "title", "callback_data"),
-        "interactive_list_reply": ("list_reply", "title — description", "callback_data"),
+        "text_message": ("text", "Qual o horário de atendimento da prefeitura?", None),
+        "interactive_button_reply": ("button_reply", "Horário de atendimento", "menu-horario"),
+        "interactive_list_reply": ("list_reply", "IPTU — Segunda via e parcelamento", "servico-iptu"),
+        "button_quick_reply": ("button", "Confirmo", "lembrete-confirmar"),
         "audio_voice": ("audio", None, None),
         "image": ("image", None, None),
-        "document": ("document", "caption", None),
+        "document": ("document", "Comprovante de residência", None),
         "location": ("location", None, None),
+        "reaction": ("reaction", None, None),
+        "sticker": ("unsupported", None, None),
+        "unsupported": ("unsupported", None, None),
     }
     for name, (kind, text_, reply_id) in expected.items():
         [item] = fan_out(fixture(name))
         inbound = parse_message(item.payload)
         assert (inbound.type, inbound.text, inbound.reply_id) == (kind, text_, reply_id), name
-        assert inbound.sender.bsuid == "US.13491208655302741918"
-        assert inbound.sender.wa_id == "972987654321"
-        assert inbound.phone_number_id == "1122334455667"
+        assert inbound.sender == Sender(bsuid="BR.61740028293315409873", wa_id="5561988880001", name="Maria da Silva")
+        assert inbound.phone_number_id == NUMBER
     audio = parse_message(fan_out(fixture("audio_voice"))[0].payload).media
     assert audio is not None
     assert audio.voice
     assert audio.mime_type == "audio/ogg; codecs=opus"
     document = parse_message(fan_out(fixture("document"))[0].payload).media
     assert document is not None
-    assert document.filename == "filename.pdf"
+    assert document.filename == "comprovante.pdf"
+    reaction = parse_message(fan_out(fixture("reaction"))[0].payload).reaction
+    assert reaction == {"message_id": "wamid.atende.out.0001", "emoji": "👍"}
 
 
 def test_status_fixtures_are_keyed_by_message_and_status() -> None:
-    keys = [fan_out(fixture(name))[0].key for name in ("status_sent", "status_read", "status_failed")]
-    assert keys == ["s:wamid.xyzxyz:sent", "s:wamid.xyzxyz:read", "s:wamid.xyzxyz:failed"]
+    names = ("status_sent", "status_delivered", "status_read", "status_failed")
+    assert [fan_out(fixture(name))[0].key for name in names] == [
+        "s:wamid.atende.out.0001:sent",
+        "s:wamid.atende.out.0001:delivered",
+        "s:wamid.atende.out.0001:read",
+        "s:wamid.atende.out.0001:failed",
+    ]
+    [failed] = [parse_status(fan_out(fixture("status_failed"))[0].payload)]
+    assert [error["code"] for error in failed.errors] == [131047]
 
 
 def test_a_signed_but_unreadable_body_is_kept_for_inspection(client: TestClient, wa_services: Services) -> None:

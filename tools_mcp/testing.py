@@ -1,11 +1,11 @@
-"""Test helpers shared by the tool tests and the assistant's tests: a fixed clock, a seeded domain, and calls
-through an MCP client that return the structured result or the error payload."""
+"""Test helpers shared by the tool tests and the assistant's tests: a fixed clock, a seeded domain, a payment
+provider scripted to fail, and calls through an MCP client that return the structured result or the error payload."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
 from mcp import Client
@@ -16,6 +16,8 @@ from atende.conversation_keys import PROOF_META_KEY, ConversationProof
 from atende.settings import Settings
 from tools_mcp.clock import Clock
 from tools_mcp.domain import Domain, build_domain
+from tools_mcp.errors import DomainError
+from tools_mcp.payments import DebtCharge, LocalPaymentProvider, PaymentInstructions, PaymentProvider
 from tools_mcp.ratelimit import InMemoryRateLimiter, RateLimiter
 from tools_mcp.server import CONVERSATION_META_KEY
 
@@ -41,6 +43,7 @@ def make_test_domain(
     audit: AuditSink | None = None,
     clock: MovableClock | None = None,
     limiter: RateLimiter | None = None,
+    provider: PaymentProvider | None = None,
 ) -> Domain:
     return build_domain(
         sessions,
@@ -48,7 +51,66 @@ def make_test_domain(
         audit or MemoryAuditSink(),
         clock=Clock(SAO_PAULO, clock or MovableClock()),
         limiter=limiter or InMemoryRateLimiter(),
+        provider=provider,
     )
+
+
+ISSUE: Final = "issue"
+PaymentOutcome = Literal["issue"] | BaseException
+
+
+class UnexpectedPaymentRequest(AssertionError):
+    """The code under test asked the payment provider for more second copies than the test scripted."""
+
+
+@dataclass
+class ScriptedPaymentProvider:
+    """A PaymentProvider that answers each second copy with the next scripted outcome and fails loudly beyond them.
+
+    An outcome is `ISSUE` (the codes `issuer` makes: by default a local provider on example data) or an exception
+    to raise: a provider that is down says `DomainError("unavailable")`, as the protocol asks; one that breaks in
+    its own way raises anything else (a timeout, an answer it cannot read). `charges` keeps every charge asked for;
+    a request beyond the script is also kept in `unexpected`, in case the code under test swallows the error.
+    """
+
+    outcomes: list[PaymentOutcome]
+    issuer: PaymentProvider = field(
+        default_factory=lambda: LocalPaymentProvider(
+            pix_key="pix@prefeitura.example.gov.br",
+            merchant_name="Prefeitura de Exemplo",
+            merchant_city="Brasilia",
+            bank_code="001",
+        )
+    )
+    charges: list[DebtCharge] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+    @classmethod
+    def down(cls, times: int = 1) -> ScriptedPaymentProvider:
+        """A provider that is down for the next `times` requests (and not scripted after them)."""
+        return cls([DomainError("unavailable") for _ in range(times)])
+
+    def then(self, *outcomes: PaymentOutcome) -> ScriptedPaymentProvider:
+        """Script more outcomes after the ones already there (e.g. the provider is back)."""
+        self.outcomes.extend(outcomes)
+        return self
+
+    def second_copy(self, charge: DebtCharge) -> PaymentInstructions:
+        self.charges.append(charge)
+        if not self.outcomes:
+            problem = f"unscripted second copy #{len(self.charges)} (debt {charge.debt_id}, due {charge.due_date})"
+            self.unexpected.append(problem)
+            raise UnexpectedPaymentRequest(problem)
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return self.issuer.second_copy(charge)
+
+    def assert_consumed(self) -> None:
+        if self.outcomes:
+            raise AssertionError(f"{len(self.outcomes)} scripted payment outcome(s) were never used")
+        if self.unexpected:
+            raise AssertionError("; ".join(self.unexpected))
 
 
 @dataclass(frozen=True)

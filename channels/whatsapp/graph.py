@@ -134,6 +134,7 @@ class HttpxGraphClient:
         *,
         timeout_s: float = 15.0,
         media_hosts: Sequence[str] = DEFAULT_MEDIA_HOSTS,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._media_hosts = MediaHostPolicy(base_url, media_hosts)
@@ -141,6 +142,7 @@ class HttpxGraphClient:
             headers={"Authorization": f"Bearer {token}"},
             timeout=httpx.Timeout(timeout_s, connect=5.0),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            transport=transport,  # None: the network; tests pass an httpx.MockTransport
         )
 
     def _request(self, method: str, url: str, **kw: Any) -> httpx.Response:

@@ -53,6 +53,11 @@ class ExecutionSteps(DialogueSteps):
             self._show_slots(turn, str(args.get("service")), {k: v for k, v in args.items() if k.startswith("date_")})
             return turn.outcome(tool)
         result = self._call(turn, tool, args)
+        if result is not None and result.error == "unavailable":
+            # The server answered, but what stands behind the tool (a bank's API, the database) is down for now:
+            # as when the server does not answer, the request waits for a retry.
+            turn.say(t("action.error.unavailable"))
+            result = None
         if result is None:
             # Nothing is lost: the request waits for "tentar de novo".
             turn.state = turn.state.with_pending(replace(pending, awaiting="retry"))
