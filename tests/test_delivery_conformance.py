@@ -122,7 +122,7 @@ def whatsapp_harness(tmp_path: Path, test_settings: Settings) -> Iterator[Harnes
         settings,
         services.engine,
         services.store,
-        services.assistant,
+        services.conversations,
         services.lgpd.consent,
         services.audit,
         graph=client,
