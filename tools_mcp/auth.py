@@ -35,7 +35,8 @@ def parse_token_table(raw: str) -> dict[str, Principal]:
         scopes = entry.get("scopes", [])
         unknown = sorted(set(scopes) - set(TOOL_SCOPES)) if isinstance(scopes, list) else ["(not a list)"]
         if unknown:
-            raise InvalidTokenTable(f"entry {i} ({entry['name']}): unknown scopes {unknown}; known: {list(TOOL_SCOPES)}")
+            known = list(TOOL_SCOPES)
+            raise InvalidTokenTable(f"entry {i} ({entry['name']}): unknown scopes {unknown}; known: {known}")
         kind: PrincipalKind = "staff" if entry.get("kind") == "staff" else "integration"
         table[token] = Principal(kind=kind, subject=f"{kind}:{entry['name']}", scopes=frozenset(scopes))
     return table
