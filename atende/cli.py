@@ -273,7 +273,7 @@ def handoff_agent(
     skills: Annotated[str, typer.Option(help="Comma-separated skills")] = "",
 ) -> None:
     """Set an agent's routing profile: teams, capacity, languages and skills."""
-    from atende.handoff.routing import Profile
+    from atende.handoff.assignment import Profile
 
     def split(text: str) -> tuple[str, ...]:
         return tuple(part.strip() for part in text.split(",") if part.strip())

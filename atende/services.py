@@ -22,7 +22,7 @@ from atende.migrate import upgrade
 from atende.settings import Settings
 from atende.store import ConversationStore
 from rag.index import KnowledgeIndex, SyncReport
-from rag.protocols import Embedder, VectorStore
+from rag.ports import Embedder, VectorStore
 from rag.query_cache import QueryVectorCache
 from rag.retriever import RetrievalParams
 
@@ -407,8 +407,8 @@ def _answer_translator(settings: Settings, model: ChatModel) -> Callable[[str, s
 def build_handoff(
     settings: Settings, sessions: sessionmaker[Session], store: ConversationStore, model: ChatModel | None = None
 ) -> HandoffService:
+    from atende.handoff.assignment import AssignmentRules, Profiles
     from atende.handoff.hours import BusinessHours
-    from atende.handoff.routing import Profiles, RoutingRules
     from atende.handoff.sentiment import LexiconSentiment, LLMSentiment, ScreenedSentiment, SentimentClassifier
     from atende.handoff.service import HandoffService
     from atende.handoff.teams import TeamDirectory
@@ -444,7 +444,7 @@ def build_handoff(
         sentiment=sentiment,
         translator=translator,
         agent_language=settings.handoff_agent_language,
-        routing=RoutingRules(
+        assignment=AssignmentRules(
             mode=settings.handoff_routing,
             team_modes=dict(settings.handoff_team_routing),
             overflow=dict(settings.handoff_overflow),

@@ -4,7 +4,7 @@
                             [--modes extractive,constrained,generative] [--limit 100] [--unanswerable-share 0.2]
 
 Rows: the assistant in each answer mode this build has, with each model (`embedded` is the configured model,
-`scripted` the deterministic fake of eval/models.py, or a .gguf path), and the baseline (BM25's top document,
+`scripted` the deterministic fake of eval/chat_models.py, or a .gguf path), and the baseline (BM25's top document,
 then its two sentences sharing the most stems with the question). Columns: expected fact in the answer,
 token F1, words per answer, faithfulness, correct and false abstention, first-words and whole-answer latency.
 
@@ -70,7 +70,7 @@ def _say(message: str) -> None:
 
 def _model(settings: Settings, name: str, calls: int) -> tuple[Settings, Any, bool]:
     """Settings, injected model (None: the configured one) and whether to load it, for a `--models` entry."""
-    from eval.models import SCRIPTED, resolve_model
+    from eval.chat_models import SCRIPTED, resolve_model
 
     resolved, model = resolve_model(settings, None if name == "embedded" else name, calls=calls)
     return resolved, model, name != SCRIPTED
@@ -103,8 +103,8 @@ def foundation_rows(
     judge: str | None,
 ) -> dict[str, Any]:
     """The suite through `atende eval run`'s machinery (isolated services, the streaming entry point)."""
+    from eval.chat_models import scripted_model
     from eval.isolation import isolated_services
-    from eval.models import scripted_model
     from eval.runner import run_suites
     from eval.suite import load_suites
     from rag.loaders import load_directory

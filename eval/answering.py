@@ -248,7 +248,7 @@ def run_answers(
     baseline = responder == BASELINE
     say(f"indexing {len(documents)} documents…" if not baseline else f"{len(documents)} documents for the baseline")
     if baseline:
-        from eval.models import scripted_model
+        from eval.chat_models import scripted_model
 
         # The baseline never asks a model; a scripted one with no answers fails loudly if anything does.
         model = model if judge == "llm" else scripted_model(0)

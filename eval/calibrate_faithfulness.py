@@ -22,7 +22,7 @@ from atende.services import build_embedder
 from atende.settings import Settings
 from eval.faithfulness import Evidence, SupportParams, SupportScorer
 from eval.metrics import cohen_kappa
-from rag.protocols import Embedder
+from rag.ports import Embedder
 
 LABELS = Path(__file__).parent / "data" / "faithfulness_labels.yaml"
 

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from atende.settings import Settings
+from eval.chat_models import scripted_model
 from eval.compare import Comparison, compare
 from eval.faithfulness import SupportScorer
 from eval.isolation import isolated_services
-from eval.models import scripted_model
 from eval.report import masked
 from eval.runner import run_suites
 from eval.suite import load_suites

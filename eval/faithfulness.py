@@ -19,7 +19,7 @@ import numpy as np
 
 from assistant.llm import ChatModel, LLMError
 from rag.chunking import split_sentences
-from rag.protocols import Embedder
+from rag.ports import Embedder
 from rag.text import content_terms
 
 if TYPE_CHECKING:

@@ -30,9 +30,9 @@ from assistant.llm import ChatModel
 from assistant.tools.dialogue import masked_argument, redact
 from atende.services import build_chat_model
 from atende.settings import Settings
+from eval.chat_models import scripted_model
 from eval.expectations import check, match_tool_calls
 from eval.isolation import isolated_services
-from eval.models import scripted_model
 from eval.runner import observe
 from eval.suite import Suite, load_suites
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from rag.chunking import chunk_document
 from rag.lexical import LexicalIndex
-from rag.protocols import Embedder, VectorStore
+from rag.ports import Embedder, VectorStore
 from rag.query_cache import QueryVectorCache
 from rag.retriever import HybridRetriever, RetrievalParams
 from rag.types import Audience, Document, ScoredChunk, content_hash

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rag.protocols import Embedder
+from rag.ports import Embedder
 
 log = logging.getLogger(__name__)
 _SPACE = re.compile(r"\s+")

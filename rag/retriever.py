@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rag.lexical import LexicalIndex
-from rag.protocols import Embedder, VectorStore
+from rag.ports import Embedder, VectorStore
 from rag.query_cache import QueryVectorCache
 from rag.types import Audience, ScoredChunk
 

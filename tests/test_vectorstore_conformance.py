@@ -17,7 +17,7 @@ import httpx
 import pytest
 from backing_services import service_unavailable
 
-from rag.protocols import VectorStore
+from rag.ports import VectorStore
 from rag.types import Chunk
 from rag.vectorstores import ChromaVectorStore, InMemoryVectorStore
 

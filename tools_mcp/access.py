@@ -21,7 +21,8 @@ from tools_mcp.verification import IdentityVerifier
 
 ASSISTANT_SCOPE = "assistant"
 PII_SCOPE = "citizens:pii"  # the same name as atende.accounts.permissions.PII_SCOPE (this layer cannot import it)
-SCOPES = (
+# The scopes the MCP tools check; a subset of the whole permission table's (atende.accounts.permissions.SCOPES).
+TOOL_SCOPES = (
     "citizens:read",
     PII_SCOPE,
     "citizens:write",

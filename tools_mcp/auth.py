@@ -10,7 +10,7 @@ import anyio.to_thread
 from mcp.server.auth.provider import AccessToken
 
 from atende.principals import Principal, PrincipalKind, StaticTokenVerifier, TokenVerifier
-from tools_mcp.access import SCOPES
+from tools_mcp.access import TOOL_SCOPES
 
 
 class InvalidTokenTable(ValueError):
@@ -33,9 +33,10 @@ def parse_token_table(raw: str) -> dict[str, Principal]:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or len(token) < 16:
             raise InvalidTokenTable(f"entry {i}: needs a token of 16+ characters and a name")
         scopes = entry.get("scopes", [])
-        unknown = sorted(set(scopes) - set(SCOPES)) if isinstance(scopes, list) else ["(not a list)"]
+        unknown = sorted(set(scopes) - set(TOOL_SCOPES)) if isinstance(scopes, list) else ["(not a list)"]
         if unknown:
-            raise InvalidTokenTable(f"entry {i} ({entry['name']}): unknown scopes {unknown}; known: {list(SCOPES)}")
+            known = list(TOOL_SCOPES)
+            raise InvalidTokenTable(f"entry {i} ({entry['name']}): unknown scopes {unknown}; known: {known}")
         kind: PrincipalKind = "staff" if entry.get("kind") == "staff" else "integration"
         table[token] = Principal(kind=kind, subject=f"{kind}:{entry['name']}", scopes=frozenset(scopes))
     return table
@@ -95,7 +96,7 @@ def stdio_principal(scopes: str) -> Principal:
     """Whoever runs `atende mcp serve --stdio` already has the machine: they act as the local operator, with
     the scopes ATENDE_MCP_STDIO_SCOPES grants (read-only by default)."""
     granted = frozenset(s.strip() for s in scopes.split(",") if s.strip())
-    unknown = sorted(granted - set(SCOPES))
+    unknown = sorted(granted - set(TOOL_SCOPES))
     if unknown:
-        raise InvalidTokenTable(f"ATENDE_MCP_STDIO_SCOPES: unknown scopes {unknown}; known: {list(SCOPES)}")
+        raise InvalidTokenTable(f"ATENDE_MCP_STDIO_SCOPES: unknown scopes {unknown}; known: {list(TOOL_SCOPES)}")
     return Principal(kind="staff", subject="operator:stdio", scopes=granted)

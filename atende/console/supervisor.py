@@ -14,7 +14,7 @@ from atende.accounts.types import StaffUser
 from atende.console.access import require_access, scope_of
 from atende.console.schemas import CloseIn, ProfileIn, ReassignIn, TextIn
 from atende.deps import AccountsDep, CurrentAuth, HandoffDep, SettingsDep
-from atende.handoff.routing import Profile, loads
+from atende.handoff.assignment import Profile, loads
 from atende.handoff.service import HandoffError, HandoffView
 from atende.models import isoformat
 

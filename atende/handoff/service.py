@@ -19,11 +19,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from assistant.language import identify_language
+from atende.handoff.assignment import AssignmentRules, Candidate, Need, Profile, Profiles, choose, loads
 from atende.handoff.delivery import Delivery, DeliveryRefused, LiveDelivery, Outgoing, Survey
 from atende.handoff.hours import BusinessHours
 from atende.handoff.live import LiveState
 from atende.handoff.models import Handoff, MessageAnnotation
-from atende.handoff.routing import Candidate, Need, Profile, Profiles, RoutingRules, choose, loads
 from atende.handoff.sentiment import Sentiment, SentimentClassifier
 from atende.handoff.summary import summarize
 from atende.handoff.teams import TeamDirectory
@@ -205,7 +205,7 @@ class HandoffService:
         sentiment: SentimentClassifier | None = None,
         translator: Translator | None = None,
         agent_language: str = "pt-BR",
-        routing: RoutingRules | None = None,
+        assignment: AssignmentRules | None = None,
         profiles: Profiles | None = None,
         presence_ttl_s: float = 60.0,
         topics: TopicRules | None = None,
@@ -223,7 +223,7 @@ class HandoffService:
         self.sentiment = sentiment  # None: no sentiment trigger and no trend
         self.translator = translator  # None: languages are still detected, nothing is translated
         self.agent_language = agent_language  # what agents read and write unless a caller names theirs
-        self.routing = routing or RoutingRules()
+        self.assignment = assignment or AssignmentRules()
         self.profiles = profiles or Profiles(
             default_team=default_team, default_capacity=3, default_languages=(agent_language,)
         )
@@ -300,7 +300,7 @@ class HandoffService:
         if not self._move(session, conversation_id, ("bot", "closed"), "waiting", now):
             return Requested(conversation_id, team, source, conversation.state)
         overflowed_from = None
-        target = self.routing.overflow.get(team)
+        target = self.assignment.overflow.get(team)
         if target and target != team and not self._has_room(session, team) and self._has_room(session, target):
             overflowed_from, team = team, target
         row = Handoff(
@@ -889,7 +889,7 @@ class HandoffService:
         names = list(teams) if teams is not None else self.live.teams()
         assigned: list[tuple[str, str]] = []
         for team in names:
-            if self.routing.mode_of(team) != "least_busy":
+            if self.assignment.mode_of(team) != "least_busy":
                 continue
             order = self.live.queue(team)
             if not order:
@@ -932,7 +932,7 @@ class HandoffService:
         someone; returns (conversation, new team) pairs."""
         moved: list[tuple[str, str]] = []
         for team in self.live.teams():
-            target = self.routing.overflow.get(team)
+            target = self.assignment.overflow.get(team)
             if not target or target == team:
                 continue
             now = self._clock()

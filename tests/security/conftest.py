@@ -25,7 +25,7 @@ from atende.accounts.tokens import TokenStore
 from atende.accounts.types import SYSTEM, StaffUser
 from atende.app import create_app
 from atende.db import make_session_factory
-from atende.handoff.routing import Profile
+from atende.handoff.assignment import Profile
 from atende.services import Services, build_services
 from atende.settings import Settings
 from rag.loaders import load_directory

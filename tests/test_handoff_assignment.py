@@ -12,8 +12,8 @@ from handoff_support import Stack, stack_fixture  # noqa: F401  (the parametrise
 from helpers import hand_off_after_reply
 from sqlalchemy import select
 
+from atende.handoff.assignment import AssignmentRules, Candidate, Need, Profile, choose
 from atende.handoff.models import Handoff
-from atende.handoff.routing import Candidate, Need, Profile, RoutingRules, choose
 from atende.handoff.service import HandoffError, HandoffService
 from atende.handoff.timeouts import InactivitySweep, Timeouts
 from atende.i18n import t
@@ -21,7 +21,7 @@ from atende.models import Event
 
 
 def least_busy(stack: Stack, **options: Any) -> HandoffService:
-    return stack.service(routing=RoutingRules(mode="least_busy", **options))
+    return stack.service(assignment=AssignmentRules(mode="least_busy", **options))
 
 
 def ask_for_a_person(handoff: HandoffService, team: str | None = None, *, language: str = "pt-BR") -> str:
@@ -195,7 +195,7 @@ def test_without_anyone_in_the_helper_team_either_the_conversation_stays_in_its_
 
 
 def test_the_sweep_overflows_a_queue_whose_agents_all_left(stack: Stack) -> None:
-    handoff = stack.service(routing=RoutingRules(overflow={"tributos": "atendimento"}))
+    handoff = stack.service(assignment=AssignmentRules(overflow={"tributos": "atendimento"}))
     handoff.save_profile(Profile("user:2", ("tributos",), capacity=3))
     handoff.set_presence("user:2", "online")
     cid = ask_for_a_person(handoff, team="tributos")

@@ -1,7 +1,7 @@
 """Which agent gets a waiting conversation: teams, capacity, skills, languages, least busy first.
 
 Pure selection over a snapshot (who is online, how many conversations each one holds); the database decides
-the assignment itself (`HandoffService.assign`), so two processes routing at once cannot overfill an agent
+the assignment itself (`HandoffService.assign`), so two processes assigning at once cannot overfill an agent
 beyond what a lost race allows: the loser's conditional UPDATE changes nothing.
 """
 
@@ -53,8 +53,8 @@ class Candidate:
 
 
 @dataclass(frozen=True, slots=True)
-class RoutingRules:
-    """Per-team routing: how conversations reach agents and where they go when nobody can take them."""
+class AssignmentRules:
+    """Per-team assignment: how conversations reach agents and where they go when nobody can take them."""
 
     mode: Mode = "pick"
     team_modes: Mapping[str, Mode] = field(default_factory=dict)
