@@ -14,7 +14,7 @@ from conftest import make_services
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from openai_compatible_server import LoopbackServer
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
 from assistant.testing import ScriptedChatModel
 from atende.app import create_app
@@ -24,6 +24,7 @@ from rag.types import Document
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "webchat"
 ASK = "quero falar com um atendente"
 
 
@@ -116,3 +117,38 @@ def _chat_in_the_widget(page: Page, context: BrowserContext) -> None:
     assert cookie["name"] == "__Host-atende_chat"
     assert (cookie["httpOnly"], cookie["secure"], cookie["sameSite"]) == (True, True, "None")
     assert cookie.get("partitionKey") == "http://localhost"
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_reply_lost_on_the_way_is_retried_under_the_same_id_and_answered_once(
+    atende: str, browser: Browser, width: int
+) -> None:
+    page = browser.new_context(viewport={"width": width, "height": 800}).new_page()
+    sent: list[str] = []
+
+    def lose_the_first_reply(route: Route) -> None:
+        body = route.request.post_data_json or {}
+        sent.append(body["client_message_id"])
+        if len(sent) == 1:
+            route.fetch()  # the server answers…
+            route.abort("connectionreset")  # …and the answer never reaches the browser
+        else:
+            route.continue_()
+
+    page.route("**/messages/stream", lose_the_first_reply)
+    page.goto(f"{atende}/")
+    page.fill(".composer__input", ASK)
+    page.click(".composer__send")
+    page.get_by_role("button", name="Tentar novamente").click()
+    expect(page.locator(".msg--handoff")).to_have_count(1)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"webchat-retry-{width}.png"), full_page=True)
+    conversation_id = page.evaluate("sessionStorage.getItem('atende.conversationId')")
+    roles = page.evaluate(
+        "async (id) => (await (await fetch(`/api/conversations/${id}`)).json()).messages.map((m) => m.role)",
+        conversation_id,
+    )
+
+    assert len(sent) == 2
+    assert sent[0] == sent[1]  # the retry is the same message
+    assert roles == ["user", "assistant"]  # answered once
