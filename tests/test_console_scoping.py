@@ -309,7 +309,7 @@ def test_routing_never_gives_an_agent_a_conversation_of_another_team(
 ) -> None:
     from atende.handoff.assignment import AssignmentRules
 
-    handoff_of(services).routing = AssignmentRules(mode="least_busy")
+    handoff_of(services).assignment = AssignmentRules(mode="least_busy")
     app.post("/api/console/presence", json={"status": "online"}, headers=as_staff(app, office, office.agent_b))
 
     cid = waiting_for_general(services)
