@@ -70,7 +70,10 @@ _WANT = re.compile(
     rf"prefiro|preferia|cade|kd)\s+{_ARTICLE}{_NOUN}\b"
     r"|\b(tem|ha|cade|kd)\s+alguem\s+(ai|ae|de verdade|real|vivo|humano|ouvindo|lendo)\b"
     r"|\b(tem|existe|ha)\s+(um |uma |algum |alguma )?(atendente|atendimento humano|humano|pessoa|ser humano)"
-    r"( de verdade| real)?( ai| ae| pra (me )?(atender|ajudar))?\s*\W*$"
+    r"( de verdade| real| online| disponivel| agora| ai| ae)*( pra (me )?(atender|ajudar))?\s*(\?|\W*$)"
+    # "quero que alguém do meio ambiente me atenda", "preciso que um atendente me ligue".
+    rf"|\b(quero|queria|gostaria|preciso|precisava)\s+que\s+{_ARTICLE}({_NOUN}|alguem)\b[\w ]{{0,40}}?\s+me\s+"
+    r"(atend\w*|ajud\w*|lig\w*|respond\w*|retorn\w*)\b"
 )
 _BY = re.compile(rf"\bser atendid[oa]\s+(por|pela|pelo|com)\s+{_ARTICLE}(\w+ )?{_PERSON}\b")
 # Words that may surround a bare request: "ATENDENTE!!!", "um humano por favor", "atendente agora".
@@ -167,14 +170,23 @@ def _contact_with_person(sentence: str) -> bool:
 # Small talk
 
 _SMALLTALK: list[tuple[SmallTalk, re.Pattern[str]]] = [
-    ("howareyou", re.compile(r"\b(tudo (bem|bom|certo|joia|tranquilo)|como (vai|voce esta|vc esta|vc ta|voce ta))\b")),
+    (
+        "howareyou",
+        re.compile(
+            r"\b((tudo|td) (bem|bom|certo|joia|tranquilo|blz|beleza|em paz)|"
+            r"como (vai|voce esta|vc esta|vc ta|voce ta))\b"
+        ),
+    ),
     (
         "who",
         re.compile(r"\b(quem (e|eh) voce|quem e vc|voce e (um )?(robo|bot|humano)|vc e (um )?(robo|bot))\b"),
     ),
     (
         "thanks",
-        re.compile(r"\b(obrigad\w*|obg|obgd[oa]?|brigad\w*|valeu|vlw|agradec\w*|grat[oa]|thanks|gracias)\b"),
+        re.compile(
+            r"\b(obrigad\w*|obg|obgd[oa]?|brigad\w*|valeu|vlw|vlww+|agradec\w*|grat[oa]|thanks|gracias|tmj|"
+            r"tamo junto|tamos juntos)\b"
+        ),
     ),
     (
         "goodbye",
@@ -211,6 +223,8 @@ _LIGHT = _lexicon(
     maravilha maravilhoso isso sim nada mesmo prefeitura pessoal gente amigo amiga senhor senhora moca moco
     querido querida assistente robo bot viu ta bom entao combinado resolvido resolveu tranquilo hoje agora
     bastante super tanto mil coracao pra pro pras pros ce tb fim final semana feriado descanso
+    problema problemas duvida duvidas questao util uteis ajudaram ajudando bem demais tirou esclareceu esclarecida
+    esclarecido
     """
 )
 _ACK = re.compile(

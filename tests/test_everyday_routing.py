@@ -52,6 +52,10 @@ MARIA_CPF = "983.690.060-86"
         "poderia ser transferida para um humano?",
         "existe a opção de atendimento com uma pessoa?",
         "dá pra chamar alguém pra conversar comigo?",
+        "tem algum atendente disponível?",
+        "existe atendente online agora? queria tirar uma dúvida",
+        "preciso que alguém da Saúde me responda sobre a consulta",
+        "gostaria que um servidor me ligasse, por gentileza",
     ],
 )
 def test_a_person_asked_for_in_any_register_capitals_or_spelling_routes_to_a_person(message: str) -> None:
@@ -101,6 +105,10 @@ def test_people_mentioned_without_asking_for_one_stay_with_the_assistant(message
         ("ótimo, era isso mesmo que eu queria saber", "goodbye"),
         ("iae, tudo joia?", "howareyou"),
         ("👍", "ack"),
+        ("td bem por aí?", "howareyou"),
+        ("valeu, tamo junto", "thanks"),
+        ("obg, tirou minha dúvida", "thanks"),
+        ("muito obrigada, a resposta foi útil demais", "thanks"),
     ],
 )
 def test_thanks_goodbyes_and_greetings_with_politeness_around_them_are_small_talk(message: str, kind: str) -> None:
@@ -204,6 +212,8 @@ def test_questions_about_the_rules_on_fines_stay_knowledge_questions(message: st
         "nasci no dia 15 de março do ano de 1985",
         "nascida em 15/mar/85",
         "nasci em 15 03 1985",
+        "nasci em quinze de março de 1985",
+        "data de nascimento: quinze de marco de 85",
     ],
 )
 def test_a_birth_date_is_read_in_the_forms_people_write_it(message: str) -> None:
@@ -360,3 +370,30 @@ def test_a_birth_date_written_freely_after_the_cpf_was_asked_for_completes_the_r
     _, verified = chat("tenho multa?", f"{MARIA_CPF}. Nasci em 15 de março de 1985.")
 
     assert names(verified) == ["citizen_verify", "payment_list_debts"]
+
+
+@pytest.mark.parametrize(
+    "message", ["tem algum problema no site?", "tenho uma dúvida sobre o IPTU", "obrigado, mas e o boleto?"]
+)
+def test_a_problem_or_a_doubt_with_something_asked_is_not_small_talk(message: str) -> None:
+    assert small_talk(message) is None
+
+
+@pytest.mark.parametrize(
+    "message", ["quero que alguém limpe o terreno baldio", "preciso que a prefeitura tape o buraco"]
+)
+def test_asking_for_a_service_done_by_someone_is_not_asking_for_a_person(message: str) -> None:
+    assert route_message(message).route != "human"
+
+
+@pytest.mark.parametrize(
+    ("written", "sent"),
+    [
+        ("529.982.247-25", "529.982.247-25"),
+        ("52998224725", "52998224725"),
+        ("529.982.247.25", "529.982.247-25"),
+    ],
+)
+def test_a_valid_cpf_reaches_the_tool_as_written_or_in_the_usual_form(written: str, sent: str) -> None:
+    assert extract.cpfs(f"meu cpf é {written}") == [written]
+    assert extract.tool_cpf(written) == sent

@@ -47,8 +47,33 @@ _SPELLED = re.compile(
     rf"(?<!\d)(\d{{1,2}})(?:\s*(?:de|/|-|\.)\s*|\s+)({_MONTH_NAME})\.?"
     r"(?:\s*(?:do ano de|de|/|-|\.)\s*|\s+)(\d{4}|\d{2})(?!\d)"
 )
+# A day written in words: "dezenove de dezembro de 1958", "primeiro de maio de 1970", "vinte e um de março de 80".
+_UNITS = {
+    "um": 1,
+    "primeiro": 1,
+    "dois": 2,
+    "tres": 3,
+    "quatro": 4,
+    "cinco": 5,
+    "seis": 6,
+    "sete": 7,
+    "oito": 8,
+    "nove": 9,
+}
+_DAY_WORDS = {
+    **_UNITS,
+    **{"dez": 10, "onze": 11, "doze": 12, "treze": 13, "quatorze": 14, "catorze": 14, "quinze": 15},
+    **{"dezesseis": 16, "dezasseis": 16, "dezessete": 17, "dezoito": 18, "dezenove": 19, "vinte": 20, "trinta": 30},
+    **{f"vinte e {word}": 20 + n for word, n in _UNITS.items() if word != "primeiro"},
+    "trinta e um": 31,
+}
+_DAY_WORD = "|".join(sorted(_DAY_WORDS, key=len, reverse=True))
+_SPELLED_DAY = re.compile(
+    rf"\b({_DAY_WORD})\s+de\s+({_MONTH_NAME})\.?(?:\s*(?:do ano de|de|/|-|\.)\s*|\s+)(\d{{4}}|\d{{2}})(?!\d)"
+)
 # Numbers apart by spaces ("15 03 1985") are a date only where a birth date is named or was asked for.
 _SPACED = re.compile(r"(?<!\d)(\d{1,2})\s+(\d{1,2})\s+(\d{4})(?!\d)")
+_CPF_FORMS = re.compile(r"\d{3}\.?\d{3}\.?\d{3}-?\d{2}")
 _BIRTH_CUE = re.compile(r"\b(nasc\w*|nasci|dn|d\.n\.|data de nasc\w*|aniversario)\b")
 _COMPACT = re.compile(r"(?<!\d)(\d{2})(\d{2})(\d{4})(?!\d)")
 _PROTOCOL = re.compile(r"(?<!\d)(20\d{2})\s*[-/.]?\s*(\d{1,6})(?!\d)(?:-([0-9A-Za-z]{4})(?![0-9A-Za-z]))?")
@@ -88,6 +113,16 @@ def cpfs(text: str) -> list[str]:
     return [hit.text for hit in find_pii(text) if hit.kind == "CPF"]
 
 
+def tool_cpf(written: str) -> str:
+    """A CPF found in a message, in a form the tools read: as written when it is one of the usual forms, else
+    "000.000.000-00" ("006.103.405.30" has valid digits and an unusual separator)."""
+    compact = re.sub(r"\s+", "", written)
+    if _CPF_FORMS.fullmatch(compact):
+        return written
+    digits = re.sub(r"\D", "", written)
+    return f"{digits[:3]}.{digits[3:6]}.{digits[6:9]}-{digits[9:]}"
+
+
 def birth_date(text: str, *, compact: bool = False) -> str | None:
     """A plausible birth date as DD/MM/AAAA; 8 bare digits count too when one was asked for (`compact`) or when
     they follow a CPF in the same message ("98369006086 15031985")."""
@@ -101,6 +136,7 @@ def birth_date(text: str, *, compact: bool = False) -> str | None:
     candidates += [(int(m[1]), int(m[2]), _full_year(m[3])) for m in _DMY.finditer(folded)]
     candidates += [(int(m[3]), int(m[2]), int(m[1])) for m in _YMD.finditer(folded)]
     candidates += [(int(m[1]), _MONTHS[m[2]], _full_year(m[3])) for m in _SPELLED.finditer(folded)]
+    candidates += [(_DAY_WORDS[m[1]], _MONTHS[m[2]], _full_year(m[3])) for m in _SPELLED_DAY.finditer(folded)]
     if compact or _BIRTH_CUE.search(folded):
         candidates += [(int(m[1]), int(m[2]), int(m[3])) for m in _SPACED.finditer(folded)]
     if compact:

@@ -19,10 +19,17 @@ _DATE_LIKE = re.compile(
     r"|(?<!\d)\d{4}\s*[/.-]\s*\d{1,2}\s*[/.-]\s*\d{1,2}(?!\d)"  # 1985-03-15, as the extractor also reads
     r"|(?<!\d)\d{8}(?!\d)"
 )
-# The written forms the extractor reads as a birth date: "15 de março de 1985", "15 mar 1985", "15/mar/85".
+# The written forms the extractor reads as a birth date: "15 de março de 1985", "15 mar 1985", "15/mar/85",
+# "quinze de março de 1985".
+_DAY_IN_WORDS = (
+    r"\b(?:(?:vinte|trinta) e (?:um|dois|tr[eê]s|quatro|cinco|seis|sete|oito|nove)|primeiro|um|dois|tr[eê]s|quatro|"
+    r"cinco|seis|sete|oito|nove|dez|onze|doze|treze|quatorze|catorze|quinze|dezesseis|dezasseis|dezessete|dezoito|"
+    r"dezenove|vinte|trinta)\s+de\s+"
+)
 _SPELLED_DATE = re.compile(
-    r"\d{1,2}\s*(?:de|/|-|\.)?\s*(?:janeiro|fevereiro|mar[cç]o|abril|maio|junho|julho|agosto|setembro|outubro|"
-    r"novembro|dezembro|jan|fev|mar|abr|mai|jun|jul|ago|set|out|nov|dez)\.?\s*(?:do ano de|de|/|-|\.)?\s*"
+    rf"(?:\d{{1,2}}|{_DAY_IN_WORDS})\s*(?:de|/|-|\.)?\s*"
+    r"(?:janeiro|fevereiro|mar[cç]o|abril|maio|junho|julho|agosto|setembro|outubro|novembro|dezembro|"
+    r"jan|fev|mar|abr|mai|jun|jul|ago|set|out|nov|dez)\.?\s*(?:do ano de|de|/|-|\.)?\s*"
     r"\d{2,4}(?!\d)"
     r"|(?<!\d)\d{1,2}\s+\d{1,2}\s+\d{4}(?!\d)",
     re.I,
