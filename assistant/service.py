@@ -165,25 +165,6 @@ class Assistant:
             raise InvalidMessage("error.message_too_long", max=self.config.max_message_chars)
         return cleaned
 
-    def respond(self, conversation_id: str, text: str, channel: str = "web") -> AssistantReply:
-        reply: AssistantReply | None = None
-        for event in self.respond_stream(conversation_id, text, channel):
-            if isinstance(event, AssistantReply):
-                reply = event
-        assert reply is not None
-        return reply
-
-    def respond_stream(self, conversation_id: str, text: str, channel: str = "web") -> Iterator[Token | AssistantReply]:
-        """`draft_stream`, with the exchange stored in a transaction of its own: for callers without a
-        conversation service (evaluation of the assistant alone, tests). Channels go through the conversation
-        service, which stores the exchange with the rest of the turn."""
-        for item in self.draft_stream(conversation_id, text, channel):
-            if isinstance(item, Drafted):
-                recorded = self.store.record_exchange(item.exchange)
-                yield item.recorded(recorded)
-            else:
-                yield item
-
     def draft_stream(self, conversation_id: str, text: str, channel: str = "web") -> Iterator[Token | Drafted]:
         """Yield answer tokens as they are generated, then the final, checked reply with the exchange to store.
 

@@ -120,6 +120,7 @@ def ask(
     """Ask the assistant one question, through the same pipeline the channels use."""
     from assistant.service import InvalidMessage
     from atende.i18n import t
+    from conversation.messages import InboundMessage
 
     settings = _settings()
     logging.basicConfig(level=logging.WARNING)
@@ -127,7 +128,9 @@ def ask(
         services.warm_up()
         conversation = services.store.create_conversation("cli")
         try:
-            reply = services.assistant.respond(conversation.id, question, channel="cli")
+            reply = services.conversations.handle(
+                InboundMessage(channel="cli", conversation_id=conversation.id, text=question)
+            )
         except InvalidMessage as exc:
             typer.echo(t(exc.key, **exc.params), err=True)
             raise typer.Exit(2) from exc
@@ -136,7 +139,7 @@ def ask(
             "answer": reply.answer,
             "decision": reply.decision,
             "citations": [{"doc_id": c.doc_id, "title": c.title} for c in reply.citations],
-            "timings_ms": reply.timings_ms,
+            "timings_ms": dict(reply.timings_ms),
         }
         typer.echo(json.dumps(out, ensure_ascii=False))
         return

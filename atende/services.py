@@ -370,6 +370,12 @@ def build_conversations(
     return ConversationService(assistant, handoff, store, sessions, Inbox(sessions))
 
 
+def assistant_alone(services: Services) -> ConversationService:
+    """The conversation path without the handoff gate: the assistant's own replies, stored as every turn is, for
+    measuring or testing the assistant alone (a second abstention does not queue the conversation)."""
+    return build_conversations(services.engine, services.store, services.assistant, None)
+
+
 def build_service_protocols(domain: Domain) -> ServiceProtocols:
     """The protocol number each closed service gets, from the domain's protocol book (decision 0033)."""
     from tools_mcp.contacts import ContactProtocols

@@ -139,13 +139,17 @@ def bench_llm(settings: Settings, n_questions: int) -> dict[str, Any]:
     services.warm_up()
     model = services.model
     from assistant.backends import LlamaCppChatModel
+    from atende.services import assistant_alone
+    from conversation.messages import InboundMessage
 
     assert isinstance(model, LlamaCppChatModel), "the LLM benchmark measures the embedded llama.cpp model"
     questions = [q for q in load_questions() if q.doc_id and not q.history][:n_questions]
+    alone = assistant_alone(services)
     rows = []
     for q in questions:
         cid = services.store.create_conversation("bench").id
-        reply = services.assistant.respond(cid, q.question, channel="bench")
+        reply = alone.handle(InboundMessage(channel="bench", conversation_id=cid, text=q.question)).reply
+        assert reply is not None
         rows.append(reply)
     answered = [r for r in rows if "first_token" in r.timings_ms]
     assistant_gen = [

@@ -16,7 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from atende.services import assistant_alone
 from atende.settings import Settings
+from conversation.messages import InboundMessage
 from eval.chat_models import scripted_model
 from eval.isolation import isolated_services
 from eval.suite import load_suites
@@ -32,6 +34,7 @@ def collect(suite_path: Path, settings: Settings) -> list[dict[str, Any]]:
         assistant = services.assistant
         assistant.config = replace(assistant.config, evidence_threshold=0.0, abstain_threshold=0.0)
         assistant.actions = None  # knowledge questions only
+        alone = assistant_alone(services)
         for suite in load_suites([suite_path]):
             for case in suite.cases:
                 expect = case.turns[-1].expect
@@ -39,7 +42,9 @@ def collect(suite_path: Path, settings: Settings) -> list[dict[str, Any]]:
                     continue
                 conversation = services.store.create_conversation("web").id
                 for turn in case.turns:
-                    reply = assistant.respond(conversation, turn.user)
+                    outcome = alone.handle(InboundMessage(channel="web", conversation_id=conversation, text=turn.user))
+                    reply = outcome.reply
+                assert reply is not None  # no handoff gate: the assistant always replies
                 if reply.route != "knowledge" or reply.evidence is None:
                     continue
                 rows.append(

@@ -3,8 +3,9 @@
     python -m eval.tool_accuracy --model scripted --routing rules
     python -m eval.tool_accuracy --model embedded --routing rules hybrid model --out eval/reports/tools-embedded.json
 
-Every case runs end to end through `Assistant.respond` over a throwaway, seeded database and the real MCP
-server (in-process), exactly as the web chat would. Per turn with a `tool_calls` expectation:
+Every case runs end to end through the conversation path without the handoff gate (`assistant_alone`), over a
+throwaway, seeded database and the real MCP server (in-process), as the web chat would. Per turn with a
+`tool_calls` expectation:
 
 * tool selection is right when the set of tool names called equals the set expected (an empty expectation
   means no tool); with `exclusive: false` extra calls are allowed;
@@ -28,8 +29,9 @@ from typing import Any
 
 from assistant.llm import ChatModel
 from assistant.tools.dialogue import masked_argument, redact
-from atende.services import build_chat_model
+from atende.services import assistant_alone, build_chat_model
 from atende.settings import Settings
+from conversation.messages import InboundMessage
 from eval.chat_models import scripted_model
 from eval.expectations import check, match_tool_calls
 from eval.isolation import isolated_services
@@ -83,6 +85,7 @@ def run(suites: Sequence[Suite], settings: Settings, model: ChatModel, routing: 
     with isolated_services(iso, model=model, load_model=False) as services:
         assert services.domain is not None
         seed(services.domain)
+        alone = assistant_alone(services)
         for suite in suites:
             for case in suite.cases:
                 cases += 1
@@ -91,7 +94,9 @@ def run(suites: Sequence[Suite], settings: Settings, model: ChatModel, routing: 
                 for turn in case.turns:
                     t0 = time.perf_counter()
                     try:
-                        reply = services.assistant.respond(conversation.id, turn.user, channel=turn.channel)
+                        message = InboundMessage(channel=turn.channel, conversation_id=conversation.id, text=turn.user)
+                        reply = alone.handle(message).reply
+                        assert reply is not None  # no handoff gate: the assistant always replies
                     except Exception as exc:
                         log.exception("case %s failed", case.id)
                         turns.append({"case": case.id, "user": turn.user, "error": repr(exc)})

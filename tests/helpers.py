@@ -17,8 +17,11 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from assistant.llm import ChatMessage
+from assistant.service import AssistantReply
 from atende.handoff.service import HandoffService
+from atende.services import Services, assistant_alone
 from conversation.gate import Forwarded, delivered_to_agent, forward_to_agent, hand_off, with_notice
+from conversation.messages import InboundMessage
 
 
 def passage(messages: Sequence[ChatMessage], n: int) -> str:
@@ -108,3 +111,13 @@ def hand_off_after_reply(
         requested = hand_off(handoff, session, conversation_id, tools=tools)
     handoff.announce(requested)
     return with_notice(handoff, answer, requested)
+
+
+def respond(services: Services, conversation_id: str, text: str, channel: str = "web") -> AssistantReply:
+    """The assistant's reply to one message, stored as the conversation service stores every turn, without the
+    handoff gate: what the assistant alone does."""
+    outcome = assistant_alone(services).handle(
+        InboundMessage(channel=channel, conversation_id=conversation_id, text=text)
+    )
+    assert outcome.reply is not None
+    return outcome.reply

@@ -10,8 +10,9 @@ from conftest import make_services
 
 from assistant.service import AssistantReply, Token
 from assistant.testing import ScriptedChatModel
-from atende.services import Services
+from atende.services import Services, assistant_alone
 from atende.settings import Settings
+from conversation.messages import InboundMessage
 from rag.types import Document
 
 QUESTION = "Como emito a segunda via do IPTU?"
@@ -38,11 +39,11 @@ def ask(services: Services, text: str, cid: str | None = None) -> tuple[list[str
     cid = cid or services.store.create_conversation("web").id
     tokens: list[str] = []
     reply: AssistantReply | None = None
-    for event in services.assistant.respond_stream(cid, text):
+    for event in assistant_alone(services).handle_stream(InboundMessage(channel="web", conversation_id=cid, text=text)):
         if isinstance(event, Token):
             tokens.append(event.text)
         else:
-            reply = event
+            reply = event.reply
     assert reply is not None
     return tokens, reply
 

@@ -12,7 +12,7 @@ import anyio
 import pytest
 from conftest import KNOWLEDGE, make_services
 from fastapi.testclient import TestClient
-from helpers import sse_events
+from helpers import respond, sse_events
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 
@@ -72,7 +72,7 @@ def build(
 
 def chat(services: Services, *messages: str) -> list[AssistantReply]:
     conversation = services.store.create_conversation("web").id
-    return [services.assistant.respond(conversation, m) for m in messages]
+    return [respond(services, conversation, m) for m in messages]
 
 
 def names(reply: AssistantReply) -> list[str]:
@@ -524,10 +524,10 @@ def test_a_birth_date_typed_in_iso_form_or_joined_to_the_cpf_is_not_stored(
     services, _ = build()
     conversation = services.store.create_conversation("web").id
     for text in ("quero ver meus débitos", MARIA_CPF, "1985-03-15"):
-        services.assistant.respond(conversation, text)
+        respond(services, conversation, text)
     joined = services.store.create_conversation("web").id
-    services.assistant.respond(joined, "quero ver meus débitos")
-    services.assistant.respond(joined, "98369006086-15031985")
+    respond(services, joined, "quero ver meus débitos")
+    respond(services, joined, "98369006086-15031985")
 
     stored = [m.text for c in (conversation, joined) for m in services.store.list_messages(c) if m.role == "user"]
     assert stored[:3] == ["quero ver meus débitos", "[CPF]", "[DATA]"]
@@ -543,7 +543,7 @@ def test_a_verification_leaves_no_cpf_or_birth_date_in_any_stored_row(
     services, _ = build()
     conversation = services.store.create_conversation("web").id
     for text in ("quero ver meus débitos", MARIA_CPF, MARIA_BIRTH):
-        services.assistant.respond(conversation, text)
+        respond(services, conversation, text)
     at_once = chat(services, f"meu CPF é {JOAO_CPF} e nasci em {JOAO_BIRTH}")
 
     metadata = MetaData()
@@ -578,7 +578,7 @@ def test_the_cpf_kept_for_the_birth_date_question_is_encrypted_and_erased_with_t
     services, _ = build()
     conversation = services.store.create_conversation("web").id
     for text in ("quero ver meus débitos", MARIA_CPF):
-        services.assistant.respond(conversation, text)
+        respond(services, conversation, text)
     kept = json.dumps([e.payload for e in services.store.list_events(conversation)])
     assert '"cpf_encrypted": "gAAAA' in kept
 
@@ -596,13 +596,13 @@ def test_the_dialogue_continues_in_another_process_from_the_database(
     assert first.domain is not None
     seed(first.domain)
     conversation = first.store.create_conversation("web").id
-    first.assistant.respond(conversation, "quero ver meus débitos")
-    first.assistant.respond(conversation, MARIA_CPF)
+    respond(first, conversation, "quero ver meus débitos")
+    respond(first, conversation, MARIA_CPF)
     first.close()
 
     second = make_services(settings, ScriptedChatModel([]), knowledge_documents)
     try:
-        reply = second.assistant.respond(conversation, MARIA_BIRTH)
+        reply = respond(second, conversation, MARIA_BIRTH)
     finally:
         second.close()
 

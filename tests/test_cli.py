@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers import respond
 from typer.testing import CliRunner
 
 from assistant.testing import ScriptedChatModel
@@ -151,7 +152,7 @@ def test_logs_export_prints_each_recorded_turn_as_a_json_line(runner: CliRunner,
     services = scripted_services(ScriptedChatModel([]))
     try:
         cid = services.store.create_conversation("web").id
-        services.assistant.respond(cid, QUESTION)
+        respond(services, cid, QUESTION)
     finally:
         services.close()
 
@@ -167,7 +168,7 @@ def test_logs_export_prints_each_recorded_turn_as_a_json_line(runner: CliRunner,
 def test_logs_export_since_a_future_date_prints_nothing(runner: CliRunner, knowledge: Path) -> None:
     services = scripted_services(ScriptedChatModel([]))
     try:
-        services.assistant.respond(services.store.create_conversation("web").id, "oi, bom dia!")
+        respond(services, services.store.create_conversation("web").id, "oi, bom dia!")
     finally:
         services.close()
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import respond
 from typer.testing import CliRunner
 
 from atende import cli
@@ -77,7 +78,7 @@ def test_the_written_suite_is_valid_and_holds_no_personal_data(tmp_path: Path) -
 
 def test_an_export_of_the_real_turn_log_round_trips_through_csv_and_jsonl(services: Services, tmp_path: Path) -> None:
     cid = services.store.create_conversation("web").id
-    services.assistant.respond(cid, "quero falar com um atendente", channel="web")
+    respond(services, cid, "quero falar com um atendente", channel="web")
     for fmt in ("jsonl", "csv"):
         buffer = io.StringIO()
         export_turns(services.store, buffer, fmt=fmt)  # type: ignore[arg-type]

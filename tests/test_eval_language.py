@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import respond
 
 from assistant.language import FIXED_KEYS, detect_language, localize
 from assistant.service import AssistantReply
@@ -43,7 +44,7 @@ def test_no_foundation_question_in_portuguese_is_taken_for_another_language() ->
 
 def ask(services: Services, text: str) -> object:
     cid = services.store.create_conversation("web").id
-    return services.assistant.respond(cid, text, channel="web")
+    return respond(services, cid, text, channel="web")
 
 
 def test_a_portuguese_reply_is_marked_pt_br(services: Services) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import KNOWLEDGE, make_services
+from helpers import respond
 
 from assistant.routing import asks_for_person, frustration, route_message, small_talk
 from assistant.service import AssistantReply
@@ -254,7 +255,7 @@ def assistant_services(tmp_path: Path, knowledge_documents: list[Document]) -> I
 def chat(assistant_services: Services) -> Callable[..., list[AssistantReply]]:
     def run(*messages: str) -> list[AssistantReply]:
         conversation = assistant_services.store.create_conversation("web").id
-        return [assistant_services.assistant.respond(conversation, m) for m in messages]
+        return [respond(assistant_services, conversation, m) for m in messages]
 
     return run
 

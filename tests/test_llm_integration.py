@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import KNOWLEDGE, ROOT
+from helpers import respond
 
 from assistant.backends import LlamaCppChatModel
 from atende.services import Services, build_services
@@ -60,7 +61,7 @@ def real_services(
 
 def ask(services: Services, question: str):  # type: ignore[no-untyped-def]
     cid = services.store.create_conversation("web").id
-    return services.assistant.respond(cid, question)
+    return respond(services, cid, question)
 
 
 def test_the_real_model_answers_the_iptu_second_copy_question_citing_its_article(real_services: Services) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import KNOWLEDGE, make_services
+from helpers import respond
 from mcp import Client
 
 from assistant.testing import ScriptedChatModel
@@ -147,9 +148,9 @@ def test_the_citizen_is_told_in_pt_br_that_nothing_is_lost_and_a_retry_gives_the
     conversation = services.store.create_conversation("web").id
 
     for message in ("quero ver meus débitos", MARIA_CPF, MARIA_BIRTH):
-        services.assistant.respond(conversation, message)
-    failed = services.assistant.respond(conversation, "quero o pix do 2")
-    retried = services.assistant.respond(conversation, "tentar de novo")
+        respond(services, conversation, message)
+    failed = respond(services, conversation, "quero o pix do 2")
+    retried = respond(services, conversation, "tentar de novo")
 
     assert failed.tool_calls == [
         {"name": "payment_second_copy", "arguments": {"debt_id": "5"}, "ok": False, "error": "unavailable"}
