@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import KNOWLEDGE
-from helpers import served
+from helpers import respond, served
 from pydantic import SecretStr
 
 from assistant.testing import ScriptedChatModel
@@ -95,10 +95,9 @@ def test_a_wrong_token_is_refused_and_reported_as_an_unavailable_tool_server(rem
 
 def test_the_assistant_verifies_and_lists_debts_through_the_remote_server(assistant_services: Services) -> None:
     conversation = assistant_services.store.create_conversation("web").id
-    ask = assistant_services.assistant.respond
-    ask(conversation, "quero ver meus débitos")
-    ask(conversation, "983.690.060-86")
-    reply = ask(conversation, "15/03/1985")
+    respond(assistant_services, conversation, "quero ver meus débitos")
+    respond(assistant_services, conversation, "983.690.060-86")
+    reply = respond(assistant_services, conversation, "15/03/1985")
 
     assert [c["name"] for c in reply.tool_calls] == ["citizen_verify", "payment_list_debts"]
     assert all(c["ok"] for c in reply.tool_calls)
