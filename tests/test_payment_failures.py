@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import KNOWLEDGE, make_services
+from conftest import make_services
 from helpers import respond
 from mcp import Client
 
@@ -35,18 +35,6 @@ MARIA_CPF = "983.690.060-86"
 MARIA_BIRTH = "15/03/1985"
 
 
-def settings_for(tmp_path: Path) -> Settings:
-    return Settings(
-        environment="test",
-        data_dir=tmp_path / "var",
-        knowledge_dir=KNOWLEDGE,
-        vector_store="memory",
-        embedding_backend="hashing",
-        abstain_threshold=0.2,
-        _env_file=None,  # type: ignore[call-arg]
-    )
-
-
 # Through the MCP tool
 
 DomainWith = Callable[[ScriptedPaymentProvider], tuple[Domain, MemoryAuditSink]]
@@ -54,7 +42,7 @@ AssistantWith = Callable[[ScriptedPaymentProvider], Services]
 
 
 @pytest.fixture
-def domain_with(tmp_path: Path) -> Iterator[DomainWith]:
+def domain_with(tmp_path: Path, test_settings: Settings) -> Iterator[DomainWith]:
     """A seeded domain whose debts are paid through the provider given."""
     engines = []
 
@@ -64,7 +52,7 @@ def domain_with(tmp_path: Path) -> Iterator[DomainWith]:
         engine = make_engine(url)
         engines.append(engine)
         audit = MemoryAuditSink()
-        domain = make_test_domain(make_session_factory(engine), settings_for(tmp_path), audit=audit, provider=provider)
+        domain = make_test_domain(make_session_factory(engine), test_settings, audit=audit, provider=provider)
         seed(domain)
         return domain, audit
 
@@ -122,12 +110,12 @@ async def test_once_the_provider_is_back_the_same_call_gives_the_codes(domain_wi
 
 
 @pytest.fixture
-def assistant_with(tmp_path: Path, knowledge_documents: list[Document]) -> Iterator[AssistantWith]:
+def assistant_with(test_settings: Settings, knowledge_documents: list[Document]) -> Iterator[AssistantWith]:
     """Services over a seeded domain whose debts are paid through the provider given."""
     built: list[Services] = []
 
     def build(provider: ScriptedPaymentProvider) -> Services:
-        services = make_services(settings_for(tmp_path), ScriptedChatModel([]), knowledge_documents)
+        services = make_services(test_settings, ScriptedChatModel([]), knowledge_documents)
         built.append(services)
         assert services.domain is not None
         seed(services.domain)
