@@ -59,7 +59,7 @@ BB_EXAMPLE_LINE = "00190500954014481606906809350314337370000000100"
 # CPF
 
 
-@pytest.mark.parametrize("typed", ["529.982.247-25", "52998224725", " 529.982.247-25 "])
+@pytest.mark.parametrize("typed", ["529.982.247-25", "52998224725", " 529.982.247-25 ", "529.982.247.25"])
 def test_a_valid_cpf_is_normalised_to_eleven_digits(typed: str) -> None:
     assert normalize_cpf(typed) == "52998224725"
 

@@ -9,7 +9,9 @@ from validate_docbr import CPF
 
 from tools_mcp.errors import DomainError
 
-_FORMAT = re.compile(r"\d{3}\.?\d{3}\.?\d{3}-?\d{2}")
+# The groups of a CPF, with the separators people type; a dot before the check digits ("529.982.247.25") is as
+# common as the dash.
+_FORMAT = re.compile(r"\d{3}\.?\d{3}\.?\d{3}[-.]?\d{2}")
 _CHECKER = CPF()
 
 

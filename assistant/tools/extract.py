@@ -73,7 +73,6 @@ _SPELLED_DAY = re.compile(
 )
 # Numbers apart by spaces ("15 03 1985") are a date only where a birth date is named or was asked for.
 _SPACED = re.compile(r"(?<!\d)(\d{1,2})\s+(\d{1,2})\s+(\d{4})(?!\d)")
-_CPF_FORMS = re.compile(r"\d{3}\.?\d{3}\.?\d{3}-?\d{2}")
 _BIRTH_CUE = re.compile(r"\b(nasc\w*|nasci|dn|d\.n\.|data de nasc\w*|aniversario)\b")
 _COMPACT = re.compile(r"(?<!\d)(\d{2})(\d{2})(\d{4})(?!\d)")
 _PROTOCOL = re.compile(r"(?<!\d)(20\d{2})\s*[-/.]?\s*(\d{1,6})(?!\d)(?:-([0-9A-Za-z]{4})(?![0-9A-Za-z]))?")
@@ -111,16 +110,6 @@ _STOP = re.compile(r"\b(esquece|deixa pra la|desisto|cancela (isso|tudo|o pedido
 def cpfs(text: str) -> list[str]:
     """Valid CPFs (check digits checked) in the order written."""
     return [hit.text for hit in find_pii(text) if hit.kind == "CPF"]
-
-
-def tool_cpf(written: str) -> str:
-    """A CPF found in a message, in a form the tools read: as written when it is one of the usual forms, else
-    "000.000.000-00" ("006.103.405.30" has valid digits and an unusual separator)."""
-    compact = re.sub(r"\s+", "", written)
-    if _CPF_FORMS.fullmatch(compact):
-        return written
-    digits = re.sub(r"\D", "", written)
-    return f"{digits[:3]}.{digits[3:6]}.{digits[6:9]}-{digits[9:]}"
 
 
 def birth_date(text: str, *, compact: bool = False) -> str | None:

@@ -90,7 +90,7 @@ class IdentitySteps(DialogueSteps):
 
     def _verify(self, turn: _Turn, then: Pending | None, cpf: str, birth_date: str) -> ActionOutcome:
         turn.sensitive = True
-        result = self._call(turn, "citizen_verify", {"cpf": extract.tool_cpf(cpf), "birth_date": birth_date})
+        result = self._call(turn, "citizen_verify", {"cpf": cpf, "birth_date": birth_date})
         if result is None:
             turn.state = turn.state.with_pending(None if then is None else replace(then, awaiting="cpf"))
             return turn.outcome("verify unavailable")
