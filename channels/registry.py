@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-# The handoff's port to channels lives with the handoff, which must not import the channels above it.
-from atende.handoff.delivery import Delivery, DeliveryRefused, LiveDelivery, Outgoing, Survey
-
-__all__ = ["Channel", "ChannelRegistry", "Delivery", "DeliveryRefused", "LiveDelivery", "Outgoing", "Survey"]
+# How a channel carries people's words to its citizens is the handoff's port: atende.handoff.delivery.
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

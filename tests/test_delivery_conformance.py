@@ -1,4 +1,4 @@
-"""One suite for the `channels.registry.Delivery` contract, run against every implementation.
+"""One suite for the `atende.handoff.delivery.Delivery` contract, run against every implementation.
 
 The contract, from the protocol: a message reaches the citizen only if the caller's transaction commits; a key is
 carried once, however often it is handed over; a refusal is raised before anything is written; the team is read
@@ -28,11 +28,11 @@ from whatsapp_support import whatsapp_settings
 
 from assistant.testing import ScriptedChatModel
 from atende.db import make_engine, make_session_factory
+from atende.handoff.delivery import Delivery, DeliveryRefused, LiveDelivery, Outgoing, Survey
 from atende.migrate import upgrade
 from atende.models import utcnow
 from atende.services import build_services
 from atende.settings import Settings, WhatsAppNumber
-from channels.registry import Delivery, DeliveryRefused, LiveDelivery, Outgoing, Survey
 from channels.testing import KeyReused, ScriptedDelivery, UnexpectedDelivery
 from channels.whatsapp.delivery import WhatsAppDelivery
 from channels.whatsapp.graph import HttpxGraphClient

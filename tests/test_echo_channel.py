@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from atende.accounts import permissions
 from atende.app import create_app
+from atende.handoff.delivery import Outgoing
 from atende.services import Services
-from channels.registry import ChannelRegistry, Outgoing
+from channels.registry import ChannelRegistry
 from conversation.messages import InboundMessage, Outcome
 
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from handoff_support import Stack, stack_fixture  # noqa: F401  (the parametrised fixture)
 
+from atende.handoff.delivery import Outgoing, Survey
 from atende.handoff.hours import BusinessHours
 from atende.handoff.live import InMemoryLiveState
 from atende.handoff.service import QUEUE_TOPIC, HandoffError, HandoffService, conversation_topic
@@ -19,7 +20,6 @@ from atende.handoff.triggers import handoff_reason
 from atende.i18n import t
 from atende.lgpd.sources import anonymise_conversations
 from atende.models import Conversation
-from channels.registry import Outgoing, Survey
 from channels.testing import ScriptedDelivery
 from tools_mcp.clock import Clock
 from tools_mcp.contacts import ContactProtocols
