@@ -45,7 +45,7 @@ _CUES: dict[Cue, tuple[re.Pattern[str], re.Pattern[str]]] = {
     "cost": (
         re.compile(
             r"\b(quanto (custa|e|eh|sai|fica|pago|vou pagar)|valor|preco|custa|custo|gratis|gratuit\w*|"
-            r"taxa|tarifa|cobrad\w*|pagar|pago|paga|desconto)\b"
+            r"taxa|tarifa|cobrad\w*|(?<!preciso )(?<!tenho que )(?<!tenho de )(?<!devo )pagar|pago|paga|desconto)\b"
         ),
         re.compile(r"r\$|\bgratuit\w*|\bgratis\b|sem custo|\bisent\w*|\bnao (e )?cobrad\w*|\bvalor\b|\d+ ?%"),
     ),
@@ -72,7 +72,10 @@ _CUES: dict[Cue, tuple[re.Pattern[str], re.Pattern[str]]] = {
         re.compile(r"\(\d{2}\)\s?\d{4,5}-?\d{4}|\b\d{3}\b|@\w|whatsapp|\btelefone\b"),
     ),
     "documents": (
-        re.compile(r"\b(documentos?|levar|levo|apresentar|necessari\w*|exig\w*|requisitos?|papeis|comprovantes?)\b"),
+        re.compile(
+            r"\b(documentos?|(o que|preciso|precisa|tenho que|devo) levar|levo|apresentar|necessari\w*|exig\w*|"
+            r"requisitos?|papeis|comprovantes?)\b"
+        ),
         re.compile(r"\b(documento|rg|cpf|comprovante|certidao|carteira|cartao|foto|original|copia|laudo|receita)\b"),
     ),
     "how": (
@@ -86,24 +89,35 @@ _CUES: dict[Cue, tuple[re.Pattern[str], re.Pattern[str]]] = {
         ),
     ),
     "who": (
-        re.compile(r"\b(quem|tenho direito|tem direito|posso pedir|posso solicitar|pode pedir|beneficiari\w*)\b"),
+        re.compile(
+            r"\b(quem|tenho direito|tem direito|posso pedir|posso solicitar|pode pedir|beneficiari\w*|"
+            r"(preciso|tenho que|tenho de|devo) pagar|sou obrigad\w*|e obrigatori\w*|preciso de (autorizacao|"
+            r"alvara|licenca|permissao))\b"
+        ),
         re.compile(r"\b(quem|tem direito|podem|pode solicitar|beneficiari\w*|requisito|desde que|renda)\b"),
     ),
 }
 # Section headings that say which kind of fact a section holds ("Valor", "Prazo", "Documentos", …).
 _CUE_HEADINGS: dict[Cue, re.Pattern[str]] = {
-    "cost": re.compile(r"\b(valor|valores|custo|preco|taxa|tarifa|gratuidade|pagamento|quanto custa)"),
+    "cost": re.compile(r"\b(valor|valores|custo|preco|taxa|tarifa|gratuidade|pagamento|quanto custa|aliquota)"),
     "when": re.compile(r"\b(prazo|prazos|horario|horarios|calendario|vencimento|quando|datas?|funcionamento)"),
-    "where": re.compile(r"\b(onde|endereco|enderecos|locais|local|unidades|postos)"),
+    # "Onde reclamo?" asks for the channel: the section on how to ask answers it.
+    "where": re.compile(
+        r"\b(onde|endereco|enderecos|locais|local|unidades|postos|canais|como (pedir|solicitar|denunciar|"
+        r"reclamar|registrar|apresentar))"
+    ),
     "contact": re.compile(r"\b(contato|contatos|telefone|canais|duvidas)"),
     "documents": re.compile(r"\b(documento|documentos|documentacao|o que levar|requisitos)"),
-    "how": re.compile(r"\b(como|passo a passo|solicitar|pedir|inscricao|agendamento|procedimento)"),
-    "who": re.compile(r"\b(quem|direito|beneficiarios|requisitos|publico)"),
+    "how": re.compile(r"\b(como|passo a passo|etapas|solicitar|pedir|inscricao|agendamento|procedimento)"),
+    "who": re.compile(r"\b(quem|direito|beneficiarios|requisitos|publico|obrigatori\w*)"),
 }
-_CUE_BONUS = 0.25
-_HEADING_WEIGHT = 0.5
+_CUE_BONUS = 0.4
+_HEADING_WEIGHT = 1.0
 _PRIOR_WEIGHT = 0.3
 _TITLE_WEIGHT = 0.3
+_STORY_WEIGHT = 0.5
+_ASKED_SECTION_SHARE = 0.8
+_CUE_PART_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -124,6 +138,11 @@ class Unit:
     def words(self) -> int:
         return len(self.text.split())
 
+    @property
+    def own_heading(self) -> str:
+        """The nearest heading above the unit, folded ("Prazo" of "Taxa > Prazo")."""
+        return fold(self.chunk.section.split(" > ")[-1])
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -142,6 +161,15 @@ class Selection:
         return tuple(u.text for u in self.units)
 
 
+def focus_of(question: str) -> str:
+    """The sentences of a message that ask (those ending in "?", else the last one); all of it when it is one."""
+    sentences = [s for s in split_sentences(question) if s.strip()]
+    if len(sentences) < 2:
+        return question
+    asking = [s for s in sentences if s.rstrip().endswith("?")]
+    return " ".join(asking or sentences[-1:])
+
+
 @lru_cache(maxsize=1)
 def _generic_terms() -> frozenset[str]:
     return frozenset(content_terms(_GENERIC_WORDS))
@@ -155,6 +183,17 @@ def question_terms(text: str) -> list[str]:
 def question_cues(text: str) -> tuple[Cue, ...]:
     folded = fold(text)
     return tuple(cue for cue, (asks, _) in _CUES.items() if asks.search(folded))
+
+
+def cue_words(text: str) -> list[str]:
+    """The words (folded) that made a question ask for a kind of fact: "quanto custa", "o que levar"."""
+    folded = fold(text)
+    return [w for asks, _ in _CUES.values() for m in asks.finditer(folded) for w in m.group(0).split()]
+
+
+def cue_terms(text: str) -> frozenset[str]:
+    """The stems of `cue_words`."""
+    return frozenset(content_terms(" ".join(cue_words(text))))
 
 
 def units_of(chunks: Sequence[Chunk]) -> list[Unit]:
@@ -221,12 +260,18 @@ def select(
     """
     units = units_of(chunks)
     cues = question_cues(question)
+    # "levar", "que horas", "quanto custa" say which kind of fact is asked (the cues score that), not what about.
+    asking = cue_terms(question)
     own = question_terms(question)
+    focus = set(question_terms(focus_of(question)))
     earlier = [t for t in question_terms(context) if t not in own]
     weight = {t: weights(t) for t in own} | {t: 0.4 * weights(t) for t in earlier}
-    total = sum(weight.values())
-    if not units or total <= 0:
+    if not units or sum(weight.values()) <= 0:
         return Selection((), 0.0)
+    # "Emiti uma nota com valor errado. Ainda dá pra cancelar?": the sentence that asks says what is wanted;
+    # the sentences around it tell the story, and their words count for less.
+    weight = {t: w * (1.0 if t in focus or t not in own else _STORY_WEIGHT) for t, w in weight.items()}
+    total = sum(weight.values())
 
     def coverage(terms: frozenset[str], heading: frozenset[str]) -> float:
         body = sum(w for t, w in weight.items() if t in terms)
@@ -235,16 +280,23 @@ def select(
 
     # Words of the article's title name the article, not the part of it that answers: they count less here.
     title = set(content_terms(units[0].chunk.title))
-    local = {t: w * (_TITLE_WEIGHT if t in title else 1.0) for t, w in weight.items()}
+    local = {
+        t: w * (_TITLE_WEIGHT if t in title else 1.0)
+        for t, w in weight.items()
+        if t not in asking or asking >= set(own)
+    }
     local_total = sum(local.values()) or 1.0
+
+    def section_bonus(u: Unit) -> float:
+        # A section's own heading ("Prazo", "Documentos necessários") says which kind of fact its parts hold.
+        return sum(_CUE_BONUS for c in cues if _CUE_HEADINGS[c].search(u.own_heading)) / max(len(cues), 1)
 
     def score(u: Unit) -> float:
         body = sum(w for t, w in local.items() if t in u.terms)
         head = sum(w for t, w in local.items() if t in u.heading_terms and t not in u.terms)
         s = (body + _HEADING_WEIGHT * head) / local_total
-        section = fold(u.chunk.section)
         s += sum(_CUE_BONUS for c in cues if _CUES[c][1].search(u.folded)) / max(len(cues), 1)
-        s += sum(_CUE_BONUS for c in cues if _CUE_HEADINGS[c].search(section)) / max(len(cues), 1)
+        s += section_bonus(u)
         if "how" in cues and _STEP.match(u.text):
             s += _CUE_BONUS / 2
         if prior:
@@ -254,6 +306,13 @@ def select(
     scores = {u.position: score(u) for u in units}
     has_cue = {u.position: any(_CUES[c][1].search(u.folded) for c in cues) for u in units}
     best = max(units, key=lambda u: (scores[u.position], -u.position))
+    # A section headed by the kind of fact asked for ("Prazo" for "quanto tempo", "Documentos necessários" for
+    # "o que levar") answers it unless another part is far closer to the question's words.
+    asked = [u for u in units if any(_CUE_HEADINGS[c].search(u.own_heading) for c in cues)]
+    if asked:
+        best_asked = max(asked, key=lambda u: (scores[u.position], -u.position))
+        if scores[best_asked.position] >= _ASKED_SECTION_SHARE * scores[best.position]:
+            best = best_asked
     if best.kind == "sentence" and not best.lead:
         # A section headed by what was asked ("Documentos necessários" for "que documentos…") answers with its
         # list, even when a sentence next to the list shares more words with the question.
@@ -276,6 +335,19 @@ def select(
         return True
 
     add(best)
+    # "Preciso de licença? Quanto custa?": each kind of fact asked gets its best part, from a section headed by it
+    # or a part that carries it, when none of the chosen parts does.
+    for c in cues if len(cues) > 1 else ():
+        heading_cue, body_cue = _CUE_HEADINGS[c], _CUES[c][1]
+
+        def carries(u: Unit, heading_cue: re.Pattern[str] = heading_cue, body_cue: re.Pattern[str] = body_cue) -> bool:
+            return bool(heading_cue.search(u.own_heading) or body_cue.search(u.folded))
+
+        if any(carries(u) for u in chosen.values()):
+            continue
+        carriers = [u for u in units if carries(u) and scores[u.position] >= _CUE_PART_SHARE * scores[best.position]]
+        if carriers:
+            add(max(carriers, key=lambda u: (scores[u.position], -u.position)))
     if best.lead:
         # The lead-in scored best, so the list it introduces is the answer.
         nxt = units[best.position + 1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from assistant.compose import cue_terms, question_terms
 from rag.text import content_terms, fold
 
 # Openers and pronouns that only make sense with an earlier question.
@@ -16,7 +17,10 @@ _FOLLOWUP = re.compile(
 
 def is_followup(message: str) -> bool:
     folded = fold(message).strip()
-    return bool(_FOLLOWUP.search(folded)) or len(content_terms(message)) <= 2
+    if _FOLLOWUP.search(folded) or len(content_terms(message)) <= 2:
+        return True
+    # "precisa marcar horário?" names no topic, only the kind of fact it wants: the topic is the earlier one.
+    return set(question_terms(message)) <= cue_terms(message)
 
 
 def rewrite_query(message: str, previous_questions: Sequence[str]) -> str:

@@ -134,3 +134,69 @@ def test_a_section_headed_by_what_was_asked_answers_with_its_list() -> None:
 
     assert "- certidão de nascimento;" in text
     assert "- CPF regular." in text
+
+
+PODA = Document(
+    id="poda",
+    title="Poda de árvores",
+    text="""A Prefeitura cuida das árvores das calçadas, praças e canteiros.
+
+## Árvore na calçada
+
+O serviço é feito pela Prefeitura, sem custo. Peça pelo 156 informando o endereço.
+
+## Risco imediato
+
+Galhos encostados em fios de energia ou no telhado com risco de queda: ligue para a Defesa Civil, 199.
+
+## Galhos cortados
+
+Os galhos ficam na calçada até a equipe voltar para levar tudo embora.
+
+## Documentos necessários
+
+- documento com foto;
+- escritura ou contrato de aluguel do imóvel.
+
+## Valor
+
+A autorização de corte custa R$ 80,00.
+
+## Prazo
+
+A vistoria é feita em até 15 dias úteis.
+""",
+)
+
+
+def _poda(question: str) -> str:
+    index = _index(PODA, OTHER)
+    return select(question, index.chunks_of(PODA.id), index.idf).text
+
+
+def test_the_sentence_that_asks_counts_more_than_the_story_around_it() -> None:
+    text = _poda("Os galhos da árvore da calçada encostam no telhado e nos fios. Quanto tempo demora a vistoria?")
+    assert "15 dias úteis" in text
+    assert "Defesa Civil" not in text
+
+
+def test_the_words_that_ask_for_documents_do_not_pick_a_sentence_that_merely_shares_them() -> None:
+    text = _poda("o que eu preciso levar pra cortar a árvore?")
+    assert "- documento com foto;" in text
+    assert "- escritura ou contrato de aluguel do imóvel." in text
+
+
+def test_each_kind_of_fact_asked_for_gets_its_part() -> None:
+    text = _poda("Quero cortar a árvore do meu terreno. Quais documentos preciso? Quanto custa?")
+    assert "- documento com foto;" in text
+    assert "R$ 80,00" in text
+
+
+def test_having_to_pay_asks_who_must_not_what_it_costs() -> None:
+    assert question_cues("Sou aposentada e moro na minha casa. Preciso pagar IPTU?") == ("who",)
+    assert "cost" in question_cues("Quanto custa pagar a taxa?")
+
+
+def test_taking_someone_somewhere_is_not_a_question_about_documents() -> None:
+    assert "documents" not in question_cues("tem ônibus da prefeitura pra levar ela na escola?")
+    assert "documents" in question_cues("o que preciso levar?")
