@@ -29,14 +29,15 @@ from rag.retriever import RetrievalParams
 if TYPE_CHECKING:
     from mcp.server import MCPServer
 
+    from assistant.agent_aids.copilot import Copilot
     from assistant.tools.dialogue import ActionDialogue
     from atende.accounts.service import Accounts
     from atende.answer_gate import AnswerGate
     from atende.challenge import Challenge
-    from atende.handoff.copilot import Copilot
+    from atende.handoff.actions import ServiceProtocols
     from atende.handoff.live import LiveState
     from atende.handoff.saved_replies import SavedReplies
-    from atende.handoff.service import HandoffService, ServiceProtocols
+    from atende.handoff.service import HandoffService
     from atende.handoff.timeouts import InactivitySweep, SweepThread
     from atende.principals import TokenVerifier
     from channels.whatsapp.service import WhatsAppService
@@ -404,7 +405,7 @@ def build_live_state(settings: Settings) -> LiveState:
 
 
 def _answer_translator(settings: Settings, model: ChatModel) -> Callable[[str, str, str], str | None]:
-    from atende.handoff.translation import LLMTranslator, translate_or_none
+    from assistant.agent_aids.translation import LLMTranslator, translate_or_none
 
     translator = LLMTranslator(model, llm_is_local=settings.llm_local)
     return lambda text, source, target: translate_or_none(translator, text, source, target)
@@ -413,9 +414,10 @@ def _answer_translator(settings: Settings, model: ChatModel) -> Callable[[str, s
 def build_handoff(
     settings: Settings, sessions: sessionmaker[Session], store: ConversationStore, model: ChatModel | None = None
 ) -> HandoffService:
+    from assistant.agent_aids.sentiment import LexiconSentiment, LLMSentiment, ScreenedSentiment, SentimentClassifier
     from atende.handoff.assignment import AssignmentRules, Profiles
+    from atende.handoff.context import HandoffConfig
     from atende.handoff.hours import BusinessHours
-    from atende.handoff.sentiment import LexiconSentiment, LLMSentiment, ScreenedSentiment, SentimentClassifier
     from atende.handoff.service import HandoffService
     from atende.handoff.teams import TeamDirectory
     from atende.handoff.topics import TopicRules
@@ -429,7 +431,7 @@ def build_handoff(
         sentiment = ScreenedSentiment(LexiconSentiment(), LLMSentiment(model))
     translator = None
     if settings.handoff_translation == "llm" and model is not None:
-        from atende.handoff.translation import LLMTranslator
+        from assistant.agent_aids.translation import LLMTranslator
 
         translator = LLMTranslator(model, llm_is_local=settings.llm_local)
 
@@ -439,35 +441,38 @@ def build_handoff(
         )
         for team, text in settings.handoff_team_hours.items()
     }
-    return HandoffService(
-        sessions,
-        store,
-        build_live_state(settings),
+    config = HandoffConfig(
         default_team=settings.handoff_default_team,
-        lock_ttl_s=settings.handoff_lock_ttl_s,
         locale=settings.locale,
-        hours=hours,
-        sentiment=sentiment,
-        translator=translator,
         agent_language=settings.handoff_agent_language,
+        lock_ttl_s=settings.handoff_lock_ttl_s,
+        presence_ttl_s=settings.handoff_presence_ttl_s,
+        hours=hours,
         assignment=AssignmentRules(
             mode=settings.handoff_routing,
             team_modes=dict(settings.handoff_team_routing),
             overflow=dict(settings.handoff_overflow),
         ),
+        topics=TopicRules.parse(settings.handoff_topics),
+    )
+    return HandoffService(
+        sessions,
+        store,
+        build_live_state(settings),
+        config,
         profiles=Profiles(
             default_team=settings.handoff_default_team,
             default_capacity=settings.handoff_agent_capacity,
             default_languages=(settings.handoff_agent_language,),
         ),
-        presence_ttl_s=settings.handoff_presence_ttl_s,
-        topics=TopicRules.parse(settings.handoff_topics),
         teams=TeamDirectory(sessions, default_team=settings.handoff_default_team),
+        sentiment=sentiment,
+        translator=translator,
     )
 
 
 def build_copilot(settings: Settings, model: ChatModel, index: KnowledgeIndex) -> Copilot:
-    from atende.handoff.copilot import Copilot
+    from assistant.agent_aids.copilot import Copilot
 
     return Copilot(
         model,

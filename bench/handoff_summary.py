@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from atende.handoff.summary import summarize
+from assistant.agent_aids.summary import summarize
 from atende.i18n import t
 from atende.privacy import find_pii
 from atende.store import MessageView

@@ -15,7 +15,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from atende.handoff.sentiment import LABELS, LexiconSentiment, LLMSentiment, ScreenedSentiment, SentimentClassifier
+from assistant.agent_aids.sentiment import (
+    LABELS,
+    LexiconSentiment,
+    LLMSentiment,
+    ScreenedSentiment,
+    SentimentClassifier,
+)
 
 DATA = Path(__file__).parent / "data" / "sentiment_citizens_ptbr.jsonl"
 

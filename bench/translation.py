@@ -22,9 +22,9 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+from assistant.agent_aids.translation import LLMTranslator, TranslationError
 from assistant.language import identify_language
 from assistant.llm import ChatModel
-from atende.handoff.translation import LLMTranslator, TranslationError
 from atende.privacy import find_pii, mask
 
 DATA = Path(__file__).parent / "data" / "translation_messages.jsonl"

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from atende.handoff.service import HandoffService, Requested, Ticket
+from atende.handoff.records import Requested, Ticket
+from atende.handoff.service import HandoffService
 from atende.handoff.topics import TopicMatch
 from atende.handoff.triggers import handoff_reason
 from atende.i18n import t
@@ -31,7 +32,7 @@ def queued_notice(ticket: Ticket) -> str:
 def handoff_notice(handoff: HandoffService, ticket: Ticket) -> str | None:
     """What the citizen is told about a request: when the closed team opens, or their place; None: nothing new."""
     if ticket.opens_at is not None:
-        local = ticket.opens_at.astimezone(handoff.hours[ticket.team].zone)
+        local = ticket.opens_at.astimezone(handoff.config.hours[ticket.team].zone)
         return t("handoff.after_hours", day=local.strftime("%d/%m"), time=local.strftime("%H:%M"))
     if ticket.state == "with_agent" and ticket.position is None:
         return t("handoff.connected")  # routed to an agent at once (least-busy teams)
@@ -72,13 +73,13 @@ def delivered_to_agent(handoff: HandoffService, forwarded: Forwarded) -> None:
 
 def _topic(handoff: HandoffService, messages: Sequence[MessageView], tools: Sequence[str]) -> TopicMatch | None:
     """A topic rule for the bot's latest reply: an article it cited or a tool its turn called."""
-    if not handoff.topics:
+    if not handoff.config.topics:
         return None
     reply = next((m for m in reversed(messages) if m.role == "assistant"), None)
     if reply is None:
         return None
     cited = [str(c.get("doc_id")) for c in reply.citations if c.get("doc_id")]
-    return handoff.topics.match(cited, tools)
+    return handoff.config.topics.match(cited, tools)
 
 
 def hand_off(
@@ -94,7 +95,7 @@ def hand_off(
     result once committed and tell the citizen `handoff_notice(handoff, result.ticket())`. None: no handoff now.
 
     `team`: the channel account's team; `tools`: what the turn called successfully, for the topics that need a
-    person (`HandoffService.topics`)."""
+    person (`HandoffConfig.topics`)."""
     messages = handoff.recent_messages(session, conversation_id)
     asked = _latest_citizen_message(messages)
     latest = None if asked is None else handoff.annotate_in(session, asked.id, asked.text)

@@ -25,7 +25,8 @@ from conversation.inbox import Inbox, InboxItem
 from conversation.messages import InboundMessage, Outcome
 
 if TYPE_CHECKING:
-    from atende.handoff.service import HandoffService, Requested
+    from atende.handoff.records import Requested
+    from atende.handoff.service import HandoffService
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ class ConversationService:
                     if told != answer:
                         answer, decision = told, "handoff"
                 elif decision == "handoff":
-                    team = queued_team or team or message.team or self.handoff.default_team
+                    team = queued_team or team or message.team or self.handoff.config.default_team
             outcome = _outcome(reply, answer, decision, team)
             self._finish(session, outcome, within, row, result=f"turn:{recorded.turn_id}")
         if self.handoff is not None:

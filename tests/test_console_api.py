@@ -6,6 +6,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -407,7 +408,8 @@ def test_outside_business_hours_the_citizen_is_told_when_the_team_opens_and_offe
     app: TestClient, services: Services
 ) -> None:
     tomorrow = DAYS[(datetime.now(ZoneInfo("America/Sao_Paulo")).weekday() + 1) % 7]
-    services.handoff.hours = {"atendimento": BusinessHours.parse(f"{tomorrow} 08:00-17:00")}  # type: ignore[union-attr]
+    hours = {"atendimento": BusinessHours.parse(f"{tomorrow} 08:00-17:00")}
+    services.handoff.config = replace(services.handoff.config, hours=hours)  # type: ignore[union-attr]
     cid = app.post("/api/conversations").json()["id"]
 
     reply = app.post(f"/api/conversations/{cid}/messages", json={"text": "quero falar com um atendente"}).json()

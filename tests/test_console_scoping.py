@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -309,7 +309,8 @@ def test_routing_never_gives_an_agent_a_conversation_of_another_team(
 ) -> None:
     from atende.handoff.assignment import AssignmentRules
 
-    handoff_of(services).assignment = AssignmentRules(mode="least_busy")
+    handoff = handoff_of(services)
+    handoff.config = replace(handoff.config, assignment=AssignmentRules(mode="least_busy"))
     app.post("/api/console/presence", json={"status": "online"}, headers=as_staff(app, office, office.agent_b))
 
     cid = waiting_for_general(services)

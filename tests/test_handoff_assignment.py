@@ -13,15 +13,17 @@ from helpers import hand_off_after_reply
 from sqlalchemy import select
 
 from atende.handoff.assignment import AssignmentRules, Candidate, Need, Profile, choose
+from atende.handoff.context import HandoffConfig
 from atende.handoff.models import Handoff
-from atende.handoff.service import HandoffError, HandoffService
+from atende.handoff.records import HandoffError
+from atende.handoff.service import HandoffService
 from atende.handoff.timeouts import InactivitySweep, Timeouts
 from atende.i18n import t
 from atende.models import Event
 
 
 def least_busy(stack: Stack, **options: Any) -> HandoffService:
-    return stack.service(assignment=AssignmentRules(mode="least_busy", **options))
+    return stack.service(config=HandoffConfig(assignment=AssignmentRules(mode="least_busy", **options)))
 
 
 def ask_for_a_person(handoff: HandoffService, team: str | None = None, *, language: str = "pt-BR") -> str:
@@ -195,7 +197,7 @@ def test_without_anyone_in_the_helper_team_either_the_conversation_stays_in_its_
 
 
 def test_the_sweep_overflows_a_queue_whose_agents_all_left(stack: Stack) -> None:
-    handoff = stack.service(assignment=AssignmentRules(overflow={"tributos": "atendimento"}))
+    handoff = stack.service(config=HandoffConfig(assignment=AssignmentRules(overflow={"tributos": "atendimento"})))
     handoff.save_profile(Profile("user:2", ("tributos",), capacity=3))
     handoff.set_presence("user:2", "online")
     cid = ask_for_a_person(handoff, team="tributos")
@@ -361,7 +363,7 @@ def test_a_reply_citing_an_article_that_needs_a_person_is_answered_and_queued_fo
     from atende.handoff.topics import TopicRule, TopicRules
 
     topics = TopicRules({"article:divida-ativa": TopicRule(team="tributos", skill="negociacao")})
-    handoff = stack.service(topics=topics)
+    handoff = stack.service(config=HandoffConfig(topics=topics))
     cid = handoff.store.create_conversation("web").id
     handoff.store.add_message(cid, "user", "Quero parcelar minha dívida ativa.")
     citation = {"doc_id": "divida-ativa", "title": "Dívida ativa", "section": None, "url": None}
@@ -382,7 +384,7 @@ def test_a_reply_citing_an_article_that_needs_a_person_is_answered_and_queued_fo
 def test_a_turn_that_called_a_tool_needing_a_person_is_queued_and_other_replies_are_not(stack: Stack) -> None:
     from atende.handoff.topics import TopicRule, TopicRules
 
-    handoff = stack.service(topics=TopicRules({"tool:protocol_open": TopicRule()}))
+    handoff = stack.service(config=HandoffConfig(topics=TopicRules({"tool:protocol_open": TopicRule()})))
     plain = handoff.store.create_conversation("web").id
     handoff.store.add_message(plain, "user", "Qual o horário da prefeitura?")
     handoff.store.add_message(plain, "assistant", "Das 8h às 17h.", "answered")
@@ -394,7 +396,7 @@ def test_a_turn_that_called_a_tool_needing_a_person_is_queued_and_other_replies_
     hand_off_after_reply(handoff, acted, "Protocolo aberto.", tools=["protocol_open"])
 
     assert handoff.current(plain) is None
-    assert handoff.current(acted).team == handoff.default_team  # type: ignore[union-attr]
+    assert handoff.current(acted).team == handoff.config.default_team  # type: ignore[union-attr]
 
 
 def test_a_topic_key_without_article_or_tool_prefix_is_refused_at_startup() -> None:

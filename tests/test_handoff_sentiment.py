@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from helpers import hand_off_after_reply
 
+from assistant.agent_aids.sentiment import LexiconSentiment, LLMSentiment, Sentiment
 from assistant.backends import LlamaCppChatModel
 from assistant.testing import FailingChatModel, ScriptedChatModel
 from atende.db import make_engine, make_session_factory
+from atende.handoff.annotations import trend
 from atende.handoff.live import InMemoryLiveState
-from atende.handoff.sentiment import LexiconSentiment, LLMSentiment, Sentiment, trend
 from atende.handoff.service import HandoffService
 from atende.i18n import t
 from atende.migrate import upgrade

@@ -11,11 +11,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from handoff_support import Stack, stack_fixture  # noqa: F401  (the parametrised fixture)
 
+from assistant.agent_aids.summary import summarize
+from atende.handoff.context import HandoffConfig
 from atende.handoff.delivery import Outgoing, Survey
 from atende.handoff.hours import BusinessHours
 from atende.handoff.live import InMemoryLiveState
-from atende.handoff.service import QUEUE_TOPIC, HandoffError, HandoffService, conversation_topic
-from atende.handoff.summary import summarize
+from atende.handoff.records import QUEUE_TOPIC, HandoffError, conversation_topic
+from atende.handoff.service import HandoffService
 from atende.handoff.triggers import handoff_reason
 from atende.i18n import t
 from atende.lgpd.sources import anonymise_conversations
@@ -444,8 +446,7 @@ def test_the_summary_gives_reason_cited_answers_masked_data_and_the_pending_requ
 
 def test_outside_the_teams_hours_nothing_is_queued_and_the_next_opening_is_given(stack: Stack) -> None:
     # ManualClock starts on Monday 23 November 2026, 09:00 UTC (06:00 in São Paulo): before opening.
-    handoff = stack.service()
-    handoff.hours = {"tributos": BusinessHours.parse("mon-fri 08:00-17:00")}
+    handoff = stack.service(config=HandoffConfig(hours={"tributos": BusinessHours.parse("mon-fri 08:00-17:00")}))
     cid = handoff.store.create_conversation("web").id
 
     ticket = handoff.request(cid, reason="citizen_request", source="citizen_request", team="tributos")
@@ -457,8 +458,7 @@ def test_outside_the_teams_hours_nothing_is_queued_and_the_next_opening_is_given
 
 
 def test_inside_the_teams_hours_the_conversation_is_queued(stack: Stack) -> None:
-    handoff = stack.service()
-    handoff.hours = {"tributos": BusinessHours.parse("mon-fri 08:00-17:00")}
+    handoff = stack.service(config=HandoffConfig(hours={"tributos": BusinessHours.parse("mon-fri 08:00-17:00")}))
     stack.clock.advance(hours=3)  # 09:00 in São Paulo
 
     ticket = handoff.request(

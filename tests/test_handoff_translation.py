@@ -12,15 +12,17 @@ from fastapi.testclient import TestClient
 from helpers import forward_to_agent_now
 from sqlalchemy.orm import Session, sessionmaker
 
+from assistant.agent_aids.translation import LLMTranslator, TranslationError
 from assistant.backends import LlamaCppChatModel
 from assistant.llm import ChatMessage, LLMError
 from assistant.testing import FailingChatModel, ScriptedChatModel
 from atende.accounts.testing import ManualClock, create_user, rewire, sign_in_directly
 from atende.app import create_app
 from atende.db import make_engine, make_session_factory
+from atende.handoff.annotations import MessageTranslation, citizen_text
 from atende.handoff.live import InMemoryLiveState
-from atende.handoff.service import HandoffService, conversation_topic
-from atende.handoff.translation import LLMTranslator, MessageTranslation, TranslationError, citizen_text
+from atende.handoff.records import conversation_topic
+from atende.handoff.service import HandoffService
 from atende.i18n import t
 from atende.lgpd.sources import anonymise_conversations
 from atende.migrate import upgrade
@@ -156,7 +158,7 @@ def test_a_failing_model_leaves_the_message_untranslated_but_delivered(
     cid = served(handoff, delivery)
     question = f"My CPF is {CPF} and I still have not received the property tax bill"
 
-    with caplog.at_level(logging.WARNING, logger="atende.handoff.translation"):
+    with caplog.at_level(logging.WARNING, logger="assistant.agent_aids.translation"):
         body = forward_to_agent_now(handoff, cid, question)
         sent = handoff.reply(cid, AGENT, REPLY_PT)
 

@@ -23,7 +23,8 @@ from atende.accounts.service import Accounts
 from atende.accounts.testing import ManualClock, create_user, rewire, sign_in_directly
 from atende.accounts.types import StaffUser
 from atende.app import create_app
-from atende.handoff.service import HandoffService, conversation_topic
+from atende.handoff.records import conversation_topic
+from atende.handoff.service import HandoffService
 from atende.i18n import t
 from atende.models import Conversation, Turn, utcnow
 from atende.services import Services

@@ -1,6 +1,6 @@
 """Service-contact protocols: the protocol number a service by a person gets when it ends.
 
-`ContactProtocols` is the handoff's `ServiceProtocols` (atende.handoff.service): closing a handoff records the
+`ContactProtocols` is the handoff's `ServiceProtocols` (atende.handoff.actions): closing a handoff records the
 contact in the protocol book, in the closing transaction, linked to the citizen when the conversation knows who
 they are (docs/decisions/0033-saved-replies-and-service-protocols.md).
 """

@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from atende.handoff.service import HandoffError, HandoffService, HandoffView
+from atende.handoff.records import HandoffError, HandoffView
+from atende.handoff.service import HandoffService
 from atende.handoff.teams import staff_queues
 from atende.principals import Principal
 from atende.store import ConversationNotFound
@@ -68,7 +69,7 @@ def scope_of(handoff: HandoffService, principal: Principal) -> Scope:
     if principal.role not in ("agent", "supervisor"):
         return Scope(principal.subject, principal.role, frozenset())
     with handoff.session() as session:
-        queues = staff_queues(session, principal.team_ids, handoff.default_team)
+        queues = staff_queues(session, principal.team_ids, handoff.config.default_team)
     return Scope(principal.subject, principal.role, queues)
 
 

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from assistant.agent_aids.summary import summarize
 from assistant.routing import route_message
 from assistant.tools import render
 from assistant.tools.catalog import services_in
@@ -30,7 +31,6 @@ from atende.audit import AuditEvent
 from atende.audit_http import client_of, mark_audited
 from atende.console.access import require_access
 from atende.deps import CurrentAuth, ServicesDep, require_handoff
-from atende.handoff.summary import summarize
 from atende.i18n import t
 from atende.privacy import mask
 from atende.services import Services

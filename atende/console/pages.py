@@ -10,9 +10,9 @@ from pathlib import Path
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from assistant.agent_aids.translation import LANGUAGE_NAMES
 from atende.accounts.pages import PAGE_HEADERS
-from atende.handoff.service import CLOSE_REASONS
-from atende.handoff.translation import LANGUAGE_NAMES
+from atende.handoff.actions import CLOSE_REASONS
 from atende.i18n import t
 
 # Strings the script shows; the page embeds them as JSON.

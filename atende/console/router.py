@@ -12,24 +12,17 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 
+from assistant.agent_aids.copilot import Copilot
+from assistant.agent_aids.summary import summarize
 from atende.console import actions, saved_replies, supervisor
 from atende.console.access import require_access, scope_of
 from atende.console.pages import render_console, render_supervisor
 from atende.console.schemas import CloseIn, HandoffRequestIn, PresenceIn, SurveyIn, TextIn, TransferIn
 from atende.deps import CitizenConversation, CurrentAuth, ServicesDep, SettingsDep, require_handoff
 from atende.errors import error_body
-from atende.handoff.copilot import Copilot
-from atende.handoff.sentiment import trend
-from atende.handoff.service import (
-    CLOSE_REASONS,
-    QUEUE_TOPIC,
-    HandoffError,
-    HandoffView,
-    Ticket,
-    conversation_topic,
-)
-from atende.handoff.summary import summarize
-from atende.handoff.translation import MessageTranslation
+from atende.handoff.actions import CLOSE_REASONS
+from atende.handoff.annotations import MessageTranslation, trend
+from atende.handoff.records import QUEUE_TOPIC, HandoffError, HandoffView, Ticket, conversation_topic
 from atende.i18n import t
 from atende.lgpd.reveal import AuditObject, audit_pii_read
 from atende.models import isoformat
@@ -258,7 +251,7 @@ def presence(body: PresenceIn, services: ServicesDep, auth: CurrentAuth) -> dict
     assigned = handoff.set_presence(auth.principal.subject, body.status)
     return {
         "status": body.status,
-        "ttl_s": handoff.presence_ttl_s,
+        "ttl_s": handoff.config.presence_ttl_s,
         "assigned": [conversation_id for conversation_id, _ in assigned],
     }
 

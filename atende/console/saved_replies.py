@@ -16,8 +16,8 @@ from atende.api_errors import ApiError
 from atende.console.access import scope_of
 from atende.db import RowId
 from atende.deps import CurrentAuth, HandoffDep, SavedRepliesDep
+from atende.handoff.records import HandoffError
 from atende.handoff.saved_replies import MAX_QUERY, MAX_TEAM, SavedReplyError, SavedReplyView
-from atende.handoff.service import HandoffError
 from atende.principals import Principal
 
 router = APIRouter(prefix="/api/console/saved-replies", tags=["console"])

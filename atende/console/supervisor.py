@@ -15,7 +15,7 @@ from atende.console.access import require_access, scope_of
 from atende.console.schemas import CloseIn, ProfileIn, ReassignIn, TextIn
 from atende.deps import AccountsDep, CurrentAuth, HandoffDep, SettingsDep
 from atende.handoff.assignment import Profile, loads
-from atende.handoff.service import HandoffError, HandoffView
+from atende.handoff.records import HandoffError, HandoffView
 from atende.models import isoformat
 
 router = APIRouter(prefix="/api/console", tags=["console: supervisor"])

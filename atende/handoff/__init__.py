@@ -1,1 +1,2 @@
-"""Human handoff: conversation states, the agents' queues, live state (Redis or in-process), summaries."""
+"""Human handoff: conversation states, the teams' queues, assignment, agents' actions, live state (Redis or
+in-process) and inactivity timeouts, behind `atende.handoff.service.HandoffService`."""

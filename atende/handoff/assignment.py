@@ -1,7 +1,7 @@
 """Which agent gets a waiting conversation: teams, capacity, skills, languages, least busy first.
 
 Pure selection over a snapshot (who is online, how many conversations each one holds); the database decides
-the assignment itself (`HandoffService.assign`), so two processes assigning at once cannot overfill an agent
+the assignment itself (atende.handoff.dispatch), so two processes assigning at once cannot overfill an agent
 beyond what a lost race allows: the loser's conditional UPDATE changes nothing.
 """
 

@@ -49,7 +49,7 @@ class DeliveryRefused(Exception):
 
 @runtime_checkable
 class Delivery(Protocol):
-    """How a channel carries the human side of a handoff to its citizens (atende/handoff/service.py).
+    """How a channel carries the human side of a handoff to its citizens (atende/handoff/actions.py).
 
     `deliver` runs inside the transaction that stores the message, so the message and its delivery are committed
     together or not at all. `team` is the team that serves the channel's conversation when nobody named one

@@ -7,8 +7,8 @@
 - An agent who leaves the citizen unanswered for `agent_idle_s` is paused and the conversation goes back to the
   front of its queue, where routing (or another agent) takes it.
 
-Every step is a conditional change (the conversation must still be in the state the sweep saw), so a citizen
-who writes while the sweep runs wins, and a second process sweeping by mistake repeats nothing.
+Every step (`InactivitySteps`) is a conditional change (the conversation must still be in the state the sweep
+saw), so a citizen who writes while the sweep runs wins, and a second process sweeping by mistake repeats nothing.
 """
 
 from __future__ import annotations
@@ -22,8 +22,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from atende.handoff.actions import AgentActions
+from atende.handoff.context import HandoffContext, latest_message_id, move
 from atende.handoff.models import Handoff
-from atende.models import Event, Message
+from atende.handoff.queue import Queues
+from atende.handoff.records import QUEUE_TOPIC, HandoffError, conversation_topic
+from atende.i18n import t
+from atende.models import Event, Message, isoformat
 
 if TYPE_CHECKING:
     from atende.handoff.service import HandoffService
@@ -120,6 +125,105 @@ def served_snapshot(session: Session) -> list[_Served]:
             )
         )
     return out
+
+
+class InactivitySteps:
+    """The changes the sweep makes, each applied only if the conversation is still as the sweep saw it."""
+
+    def __init__(self, context: HandoffContext, queues: Queues, actions: AgentActions) -> None:
+        self._context = context
+        self._queues = queues
+        self._actions = actions
+
+    def waiting_since(self, before: datetime) -> list[str]:
+        """Conversations that have waited for a person since before `before`."""
+        with self._context.sessions() as session:
+            return list(
+                session.scalars(
+                    select(Handoff.conversation_id)
+                    .where(Handoff.status == "waiting", Handoff.requested_at <= before)
+                    .order_by(Handoff.id)
+                )
+            )
+
+    def expire_wait(self, conversation_id: str) -> bool:
+        """Nobody took the conversation in time: the citizen is offered a protocol and it goes back to the bot."""
+        return self._queues.abandon(conversation_id, t("handoff.timeout.waiting", self._context.config.locale))
+
+    def requeue_idle(self, conversation_id: str, handoff_id: int, agent: str, latest_id: int | None) -> bool:
+        """The agent left the citizen unanswered: the agent is paused and the conversation returns to the front of
+        its queue (its handoff keeps its place); False when anything was said since the sweep looked."""
+        ctx = self._context
+        now = ctx.clock()
+        with ctx.sessions.begin() as session:
+            row = session.get(Handoff, handoff_id)
+            if row is None or row.status != "with_agent" or row.agent != agent:
+                return False
+            if latest_message_id(session, conversation_id) != latest_id:
+                return False
+            if not move(session, conversation_id, "with_agent", "waiting", now):
+                return False
+            session.add(
+                Event(
+                    conversation_id=conversation_id,
+                    kind="handoff_agent_timeout",
+                    payload={"agent": agent, "team": row.team, "assigned_at": isoformat(row.assigned_at)},
+                    created_at=now,
+                )
+            )
+            row.status, row.agent, row.assigned_at, row.first_response_at = "waiting", None, None, None
+            team = row.team
+            told = ctx.notify_in(
+                session,
+                conversation_id,
+                f"agent_timeout:{handoff_id}:{latest_id}",
+                t("handoff.timeout.agent", ctx.config.locale),
+            )
+        ctx.live.set_presence(agent, "paused", ctx.config.presence_ttl_s)
+        ctx.live.publish(QUEUE_TOPIC, {"event": "presence", "agent": agent, "status": "paused"})
+        ctx.live.enqueue(team, conversation_id, handoff_id)
+        ctx.live.publish(QUEUE_TOPIC, {"event": "queued", "conversation_id": conversation_id, "team": team})
+        ctx.live.publish(conversation_topic(conversation_id), {"event": "requeued", "agent": agent})
+        ctx.push(told)
+        log.info("conversation %s back to team %s: agent %s did not answer in time", conversation_id, team, agent)
+        return True
+
+    def warn_idle_citizen(self, conversation_id: str, handoff_id: int, latest_id: int | None, grace_s: float) -> bool:
+        """Ask a silent citizen whether they are still there (once per silence)."""
+        ctx = self._context
+        now = ctx.clock()
+        with ctx.sessions.begin() as session:
+            row = session.get(Handoff, handoff_id)
+            if row is None or row.status != "with_agent":
+                return False
+            if latest_message_id(session, conversation_id) != latest_id:
+                return False
+            text = t("handoff.timeout.citizen_warning", ctx.config.locale, minutes=max(1, round(grace_s / 60)))
+            told = ctx.notify_in(session, conversation_id, f"idle_warning:{handoff_id}:{latest_id}", text)
+            session.add(
+                Event(
+                    conversation_id=conversation_id,
+                    kind=WARNED,
+                    payload={"handoff_id": handoff_id, "message_id": told.id},
+                    created_at=now,
+                )
+            )
+        ctx.push(told)
+        return True
+
+    def close_idle(self, conversation_id: str, handoff_id: int, latest_id: int | None) -> bool:
+        """The citizen stayed silent after the warning: the service closes as `citizen_inactive`."""
+        with self._context.sessions() as session:
+            row = session.get(Handoff, handoff_id)
+            if row is None or row.status != "with_agent":
+                return False
+            if latest_message_id(session, conversation_id) != latest_id:
+                return False
+        try:
+            self._actions.close(conversation_id, "system", "citizen_inactive", override=True)
+        except HandoffError:
+            return False
+        return True
 
 
 class InactivitySweep:

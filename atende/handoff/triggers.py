@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from atende.handoff.sentiment import Sentiment
+from assistant.agent_aids.sentiment import Sentiment
 from atende.store import MessageView
 
 ABSTENTIONS_BEFORE_HANDOFF = 2

@@ -17,7 +17,7 @@ from assistant.service import Token
 from atende.conversation_keys import chat_key_digest, is_chat_key, new_chat_key
 from atende.deps import AssistantDep, CitizenConversation, ConversationsDep, ServicesDep, StoreDep
 from atende.errors import error_body
-from atende.handoff.translation import MessageTranslation, citizen_text
+from atende.handoff.annotations import MessageTranslation, citizen_text
 from atende.i18n import t
 from atende.kb_links import article_link, quotes_of
 from channels.webchat.schemas import (

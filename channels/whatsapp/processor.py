@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from assistant.service import InvalidMessage
-from atende.handoff.service import HandoffError, Requested
+from atende.handoff.records import HandoffError, Requested
 from atende.i18n import t
 from atende.models import Event, Message, utcnow
 from atende.privacy import mask

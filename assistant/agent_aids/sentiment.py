@@ -133,17 +133,3 @@ class ScreenedSentiment:
         if first.score > self._screen_at:
             return first
         return self._model.classify(text)
-
-
-def trend(scores: list[float], window: int = 3) -> str:
-    """ "worsening", "improving" or "stable": the mean of the last `window` scores against the ones before."""
-    if len(scores) < 2:
-        return "stable"
-    recent = scores[-window:]
-    earlier = scores[:-window] or scores[:1]
-    delta = sum(recent) / len(recent) - sum(earlier) / len(earlier)
-    if delta <= -0.2:
-        return "worsening"
-    if delta >= 0.2:
-        return "improving"
-    return "stable"

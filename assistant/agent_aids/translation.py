@@ -1,8 +1,10 @@
-"""Two-way translation between a citizen and the agent serving them (docs/decisions/0032-handoff-translation.md).
+"""Translation between a citizen and the agent serving them (docs/decisions/0032-handoff-translation.md), also
+used for the assistant's own answers.
 
 A citizen's message in a language other than the agent's is shown to the agent with its translation; the agent's
-reply reaches the citizen translated, with the agent's own words below it. Translation never blocks a message: a
-failed or unusable translation leaves the message as it was written.
+reply reaches the citizen translated, with the agent's own words below it (the handoff stores and shows both:
+atende.handoff.annotations). Translation never blocks a message: a failed or unusable translation leaves the
+message as it was written.
 """
 
 from __future__ import annotations
@@ -10,12 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from assistant.language import identify_language
 from assistant.llm import ChatMessage, ChatModel, LLMError, complete
-from atende.i18n import t
 from atende.privacy import Pseudonymizer, find_pii
 
 log = logging.getLogger(__name__)
@@ -30,15 +30,6 @@ def normalize_language(code: str | None) -> str | None:
     if not code:
         return None
     return _BASES.get(code.strip().split("-")[0].split("_")[0].lower())
-
-
-@dataclass(frozen=True, slots=True)
-class MessageTranslation:
-    """A message's language and, when its reader speaks another, its translation (as stored with the message)."""
-
-    language: str | None  # the language it was written in; None: not known
-    translation: str | None = None
-    translation_language: str | None = None
 
 
 class TranslationError(Exception):
@@ -64,11 +55,6 @@ def translate_or_none(translator: Translator, text: str, source: str, target: st
             "translation %s -> %s by %s failed, message left untranslated: %s", source, target, translator.name, exc
         )
         return None
-
-
-def citizen_text(original: str, translation: str, language: str) -> str:
-    """What a citizen reads of an agent's translated message: the translation, then the agent's own words."""
-    return f"{translation}\n\n{t('handoff.translation_original', language, original=original)}"
 
 
 # Measured (bench/translation.py, decision 0032): with the rules in a long system prompt the embedded 1.5B model
