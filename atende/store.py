@@ -258,12 +258,24 @@ class ConversationStore:
         decision: Decision | None = None,
         citations: Sequence[Mapping[str, Any]] = (),
     ) -> MessageView:
+        with self._sessions.begin() as session:
+            return self.add_message_in(session, conversation_id, role, text, decision, citations)
+
+    def add_message_in(
+        self,
+        session: Session,
+        conversation_id: str,
+        role: Role,
+        text: str,
+        decision: Decision | None = None,
+        citations: Sequence[Mapping[str, Any]] = (),
+    ) -> MessageView:
+        """`add_message` in the caller's transaction."""
         _require(role, ROLES, "role")
         _require(decision, DECISIONS, "decision")
-        with self._sessions.begin() as session:
-            conversation = self._conversation(session, conversation_id)
-            row = self._add_message(session, conversation, role, text, decision, citations, self._clock())
-            return _message_view(row)
+        conversation = self._conversation(session, conversation_id)
+        row = self._add_message(session, conversation, role, text, decision, citations, self._clock())
+        return _message_view(row)
 
     def list_messages(self, conversation_id: str, limit: int | None = None) -> list[MessageView]:
         """Messages oldest first; with `limit`, only the latest `limit` of them."""
@@ -334,10 +346,12 @@ class ConversationStore:
 
     def add_event(self, conversation_id: str, kind: str, payload: Mapping[str, Any]) -> None:
         with self._sessions.begin() as session:
-            self._conversation(session, conversation_id)
-            session.add(
-                Event(conversation_id=conversation_id, kind=kind, payload=dict(payload), created_at=self._clock())
-            )
+            self.add_event_in(session, conversation_id, kind, payload)
+
+    def add_event_in(self, session: Session, conversation_id: str, kind: str, payload: Mapping[str, Any]) -> None:
+        """`add_event` in the caller's transaction."""
+        self._conversation(session, conversation_id)
+        session.add(Event(conversation_id=conversation_id, kind=kind, payload=dict(payload), created_at=self._clock()))
 
     def list_events(self, conversation_id: str) -> list[EventView]:
         stmt = select(Event).where(Event.conversation_id == conversation_id).order_by(Event.id)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from assistant.routing import Route
+from assistant.routing import Route as AssistantRoute
 from assistant.service import AssistantReply, Citation, Decision
 from atende.models import utcnow
+
+# "channel": the channel answered by itself (a menu, an opt-out confirmation), with no assistant turn.
+Route = AssistantRoute | Literal["channel"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,8 @@ class InboundMessage:
     The adapter has already found the conversation (the web chat's URL, a WhatsApp contact's open conversation).
     `client_message_id` is the channel's own id for the message (the web chat's per-message id, a WhatsApp wamid):
     the same id sent again is answered once. `team`: the team the channel account serves, for a handoff.
+    `people_only`: the account is served only by people (a WhatsApp number of the ombudsman): the bot never
+    answers, and the first message asks for a person.
     """
 
     channel: str
@@ -38,6 +43,7 @@ class InboundMessage:
     client_message_id: str | None = None
     media: tuple[MediaRef, ...] = ()
     team: str | None = None
+    people_only: bool = False
     received_at: datetime = field(default_factory=utcnow)
 
 
@@ -47,7 +53,8 @@ class Outcome:
 
     `reply` is the assistant's own reply: None when the message went to a person instead, or when a repeated
     message got the reply stored for it (`replayed`). `handoff_team` is the team whose queue the conversation is
-    in (or would join, after hours) when the decision is a handoff.
+    in (or would join, after hours) when the decision is a handoff. `announces`: a forwarded message's answer tells
+    the citizen something new (the queue they joined, when the team opens), not only that the agent has it.
     """
 
     answer: str
@@ -59,6 +66,7 @@ class Outcome:
     handoff_team: str | None = None
     reply: AssistantReply | None = None
     replayed: bool = False
+    announces: bool = False
 
     @property
     def forwarded(self) -> bool:

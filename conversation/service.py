@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from assistant.service import Assistant, AssistantReply, Drafted, Token
+from atende.i18n import t
 from atende.store import HANDED_OFF, ConversationStore
-from conversation.gate import delivered_to_agent, forward_to_agent, hand_off, with_notice
+from conversation.gate import Forwarded, delivered_to_agent, forward_to_agent, hand_off, handoff_notice, with_notice
 from conversation.inbox import Inbox, InboxItem
 from conversation.messages import InboundMessage, Outcome
 
@@ -117,16 +118,51 @@ class ConversationService:
             if not done and row is not None and row.keep_reply:
                 self.inbox.release(row.id)
 
+    def reply_by_channel(
+        self,
+        message: InboundMessage,
+        reply: str | None,
+        *,
+        events: Sequence[tuple[str, Mapping[str, Any]]] = (),
+        within: Within | None = None,
+        inbox_id: int | None = None,
+        result: str = "replied",
+    ) -> Outcome:
+        """A message the channel answers by itself, with no assistant turn and no handoff (a menu keyword, an
+        opt-out confirmation, a file received, a survey rating): the message, the reply, the channel's events, the
+        inbox row done and the channel's own rows (`within`) in one transaction."""
+        cid = message.conversation_id
+        with self._sessions.begin() as session:
+            self.store.add_message_in(session, cid, "user", message.text)
+            stored = self.store.add_message_in(session, cid, "assistant", reply) if reply else None
+            for kind, payload in events:
+                self.store.add_event_in(session, cid, kind, payload)
+            outcome = Outcome(
+                answer=reply or "",
+                decision="answered",
+                route="channel",
+                message_id=stored.id if stored is not None else None,
+            )
+            if inbox_id is not None:
+                self.inbox.finish(session, inbox_id, result)
+            if within is not None:
+                within(session, outcome)
+        return outcome
+
     def _is_agents(self, conversation_id: str) -> bool:
         conversation = self.store.get_conversation(conversation_id)
         return conversation is not None and conversation.state in HANDED_OFF
 
     def _to_agent(self, message: InboundMessage, text: str, within: Within | None, row: _Row | None) -> Outcome | None:
-        """The message stored for the agent, when a person has the conversation; None: the bot answers it."""
+        """The message stored for the agent, when a person has the conversation or the account is served only by
+        people; None: the bot answers it."""
         handoff = self.handoff
         assert handoff is not None
+        requested: Requested | None = None
         with self._sessions.begin() as session:
             forwarded = forward_to_agent(handoff, session, message.conversation_id, text)
+            if forwarded is None and message.people_only:
+                forwarded, requested = self._ask_for_people(session, message, text)
             if forwarded is None:
                 return None
             outcome = Outcome(
@@ -135,10 +171,26 @@ class ConversationService:
                 route="human",
                 message_id=forwarded.message.id,
                 handoff_team=forwarded.team,
+                announces=requested is not None,
             )
             self._finish(session, outcome, within, row, result="for_agents")
         delivered_to_agent(handoff, forwarded)
+        handoff.announce(requested)
         return outcome
+
+    def _ask_for_people(self, session: Session, message: InboundMessage, text: str) -> tuple[Forwarded, Requested]:
+        """The first message to an account served only by people: stored, the conversation queued for the account's
+        team, and the citizen told so (the notice is stored as the reply)."""
+        handoff = self.handoff
+        assert handoff is not None
+        cid = message.conversation_id
+        stored = handoff.citizen_message_in(session, cid, text)
+        reason = f"{message.channel}_number"
+        requested = handoff.request_in(session, cid, reason=reason, source=reason, team=message.team)
+        notice = t("handoff.people_only_received") if requested.queued else handoff_notice(handoff, requested.ticket())
+        if notice is not None:
+            self.store.add_message_in(session, cid, "assistant", notice)
+        return Forwarded(stored, notice or "", requested.team), requested
 
     def _commit(self, message: InboundMessage, drafted: Drafted, within: Within | None, row: _Row | None) -> Outcome:
         cid = message.conversation_id

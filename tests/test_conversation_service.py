@@ -193,3 +193,33 @@ def test_the_service_raises_in_progress_for_a_leased_repeat(extractive: Services
         extractive.conversations.handle(
             InboundMessage(channel="web", conversation_id=cid, text=QUESTION, client_message_id="leased-0001")
         )
+
+
+def test_the_first_message_to_an_account_served_only_by_people_queues_it_and_the_bot_stays_silent(
+    extractive: Services,
+) -> None:
+    handoff = extractive.handoff
+    assert handoff is not None
+    cid = extractive.store.create_conversation("echo").id
+    message = InboundMessage(
+        channel="echo",
+        conversation_id=cid,
+        text=QUESTION,
+        client_message_id="people-0001",
+        team="ouvidoria",
+        people_only=True,
+    )
+
+    first = extractive.conversations.handle(message)
+    second = extractive.conversations.handle(replace(message, text="Alguém aí?", client_message_id="people-0002"))
+
+    assert first.forwarded and first.announces
+    assert first.handoff_team == "ouvidoria"
+    current = handoff.current(cid)
+    assert current is not None and (current.team, current.source) == ("ouvidoria", "echo_number")
+    assert second.forwarded and not second.announces  # already queued: nothing new to tell
+    assert turns(extractive) == []
+    roles = [(m.role, m.text) for m in extractive.store.list_messages(cid)]
+    assert roles[0] == ("user", QUESTION)
+    assert roles[1][0] == "assistant"  # the notice, stored as the reply
+    assert roles[2] == ("user", "Alguém aí?")

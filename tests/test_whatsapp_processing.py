@@ -466,7 +466,7 @@ def test_a_number_served_by_people_queues_the_conversation_without_the_assistant
             svc.whatsapp.drain()
             conversation_id = conversation_of(svc.whatsapp)
             assert svc.whatsapp.conversation_state(conversation_id) == "waiting"
-            assert [b["text"]["body"] for b in sent_bodies(graph)] == [t("whatsapp.agents_queue")]
+            assert [b["text"]["body"] for b in sent_bodies(graph)] == [t("handoff.people_only_received")]
             assert count(svc.whatsapp, Turn) == 0
             assert [m for m in messages(svc.whatsapp, conversation_id) if m[0] == "user"] == [
                 ("user", "Quero registrar uma reclamação"),

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from atende.errors import ErrorOut
+from conversation.messages import Route
 
 
 class NewConversation(BaseModel):
@@ -44,7 +45,7 @@ class CitationOut(BaseModel):
 class ReplyOut(BaseModel):
     answer: str
     decision: Literal["answered", "abstained", "handoff"]
-    route: Literal["knowledge", "smalltalk", "human", "action"]
+    route: Route
     citations: list[CitationOut]
     message_id: int | None = None
     timings_ms: dict[str, float] = {}

@@ -20,12 +20,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from assistant.service import InvalidMessage
-from atende.handoff.records import HandoffError, Requested
+from atende.handoff.records import HandoffError
 from atende.i18n import t
-from atende.models import Event, Message, utcnow
+from atende.models import utcnow
 from atende.privacy import mask
 from atende.settings import WhatsAppNumber
-from atende.store import HANDED_OFF, MessageView
+from atende.store import HANDED_OFF
 from channels.whatsapp.backoff import backoff_s
 from channels.whatsapp.consent import ALL_PURPOSES, CHANNEL, is_opt_out, normalise_keyword
 from channels.whatsapp.contacts import ContactView
@@ -35,7 +35,6 @@ from channels.whatsapp.graph import GraphError
 from channels.whatsapp.media import MediaOutcome
 from channels.whatsapp.outbox import OutboundDraft
 from channels.whatsapp.payloads import Inbound, parse_message, parse_status
-from conversation.gate import forward_to_agent, handoff_notice
 from conversation.inbox import AlreadyProcessed, ClaimedItem
 from conversation.messages import InboundMessage, Outcome
 
@@ -274,30 +273,46 @@ class InboxProcessor:
         return outcome.state
 
     def _ask(self, item: ClaimedItem, contact: ContactView, question: str, team: str | None) -> None:
+        def queue_reply(session: Session, outcome: Outcome) -> None:
+            self.queue_answer(session, item, contact, outcome)
+
+        self._handle(item, contact, question, team, within=queue_reply)
+
+    def _handle(
+        self,
+        item: ClaimedItem,
+        contact: ContactView,
+        text: str,
+        team: str | None,
+        *,
+        within: Callable[[Session, Outcome], None],
+        people_only: bool = False,
+    ) -> None:
         assert contact.conversation_id is not None
         message = InboundMessage(
             channel=CHANNEL,
             conversation_id=contact.conversation_id,
-            text=question,
+            text=text,
             sender_ref=contact.citizen_ref,
             client_message_id=item.key,
             team=team,
+            people_only=people_only,
         )
-
-        def queue_reply(session: Session, outcome: Outcome) -> None:
-            citations = [c.as_dict() for c in outcome.citations]
-            bodies = self.answer_bodies(outcome.answer, outcome.decision, citations)
-            drafts = [OutboundDraft(f"reply:{item.key}:{i}", dict(body)) for i, body in enumerate(bodies)]
-            self.wa.outbox.add(session, contact, drafts, conversation_id=contact.conversation_id)
-
         try:
-            self.wa.conversations.handle(message, within=queue_reply, inbox_id=item.id)
+            self.wa.conversations.handle(message, within=within, inbox_id=item.id)
         except InvalidMessage as exc:
-            text = t(exc.key, **exc.params)
-            self._reply_plainly(item, contact, _ReplyPlan(question[:2000], [text_body(text)], text, result="invalid"))
+            reply = t(exc.key, **exc.params)
+            self._reply_plainly(item, contact, _ReplyPlan(text[:2000], [text_body(reply)], reply, result="invalid"))
         except IntegrityError as exc:
             # Another worker committed this reply first; our turn was rolled back with it.
             raise AlreadyProcessed(item.id) from exc
+
+    def queue_answer(self, session: Session, item: ClaimedItem, contact: ContactView, outcome: Outcome) -> None:
+        """The bot's answer, or what it says about a handoff, into the outbox in the turn's transaction."""
+        citations = [c.as_dict() for c in outcome.citations]
+        bodies = self.answer_bodies(outcome.answer, outcome.decision, citations)
+        drafts = [OutboundDraft(f"reply:{item.key}:{i}", dict(body)) for i, body in enumerate(bodies)]
+        self.wa.outbox.add(session, contact, drafts, conversation_id=contact.conversation_id)
 
     def answer_bodies(self, answer: str, decision: str | None, citations: Sequence[Any]) -> list[dict[str, Any]]:
         """The assistant's answer for WhatsApp: a "falar com atendente" button when it could not answer."""
@@ -317,51 +332,25 @@ class InboxProcessor:
         rows.append(Row(HANDOFF_ID, t("whatsapp.handoff_button")))
         return list_body(t("whatsapp.menu_text"), t("whatsapp.menu_button"), rows, t("whatsapp.menu_title"))
 
-    def commit_reply(
-        self,
-        session: Session,
-        item: ClaimedItem,
-        contact: ContactView,
-        bodies: Sequence[dict[str, Any]],
-        *,
-        result: str,
-    ) -> None:
-        """Queue the reply and finish the inbox row, in the caller's transaction. The reply keys derive from the
-        inbound message id, so a second commit of the same reply fails on the unique key."""
-        self.wa.inbox.finish(session, item.id, result)
-        drafts = [OutboundDraft(f"reply:{item.key}:{i}", dict(body)) for i, body in enumerate(bodies)]
-        self.wa.outbox.add(session, contact, drafts, conversation_id=contact.conversation_id)
-
     def _reply_plainly(self, item: ClaimedItem, contact: ContactView, plan: _ReplyPlan) -> None:
-        """Record the citizen's message and the channel's own reply, queue it, and finish the row: one commit."""
+        """The channel's own reply: recorded by the conversation service with the message, queued here, one commit."""
         assert contact.conversation_id is not None
-        now = self._clock()
+        message = InboundMessage(
+            channel=CHANNEL,
+            conversation_id=contact.conversation_id,
+            text=plan.user_text,
+            sender_ref=contact.citizen_ref,
+            client_message_id=item.key,
+        )
+
+        def queue(session: Session, _outcome: Outcome) -> None:
+            drafts = [OutboundDraft(f"reply:{item.key}:{i}", dict(body)) for i, body in enumerate(plan.bodies)]
+            self.wa.outbox.add(session, contact, drafts, conversation_id=contact.conversation_id)
+
         try:
-            with self.wa.sessions.begin() as session:
-                session.add(
-                    Message(
-                        conversation_id=contact.conversation_id,
-                        role="user",
-                        text=plan.user_text,
-                        citations=[],
-                        created_at=now,
-                    )
-                )
-                if plan.reply_text:
-                    session.add(
-                        Message(
-                            conversation_id=contact.conversation_id,
-                            role="assistant",
-                            text=plan.reply_text,
-                            citations=[],
-                            created_at=now,
-                        )
-                    )
-                for kind, payload in plan.events:
-                    session.add(
-                        Event(conversation_id=contact.conversation_id, kind=kind, payload=payload, created_at=now)
-                    )
-                self.commit_reply(session, item, contact, plan.bodies, result=plan.result)
+            self.wa.conversations.reply_by_channel(
+                message, plan.reply_text, events=plan.events, within=queue, inbox_id=item.id, result=plan.result
+            )
         except IntegrityError as exc:
             raise AlreadyProcessed(item.id) from exc
 
@@ -369,9 +358,7 @@ class InboxProcessor:
         assert contact.conversation_id is not None
         with self.wa.sessions.begin() as session:
             self.wa.inbox.finish(session, item.id, kind)
-            session.add(
-                Event(conversation_id=contact.conversation_id, kind=kind, payload=payload, created_at=self._clock())
-            )
+            self.wa.store.add_event_in(session, contact.conversation_id, kind, payload)
 
     def _opt_out(self, item: ClaimedItem, inbound: Inbound, contact: ContactView) -> None:
         # Recorded before anything else and idempotent, so a crash after it only repeats the confirmation step.
@@ -398,50 +385,29 @@ class InboxProcessor:
         media_state: str | None,
     ) -> None:
         """The message is the agent's, not the bot's: a conversation waiting for or with a person, or a number
-        served by people (whose first message queues the conversation for the number's team).
-
-        The citizen's message, the handoff, any notice to the citizen and "this inbox row is done" are one
-        transaction; the consoles are told after the commit.
-        """
-        cid = contact.conversation_id
-        assert cid is not None
-        handoff = self.wa.handoff
+        served by people. The conversation service stores it for the agent (the first message to such a number asks
+        for one); this channel only adds what the citizen is told: the queue they joined, a file that failed."""
         text = inbound.text or t(f"whatsapp.placeholder.{inbound.type}", type=inbound.type)
         if inbound.media is not None and inbound.media.filename:
             text = f"{text} {inbound.media.filename}"
-        requested: Requested | None = None
-        now = self._clock()
-        try:
-            with self.wa.sessions.begin() as session:
-                self.wa.inbox.finish(session, item.id, "for_agents")
-                forwarded = forward_to_agent(handoff, session, cid, text)
-                message: MessageView | None = forwarded.message if forwarded is not None else None
-                notices: list[str] = []
-                if message is None and number.flow != "agents":
-                    raise RetryLater("the conversation went back to the bot", 0.0)  # rolled back; the bot answers
-                if message is None:  # a number served by people: the first message asks for one
-                    message = handoff.citizen_message_in(session, cid, text)
-                    requested = handoff.request_in(
-                        session, cid, reason="whatsapp_number", source="whatsapp_number", team=number.team
-                    )
-                    if requested.queued:
-                        notices.append(t("whatsapp.agents_queue"))
-                    elif (notice := handoff_notice(handoff, requested.ticket())) is not None:
-                        notices.append(notice)
-                if media_state == "failed":
-                    notices.append(t("whatsapp.file_failed"))
-                for notice in notices:
-                    session.add(
-                        Message(conversation_id=cid, role="assistant", text=notice, citations=[], created_at=now)
-                    )
-                drafts = [OutboundDraft(f"reply:{item.key}:{i}", text_body(n)) for i, n in enumerate(notices)]
-                if drafts:
-                    self.wa.outbox.add(session, contact, drafts, conversation_id=cid)
-        except IntegrityError as exc:
-            raise AlreadyProcessed(item.id) from exc
-        handoff.push(message)
-        handoff.announce(requested)
-        handoff.translate_incoming(message)  # after the commit: the model may take seconds
+        failed = t("whatsapp.file_failed") if media_state == "failed" else None
+        cid = contact.conversation_id
+        assert cid is not None
+
+        def queue_notices(session: Session, outcome: Outcome) -> None:
+            if not outcome.forwarded:
+                # The conversation went back to the bot meanwhile: the bot answered, as for any message.
+                self.queue_answer(session, item, contact, outcome)
+                return
+            notices = [outcome.answer] if outcome.announces and outcome.answer else []
+            if failed is not None:
+                self.wa.store.add_message_in(session, cid, "assistant", failed)
+                notices.append(failed)
+            drafts = [OutboundDraft(f"reply:{item.key}:{i}", text_body(n)) for i, n in enumerate(notices)]
+            if drafts:
+                self.wa.outbox.add(session, contact, drafts, conversation_id=contact.conversation_id)
+
+        self._handle(item, contact, text, number.team, within=queue_notices, people_only=number.flow == "agents")
 
     def _survey(self, item: ClaimedItem, inbound: Inbound, contact: ContactView, handoff_id: int, score: int) -> None:
         """The citizen's rating, chosen from the survey list sent when an agent closed the conversation."""
