@@ -13,7 +13,7 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from atende.i18n import DEFAULT_LOCALE, t
+from core.i18n import DEFAULT_LOCALE, t
 
 if TYPE_CHECKING:
     from assistant.service import AssistantReply

@@ -19,9 +19,9 @@ from assistant.rewrite import rewrite_query
 from assistant.routing import Route, route_message
 from assistant.tools.chooser import TOOL_PROMPT_VERSION
 from assistant.tools.dialogue import ActionDialogue, ActionOutcome, redact
-from atende.i18n import DEFAULT_LOCALE, t
-from atende.privacy import Pseudonymizer, mask
-from atende.store import (
+from core.i18n import DEFAULT_LOCALE, t
+from core.privacy import Pseudonymizer, mask
+from core.store import (
     ConversationNotFound,
     ConversationStore,
     EventDraft,

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from atende.errors import error_body
-from atende.i18n import t
+from core.errors import error_body
+from core.i18n import t
 
 
 class ApiError(Exception):

@@ -14,18 +14,18 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from atende.accounts.access import StaffIPGate, authorize_request, check_declared_routes
 from atende.accounts.routers import install_accounts
 from atende.api_errors import install_api_errors
-from atende.audit_http import AuditMiddleware
 from atende.console.router import install_console
-from atende.errors import BodyTooLarge, body_too_large_response, document_errors, install_error_handlers
 from atende.ratelimits import CitizenTrafficLimits
 from atende.routers import audit, health, kb, lgpd
-from atende.security_headers import SecurityHeaders, parse_origins
 from atende.services import Services, build_services, start_handoff_sweep
-from atende.settings import Settings, get_settings
 from channels.registry import ChannelRegistry, default_registry
+from core.accounts.access import StaffIPGate, authorize_request, check_declared_routes
+from core.audit_http import AuditMiddleware
+from core.errors import BodyTooLarge, body_too_large_response, document_errors, install_error_handlers
+from core.security_headers import SecurityHeaders, parse_origins
+from core.settings import Settings, get_settings
 from tools_mcp.http import MCP_PATH, MountedMCP
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from atende.privacy import install_log_masking
+        from core.privacy import install_log_masking
 
         install_log_masking()
         svc = services or build_services(settings)
@@ -167,7 +167,7 @@ def create_app(
         openapi_url="/openapi.json" if docs else None,
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
-        # Every route answers only as atende/accounts/permissions.py declares (authentication, role, scope, CSRF).
+        # Every route answers only as core/accounts/permissions.py declares (authentication, role, scope, CSRF).
         dependencies=[Depends(authorize_request)],
     )
     # Per-IP and per-conversation limits, the proof-of-work step and the answer queue (atende/ratelimits.py);

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tools_mcp.ratelimit import RateLimiter
+from core.ratelimit import RateLimiter
 
 HEADER = "X-Atende-Proof"  # "<nonce>:<counter>"
 

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from atende.accounts.cli import teams_app, tokens_app, users_app
+from atende.eval_cli import app as eval_app
 from atende.lgpd.cli import audit_app, lgpd_app
-from atende.settings import Settings
-from channels.whatsapp.cli import wa_app
-from eval.cli import app as eval_app
+from atende.whatsapp_cli import wa_app
+from core.settings import Settings
 
 if TYPE_CHECKING:
     from atende.services import Services
@@ -75,7 +75,7 @@ def _open_services(settings: Settings) -> Iterator[Services]:
 
 
 def _setup_logging(settings: Settings) -> None:
-    from atende.privacy import install_log_masking
+    from core.privacy import install_log_masking
 
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_log_masking()
@@ -119,8 +119,8 @@ def ask(
 ) -> None:
     """Ask the assistant one question, through the same pipeline the channels use."""
     from assistant.service import InvalidMessage
-    from atende.i18n import t
     from conversation.messages import InboundMessage
+    from core.i18n import t
 
     settings = _settings()
     logging.basicConfig(level=logging.WARNING)
@@ -210,7 +210,7 @@ def model_assemble(
 @app.command()
 def seed() -> None:
     """Create the demo data (citizens, protocols, debts, appointment slots); running it again changes nothing."""
-    from tools_mcp.seed import seed as seed_demo
+    from domain.seed import seed as seed_demo
 
     settings = _settings()
     _setup_logging(settings)
@@ -238,7 +238,7 @@ def mcp_serve(
     settings = _settings()
     # stdout carries the protocol: logs go to stderr only.
     logging.basicConfig(stream=sys.stderr, level=settings.log_level)
-    from atende.privacy import install_log_masking
+    from core.privacy import install_log_masking
 
     install_log_masking()
     principal = stdio_principal(settings.mcp_stdio_scopes)
@@ -276,7 +276,7 @@ def handoff_agent(
     skills: Annotated[str, typer.Option(help="Comma-separated skills")] = "",
 ) -> None:
     """Set an agent's routing profile: teams, capacity, languages and skills."""
-    from atende.handoff.assignment import Profile
+    from handoff.assignment import Profile
 
     def split(text: str) -> tuple[str, ...]:
         return tuple(part.strip() for part in text.split(",") if part.strip())

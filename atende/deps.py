@@ -7,17 +7,17 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from assistant.service import Assistant
-from atende.accounts.access import AuthContext, current_auth, current_staff, require_permission
-from atende.accounts.service import Accounts, StaffSession
-from atende.audit import AuditLog
-from atende.conversation_keys import chat_key_digest, is_chat_key
-from atende.handoff.saved_replies import SavedReplies
-from atende.handoff.service import HandoffService
 from atende.lgpd.wiring import Lgpd
 from atende.services import Services
-from atende.settings import Settings
-from atende.store import ConversationNotFound, ConversationStore, ConversationView
 from conversation.service import ConversationService
+from core.accounts.access import AuthContext, current_auth, current_staff, require_permission
+from core.accounts.service import Accounts, StaffSession
+from core.audit import AuditLog
+from core.conversation_keys import chat_key_digest, is_chat_key
+from core.settings import Settings
+from core.store import ConversationNotFound, ConversationStore, ConversationView
+from handoff.saved_replies import SavedReplies
+from handoff.service import HandoffService
 from rag.index import KnowledgeIndex
 
 

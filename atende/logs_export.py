@@ -7,8 +7,8 @@ import json
 from datetime import datetime
 from typing import Any, Literal, TextIO
 
-from atende.privacy import mask_data
-from atende.store import TURN_FIELDS, ConversationStore
+from core.privacy import mask_data
+from core.store import TURN_FIELDS, ConversationStore
 
 ExportFormat = Literal["jsonl", "csv"]
 

@@ -1,8 +1,8 @@
 """Limits on anonymous citizen traffic: one declarative table, enforced in one place (an ASGI middleware).
 
-Each limited route (method + path template, as in atende/accounts/permissions.py) names its policies: how many
+Each limited route (method + path template, as in core/accounts/permissions.py) names its policies: how many
 requests per client IP or per conversation in a window, from Settings. Counters live in the rate limiter
-(tools_mcp.ratelimit): Redis when configured, so every app process counts the same requests. A message asking
+(core.ratelimit): Redis when configured, so every app process counts the same requests. A message asking
 for a person counts as a handoff request; routes that generate an answer also pass the answer gate
 (atende.answer_gate); and, when ATENDE_CHALLENGE=pow, a client past a burst solves a proof-of-work puzzle
 first (atende.challenge). Refusals are 429 with Retry-After (428 with the puzzle) and the usual
@@ -27,17 +27,17 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.routing import route_message
-from atende.accounts.access import origin_of
-from atende.accounts.ipfilter import counted_as
 from atende.challenge import HEADER
-from atende.errors import BodyTooLarge, body_too_large_response, error_body
-from atende.i18n import t
-from atende.store import HANDED_OFF
+from core.accounts.access import origin_of
+from core.accounts.ipfilter import counted_as
+from core.errors import BodyTooLarge, body_too_large_response, error_body
+from core.i18n import t
+from core.store import HANDED_OFF
 
 if TYPE_CHECKING:
     from atende.answer_gate import AnswerGate
     from atende.services import Services
-    from atende.settings import Settings
+    from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

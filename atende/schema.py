@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from atende.accounts import models as _accounts_models  # noqa: F401
-from atende.handoff import models as _handoff_models  # noqa: F401
-from atende.handoff import saved_replies as _saved_reply_models  # noqa: F401
-from atende.lgpd import models as _lgpd_models  # noqa: F401
-from atende.models import Base
 from channels.whatsapp import models as _whatsapp_models  # noqa: F401
 from conversation import models as _conversation_models  # noqa: F401
-from tools_mcp import models as _domain_models  # noqa: F401
+from core.accounts import models as _accounts_models  # noqa: F401
+from core.lgpd import models as _lgpd_models  # noqa: F401
+from core.models import Base
+from domain import models as _domain_models  # noqa: F401
+from handoff import models as _handoff_models  # noqa: F401
+from handoff import saved_replies as _saved_reply_models  # noqa: F401
 
 metadata: MetaData = Base.metadata

@@ -13,14 +13,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from assistant.llm import ChatModel
 from assistant.service import Assistant, AssistantConfig
-from atende.audit import AuditLog, AuditSink, ChainKeys, MemoryAuditSink
-from atende.conversation_keys import ConversationProof
-from atende.db import make_engine, make_session_factory
-from atende.lgpd.crypto import EncryptedColumn, FieldCipher
 from atende.lgpd.wiring import Lgpd, build_lgpd
-from atende.migrate import upgrade
-from atende.settings import Settings
-from atende.store import ConversationStore
+from core.audit import AuditLog, AuditSink, ChainKeys, MemoryAuditSink
+from core.conversation_keys import ConversationProof
+from core.db import make_engine, make_session_factory
+from core.lgpd.crypto import EncryptedColumn, FieldCipher
+from core.migrate import upgrade
+from core.settings import Settings
+from core.store import ConversationStore
 from rag.index import KnowledgeIndex, SyncReport
 from rag.ports import Embedder, VectorStore
 from rag.query_cache import QueryVectorCache
@@ -31,20 +31,20 @@ if TYPE_CHECKING:
 
     from assistant.agent_aids.copilot import Copilot
     from assistant.tools.dialogue import ActionDialogue
-    from atende.accounts.service import Accounts
     from atende.answer_gate import AnswerGate
     from atende.challenge import Challenge
-    from atende.handoff.actions import ServiceProtocols
-    from atende.handoff.live import LiveState
-    from atende.handoff.saved_replies import SavedReplies
-    from atende.handoff.service import HandoffService
-    from atende.handoff.timeouts import InactivitySweep, SweepThread
-    from atende.principals import TokenVerifier
     from channels.whatsapp.service import WhatsAppService
     from conversation.service import ConversationService
-    from tools_mcp.domain import Domain
-    from tools_mcp.handoff import HandoffQueue
-    from tools_mcp.ratelimit import RateLimiter
+    from core.accounts.service import Accounts
+    from core.principals import TokenVerifier
+    from core.ratelimit import RateLimiter
+    from domain.handoff import HandoffQueue
+    from domain.wiring import Domain
+    from handoff.actions import ServiceProtocols
+    from handoff.live import LiveState
+    from handoff.saved_replies import SavedReplies
+    from handoff.service import HandoffService
+    from handoff.timeouts import InactivitySweep, SweepThread
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class Services:
             if self.domain is not None:
                 self._limiter = self.domain.verifier.limiter
             else:
-                from tools_mcp.domain import build_rate_limiter
+                from domain.wiring import build_rate_limiter
 
                 self._limiter = build_rate_limiter(self.settings)
         return self._limiter
@@ -189,7 +189,7 @@ class Services:
 
             settings = self.settings
             if settings.challenge == "pow":
-                from atende.lgpd.crypto import derive_key
+                from core.lgpd.crypto import derive_key
 
                 self._challenge = HashcashChallenge(
                     self.limiter,
@@ -204,7 +204,7 @@ class Services:
     @property
     def accounts(self) -> Accounts:
         if self._accounts is None:  # bare wiring (tests that build Services by hand)
-            from atende.accounts.service import build_accounts
+            from core.accounts.service import build_accounts
 
             self._accounts = build_accounts(
                 self.settings, self.engine, self.audit, cipher=self.lgpd.cipher if self.lgpd else None
@@ -266,7 +266,7 @@ def build_sweep(services: Services) -> InactivitySweep | None:
     import os
     import socket
 
-    from atende.handoff.timeouts import InactivitySweep, Timeouts
+    from handoff.timeouts import InactivitySweep, Timeouts
 
     timeouts = Timeouts(
         wait_s=settings.handoff_wait_timeout_s,
@@ -284,7 +284,7 @@ def build_sweep(services: Services) -> InactivitySweep | None:
 
 def start_handoff_sweep(services: Services) -> SweepThread | None:
     """The sweep's background thread (every process runs one; a lock lets one sweep at a time)."""
-    from atende.handoff.timeouts import SweepThread
+    from handoff.timeouts import SweepThread
 
     sweep = build_sweep(services)
     if sweep is None or services.settings.handoff_sweep_interval_s <= 0:
@@ -325,7 +325,7 @@ def build_services(settings: Settings, *, model: ChatModel | None = None) -> Ser
         ),
     )
     lgpd = build_lgpd(settings, sessions, audit)
-    from atende.accounts.service import build_accounts
+    from core.accounts.service import build_accounts
 
     accounts = build_accounts(settings, engine, audit, cipher=lgpd.cipher)
     lgpd.encrypted_columns.append(EncryptedColumn("users", "totp_secret"))
@@ -379,20 +379,20 @@ def assistant_alone(services: Services) -> ConversationService:
 
 def build_service_protocols(domain: Domain) -> ServiceProtocols:
     """The protocol number each closed service gets, from the domain's protocol book (decision 0033)."""
-    from tools_mcp.contacts import ContactProtocols
+    from domain.contacts import ContactProtocols
 
     return ContactProtocols(domain.protocols, domain.clock)
 
 
 def build_saved_replies(sessions: sessionmaker[Session]) -> SavedReplies:
-    from atende.handoff.saved_replies import SavedReplies
+    from handoff.saved_replies import SavedReplies
 
     return SavedReplies(sessions)
 
 
 def build_live_state(settings: Settings) -> LiveState:
     """Redis when configured (several app processes share it), else in-process (the embedded demo)."""
-    from atende.handoff.live import InMemoryLiveState, RedisLiveState
+    from handoff.live import InMemoryLiveState, RedisLiveState
 
     use_redis = settings.handoff_live_state == "redis" or (
         settings.handoff_live_state == "auto" and bool(settings.redis_url)
@@ -415,12 +415,12 @@ def build_handoff(
     settings: Settings, sessions: sessionmaker[Session], store: ConversationStore, model: ChatModel | None = None
 ) -> HandoffService:
     from assistant.agent_aids.sentiment import LexiconSentiment, LLMSentiment, ScreenedSentiment, SentimentClassifier
-    from atende.handoff.assignment import AssignmentRules, Profiles
-    from atende.handoff.context import HandoffConfig
-    from atende.handoff.hours import BusinessHours
-    from atende.handoff.service import HandoffService
-    from atende.handoff.teams import TeamDirectory
-    from atende.handoff.topics import TopicRules
+    from core.topics import TopicRules
+    from handoff.assignment import AssignmentRules, Profiles
+    from handoff.context import HandoffConfig
+    from handoff.hours import BusinessHours
+    from handoff.service import HandoffService
+    from handoff.teams import TeamDirectory
 
     sentiment: SentimentClassifier | None = None
     if settings.handoff_sentiment == "leia":
@@ -537,11 +537,11 @@ def build_tools(
 ) -> tuple[Domain, MCPServer, TokenVerifier]:
     """The domain services and the MCP server; the citizens' personal fields are encrypted with the LGPD cipher
     (their CPF lookup hash is its blind index), and registered for `atende lgpd rotate-key`."""
-    from tools_mcp.articles import IndexArticles
+    from domain.articles import IndexArticles
+    from domain.citizens import CITIZEN_BLIND_INDEXES, CITIZEN_ENCRYPTED_COLUMNS
+    from domain.personal_data import CitizenDataSource, CitizenResolver
+    from domain.wiring import build_domain
     from tools_mcp.auth import ChainedTokenVerifier, static_verifier
-    from tools_mcp.citizens import CITIZEN_BLIND_INDEXES, CITIZEN_ENCRYPTED_COLUMNS
-    from tools_mcp.domain import build_domain
-    from tools_mcp.personal_data import CitizenDataSource, CitizenResolver
     from tools_mcp.server import build_mcp_server
 
     domain = build_domain(

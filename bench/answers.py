@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from atende.settings import Settings
+from core.settings import Settings
 from eval.answering import (
     BASELINE,
     ExtractiveBaseline,

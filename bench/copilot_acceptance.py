@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from atende.settings import Settings
-from atende.store import MessageView
+from core.settings import Settings
+from core.store import MessageView
 from eval.questions import load_questions
 from rag.loaders import load_directory
 

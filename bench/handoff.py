@@ -24,10 +24,10 @@ import httpx
 import uvicorn
 
 from assistant.testing import ScriptedChatModel
-from atende.accounts.types import SYSTEM
 from atende.app import create_app
 from atende.services import build_services
-from atende.settings import Settings
+from core.accounts.types import SYSTEM
+from core.settings import Settings
 
 
 def _free_port() -> int:

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from assistant.agent_aids.summary import summarize
-from atende.i18n import t
-from atende.privacy import find_pii
-from atende.store import MessageView
+from core.i18n import t
+from core.privacy import find_pii
+from core.store import MessageView
 
 DATA = Path(__file__).parent / "data" / "handoff_transcripts.json"
 

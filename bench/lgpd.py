@@ -23,12 +23,12 @@ from typing import Any
 
 from sqlalchemy import Column, Integer, MetaData, Table, Text, insert, text
 
-from atende.audit import AuditEvent, AuditLog, ChainKeys, MemoryAuditSink
-from atende.db import make_engine, make_session_factory, normalize_url
-from atende.lgpd.crypto import EncryptedColumn, FieldCipher, generate_key, rotate_columns
-from atende.migrate import upgrade
-from atende.privacy import Masker
-from atende.settings import Settings
+from core.audit import AuditEvent, AuditLog, ChainKeys, MemoryAuditSink
+from core.db import make_engine, make_session_factory, normalize_url
+from core.lgpd.crypto import EncryptedColumn, FieldCipher, generate_key, rotate_columns
+from core.migrate import upgrade
+from core.privacy import Masker
+from core.settings import Settings
 
 EXTRA = {
     "MATRICULA": r"MAT-\d{6}",
@@ -135,8 +135,8 @@ def bench_citizens(url: str, rounds: int = 7, people: int = 1000) -> dict[str, A
     """
     from validate_docbr import CPF
 
-    from tools_mcp.domain import build_domain
-    from tools_mcp.seed import CITIZENS, seed
+    from domain.seed import CITIZENS, seed
+    from domain.wiring import build_domain
 
     upgrade(url)
     engine = make_engine(url)

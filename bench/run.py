@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from atende.services import build_embedder, retrieval_params
-from atende.settings import Settings
+from core.settings import Settings
 from eval.questions import load_questions, percentile
 from rag.index import KnowledgeIndex
 from rag.lexical import LexicalIndex
@@ -202,7 +202,7 @@ def bench_llm(settings: Settings, n_questions: int) -> dict[str, Any]:
 
 
 def bench_privacy() -> dict[str, Any]:
-    from atende.privacy import mask
+    from core.privacy import mask
 
     paragraph = (
         "Meu CPF é 529.982.247-25, e-mail maria@example.com, telefone (19) 99876-5432. "

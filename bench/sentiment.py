@@ -81,7 +81,7 @@ def main() -> None:
         results.append(evaluate(LexiconSentiment(), rows))
     if args.only in (None, "llm"):
         from atende.services import build_chat_model
-        from atende.settings import Settings
+        from core.settings import Settings
 
         settings = Settings(environment="development")  # a measurement, never a deployment
         model = build_chat_model(settings)

@@ -25,7 +25,7 @@ from typing import Any
 from assistant.agent_aids.translation import LLMTranslator, TranslationError
 from assistant.language import identify_language
 from assistant.llm import ChatModel
-from atende.privacy import find_pii, mask
+from core.privacy import find_pii, mask
 
 DATA = Path(__file__).parent / "data" / "translation_messages.jsonl"
 
@@ -100,7 +100,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = load()
     from atende.services import build_chat_model
-    from atende.settings import Settings
+    from core.settings import Settings
 
     settings = Settings(environment="development")  # a measurement, never a deployment
     model: ChatModel = build_chat_model(settings)

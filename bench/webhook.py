@@ -189,9 +189,9 @@ def _atende(work: Path, database_url: str, *, max_batch: int) -> Iterator[tuple[
     from assistant.testing import ScriptedChatModel
     from atende.app import create_app
     from atende.services import build_services
-    from atende.settings import Settings
     from conversation.inbox import InboxWriter
     from conversation.models import InboxRow
+    from core.settings import Settings
 
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -263,7 +263,7 @@ def _redis_stream() -> Iterator[tuple[Any, Callable[[], int]]]:
 def _postgres_schema() -> Iterator[str]:
     from sqlalchemy import text
 
-    from atende.db import make_engine, normalize_url
+    from core.db import make_engine, normalize_url
 
     base = os.environ.get("ATENDE_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
     schema = f"bench_{uuid.uuid4().hex[:12]}"

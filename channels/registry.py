@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-# How a channel carries people's words to its citizens is the handoff's port: atende.handoff.delivery.
+# How a channel carries people's words to its citizens is the handoff's port: handoff.delivery.
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

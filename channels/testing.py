@@ -1,4 +1,4 @@
-"""A test double for the `atende.handoff.delivery.Delivery` port; it ships in the package so every test shares it."""
+"""A test double for the `handoff.delivery.Delivery` port; it ships in the package so every test shares it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import event
 
-from atende.handoff.delivery import DeliveryRefused, Outgoing
+from handoff.delivery import DeliveryRefused, Outgoing
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, SessionTransaction

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from atende.handoff.records import Requested, Ticket
-from atende.handoff.service import HandoffService
-from atende.handoff.topics import TopicMatch
-from atende.handoff.triggers import handoff_reason
-from atende.i18n import t
-from atende.models import Conversation
-from atende.store import HANDED_OFF, MessageView
+from core.i18n import t
+from core.models import Conversation
+from core.store import HANDED_OFF, MessageView
+from core.topics import TopicMatch
+from handoff.records import Requested, Ticket
+from handoff.service import HandoffService
+from handoff.triggers import handoff_reason
 
 
 def queued_notice(ticket: Ticket) -> str:

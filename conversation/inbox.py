@@ -23,8 +23,8 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Engine, Insert, and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from atende.models import utcnow
 from conversation.models import InboxRow
+from core.models import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from assistant.routing import Route as AssistantRoute
 from assistant.service import AssistantReply, Citation, Decision
-from atende.models import utcnow
+from core.models import utcnow
 
 # "channel": the channel answered by itself (a menu, an opt-out confirmation), with no assistant turn.
 Route = AssistantRoute | Literal["channel"]

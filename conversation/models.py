@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from atende.models import Base, UTCDateTime, utcnow
+from core.models import Base, UTCDateTime, utcnow
 
 
 class InboxRow(Base):

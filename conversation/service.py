@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from assistant.service import Assistant, AssistantReply, Drafted, Token
-from atende.i18n import t
-from atende.store import HANDED_OFF, ConversationStore
 from conversation.gate import Forwarded, delivered_to_agent, forward_to_agent, hand_off, handoff_notice, with_notice
 from conversation.inbox import Inbox, InboxItem
 from conversation.messages import InboundMessage, Outcome
+from core.i18n import t
+from core.store import HANDED_OFF, ConversationStore
 
 if TYPE_CHECKING:
-    from atende.handoff.records import Requested
-    from atende.handoff.service import HandoffService
+    from handoff.records import Requested
+    from handoff.service import HandoffService
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from assistant.llm import ChatModel
 from assistant.service import Token
-from atende.settings import Settings
 from conversation.messages import InboundMessage
+from core.settings import Settings
 from eval.datasets import (
     Answer,
     KbRecord,

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from atende.services import assistant_alone
-from atende.settings import Settings
 from conversation.messages import InboundMessage
+from core.settings import Settings
 from eval.chat_models import scripted_model
 from eval.isolation import isolated_services
 from eval.suite import load_suites

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from atende.services import build_embedder
-from atende.settings import Settings
+from core.settings import Settings
 from eval.faithfulness import Evidence, SupportParams, SupportScorer
 from eval.metrics import cohen_kappa
 from rag.ports import Embedder

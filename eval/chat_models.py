@@ -9,7 +9,7 @@ from pathlib import Path
 from assistant.grounding import DONT_KNOW
 from assistant.llm import ChatMessage, ChatModel
 from assistant.testing import ScriptedChatModel
-from atende.settings import Settings
+from core.settings import Settings
 from rag.chunking import split_sentences
 from rag.text import content_terms
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from atende.settings import Settings
+from core.settings import Settings
 from eval.chat_models import scripted_model
 from eval.compare import Comparison, compare
 from eval.faithfulness import SupportScorer

@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from atende.privacy import mask
 from atende.services import build_embedder, retrieval_params
-from atende.settings import Settings
+from core.privacy import mask
+from core.settings import Settings
 from eval.engine_workers import EngineWorkers, usable_cores
 from eval.faithfulness import FaithfulnessScorer
 from eval.metrics import (

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from atende.privacy import mask
+from core.privacy import mask
 from eval.suite import parse_suite
 
 CHANNELS = ("web", "whatsapp")

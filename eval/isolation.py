@@ -13,7 +13,7 @@ from pathlib import Path
 
 from assistant.llm import ChatModel
 from atende.services import Services, build_services
-from atende.settings import Settings
+from core.settings import Settings
 from rag.types import Document
 
 

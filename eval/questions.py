@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.rewrite import rewrite_query
-from atende.privacy import mask
+from core.privacy import mask
 from eval.metrics import first_rank, mrr_at, percentile, recall_at
 from eval.suite import load_suite
 from rag.index import KnowledgeIndex

@@ -1,6 +1,6 @@
 """Aggregate metrics of a suite run, and the report files: report.json (machine) and report.html (people).
 
-Every string written is passed through `atende.privacy.mask`: a report never shows a CPF, e-mail or phone.
+Every string written is passed through `core.privacy.mask`: a report never shows a CPF, e-mail or phone.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from atende.i18n import t
-from atende.privacy import mask
+from core.i18n import t
+from core.privacy import mask
 from eval.expectations import ToolMatch, match_tool_calls
 from eval.metrics import (
     RETRIEVAL_METRICS,

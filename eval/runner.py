@@ -23,11 +23,11 @@ from eval.report import summarise
 from eval.suite import Case, Suite, Turn
 
 if TYPE_CHECKING:
-    from tools_mcp.domain import Domain
+    from domain.wiring import Domain
 
 log = logging.getLogger(__name__)
 
-SEED_MODULE = "tools_mcp.seed"
+SEED_MODULE = "domain.seed"
 Progress = Callable[[str], None]
 
 

@@ -30,8 +30,8 @@ from typing import Any
 from assistant.llm import ChatModel
 from assistant.tools.dialogue import masked_argument, redact
 from atende.services import assistant_alone, build_chat_model
-from atende.settings import Settings
 from conversation.messages import InboundMessage
+from core.settings import Settings
 from eval.chat_models import scripted_model
 from eval.expectations import check, match_tool_calls
 from eval.isolation import isolated_services
@@ -75,7 +75,7 @@ class ToolChoiceOnly:
 
 
 def run(suites: Sequence[Suite], settings: Settings, model: ChatModel, routing: str) -> dict[str, Any]:
-    from tools_mcp.seed import seed
+    from domain.seed import seed
 
     iso = settings.model_copy(update={"tool_routing": routing})
     turns: list[dict[str, Any]] = []

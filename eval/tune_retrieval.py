@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from atende.privacy import mask
-from atende.settings import Settings
+from core.privacy import mask
+from core.settings import Settings
 from eval.datasets import Question as DatasetQuestion
 from eval.datasets import ingest_kb, read_kb, read_questions
 from eval.engine_workers import EngineWorkers, usable_cores

@@ -39,7 +39,7 @@ def postgres_schema(*, options: str = "") -> Iterator[str]:
     from sqlalchemy import text
     from sqlalchemy.exc import OperationalError
 
-    from atende.db import make_engine, normalize_url
+    from core.db import make_engine, normalize_url
 
     admin = make_engine(POSTGRES_URL)
     schema = f"t_{uuid.uuid4().hex[:16]}"

@@ -12,7 +12,7 @@ from backing_services import RedisKeys, postgres_schema, redis_keyspace
 
 from assistant.testing import ScriptedChatModel, scripted_models_checked
 from atende.services import Services, build_services
-from atende.settings import Settings
+from core.settings import Settings
 from rag.loaders import load_directory
 from rag.types import Document
 
@@ -32,7 +32,7 @@ os.environ.setdefault("ATENDE_ANSWER_TRANSLATION", "false")
 
 def production_values() -> dict[str, str]:
     """What production refuses to start without: fresh random keys and the organization's own Pix receiver."""
-    from atende.keys import new_keys
+    from core.keys import new_keys
 
     keys = new_keys()
     return {

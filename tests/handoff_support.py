@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from backing_services import postgres_schema, redis_keyspace
 
-from atende.accounts.testing import ManualClock
-from atende.db import make_engine, make_session_factory
-from atende.handoff.live import InMemoryLiveState, LiveState, RedisLiveState
-from atende.handoff.service import HandoffService
-from atende.migrate import upgrade
-from atende.store import ConversationStore
+from core.accounts.testing import ManualClock
+from core.db import make_engine, make_session_factory
+from core.migrate import upgrade
+from core.store import ConversationStore
+from handoff.live import InMemoryLiveState, LiveState, RedisLiveState
+from handoff.service import HandoffService
 
 
 @contextmanager

@@ -18,10 +18,10 @@ from starlette.types import ASGIApp
 
 from assistant.llm import ChatMessage
 from assistant.service import AssistantReply
-from atende.handoff.service import HandoffService
 from atende.services import Services, assistant_alone
 from conversation.gate import Forwarded, delivered_to_agent, forward_to_agent, hand_off, with_notice
 from conversation.messages import InboundMessage
+from handoff.service import HandoffService
 
 
 def passage(messages: Sequence[ChatMessage], n: int) -> str:

@@ -10,7 +10,7 @@ from conftest import KNOWLEDGE
 
 from assistant.testing import ScriptedChatModel
 from atende.services import Services, build_services
-from atende.settings import Settings
+from core.settings import Settings
 
 # Valid check digits, so the detectors take them for real data.
 CPF = "529.982.247-25"
@@ -42,7 +42,7 @@ def lgpd_services(settings: Settings, model: ScriptedChatModel | None = None) ->
 def sign_in(client: Any, accounts: Any, role: str, username: str | None = None) -> tuple[dict[str, str], str]:
     """Sign a fresh member of `role` in (session cookie in the client): the headers a mutation needs, and the
     member's audit actor ("user:<id>")."""
-    from atende.accounts.testing import create_user, sign_in_directly
+    from core.accounts.testing import create_user, sign_in_directly
 
     client.cookies.clear()
     user = create_user(accounts, username or f"{role}-{uuid.uuid4().hex[:6]}", role)

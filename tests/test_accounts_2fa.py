@@ -12,9 +12,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from assistant.testing import ScriptedChatModel
-from atende.accounts.models import User
-from atende.accounts.service import Accounts
-from atende.accounts.testing import (
+from atende.app import create_app
+from atende.services import Services, build_services
+from core.accounts.models import User
+from core.accounts.service import Accounts
+from core.accounts.testing import (
     PASSWORD,
     ManualClock,
     RecordingAudit,
@@ -24,11 +26,9 @@ from atende.accounts.testing import (
     sign_in_directly,
     with_settings,
 )
-from atende.accounts.totp import code_at
-from atende.app import create_app
-from atende.db import make_session_factory
-from atende.services import Services, build_services
-from atende.settings import Settings
+from core.accounts.totp import code_at
+from core.db import make_session_factory
+from core.settings import Settings
 
 BASE = "https://testserver"
 

@@ -12,13 +12,13 @@ from openai_compatible_server import LoopbackServer
 from playwright.sync_api import sync_playwright
 
 from assistant.testing import ScriptedChatModel
-from atende.accounts.service import build_accounts
-from atende.accounts.testing import PASSWORD, create_user, fast_passwords, with_settings
-from atende.accounts.totp import code_at
 from atende.app import create_app
-from atende.models import utcnow
 from atende.services import Services, build_services
-from atende.settings import Settings
+from core.accounts.service import build_accounts
+from core.accounts.testing import PASSWORD, create_user, fast_passwords, with_settings
+from core.accounts.totp import code_at
+from core.models import utcnow
+from core.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from atende import cli
-from atende.accounts.service import Accounts
-from atende.accounts.types import AccountError, Origin
 from atende.services import build_services
-from atende.settings import Settings
+from core.accounts.service import Accounts
+from core.accounts.types import AccountError, Origin
+from core.settings import Settings
 
 ORIGIN = Origin(ip="192.0.2.10")
 
@@ -140,7 +140,7 @@ def test_unlock_lifts_a_lock_out_and_disable_shuts_the_account(runner: CliRunner
 
 
 def test_reset_2fa_turns_two_factor_off(runner: CliRunner) -> None:
-    from atende.accounts.totp import code_at
+    from core.accounts.totp import code_at
 
     run(
         runner,

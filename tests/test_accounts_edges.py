@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 
 from assistant.testing import ScriptedChatModel
 from atende.accounts.pages import safe_next
-from atende.accounts.service import Accounts
-from atende.accounts.testing import ManualClock, RecordingAudit, create_user, login, rewire, with_settings
 from atende.app import create_app
 from atende.services import Services, build_services
-from atende.settings import Settings
+from core.accounts.service import Accounts
+from core.accounts.testing import ManualClock, RecordingAudit, create_user, login, rewire, with_settings
+from core.settings import Settings
 
 BASE = "https://testserver"
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
@@ -95,7 +95,7 @@ def test_the_login_page_does_not_carry_a_tab_smuggled_redirect(client: TestClien
 
 
 def test_x_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() -> None:
-    from atende.accounts.ipfilter import ClientAddress, parse_networks
+    from core.accounts.ipfilter import ClientAddress, parse_networks
 
     nobody = ClientAddress()
     proxied = ClientAddress(parse_networks("10.0.0.0/8"))
@@ -213,7 +213,7 @@ def test_a_hundred_requests_from_a_blocked_address_write_one_audit_row(test_sett
 
 
 def test_signed_in_staff_are_audited_on_every_request(client: TestClient, accounts: Accounts) -> None:
-    from atende.accounts.testing import sign_in_directly
+    from core.accounts.testing import sign_in_directly
 
     csrf = sign_in_directly(client, accounts, create_user(accounts, "agente-x", "agent"))
     for _ in range(3):

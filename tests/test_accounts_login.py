@@ -15,10 +15,12 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
 from assistant.testing import ScriptedChatModel
-from atende.accounts import permissions
-from atende.accounts.directory import UserChanges
-from atende.accounts.service import Accounts
-from atende.accounts.testing import (
+from atende.app import create_app
+from atende.services import Services, build_services
+from core.accounts import permissions
+from core.accounts.directory import UserChanges
+from core.accounts.service import Accounts
+from core.accounts.testing import (
     PASSWORD,
     ManualClock,
     RecordingAudit,
@@ -29,10 +31,8 @@ from atende.accounts.testing import (
     sign_in_directly,
     with_settings,
 )
-from atende.accounts.types import SYSTEM, AccountError, Origin
-from atende.app import create_app
-from atende.services import Services, build_services
-from atende.settings import Settings
+from core.accounts.types import SYSTEM, AccountError, Origin
+from core.settings import Settings
 
 BASE = "https://testserver"
 SESSION = "__Host-atende_session"
@@ -267,7 +267,7 @@ def test_too_many_attempts_from_one_address_wait_out_the_window_while_other_addr
 def test_the_per_address_throttle_is_shared_by_every_app_process_through_redis(
     services: Services, clock: ManualClock, account_settings: Settings, redis_keys: RedisKeys
 ) -> None:
-    from tools_mcp.ratelimit import RedisRateLimiter
+    from core.ratelimit import RedisRateLimiter
 
     client, prefix = redis_keys.client, redis_keys.prefix
     settings = with_settings(account_settings, login_ip_max_attempts=2)

@@ -1,5 +1,5 @@
 """The role × route matrix: every route of the fully built app is declared, and answers each caller exactly as
-atende/accounts/permissions.py says (401 anonymous, 403 without the permission, through otherwise)."""
+core/accounts/permissions.py says (401 anonymous, 403 without the permission, through otherwise)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
 from assistant.testing import ScriptedChatModel
-from atende.accounts import permissions
-from atende.accounts.access import (
+from atende.app import create_app
+from atende.deps import RequirePermission
+from atende.services import Services, build_services
+from core.accounts import permissions
+from core.accounts.access import (
     DeclaredRoute,
     check_declared_routes,
     iter_routes,
@@ -22,14 +25,11 @@ from atende.accounts.access import (
     undeclared_routes,
     unprotectable_routes,
 )
-from atende.accounts.roles import ROLES, Role
-from atende.accounts.service import Accounts
-from atende.accounts.testing import ManualClock, create_user, rewire, sign_in_directly, with_settings
-from atende.app import create_app
-from atende.deps import RequirePermission
-from atende.principals import Principal
-from atende.services import Services, build_services
-from atende.settings import Settings
+from core.accounts.roles import ROLES, Role
+from core.accounts.service import Accounts
+from core.accounts.testing import ManualClock, create_user, rewire, sign_in_directly, with_settings
+from core.principals import Principal
+from core.settings import Settings
 
 DENIED = {401, 403}
 # The permission table written out by hand, role by role: changing who may do what must change this too, so
@@ -127,7 +127,7 @@ def test_every_route_of_the_app_declares_its_access(app_client: TestClient) -> N
 def test_the_table_declares_no_route_the_app_does_not_have(app_client: TestClient) -> None:
     served = {(r.method, r.path) for r in declared(app_client)}
     stale = sorted(set(permissions.ROUTES) - served)
-    assert not stale, f"remove these from atende/accounts/permissions.py ROUTES (no such route): {stale}"
+    assert not stale, f"remove these from core/accounts/permissions.py ROUTES (no such route): {stale}"
     mounts = {r.path for r in declared(app_client) if r.method == "*"}
     assert set(permissions.MOUNTS) <= mounts
 

@@ -10,10 +10,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from atende.accounts import models as account_models
-from atende.db import make_engine
-from atende.migrate import downgrade, upgrade
 from atende.schema import metadata
+from core.accounts import models as account_models
+from core.db import make_engine
+from core.migrate import downgrade, upgrade
 
 ACCOUNT_TABLES = {"teams", "users", "password_history", "recovery_codes", "staff_sessions", "api_tokens"}
 

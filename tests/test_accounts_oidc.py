@@ -13,14 +13,14 @@ from fastapi.testclient import TestClient
 from oidc_provider import OIDCProvider, Tamper, running_provider
 
 from assistant.testing import ScriptedChatModel
-from atende.accounts.directory import UserChanges
-from atende.accounts.service import Accounts
-from atende.accounts.testing import ManualClock, RecordingAudit, create_user, rewire, with_settings
-from atende.accounts.totp import code_at
-from atende.accounts.types import SYSTEM
 from atende.app import create_app
 from atende.services import Services, build_services
-from atende.settings import Settings
+from core.accounts.directory import UserChanges
+from core.accounts.service import Accounts
+from core.accounts.testing import ManualClock, RecordingAudit, create_user, rewire, with_settings
+from core.accounts.totp import code_at
+from core.accounts.types import SYSTEM
+from core.settings import Settings
 
 pytestmark = pytest.mark.integration  # a real HTTP server on loopback
 

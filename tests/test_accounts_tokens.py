@@ -12,15 +12,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from assistant.testing import ScriptedChatModel
-from atende.accounts.models import ApiToken
-from atende.accounts.service import Accounts
-from atende.accounts.teams import descendants
-from atende.accounts.testing import ManualClock, RecordingAudit, create_user, rewire, sign_in_directly, with_settings
-from atende.accounts.types import SYSTEM, AccountError
 from atende.app import create_app
-from atende.db import make_session_factory
 from atende.services import Services, build_services
-from atende.settings import Settings
+from core.accounts.models import ApiToken
+from core.accounts.service import Accounts
+from core.accounts.teams import descendants
+from core.accounts.testing import ManualClock, RecordingAudit, create_user, rewire, sign_in_directly, with_settings
+from core.accounts.types import SYSTEM, AccountError
+from core.db import make_session_factory
+from core.settings import Settings
 
 BASE = "https://testserver"
 

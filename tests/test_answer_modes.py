@@ -11,8 +11,8 @@ from conftest import make_services
 from assistant.service import AssistantReply, Token
 from assistant.testing import ScriptedChatModel
 from atende.services import Services, assistant_alone
-from atende.settings import Settings
 from conversation.messages import InboundMessage
+from core.settings import Settings
 from rag.types import Document
 
 QUESTION = "Como emito a segunda via do IPTU?"

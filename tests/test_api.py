@@ -13,10 +13,10 @@ from helpers import first_sentence_of, sse_events
 from assistant.llm import LLMError
 from assistant.testing import ScriptedChatModel
 from atende.app import MAX_BODY_BYTES, create_app
-from atende.i18n import t
 from atende.services import Services
 from channels.webchat.router import browser_url
 from channels.webchat.schemas import ReplyOut
+from core.i18n import t
 
 QUESTION = "Como emito a segunda via do boleto do IPTU?"
 ERROR_KEYS = {"code", "detail"}

@@ -13,7 +13,7 @@ from assistant.llm import ChatMessage, LLMError
 from assistant.service import InvalidMessage
 from assistant.testing import ScriptedChatModel, UnexpectedModelCall, scripted_models_checked
 from atende.services import Services
-from atende.store import ConversationNotFound
+from core.store import ConversationNotFound
 
 
 def new_conversation(services: Services) -> str:

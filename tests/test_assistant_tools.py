@@ -24,10 +24,10 @@ from assistant.tools.session import CONVERSATION_META_KEY, ToolResult, ToolUnava
 from assistant.tools.testing import ScriptedToolSession
 from atende.app import create_app
 from atende.services import Services
-from atende.settings import Settings
+from core.settings import Settings
+from domain.seed import CITIZENS, seed
 from rag.text import fold
 from rag.types import Document
-from tools_mcp.seed import CITIZENS, seed
 
 MARIA, JOAO = CITIZENS[0], CITIZENS[1]
 MARIA_CPF = "983.690.060-86"
@@ -571,9 +571,9 @@ def test_a_verification_leaves_no_cpf_or_birth_date_in_any_stored_row(
 def test_the_cpf_kept_for_the_birth_date_question_is_encrypted_and_erased_with_the_conversation(
     build: Callable[..., tuple[Services, ScriptedChatModel]],
 ) -> None:
-    from atende.db import make_session_factory
     from atende.lgpd.sources import anonymise_conversations
-    from atende.models import utcnow
+    from core.db import make_session_factory
+    from core.models import utcnow
 
     services, _ = build()
     conversation = services.store.create_conversation("web").id

@@ -17,8 +17,8 @@ from assistant.tools.mcp_session import McpToolSession
 from assistant.tools.session import ToolUnavailable
 from atende.app import create_app
 from atende.services import Services, build_services
-from atende.settings import Settings
-from tools_mcp.seed import seed
+from core.settings import Settings
+from domain.seed import seed
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,9 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DatabaseError
 
-from atende.audit import AuditEvent, AuditLog, AuditQuery, ChainKeys, write_csv, write_xlsx
-from atende.db import make_engine, make_session_factory
-from atende.migrate import upgrade
+from core.audit import AuditEvent, AuditLog, AuditQuery, ChainKeys, write_csv, write_xlsx
+from core.db import make_engine, make_session_factory
+from core.migrate import upgrade
 
 SECRET = "a-real-secret-for-the-audit-tests-0123456789"
 

@@ -14,14 +14,14 @@ from lgpd_support import lgpd_services, lgpd_settings, sign_in
 from openpyxl import load_workbook
 from sqlalchemy import text
 
-from atende.accounts import permissions
-from atende.accounts.access import iter_routes
-from atende.accounts.service import Accounts
-from atende.accounts.testing import ManualClock, rewire
 from atende.app import create_app
-from atende.audit import AuditEvent, AuditLog, AuditQuery
-from atende.audit_http import MUTATING_METHODS
 from atende.services import Services
+from core.accounts import permissions
+from core.accounts.access import iter_routes
+from core.accounts.service import Accounts
+from core.accounts.testing import ManualClock, rewire
+from core.audit import AuditEvent, AuditLog, AuditQuery
+from core.audit_http import MUTATING_METHODS
 
 PARAMETER = re.compile(r"\{[^}]+\}")
 

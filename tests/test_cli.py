@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from assistant.testing import ScriptedChatModel
 from atende import cli
 from atende.services import Services, build_services
-from atende.settings import Settings
+from core.settings import Settings
 
 QUESTION = "Como emito a segunda via do boleto do IPTU?"
 

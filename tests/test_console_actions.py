@@ -13,17 +13,17 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from atende.accounts.service import Accounts
-from atende.accounts.testing import ManualClock, create_user, rewire, sign_in_directly
-from atende.accounts.types import StaffUser
 from atende.app import create_app
-from atende.audit import AuditLog, AuditRecord
-from atende.i18n import t
 from atende.services import Services
 from channels.webchat.testing import keep_only_chat_key
-from tools_mcp.domain import Domain
-from tools_mcp.models import Protocol, ProtocolEvent
-from tools_mcp.seed import CITIZENS, seed
+from core.accounts.service import Accounts
+from core.accounts.testing import ManualClock, create_user, rewire, sign_in_directly
+from core.accounts.types import StaffUser
+from core.audit import AuditLog, AuditRecord
+from core.i18n import t
+from domain.models import Protocol, ProtocolEvent
+from domain.seed import CITIZENS, seed
+from domain.wiring import Domain
 
 CPF = "529.982.247-25"
 POTHOLE = f"Tem um buraco enorme na minha rua que já estourou dois pneus. Meu CPF é {CPF}"

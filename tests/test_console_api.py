@@ -16,15 +16,15 @@ from fastapi.testclient import TestClient
 from helpers import first_sentence_of
 
 from assistant.testing import ScriptedChatModel
-from atende.accounts.service import Accounts
-from atende.accounts.testing import ManualClock, create_user, rewire, sign_in_directly, with_settings
-from atende.accounts.types import StaffUser
 from atende.app import create_app
-from atende.audit import AuditLog
-from atende.handoff.hours import DAYS, BusinessHours
-from atende.i18n import t
 from atende.services import Services
 from channels.webchat.testing import keep_only_chat_key
+from core.accounts.service import Accounts
+from core.accounts.testing import ManualClock, create_user, rewire, sign_in_directly, with_settings
+from core.accounts.types import StaffUser
+from core.audit import AuditLog
+from core.i18n import t
+from handoff.hours import DAYS, BusinessHours
 
 CPF = "529.982.247-25"
 QUESTION = f"Como emito a segunda via do boleto do IPTU? Meu CPF é {CPF}"
@@ -211,7 +211,7 @@ def test_an_administrator_may_read_the_queue_but_not_take_or_unmask(app: TestCli
 def test_notes_stay_internal_and_a_transfer_requeues_for_the_other_team(
     app: TestClient, accounts: Accounts, agent: StaffUser
 ) -> None:
-    from atende.accounts.types import SYSTEM
+    from core.accounts.types import SYSTEM
 
     accounts.directory.create_team("Tributos", actor="system", origin=SYSTEM)  # a transfer names an existing setor
     cid = citizen_waiting(app)
@@ -280,8 +280,8 @@ def test_the_console_page_is_served_in_portuguese_with_its_assets(app: TestClien
 
 def team_of_two(accounts: Accounts, agent: StaffUser) -> tuple[StaffUser, StaffUser]:
     """A supervisor and a second agent in the first agent's team (a supervisor sees only their teams' staff)."""
-    from atende.accounts.directory import UserChanges
-    from atende.accounts.types import SYSTEM
+    from core.accounts.directory import UserChanges
+    from core.accounts.types import SYSTEM
 
     team = accounts.directory.create_team("Atendimento geral", actor="system", origin=SYSTEM)
     accounts.directory.update_user(agent.id, UserChanges(team_id=team.id), actor="system", origin=SYSTEM)
@@ -361,7 +361,7 @@ def test_a_supervisor_reassigns_steps_in_and_closes_and_an_agent_may_not(
 def test_a_supervisor_sets_an_agents_capacity_and_the_agent_reads_it(
     app: TestClient, accounts: Accounts, agent: StaffUser
 ) -> None:
-    from atende.accounts.types import SYSTEM
+    from core.accounts.types import SYSTEM
 
     supervisor, _ = team_of_two(accounts, agent)
     general = accounts.directory.team("Atendimento geral")

@@ -17,14 +17,14 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from assistant.llm import LLMError
 from assistant.testing import ScriptedChatModel
-from atende.accounts.service import build_accounts
-from atende.accounts.testing import PASSWORD, create_user, fast_passwords, with_settings
 from atende.app import create_app
-from atende.i18n import t
 from atende.services import Services
-from atende.settings import Settings
+from core.accounts.service import build_accounts
+from core.accounts.testing import PASSWORD, create_user, fast_passwords, with_settings
+from core.i18n import t
+from core.settings import Settings
+from domain.seed import seed
 from rag.types import Document
-from tools_mcp.seed import seed
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -181,8 +181,8 @@ def test_a_supervisor_watches_the_shift_and_hands_conversations_to_a_second_agen
 ) -> None:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"this test needs Chromium at {CHROMIUM} (apt-get install chromium)")
-    from atende.accounts.directory import UserChanges
-    from atende.accounts.types import SYSTEM
+    from core.accounts.directory import UserChanges
+    from core.accounts.types import SYSTEM
 
     url, services = server
     directory = services.accounts.directory

@@ -11,16 +11,16 @@ from dataclasses import dataclass, replace
 import pytest
 from fastapi.testclient import TestClient
 
-from atende.accounts.permissions import SCOPES
-from atende.accounts.service import Accounts
-from atende.accounts.testing import ManualClock, create_user, rewire, sign_in_directly, with_settings
-from atende.accounts.types import SYSTEM, StaffUser
 from atende.app import create_app
-from atende.audit import AuditLog
-from atende.handoff.service import HandoffService
-from atende.i18n import t
-from atende.principals import Principal, StaticTokenVerifier
 from atende.services import Services
+from core.accounts.permissions import SCOPES
+from core.accounts.service import Accounts
+from core.accounts.testing import ManualClock, create_user, rewire, sign_in_directly, with_settings
+from core.accounts.types import SYSTEM, StaffUser
+from core.audit import AuditLog
+from core.i18n import t
+from core.principals import Principal, StaticTokenVerifier
+from handoff.service import HandoffService
 
 CPF = "529.982.247-25"
 PHONE = "(11) 98765-4321"
@@ -307,7 +307,7 @@ def test_an_administrator_sees_the_queue_without_summaries_and_no_conversation(
 def test_routing_never_gives_an_agent_a_conversation_of_another_team(
     app: TestClient, office: Office, services: Services
 ) -> None:
-    from atende.handoff.assignment import AssignmentRules
+    from handoff.assignment import AssignmentRules
 
     handoff = handoff_of(services)
     handoff.config = replace(handoff.config, assignment=AssignmentRules(mode="least_busy"))

@@ -12,14 +12,14 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from atende.accounts.access import iter_routes
-from atende.accounts.testing import ManualClock, rewire, set_cookie, with_settings
 from atende.app import create_app
 from atende.deps import citizen_conversation
-from atende.i18n import t
-from atende.models import Conversation
 from atende.services import Services
 from channels.webchat.testing import chat_key_of, web_conversation
+from core.accounts.access import iter_routes
+from core.accounts.testing import ManualClock, rewire, set_cookie, with_settings
+from core.i18n import t
+from core.models import Conversation
 
 CPF = "529.982.247-25"
 PERSONAL = f"Quero falar com um atendente. Meu CPF é {CPF}, nasci em 15/03/1985, fone (11) 98765-4321"

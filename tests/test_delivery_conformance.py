@@ -1,4 +1,4 @@
-"""One suite for the `atende.handoff.delivery.Delivery` contract, run against every implementation.
+"""One suite for the `handoff.delivery.Delivery` contract, run against every implementation.
 
 The contract, from the protocol: a message reaches the citizen only if the caller's transaction commits; a key is
 carried once, however often it is handed over; a refusal is raised before anything is written; the team is read
@@ -27,18 +27,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from whatsapp_support import whatsapp_settings
 
 from assistant.testing import ScriptedChatModel
-from atende.db import make_engine, make_session_factory
-from atende.handoff.delivery import Delivery, DeliveryRefused, LiveDelivery, Outgoing, Survey
-from atende.migrate import upgrade
-from atende.models import utcnow
 from atende.services import build_services
-from atende.settings import Settings, WhatsAppNumber
 from channels.testing import KeyReused, ScriptedDelivery, UnexpectedDelivery
 from channels.whatsapp.delivery import WhatsAppDelivery
 from channels.whatsapp.graph import HttpxGraphClient
 from channels.whatsapp.models import OutboxRow
 from channels.whatsapp.payloads import Sender
 from channels.whatsapp.service import WhatsAppService
+from core.db import make_engine, make_session_factory
+from core.migrate import upgrade
+from core.models import utcnow
+from core.settings import Settings, WhatsAppNumber
+from handoff.delivery import Delivery, DeliveryRefused, LiveDelivery, Outgoing, Survey
 
 TEAM = "tributos"
 NUMBER = "207345918866301"

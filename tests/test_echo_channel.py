@@ -10,12 +10,12 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from atende.accounts import permissions
 from atende.app import create_app
-from atende.handoff.delivery import Outgoing
 from atende.services import Services
 from channels.registry import ChannelRegistry
 from conversation.messages import InboundMessage, Outcome
+from core.accounts import permissions
+from handoff.delivery import Outgoing
 
 
 class EchoIn(BaseModel):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from assistant.testing import FailingChatModel
-from atende.settings import Settings
+from core.settings import Settings
 from eval.answering import (
     BASELINE,
     ExtractiveBaseline,

@@ -11,8 +11,8 @@ from helpers import command_line_env
 from typer.testing import CliRunner
 
 from atende import cli
-from atende.privacy import mask
-from atende.settings import Settings
+from core.privacy import mask
+from core.settings import Settings
 from eval.datasets import (
     Answer,
     DatasetError,

@@ -11,8 +11,8 @@ from helpers import respond
 from assistant.language import FIXED_KEYS, detect_language, localize
 from assistant.service import AssistantReply
 from assistant.testing import ScriptedChatModel
-from atende.i18n import t
 from atende.services import Services
+from core.i18n import t
 from eval.chat_models import extractive_answer
 
 FOUNDATION = Path(__file__).resolve().parent.parent / "eval" / "suites" / "foundation.yaml"

@@ -15,13 +15,13 @@ from typer.testing import CliRunner
 from assistant.service import Drafted, Token
 from atende import cli
 from atende.services import Services
-from atende.settings import Settings
+from core.settings import Settings
+from domain.seed import CITIZENS
 from eval import runner as runner_module
 from eval.chat_models import scripted_model
 from eval.isolation import isolated_services
 from eval.runner import run_suites
 from eval.suite import Suite, parse_suite
-from tools_mcp.seed import CITIZENS
 
 KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge"
 

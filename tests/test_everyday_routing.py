@@ -16,11 +16,11 @@ from assistant.testing import ScriptedChatModel
 from assistant.tools import extract
 from assistant.tools.dialogue import redact
 from assistant.tools.intent import is_action, read
-from atende.i18n import t
 from atende.services import Services
-from atende.settings import Settings
+from core.i18n import t
+from core.settings import Settings
+from domain.seed import seed
 from rag.types import Document
-from tools_mcp.seed import seed
 
 MARIA_CPF = "983.690.060-86"
 

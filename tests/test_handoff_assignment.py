@@ -12,14 +12,14 @@ from handoff_support import Stack, stack_fixture  # noqa: F401  (the parametrise
 from helpers import hand_off_after_reply
 from sqlalchemy import select
 
-from atende.handoff.assignment import AssignmentRules, Candidate, Need, Profile, choose
-from atende.handoff.context import HandoffConfig
-from atende.handoff.models import Handoff
-from atende.handoff.records import HandoffError
-from atende.handoff.service import HandoffService
-from atende.handoff.timeouts import InactivitySweep, Timeouts
-from atende.i18n import t
-from atende.models import Event
+from core.i18n import t
+from core.models import Event
+from handoff.assignment import AssignmentRules, Candidate, Need, Profile, choose
+from handoff.context import HandoffConfig
+from handoff.models import Handoff
+from handoff.records import HandoffError
+from handoff.service import HandoffService
+from handoff.timeouts import InactivitySweep, Timeouts
 
 
 def least_busy(stack: Stack, **options: Any) -> HandoffService:
@@ -360,7 +360,7 @@ def test_only_one_process_sweeps_at_a_time(stack: Stack) -> None:
 
 
 def test_a_reply_citing_an_article_that_needs_a_person_is_answered_and_queued_for_its_team(stack: Stack) -> None:
-    from atende.handoff.topics import TopicRule, TopicRules
+    from core.topics import TopicRule, TopicRules
 
     topics = TopicRules({"article:divida-ativa": TopicRule(team="tributos", skill="negociacao")})
     handoff = stack.service(config=HandoffConfig(topics=topics))
@@ -382,7 +382,7 @@ def test_a_reply_citing_an_article_that_needs_a_person_is_answered_and_queued_fo
 
 
 def test_a_turn_that_called_a_tool_needing_a_person_is_queued_and_other_replies_are_not(stack: Stack) -> None:
-    from atende.handoff.topics import TopicRule, TopicRules
+    from core.topics import TopicRule, TopicRules
 
     handoff = stack.service(config=HandoffConfig(topics=TopicRules({"tool:protocol_open": TopicRule()})))
     plain = handoff.store.create_conversation("web").id
@@ -400,7 +400,7 @@ def test_a_turn_that_called_a_tool_needing_a_person_is_queued_and_other_replies_
 
 
 def test_a_topic_key_without_article_or_tool_prefix_is_refused_at_startup() -> None:
-    from atende.handoff.topics import TopicRules
+    from core.topics import TopicRules
 
     with pytest.raises(ValueError, match="article:<id>"):
         TopicRules.parse({"divida-ativa": {"team": "tributos"}})

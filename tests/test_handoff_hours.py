@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from atende.handoff.hours import BusinessHours
+from handoff.hours import BusinessHours
 
 SP = ZoneInfo("America/Sao_Paulo")
 WEEKDAYS = BusinessHours.parse("mon-fri 08:00-17:00; sat 08:00-12:00")

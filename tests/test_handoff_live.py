@@ -9,7 +9,7 @@ import pytest
 from backing_services import RedisKeys
 from handoff_support import live  # noqa: F401  (the parametrised fixture)
 
-from atende.handoff.live import InMemoryLiveState, LiveState, RedisLiveState
+from handoff.live import InMemoryLiveState, LiveState, RedisLiveState
 
 
 def test_a_queue_serves_the_longest_waiting_conversation_first(live: LiveState) -> None:  # noqa: F811

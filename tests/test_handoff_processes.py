@@ -29,10 +29,10 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from atende.db import make_engine
-from atende.handoff.models import Handoff
-from atende.i18n import t
-from atende.models import Conversation, Event
+from core.db import make_engine
+from core.i18n import t
+from core.models import Conversation, Event
+from handoff.models import Handoff
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -225,7 +225,7 @@ class Pair:
 @pytest.fixture
 def pair(deployment: Deployment) -> Pair:
     # Both processes (and the token command) start on an empty schema and migrate it at once: the migration's
-    # advisory lock lets one run the DDL while the others wait (atende/migrate.py).
+    # advisory lock lets one run the DDL while the others wait (core/migrate.py).
     a, b = deployment.start("a"), deployment.start("b")
     ana = Agent(*deployment.agent_token("ana"))  # issued while the processes boot
     bruno = Agent(*deployment.agent_token("bruno"))

@@ -11,13 +11,13 @@ from helpers import hand_off_after_reply
 from assistant.agent_aids.sentiment import LexiconSentiment, LLMSentiment, Sentiment
 from assistant.backends import LlamaCppChatModel
 from assistant.testing import FailingChatModel, ScriptedChatModel
-from atende.db import make_engine, make_session_factory
-from atende.handoff.annotations import trend
-from atende.handoff.live import InMemoryLiveState
-from atende.handoff.service import HandoffService
-from atende.i18n import t
-from atende.migrate import upgrade
-from atende.store import ConversationStore
+from core.db import make_engine, make_session_factory
+from core.i18n import t
+from core.migrate import upgrade
+from core.store import ConversationStore
+from handoff.annotations import trend
+from handoff.live import InMemoryLiveState
+from handoff.service import HandoffService
 
 
 def llm_says(*labels: str) -> LLMSentiment:

@@ -12,21 +12,21 @@ import pytest
 from handoff_support import Stack, stack_fixture  # noqa: F401  (the parametrised fixture)
 
 from assistant.agent_aids.summary import summarize
-from atende.handoff.context import HandoffConfig
-from atende.handoff.delivery import Outgoing, Survey
-from atende.handoff.hours import BusinessHours
-from atende.handoff.live import InMemoryLiveState
-from atende.handoff.records import QUEUE_TOPIC, HandoffError, conversation_topic
-from atende.handoff.service import HandoffService
-from atende.handoff.triggers import handoff_reason
-from atende.i18n import t
 from atende.lgpd.sources import anonymise_conversations
-from atende.models import Conversation
 from channels.testing import ScriptedDelivery
-from tools_mcp.clock import Clock
-from tools_mcp.contacts import ContactProtocols
-from tools_mcp.models import Citizen, VerifiedConversation
-from tools_mcp.protocols import ProtocolBook
+from core.clock import Clock
+from core.i18n import t
+from core.models import Conversation
+from domain.contacts import ContactProtocols
+from domain.models import Citizen, VerifiedConversation
+from domain.protocols import ProtocolBook
+from handoff.context import HandoffConfig
+from handoff.delivery import Outgoing, Survey
+from handoff.hours import BusinessHours
+from handoff.live import InMemoryLiveState
+from handoff.records import QUEUE_TOPIC, HandoffError, conversation_topic
+from handoff.service import HandoffService
+from handoff.triggers import handoff_reason
 
 
 @pytest.fixture

@@ -16,21 +16,21 @@ from assistant.agent_aids.translation import LLMTranslator, TranslationError
 from assistant.backends import LlamaCppChatModel
 from assistant.llm import ChatMessage, LLMError
 from assistant.testing import FailingChatModel, ScriptedChatModel
-from atende.accounts.testing import ManualClock, create_user, rewire, sign_in_directly
 from atende.app import create_app
-from atende.db import make_engine, make_session_factory
-from atende.handoff.annotations import MessageTranslation, citizen_text
-from atende.handoff.live import InMemoryLiveState
-from atende.handoff.records import conversation_topic
-from atende.handoff.service import HandoffService
-from atende.i18n import t
 from atende.lgpd.sources import anonymise_conversations
-from atende.migrate import upgrade
-from atende.models import utcnow
 from atende.services import Services
-from atende.store import ConversationStore
 from channels.testing import ScriptedDelivery
 from channels.webchat.testing import keep_only_chat_key
+from core.accounts.testing import ManualClock, create_user, rewire, sign_in_directly
+from core.db import make_engine, make_session_factory
+from core.i18n import t
+from core.migrate import upgrade
+from core.models import utcnow
+from core.store import ConversationStore
+from handoff.annotations import MessageTranslation, citizen_text
+from handoff.live import InMemoryLiveState
+from handoff.records import conversation_topic
+from handoff.service import HandoffService
 
 AGENT = "user:7"
 CPF = "529.982.247-25"
@@ -123,7 +123,7 @@ def test_the_agents_reply_reaches_the_citizen_translated_with_the_original_below
 def test_an_agent_whose_profile_speaks_the_citizens_language_reads_and_writes_it_untranslated(
     tmp_path: Path,
 ) -> None:
-    from atende.handoff.assignment import Profile
+    from handoff.assignment import Profile
 
     model = ScriptedChatModel([])  # any call to the model fails the test
     handoff = service(database(tmp_path), model)

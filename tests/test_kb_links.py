@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 
 from assistant.service import Citation
 from atende.app import create_app
-from atende.kb_links import (
+from atende.services import Services
+from channels.kb_links import (
     MAX_KEY_CHARS,
     MAX_QUOTES,
     article_link,
@@ -20,9 +21,8 @@ from atende.kb_links import (
     mark_passages,
     quote_key,
 )
-from atende.security_headers import style_hash
-from atende.services import Services
 from channels.whatsapp.formatting import sources_block
+from core.security_headers import style_hash
 
 IPTU = "kb://articles/iptu-segunda-via"
 # Passages of knowledge/iptu-segunda-via.md, as the answer composer quotes them (Markdown source).

@@ -9,13 +9,13 @@ import pytest
 from fastapi.testclient import TestClient
 from lgpd_support import CPF, EMAIL, PHONE, lgpd_services, lgpd_settings, sign_in
 
-from atende.accounts.service import Accounts
-from atende.accounts.testing import ManualClock, rewire
 from atende.app import create_app
-from atende.audit import AuditLog, AuditQuery
-from atende.i18n import t
-from atende.privacy import configure_masker, mask
 from atende.services import Services
+from core.accounts.service import Accounts
+from core.accounts.testing import ManualClock, rewire
+from core.audit import AuditLog, AuditQuery
+from core.i18n import t
+from core.privacy import configure_masker, mask
 
 REF = "citizen:42"
 

@@ -16,17 +16,17 @@ from lgpd_support import lgpd_services, lgpd_settings
 from mcp import Client
 from sqlalchemy import JSON, Date, bindparam, text
 
-from atende.audit import MemoryAuditSink
-from atende.data_subjects import DataSubject
-from atende.db import make_engine, make_session_factory
-from atende.lgpd.crypto import FieldCipher, generate_key
-from atende.migrate import downgrade, upgrade
-from atende.principals import Principal
 from atende.schema import metadata
 from atende.services import Services
-from atende.settings import Settings
-from tools_mcp.domain import Domain, build_domain
-from tools_mcp.seed import CITIZENS, DemoCitizen, seed
+from core.audit import MemoryAuditSink
+from core.data_subjects import DataSubject
+from core.db import make_engine, make_session_factory
+from core.lgpd.crypto import FieldCipher, generate_key
+from core.migrate import downgrade, upgrade
+from core.principals import Principal
+from core.settings import Settings
+from domain.seed import CITIZENS, DemoCitizen, seed
+from domain.wiring import Domain, build_domain
 from tools_mcp.server import build_mcp_server
 from tools_mcp.testing import call
 

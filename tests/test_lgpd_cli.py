@@ -16,13 +16,13 @@ from typer.testing import CliRunner
 
 from assistant.testing import ScriptedChatModel
 from atende import cli
-from atende.audit import AuditLog, AuditQuery
-from atende.i18n import t
-from atende.keys import production_problems
-from atende.lgpd.crypto import EncryptedColumn, FieldCipher, generate_key
-from atende.models import Conversation
 from atende.services import Services, build_services
-from atende.settings import Settings
+from core.audit import AuditLog, AuditQuery
+from core.i18n import t
+from core.keys import production_problems
+from core.lgpd.crypto import EncryptedColumn, FieldCipher, generate_key
+from core.models import Conversation
+from core.settings import Settings
 
 REF = "citizen:42"
 

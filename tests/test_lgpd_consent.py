@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from lgpd_support import PHONE
 
-from atende.audit import MemoryAuditSink
-from atende.db import make_engine, make_session_factory
-from atende.lgpd.consent import ConsentRegister
-from atende.migrate import upgrade
+from core.audit import MemoryAuditSink
+from core.db import make_engine, make_session_factory
+from core.lgpd.consent import ConsentRegister
+from core.migrate import upgrade
 
 REF = "citizen:42"
 

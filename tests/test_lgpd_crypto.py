@@ -12,9 +12,10 @@ from lgpd_support import CPF, CPF_DIGITS, lgpd_settings
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, Text, insert, select
 
-from atende.db import make_engine
-from atende.keys import new_keys
-from atende.lgpd.crypto import (
+from atende.services import build_services
+from core.db import make_engine
+from core.keys import new_keys
+from core.lgpd.crypto import (
     ConfigurationError,
     DecryptionError,
     EncryptedColumn,
@@ -23,7 +24,6 @@ from atende.lgpd.crypto import (
     generate_key,
     rotate_columns,
 )
-from atende.services import build_services
 
 INDEX_KEY = b"k" * 32
 

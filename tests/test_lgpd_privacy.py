@@ -17,12 +17,12 @@ from lgpd_support import CPF, CPF_DIGITS, EMAIL, PHONE, lgpd_services, lgpd_sett
 from assistant.llm import ChatMessage
 from assistant.testing import ScriptedChatModel
 from atende.app import create_app
-from atende.audit import AuditEvent, AuditLog, MemoryAuditSink, write_csv, write_xlsx
-from atende.db import make_engine, make_session_factory
 from atende.lgpd.patterns import PiiPatternStore
 from atende.logs_export import export_turns
-from atende.migrate import upgrade
-from atende.privacy import Pseudonymizer, configure_masker, find_pii, install_log_masking, mask, mask_data
+from core.audit import AuditEvent, AuditLog, MemoryAuditSink, write_csv, write_xlsx
+from core.db import make_engine, make_session_factory
+from core.migrate import upgrade
+from core.privacy import Pseudonymizer, configure_masker, find_pii, install_log_masking, mask, mask_data
 from rag.types import Document
 
 SECRETS = (CPF, CPF_DIGITS, EMAIL, PHONE, "99876-5432", "19998765432")
@@ -225,7 +225,7 @@ def _xlsx_text(data: bytes) -> str:
 
 
 def test_a_turn_logged_before_a_pattern_was_added_is_masked_when_exported(tmp_path: Path) -> None:
-    from atende.store import ExchangeDraft, MessageDraft, TurnRecord
+    from core.store import ExchangeDraft, MessageDraft, TurnRecord
 
     services = lgpd_services(lgpd_settings(tmp_path))
     try:

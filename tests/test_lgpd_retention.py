@@ -10,12 +10,12 @@ import pytest
 from lgpd_support import CPF, lgpd_services, lgpd_settings
 from sqlalchemy import update
 
-from atende.audit import AuditLog, AuditQuery, MemoryAuditSink
-from atende.db import make_session_factory
-from atende.i18n import t
 from atende.lgpd.retention import RetentionJob
-from atende.models import Conversation
 from atende.services import Services
+from core.audit import AuditLog, AuditQuery, MemoryAuditSink
+from core.db import make_session_factory
+from core.i18n import t
+from core.models import Conversation
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 

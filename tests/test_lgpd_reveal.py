@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from atende.accounts.permissions import allows, scopes_of
-from atende.audit import MemoryAuditSink
 from atende.lgpd.reveal import AuditObject, RevealDenied, audit_pii_read, reveal
-from atende.principals import Principal
+from core.accounts.permissions import allows, scopes_of
+from core.audit import MemoryAuditSink
+from core.principals import Principal
 
 CITIZEN = AuditObject("citizen", "42", subject="citizen:42")
 

@@ -11,13 +11,13 @@ import pytest
 from lgpd_support import CPF, CPF_DIGITS, EMAIL, PHONE, lgpd_services, lgpd_settings
 from sqlalchemy import MetaData, select
 
-from atende.audit import AuditQuery
-from atende.data_subjects import DataSubject, DataSubjectRegistry
-from atende.i18n import t
 from atende.lgpd.rights import InvalidSubject, checked_subject, render_html
-from atende.models import utcnow
 from atende.services import Services
-from atende.store import EventDraft, ExchangeDraft, MessageDraft, TurnRecord
+from core.audit import AuditQuery
+from core.data_subjects import DataSubject, DataSubjectRegistry
+from core.i18n import t
+from core.models import utcnow
+from core.store import EventDraft, ExchangeDraft, MessageDraft, TurnRecord
 
 REF = "citizen:42"
 OTHER_REF = "citizen:77"

@@ -16,7 +16,7 @@ from helpers import respond
 
 from assistant.backends import LlamaCppChatModel
 from atende.services import Services, build_services
-from atende.settings import Settings
+from core.settings import Settings
 
 pytestmark = [pytest.mark.llm, pytest.mark.slow]
 

@@ -24,11 +24,11 @@ from pydantic import SecretStr
 
 from assistant.testing import ScriptedChatModel
 from atende.app import create_app
-from atende.audit import AuditLog, AuditQuery
-from atende.conversation_keys import ConversationProof
 from atende.services import Services, build_services, conversation_proof
-from atende.settings import Settings
-from tools_mcp.seed import CITIZENS, seed
+from core.audit import AuditLog, AuditQuery
+from core.conversation_keys import ConversationProof
+from core.settings import Settings
+from domain.seed import CITIZENS, seed
 from tools_mcp.testing import call
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]

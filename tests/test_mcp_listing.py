@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from atende.db import make_engine, make_session_factory
-from atende.settings import Settings
-from tools_mcp.domain import Domain
+from core.db import make_engine, make_session_factory
+from core.settings import Settings
+from domain.wiring import Domain
 from tools_mcp.server import build_mcp_server
 from tools_mcp.testing import make_test_domain
 

@@ -11,7 +11,7 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tools_mcp.seed import CITIZENS
+from domain.seed import CITIZENS
 from tools_mcp.testing import call
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

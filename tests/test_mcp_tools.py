@@ -14,17 +14,17 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from sqlalchemy import select
 
-from atende.audit import MemoryAuditSink
-from atende.db import make_engine, make_session_factory
-from atende.migrate import upgrade
-from atende.models import Conversation, Event
-from atende.principals import Principal
-from atende.settings import Settings
-from tools_mcp.boleto import barcode_from_line
-from tools_mcp.domain import Domain
-from tools_mcp.models import Debt
-from tools_mcp.pix import decode_br_code
-from tools_mcp.seed import CITIZENS, seed
+from core.audit import MemoryAuditSink
+from core.db import make_engine, make_session_factory
+from core.migrate import upgrade
+from core.models import Conversation, Event
+from core.principals import Principal
+from core.settings import Settings
+from domain.boleto import barcode_from_line
+from domain.models import Debt
+from domain.pix import decode_br_code
+from domain.seed import CITIZENS, seed
+from domain.wiring import Domain
 from tools_mcp.server import build_mcp_server
 from tools_mcp.testing import DEFAULT_NOW, MovableClock, ToolOutcome, call, make_test_domain
 

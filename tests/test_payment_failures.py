@@ -16,17 +16,17 @@ from helpers import respond
 from mcp import Client
 
 from assistant.testing import ScriptedChatModel
-from atende.audit import MemoryAuditSink
-from atende.db import make_engine, make_session_factory
-from atende.i18n import t
-from atende.migrate import upgrade
 from atende.services import Services
-from atende.settings import Settings
+from core.audit import MemoryAuditSink
+from core.db import make_engine, make_session_factory
+from core.i18n import t
+from core.migrate import upgrade
+from core.settings import Settings
+from domain.debts import DebtLedger
+from domain.pix import decode_br_code
+from domain.seed import CITIZENS, seed
+from domain.wiring import Domain
 from rag.types import Document
-from tools_mcp.debts import DebtLedger
-from tools_mcp.domain import Domain
-from tools_mcp.pix import decode_br_code
-from tools_mcp.seed import CITIZENS, seed
 from tools_mcp.server import build_mcp_server
 from tools_mcp.testing import ISSUE, ScriptedPaymentProvider, ToolOutcome, call, make_test_domain
 

@@ -1,4 +1,4 @@
-"""One suite for the `tools_mcp.payments.PaymentProvider` contract, run against every implementation.
+"""One suite for the `domain.payments.PaymentProvider` contract, run against every implementation.
 
 The contract: payment codes for exactly the charge asked (its debt, amount and due date), a Pix BR Code whose CRC
 holds and which carries the amount, a boleto line whose check digits hold and which carries the amount and due
@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from atende.settings import Settings
-from tools_mcp.boleto import barcode_from_line, due_date_factor
-from tools_mcp.domain import build_payment_provider
-from tools_mcp.errors import DomainError
-from tools_mcp.payments import DebtCharge, PaymentProvider
-from tools_mcp.pix import PIX_GUI, decode_br_code
+from core.settings import Settings
+from domain.boleto import barcode_from_line, due_date_factor
+from domain.errors import DomainError
+from domain.payments import DebtCharge, PaymentProvider
+from domain.pix import PIX_GUI, decode_br_code
+from domain.wiring import build_payment_provider
 from tools_mcp.testing import ISSUE, ScriptedPaymentProvider, UnexpectedPaymentRequest
 
 CHARGES = [

@@ -1,4 +1,4 @@
-"""Personal-data detection and masking (atende.privacy)."""
+"""Personal-data detection and masking (core.privacy)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from atende.privacy import (
+from core.privacy import (
     Masker,
     MaskingFilter,
     PiiMatch,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from atende.db import make_engine
-from atende.lgpd.crypto import FieldCipher, generate_key
-from atende.lgpd.refs import is_phone_ref, phone_ref, pseudonymous_ref
-from atende.migrate import downgrade, upgrade
+from core.db import make_engine
+from core.lgpd.crypto import FieldCipher, generate_key
+from core.lgpd.refs import is_phone_ref, phone_ref, pseudonymous_ref
+from core.migrate import downgrade, upgrade
 
 CIPHER = FieldCipher([generate_key()], b"refs-index-key-0123456789")
 PHONE = "5519998765432"

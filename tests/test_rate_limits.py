@@ -19,10 +19,10 @@ from assistant.testing import ScriptedChatModel
 from atende.answer_gate import AnswerGate
 from atende.app import create_app
 from atende.challenge import HEADER, leading_zero_bits, solve
-from atende.i18n import t
 from atende.ratelimits import LIMITED_ROUTES, wait_text
 from atende.services import Services
-from atende.settings import Settings
+from core.i18n import t
+from core.settings import Settings
 from rag.types import Document
 
 QUESTION = "Como emito a segunda via do boleto do IPTU?"
@@ -149,7 +149,7 @@ def test_one_conversation_cannot_rejoin_the_queue_over_and_over(limited: tuple[T
 
 def test_every_limited_route_exists_in_the_app(limited: tuple[TestClient, Services]) -> None:
     client, _ = limited
-    from atende.accounts.access import iter_routes
+    from core.accounts.access import iter_routes
 
     routes = {(r.method, r.path) for r in iter_routes(client.app)}  # type: ignore[arg-type]
     assert set(LIMITED_ROUTES) <= routes
@@ -363,7 +363,7 @@ def test_the_chat_page_loads_the_puzzle_solver_before_the_chat(limited: tuple[Te
 
 
 def test_rate_limits_count_an_ipv6_subscriber_by_its_64_and_ipv4_by_address() -> None:
-    from atende.accounts.ipfilter import counted_as
+    from core.accounts.ipfilter import counted_as
 
     assert counted_as("2001:db8:1:2:aaaa::1") == counted_as("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
     assert counted_as("2001:db8:1:3::1") != counted_as("2001:db8:1:2::1")

@@ -8,15 +8,15 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from atende.accounts.service import Accounts
-from atende.accounts.testing import ManualClock, create_user, rewire, sign_in_directly
 from atende.app import create_app
-from atende.db import make_engine, make_session_factory
-from atende.handoff.saved_replies import MAX_TITLE, SavedReplies, SavedReplyError, fold
-from atende.i18n import t
-from atende.migrate import upgrade
 from atende.services import Services
-from tools_mcp.seed import SAVED_REPLIES, SAVED_REPLIES_TEAM, seed
+from core.accounts.service import Accounts
+from core.accounts.testing import ManualClock, create_user, rewire, sign_in_directly
+from core.db import make_engine, make_session_factory
+from core.i18n import t
+from core.migrate import upgrade
+from domain.seed import SAVED_REPLIES, SAVED_REPLIES_TEAM, seed
+from handoff.saved_replies import MAX_TITLE, SavedReplies, SavedReplyError, fold
 
 
 @pytest.fixture
@@ -194,7 +194,7 @@ def test_an_agent_may_search_saved_replies_but_not_add_edit_or_delete_them(
 def test_a_supervisor_of_another_team_cannot_add_rewrite_or_delete_a_teams_saved_reply(
     app: TestClient, accounts: Accounts, services: Services
 ) -> None:
-    from atende.accounts.types import SYSTEM
+    from core.accounts.types import SYSTEM
 
     assert services.saved_replies is not None
     kept = services.saved_replies.create(author="user:1", **REPLY)

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 
 from assistant.testing import ScriptedChatModel
 from atende.app import create_app
-from atende.kb_links import article_link
 from atende.services import Services, build_services
-from atende.settings import Settings
+from channels.kb_links import article_link
+from core.settings import Settings
 
 PORTAL = "https://www.santaaurora.example.gov.br"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "security"

@@ -12,9 +12,9 @@ from conftest import production_values
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
-from atende import keys
-from atende.lgpd.crypto import DecryptionError, FieldCipher, cipher_from_settings, derive_key
-from atende.settings import DEMO_PIX_KEY, Settings
+from core import keys
+from core.lgpd.crypto import DecryptionError, FieldCipher, cipher_from_settings, derive_key
+from core.settings import DEMO_PIX_KEY, Settings
 
 REAL_SECRET = "d1f5c0a8e8b24f0f9b4a7c6e2d9f1a3b"
 API_KEY = "sk-teste-9f8e7d6c5b4a"

@@ -22,12 +22,12 @@ from sqlalchemy import Engine, event, inspect, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
-from atende.db import make_engine, make_session_factory, normalize_url
 from atende.logs_export import export_turns
-from atende.migrate import alembic_config, current_revision, downgrade, upgrade
-from atende.models import Message, Turn
 from atende.schema import metadata
-from atende.store import (
+from core.db import make_engine, make_session_factory, normalize_url
+from core.migrate import alembic_config, current_revision, downgrade, upgrade
+from core.models import Message, Turn
+from core.store import (
     ConversationNotFound,
     ConversationStore,
     EventDraft,
@@ -36,7 +36,7 @@ from atende.store import (
     TurnRecord,
 )
 
-# Every package's tables, as atende.models gathers them; the migrations must build exactly these.
+# Every package's tables, as core.models gathers them; the migrations must build exactly these.
 APP_TABLES = set(metadata.tables)
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")

@@ -13,12 +13,12 @@ import pytest
 from mcp import Client
 from sqlalchemy import func, select, text
 
-from atende.db import make_engine, make_session_factory
-from atende.migrate import upgrade
-from atende.settings import Settings
-from tools_mcp.domain import Domain
-from tools_mcp.models import Appointment, AppointmentSlot
-from tools_mcp.seed import CITIZENS, seed
+from core.db import make_engine, make_session_factory
+from core.migrate import upgrade
+from core.settings import Settings
+from domain.models import Appointment, AppointmentSlot
+from domain.seed import CITIZENS, seed
+from domain.wiring import Domain
 from tools_mcp.server import build_mcp_server
 from tools_mcp.testing import ToolOutcome, call, make_test_domain
 

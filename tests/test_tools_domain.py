@@ -15,24 +15,24 @@ from backing_services import RedisKeys
 from sqlalchemy import Table, func, select
 from validate_docbr import CPF
 
-from atende.audit import MemoryAuditSink
-from atende.data_subjects import DataSubject
-from atende.db import make_engine, make_session_factory
-from atende.migrate import downgrade, upgrade
 from atende.schema import metadata
-from atende.settings import Settings
-from tools_mcp import models as domain_models
+from core.audit import MemoryAuditSink
+from core.data_subjects import DataSubject
+from core.db import make_engine, make_session_factory
+from core.migrate import downgrade, upgrade
+from core.ratelimit import InMemoryRateLimiter, RedisRateLimiter
+from core.settings import Settings
+from domain import models as domain_models
+from domain.boleto import barcode, barcode_from_line, digitable_line, due_date_factor, mod10, mod11_barcode
+from domain.calendar import add_business_days, is_business_day
+from domain.cpf import is_valid_cpf, mask_cpf, normalize_cpf
+from domain.dates import parse_date
+from domain.errors import DomainError
+from domain.payments import DebtCharge, LocalPaymentProvider
+from domain.personal_data import ERASED_NAME, CitizenDataSource, CitizenResolver
+from domain.pix import InvalidBRCode, PixCharge, build_br_code, crc16_ccitt_false, decode_br_code
+from domain.seed import CITIZENS, PROTOCOLS, seed
 from tools_mcp.auth import InvalidTokenTable, parse_token_table, stdio_principal
-from tools_mcp.boleto import barcode, barcode_from_line, digitable_line, due_date_factor, mod10, mod11_barcode
-from tools_mcp.calendar import add_business_days, is_business_day
-from tools_mcp.cpf import is_valid_cpf, mask_cpf, normalize_cpf
-from tools_mcp.dates import parse_date
-from tools_mcp.errors import DomainError
-from tools_mcp.payments import DebtCharge, LocalPaymentProvider
-from tools_mcp.personal_data import ERASED_NAME, CitizenDataSource, CitizenResolver
-from tools_mcp.pix import InvalidBRCode, PixCharge, build_br_code, crc16_ccitt_false, decode_br_code
-from tools_mcp.ratelimit import InMemoryRateLimiter, RedisRateLimiter
-from tools_mcp.seed import CITIZENS, PROTOCOLS, seed
 from tools_mcp.testing import make_test_domain
 
 DOMAIN_TABLES = {

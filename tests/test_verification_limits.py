@@ -10,16 +10,16 @@ import pytest
 from backing_services import RedisKeys
 from mcp import Client
 
-from atende.audit import MemoryAuditSink
-from atende.db import make_engine, make_session_factory
-from atende.i18n import t
-from atende.migrate import upgrade
-from atende.principals import Principal
-from atende.settings import Settings
-from tools_mcp.domain import Domain
-from tools_mcp.errors import DomainError
-from tools_mcp.ratelimit import InMemoryRateLimiter, RateLimiter
-from tools_mcp.seed import CITIZENS, seed
+from core.audit import MemoryAuditSink
+from core.db import make_engine, make_session_factory
+from core.i18n import t
+from core.migrate import upgrade
+from core.principals import Principal
+from core.ratelimit import InMemoryRateLimiter, RateLimiter
+from core.settings import Settings
+from domain.errors import DomainError
+from domain.seed import CITIZENS, seed
+from domain.wiring import Domain
 from tools_mcp.server import build_mcp_server
 from tools_mcp.testing import call, make_test_domain
 
@@ -92,7 +92,7 @@ def test_a_cpf_is_locked_for_the_day_at_the_daily_cap_and_the_lock_is_logged_and
 ) -> None:
     clock = Seconds()
     domain = tools.domain(InMemoryRateLimiter(clock=clock))
-    with caplog.at_level(logging.WARNING, logger="tools_mcp.verification"):
+    with caplog.at_level(logging.WARNING, logger="domain.verification"):
         for n in range(1, 11):
             assert not guess(domain, f"c{n}")
             clock.now += domain.verifier.policy.backoff_s(n) + 1  # each pause waited out, all inside one day
@@ -124,7 +124,7 @@ def test_successful_verifications_do_not_count_towards_the_daily_cap(tools: Tool
 def test_the_daily_cap_holds_across_two_processes_sharing_redis(tmp_path: Path, redis_keys: RedisKeys) -> None:
     from redis import Redis
 
-    from tools_mcp.ratelimit import RedisRateLimiter
+    from core.ratelimit import RedisRateLimiter
 
     # No short window and no pauses: only the daily cap is left to stop the guesses.
     tools = Tools(tmp_path, verification_max_attempts=100, verification_backoff_base_s=0)

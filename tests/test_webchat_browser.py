@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sy
 
 from assistant.testing import ScriptedChatModel
 from atende.app import create_app
-from atende.settings import Settings
+from core.settings import Settings
 from rag.types import Document
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

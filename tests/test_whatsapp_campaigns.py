@@ -27,12 +27,12 @@ from whatsapp_support import (
 
 from assistant.testing import ScriptedChatModel
 from atende.app import create_app
-from atende.models import utcnow
 from atende.services import Services
-from atende.settings import Settings
 from channels.whatsapp.campaigns import SendingWindow
 from channels.whatsapp.models import CampaignRow
 from channels.whatsapp.service import WhatsAppService
+from core.models import utcnow
+from core.settings import Settings
 from rag.types import Document
 
 EVERY_HOUR = {"days": [1, 2, 3, 4, 5, 6, 7], "start_hour": 0, "end_hour": 24}

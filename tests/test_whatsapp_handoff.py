@@ -19,19 +19,19 @@ from sqlalchemy import func, select, update
 from whatsapp_support import NUMBER, deliver, media_id, message_body, whatsapp_settings
 
 from assistant.testing import ScriptedChatModel
-from atende.accounts.service import Accounts
-from atende.accounts.testing import ManualClock, create_user, rewire, sign_in_directly
-from atende.accounts.types import StaffUser
 from atende.app import create_app
-from atende.handoff.records import conversation_topic
-from atende.handoff.service import HandoffService
-from atende.i18n import t
-from atende.models import Conversation, Turn, utcnow
 from atende.services import Services
-from atende.settings import Settings, WhatsAppNumber
 from channels.whatsapp.models import ContactRow, MediaRow
 from channels.whatsapp.service import WhatsAppService
 from conversation.models import InboxRow
+from core.accounts.service import Accounts
+from core.accounts.testing import ManualClock, create_user, rewire, sign_in_directly
+from core.accounts.types import StaffUser
+from core.i18n import t
+from core.models import Conversation, Turn, utcnow
+from core.settings import Settings, WhatsAppNumber
+from handoff.records import conversation_topic
+from handoff.service import HandoffService
 from rag.types import Document
 
 PHONE = "5561900000001"
@@ -104,7 +104,7 @@ def accounts(services: Services, client: TestClient) -> Accounts:
 @pytest.fixture
 def agent(accounts: Accounts) -> StaffUser:
     """An agent of the setor that serves the number's queue (the console shows staff their setor's queues)."""
-    from atende.accounts.types import SYSTEM
+    from core.accounts.types import SYSTEM
 
     setor = accounts.directory.create_team(TEAM.capitalize(), actor="system", origin=SYSTEM)
     return create_user(accounts, "ana.agente", "agent", team=setor.id)

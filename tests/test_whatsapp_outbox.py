@@ -22,15 +22,15 @@ from whatsapp_support import NUMBER, encode, message_body, signed_headers, whats
 from assistant.testing import ScriptedChatModel
 from atende import cli
 from atende.app import create_app
-from atende.models import utcnow
 from atende.services import Services
-from atende.settings import Settings
 from channels.whatsapp.backoff import backoff_s
 from channels.whatsapp.models import ContactRow, OutboxRow
 from channels.whatsapp.service import SendRefused, WhatsAppService, build_limiter
 from channels.whatsapp.templates import TemplateSpec
+from core.models import utcnow
+from core.ratelimit import InMemoryRateLimiter, RateDecision
+from core.settings import Settings
 from rag.types import Document
-from tools_mcp.ratelimit import InMemoryRateLimiter, RateDecision
 
 REF = "whatsapp:BR.00000000000000000001"
 PHONE = "5561900000001"

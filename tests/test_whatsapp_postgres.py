@@ -16,12 +16,12 @@ from whatsapp_support import encode, message_body, signed_headers, status_body, 
 
 from assistant.testing import ScriptedChatModel
 from atende.app import create_app
-from atende.db import make_engine
-from atende.migrate import downgrade, upgrade
-from atende.models import Turn
 from atende.schema import metadata
-from atende.settings import Settings
 from channels.whatsapp.models import OutboxRow
+from core.db import make_engine
+from core.migrate import downgrade, upgrade
+from core.models import Turn
+from core.settings import Settings
 from rag.types import Document
 
 WA_TABLES = {

@@ -28,13 +28,13 @@ from whatsapp_support import (
 
 from assistant.testing import ScriptedChatModel
 from atende.app import create_app
-from atende.i18n import t
-from atende.models import Conversation, Event, Message, Turn, utcnow
 from atende.services import Services
-from atende.settings import Settings, WhatsAppNumber
 from channels.whatsapp.models import ContactRow, MediaRow, OutboxRow
 from channels.whatsapp.service import WhatsAppService
 from conversation.models import InboxRow
+from core.i18n import t
+from core.models import Conversation, Event, Message, Turn, utcnow
+from core.settings import Settings, WhatsAppNumber
 from rag.types import Document
 
 QUESTION = "Como emito a segunda via do boleto do IPTU?"
@@ -590,7 +590,7 @@ def test_inside_the_app_the_workers_answer_on_their_own(
 def test_a_citizens_whatsapp_data_is_exported_and_erased(
     client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, services: Services, settings: Settings
 ) -> None:
-    from atende.data_subjects import DataSubject
+    from core.data_subjects import DataSubject
 
     graph.add_media(media_id("image"), b"\xff\xd8\xff\xe0jpeg-bytes", "image/jpeg")
     deliver(client, message_body("image", wamid="wamid.E1"))
@@ -637,7 +637,7 @@ def every_row(services: Services) -> str:
 def test_a_citizen_known_only_by_phone_is_named_by_a_pseudonym_and_erase_leaves_the_number_nowhere(
     client: TestClient, wa: WhatsAppService, graph: FakeGraphAPI, services: Services
 ) -> None:
-    from atende.data_subjects import DataSubject
+    from core.data_subjects import DataSubject
 
     phone = "5561900000007"
     deliver(client, phone_only(message_body(wamid="wamid.T1", citizen=7, text="Olá")))

@@ -34,12 +34,12 @@ from whatsapp_support import (
 
 from assistant.testing import ScriptedChatModel
 from atende.app import create_app
-from atende.models import Conversation, Message, Turn, utcnow
 from atende.services import Services
-from atende.settings import Settings
 from channels.whatsapp.models import ContactRow, OutboxRow
 from channels.whatsapp.service import WhatsAppService
 from conversation.models import InboxRow
+from core.models import Conversation, Message, Turn, utcnow
+from core.settings import Settings
 from rag.types import Document
 
 SUPPORT = Path(__file__).resolve().parent / "whatsapp_support.py"

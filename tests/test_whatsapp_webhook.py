@@ -27,10 +27,10 @@ from whatsapp_support import (
 from assistant.testing import ScriptedChatModel
 from atende.app import create_app
 from atende.services import Services
-from atende.settings import Settings
 from channels.whatsapp.payloads import Sender, fan_out, parse_message, parse_status
 from channels.whatsapp.signature import is_valid, sign
 from conversation.models import InboxRow
+from core.settings import Settings
 from rag.types import Document
 
 PATH = "/webhooks/whatsapp"

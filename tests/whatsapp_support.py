@@ -19,10 +19,10 @@ from pydantic import SecretStr
 
 from assistant.llm import ChatMessage
 from assistant.testing import ScriptedChatModel
-from atende.principals import Principal, StaticTokenVerifier
 from atende.services import Services
-from atende.settings import Settings, WhatsAppNumber
 from channels.whatsapp.signature import sign
+from core.principals import Principal, StaticTokenVerifier
+from core.settings import Settings, WhatsAppNumber
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -201,7 +201,7 @@ def worker_main() -> None:
     import sys
 
     from atende.services import build_services
-    from channels.whatsapp.cli import run_worker
+    from atende.whatsapp_cli import run_worker
     from rag.loaders import load_directory
 
     settings = Settings(_env_file=None)  # type: ignore[call-arg]

@@ -1,1 +1,1 @@
-"""Domain services (citizens, protocols, payments, appointments) and the MCP server over them."""
+"""The MCP server over the domain (`domain`): its tools, bearer tokens and HTTP transport."""

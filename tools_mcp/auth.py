@@ -9,8 +9,8 @@ from typing import Any
 import anyio.to_thread
 from mcp.server.auth.provider import AccessToken
 
-from atende.principals import Principal, PrincipalKind, StaticTokenVerifier, TokenVerifier
-from tools_mcp.access import TOOL_SCOPES
+from core.principals import Principal, PrincipalKind, StaticTokenVerifier, TokenVerifier
+from domain.access import TOOL_SCOPES
 
 
 class InvalidTokenTable(ValueError):

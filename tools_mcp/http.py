@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from atende.i18n import t
+from core.i18n import t
 
 if TYPE_CHECKING:
     from mcp.server import MCPServer

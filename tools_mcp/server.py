@@ -2,7 +2,7 @@
 
 The tools are module-level functions (in `tools_mcp.tools`) that reach the domain through the server's lifespan
 context, a `ToolDeps`. Every tool answers with structured content. A refusal is a tool error whose payload is
-`{"error": "<code>", "message": "<pt-BR text for the citizen>"}` (codes in `tools_mcp.errors`).
+`{"error": "<code>", "message": "<pt-BR text for the citizen>"}` (codes in `domain.errors`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 
-from atende.conversation_keys import ConversationProof
-from atende.principals import Principal, TokenVerifier
-from tools_mcp.access import ASSISTANT_PRINCIPAL
+from core.conversation_keys import ConversationProof
+from core.principals import Principal, TokenVerifier
+from domain.access import ASSISTANT_PRINCIPAL
+from domain.wiring import Domain
 from tools_mcp.auth import SDKTokenVerifier
-from tools_mcp.domain import Domain
 from tools_mcp.tools import appointments, citizens, handoff, payments, protocols
 from tools_mcp.tools.articles import add_article_resources
 from tools_mcp.tools.base import CONVERSATION_META_KEY, Registration, ToolDeps

@@ -11,14 +11,14 @@ from zoneinfo import ZoneInfo
 from mcp import Client
 from sqlalchemy.orm import Session, sessionmaker
 
-from atende.audit import AuditSink, MemoryAuditSink
-from atende.conversation_keys import PROOF_META_KEY, ConversationProof
-from atende.settings import Settings
-from tools_mcp.clock import Clock
-from tools_mcp.domain import Domain, build_domain
-from tools_mcp.errors import DomainError
-from tools_mcp.payments import DebtCharge, LocalPaymentProvider, PaymentInstructions, PaymentProvider
-from tools_mcp.ratelimit import InMemoryRateLimiter, RateLimiter
+from core.audit import AuditSink, MemoryAuditSink
+from core.clock import Clock
+from core.conversation_keys import PROOF_META_KEY, ConversationProof
+from core.ratelimit import InMemoryRateLimiter, RateLimiter
+from core.settings import Settings
+from domain.errors import DomainError
+from domain.payments import DebtCharge, LocalPaymentProvider, PaymentInstructions, PaymentProvider
+from domain.wiring import Domain, build_domain
 from tools_mcp.server import CONVERSATION_META_KEY
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")

@@ -14,9 +14,9 @@ from typing import Any
 from assistant.grounding import check_answer
 from assistant.llm import ChatModel, LLMError, complete
 from assistant.prompts import answer_messages
-from atende.i18n import t
-from atende.privacy import Pseudonymizer, mask
-from atende.store import MessageView
+from core.i18n import t
+from core.privacy import Pseudonymizer, mask
+from core.store import MessageView
 from rag.index import KnowledgeIndex
 from rag.types import Audience
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
 
 from assistant.llm import ChatMessage, ChatModel, LLMError
-from atende.privacy import mask
+from core.privacy import mask
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from assistant.routing import route_message
-from atende.privacy import find_pii, mask
-from atende.store import MessageView
+from core.privacy import find_pii, mask
+from core.store import MessageView
 
 MAX_TEXT = 280
 REASON_MESSAGES = 2

@@ -3,7 +3,7 @@ used for the assistant's own answers.
 
 A citizen's message in a language other than the agent's is shown to the agent with its translation; the agent's
 reply reaches the citizen translated, with the agent's own words below it (the handoff stores and shows both:
-atende.handoff.annotations). Translation never blocks a message: a failed or unusable translation leaves the
+handoff.annotations). Translation never blocks a message: a failed or unusable translation leaves the
 message as it was written.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol
 
 from assistant.language import identify_language
 from assistant.llm import ChatMessage, ChatModel, LLMError, complete
-from atende.privacy import Pseudonymizer, find_pii
+from core.privacy import Pseudonymizer, find_pii
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ _LEAD: Final = re.compile(
 )
 _QUOTES: Final = {'"': '"', "“": "”", "«": "»", "'": "'"}
 _WORDS: Final = re.compile(r"[^\W_]+")
-_PLACEHOLDER: Final = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")  # as atende.privacy.Pseudonymizer writes them
+_PLACEHOLDER: Final = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")  # as core.privacy.Pseudonymizer writes them
 
 
 class LLMTranslator:

@@ -19,7 +19,7 @@ from assistant.llm import ChatMessage, ChatModel, LLMError, ToolCallingModel, To
 from assistant.tools.catalog import APPOINTMENT_SERVICES, POLICIES, PROTOCOL_SERVICES, TEAMS
 from assistant.tools.intent import Reading, enum_arguments, is_action, literal_arguments
 from assistant.tools.state import ActionState
-from atende.privacy import Masker, Pseudonymizer
+from core.privacy import Masker, Pseudonymizer
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from atende.privacy import find_pii
+from core.privacy import find_pii
 from rag.text import fold
 
 _MONTHS = {

@@ -25,13 +25,13 @@ from assistant.tools.session import (
     parse_payload,
     result_from,
 )
-from atende.conversation_keys import PROOF_META_KEY
+from core.conversation_keys import PROOF_META_KEY
 
 if TYPE_CHECKING:
     from mcp import Client
     from mcp.server import MCPServer
 
-    from atende.conversation_keys import ConversationProof
+    from core.conversation_keys import ConversationProof
 
 log = logging.getLogger(__name__)
 

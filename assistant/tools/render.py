@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from assistant.tools.catalog import service_name
-from atende.i18n import t
+from core.i18n import t
 
 _WEEKDAYS = ("segunda-feira", "terça-feira", "quarta-feira", "quinta-feira", "sexta-feira", "sábado", "domingo")
 _DEBT_STATUS = {"aberto": "em aberto", "vencido": "vencido", "pago": "pago"}

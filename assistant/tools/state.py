@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from atende.store import EventView
+from core.store import EventView
 
 STATE_EVENT = "action_state"
 

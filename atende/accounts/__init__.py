@@ -1,4 +1,4 @@
-"""Staff identity and access: users, teams, roles, sessions, tokens, two-factor, single sign-on.
+"""The staff accounts' faces: their HTTP routes, the sign-in and account pages, and `atende users|teams|tokens`.
 
-Who may do what is one table, `atende.accounts.permissions`; every route of the app is declared there.
+The accounts themselves (users, teams, roles, sessions, tokens, the permission table) are `core.accounts`.
 """

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from atende.accounts.service import Accounts
+    from core.accounts.service import Accounts
 
 users_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
 teams_app = typer.Typer(help="Teams (setores) and their hierarchy.", no_args_is_help=True)
@@ -26,9 +26,9 @@ ACTOR = "system"
 @contextmanager
 def _accounts() -> Iterator[Accounts]:
     from atende import cli
-    from atende.accounts.types import AccountError
-    from atende.i18n import t
-    from atende.migrate import upgrade
+    from core.accounts.types import AccountError
+    from core.i18n import t
+    from core.migrate import upgrade
 
     settings = cli._settings()
     with cli._open_services(settings) as services:
@@ -43,7 +43,7 @@ def _accounts() -> Iterator[Accounts]:
 
 
 def _role(value: str) -> str:
-    from atende.accounts.roles import parse_role
+    from core.accounts.roles import parse_role
 
     try:
         return parse_role(value)
@@ -63,8 +63,8 @@ def users_create(
 ) -> None:
     """Create a staff account. Without --password-stdin a temporary password is printed, to be changed at the
     first sign-in."""
-    from atende.accounts.roles import parse_role
-    from atende.accounts.types import SYSTEM
+    from core.accounts.roles import parse_role
+    from core.accounts.types import SYSTEM
 
     checked = parse_role(_role(role))
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
@@ -98,8 +98,8 @@ def users_list() -> None:
 
 def _user_command(name: str, help_text: str) -> None:
     def command(username: Annotated[str, typer.Argument(help="The account's username")]) -> None:
-        from atende.accounts.directory import UserChanges
-        from atende.accounts.types import SYSTEM
+        from core.accounts.directory import UserChanges
+        from core.accounts.types import SYSTEM
 
         with _accounts() as accounts:
             user = accounts.directory.require(username)
@@ -133,7 +133,7 @@ def teams_create(
     parent: Annotated[str | None, typer.Option(help="Parent team name or id")] = None,
 ) -> None:
     """Create a team, optionally under another (supervisors see the teams below theirs)."""
-    from atende.accounts.types import SYSTEM
+    from core.accounts.types import SYSTEM
 
     with _accounts() as accounts:
         team = accounts.directory.create_team(name, parent=parent, actor=ACTOR, origin=SYSTEM)
@@ -159,7 +159,7 @@ def tokens_create(
     ] = None,
 ) -> None:
     """Issue a bearer token for the API and MCP. It is printed once and never stored in clear."""
-    from atende.accounts.permissions import SCOPES
+    from core.accounts.permissions import SCOPES
 
     if (integration is None) == (user is None):
         raise typer.BadParameter("give exactly one of --integration or --user", param_hint="--integration/--user")
@@ -188,7 +188,7 @@ def tokens_create(
 @tokens_app.command("approve")
 def tokens_approve(token_id: Annotated[int, typer.Argument(help="The token's id (see `atende tokens list`)")]) -> None:
     """Approve a token with data scopes that an integrator issued: it authenticates from now on."""
-    from atende.accounts.types import AccountError
+    from core.accounts.types import AccountError
 
     with _accounts() as accounts:
         info = accounts.tokens.approve(token_id, actor=ACTOR)
@@ -214,7 +214,7 @@ def tokens_list() -> None:
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: Annotated[int, typer.Argument(help="The token's id (see `atende tokens list`)")]) -> None:
     """Revoke a token: it stops working at once."""
-    from atende.accounts.types import AccountError
+    from core.accounts.types import AccountError
 
     with _accounts() as accounts:
         info = accounts.tokens.revoke(token_id, actor=ACTOR)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from atende.accounts.types import AccountError
-from atende.errors import error_body
-from atende.i18n import t
+from core.accounts.types import AccountError
+from core.errors import error_body
+from core.i18n import t
 
 
 def account_error_response(exc: AccountError) -> JSONResponse:

@@ -11,8 +11,8 @@ from urllib.parse import unquote, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from atende.accounts.roles import ROLES
-from atende.i18n import t
+from core.accounts.roles import ROLES
+from core.i18n import t
 
 LOGIN_PATH = "/staff/login"
 ACCOUNT_PATH = "/staff/account"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from atende.accounts.roles import Role
-from atende.db import RowId
+from core.accounts.roles import Role
+from core.db import RowId
 
 # Long enough for any real password or code; short enough that nobody can make argon2 chew on megabytes.
 _SECRET = 1024

@@ -22,11 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from atende.handoff.records import HandoffError, HandoffView
-from atende.handoff.service import HandoffService
-from atende.handoff.teams import staff_queues
-from atende.principals import Principal
-from atende.store import ConversationNotFound
+from core.principals import Principal
+from core.store import ConversationNotFound
+from handoff.records import HandoffError, HandoffView
+from handoff.service import HandoffService
+from handoff.teams import staff_queues
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ Each action has a draft (GET: what would be done, prefilled, nothing changes) an
 domain services as the MCP tools, with the agent as actor, recorded on the conversation and in the audit trail).
 A run answers with a pt-BR text for the reply box; nothing reaches the citizen until the agent sends it.
 verify_identity has no draft of its own: its form is the second-copy draft's while nobody is identified.
-Who may call what is declared in atende/accounts/permissions.py ("protocol.write", "payment.read",
+Who may call what is declared in core/accounts/permissions.py ("protocol.write", "payment.read",
 "citizen.write"); on top of it only the agent serving the conversation, or a supervisor of its setor, may act on it
 (atende/console/access.py).
 """
@@ -25,23 +25,23 @@ from assistant.agent_aids.summary import summarize
 from assistant.routing import route_message
 from assistant.tools import render
 from assistant.tools.catalog import services_in
-from atende.accounts.access import AuthContext
 from atende.api_errors import ApiError
-from atende.audit import AuditEvent
-from atende.audit_http import client_of, mark_audited
 from atende.console.access import require_access
 from atende.deps import CurrentAuth, ServicesDep, require_handoff
-from atende.i18n import t
-from atende.privacy import mask
 from atende.services import Services
-from atende.store import ConversationNotFound, ConversationView, MessageView
-from tools_mcp.catalog import TEAMS
-from tools_mcp.contacts import ContactProtocols
-from tools_mcp.debts import amount_text
-from tools_mcp.domain import Domain
-from tools_mcp.errors import DomainError
-from tools_mcp.models import ServiceEntry
-from tools_mcp.protocols import MAX_DESCRIPTION
+from core.accounts.access import AuthContext
+from core.audit import AuditEvent
+from core.audit_http import client_of, mark_audited
+from core.i18n import t
+from core.privacy import mask
+from core.store import ConversationNotFound, ConversationView, MessageView
+from domain.catalog import TEAMS
+from domain.contacts import ContactProtocols
+from domain.debts import amount_text
+from domain.errors import DomainError
+from domain.models import ServiceEntry
+from domain.protocols import MAX_DESCRIPTION
+from domain.wiring import Domain
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from assistant.agent_aids.translation import LANGUAGE_NAMES
 from atende.accounts.pages import PAGE_HEADERS
-from atende.handoff.actions import CLOSE_REASONS
-from atende.i18n import t
+from core.i18n import t
+from handoff.actions import CLOSE_REASONS
 
 # Strings the script shows; the page embeds them as JSON.
 SCRIPT_KEYS = (

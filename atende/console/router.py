@@ -19,16 +19,16 @@ from atende.console.access import require_access, scope_of
 from atende.console.pages import render_console, render_supervisor
 from atende.console.schemas import CloseIn, HandoffRequestIn, PresenceIn, SurveyIn, TextIn, TransferIn
 from atende.deps import CitizenConversation, CurrentAuth, ServicesDep, SettingsDep, require_handoff
-from atende.errors import error_body
-from atende.handoff.actions import CLOSE_REASONS
-from atende.handoff.annotations import MessageTranslation, trend
-from atende.handoff.records import QUEUE_TOPIC, HandoffError, HandoffView, Ticket, conversation_topic
-from atende.i18n import t
 from atende.lgpd.reveal import AuditObject, audit_pii_read
-from atende.models import isoformat
-from atende.privacy import find_pii, mask
 from atende.services import Services
-from atende.store import ConversationNotFound
+from core.errors import error_body
+from core.i18n import t
+from core.models import isoformat
+from core.privacy import find_pii, mask
+from core.store import ConversationNotFound
+from handoff.actions import CLOSE_REASONS
+from handoff.annotations import MessageTranslation, trend
+from handoff.records import QUEUE_TOPIC, HandoffError, HandoffView, Ticket, conversation_topic
 
 ASSETS_DIR = Path(str(resources.files("atende.console").joinpath("static")))
 ASSETS = {

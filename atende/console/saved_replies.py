@@ -1,6 +1,6 @@
 """Saved replies of the agents' console: agents search their team's, supervisors keep them.
 
-Who may call what is declared in atende/accounts/permissions.py (reading: "conversation.read"; changing:
+Who may call what is declared in core/accounts/permissions.py (reading: "conversation.read"; changing:
 "saved_replies.manage"). Content errors come from the service, with a pt-BR `detail`.
 """
 
@@ -14,11 +14,11 @@ from pydantic import BaseModel, ConfigDict
 
 from atende.api_errors import ApiError
 from atende.console.access import scope_of
-from atende.db import RowId
 from atende.deps import CurrentAuth, HandoffDep, SavedRepliesDep
-from atende.handoff.records import HandoffError
-from atende.handoff.saved_replies import MAX_QUERY, MAX_TEAM, SavedReplyError, SavedReplyView
-from atende.principals import Principal
+from core.db import RowId
+from core.principals import Principal
+from handoff.records import HandoffError
+from handoff.saved_replies import MAX_QUERY, MAX_TEAM, SavedReplyError, SavedReplyView
 
 router = APIRouter(prefix="/api/console/saved-replies", tags=["console"])
 

@@ -10,13 +10,13 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter
 
 from atende.accounts.routers.common import sees_everything
-from atende.accounts.types import StaffUser
 from atende.console.access import require_access, scope_of
 from atende.console.schemas import CloseIn, ProfileIn, ReassignIn, TextIn
 from atende.deps import AccountsDep, CurrentAuth, HandoffDep, SettingsDep
-from atende.handoff.assignment import Profile, loads
-from atende.handoff.records import HandoffError, HandoffView
-from atende.models import isoformat
+from core.accounts.types import StaffUser
+from core.models import isoformat
+from handoff.assignment import Profile, loads
+from handoff.records import HandoffError, HandoffView
 
 router = APIRouter(prefix="/api/console", tags=["console: supervisor"])
 

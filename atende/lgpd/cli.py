@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from atende.audit import AuditLog, AuditQuery
-    from atende.data_subjects import DataSubject
     from atende.services import Services
+    from core.audit import AuditLog, AuditQuery
+    from core.data_subjects import DataSubject
 
 audit_app = typer.Typer(help="The audit trail: verify the hash chain, export records.", no_args_is_help=True)
 lgpd_app = typer.Typer(help="LGPD: data-subject export and erase, retention, encryption keys.", no_args_is_help=True)
@@ -34,7 +34,7 @@ def _actor() -> str:
 @contextmanager
 def _services() -> Iterator[Services]:
     from atende import cli
-    from atende.migrate import upgrade
+    from core.migrate import upgrade
 
     settings = cli._settings()
     cli._setup_logging(settings)
@@ -46,7 +46,7 @@ def _services() -> Iterator[Services]:
 
 
 def _audit_log(services: Services) -> AuditLog:
-    from atende.audit import AuditLog
+    from core.audit import AuditLog
 
     assert isinstance(services.audit, AuditLog), "build_services wires the persistent audit log"
     return services.audit
@@ -74,8 +74,8 @@ def _query(
     since: str | None,
     until: str | None,
 ) -> AuditQuery:
-    from atende.audit import AuditQuery
     from atende.cli import _parse_when
+    from core.audit import AuditQuery
 
     try:
         since_dt, until_dt = _parse_when(since), _parse_when(until)
@@ -97,7 +97,7 @@ def audit_export(
     until: Annotated[str | None, typer.Option(help="ISO date or datetime, exclusive")] = None,
 ) -> None:
     """Export matching audit records (times in ATENDE_AUDIT_TIMEZONE); the export is itself audited."""
-    from atende.audit import AuditEvent, write_csv, write_xlsx
+    from core.audit import AuditEvent, write_csv, write_xlsx
 
     if fmt not in ("csv", "xlsx"):
         raise typer.BadParameter(f"{fmt!r} is not a format; use csv or xlsx", param_hint="--format")
@@ -128,8 +128,8 @@ def audit_export(
 
 
 def _subject(citizen_id: str | None, cpf: str | None, refs: list[str] | None) -> DataSubject:
-    from atende.i18n import t
     from atende.lgpd.rights import InvalidSubject, checked_subject
+    from core.i18n import t
 
     if cpf == "-":  # from stdin, so the CPF stays out of the shell history and the process list
         cpf = sys.stdin.readline().strip()
@@ -208,7 +208,7 @@ def lgpd_rotate_key() -> None:
     Put the new key first and keep the old ones after it; once this reports nothing left on an old key, the old
     keys can be removed. After a change of ATENDE_BLIND_INDEX_KEY, run it at once: lookups miss until it has.
     """
-    from atende.audit import AuditEvent
+    from core.audit import AuditEvent
 
     with _services() as services:
         assert services.lgpd is not None
@@ -234,8 +234,8 @@ def lgpd_generate_key(
     ] = False,
 ) -> None:
     """Print a new random key for ATENDE_ENCRYPTION_KEYS (with --env: every key production needs)."""
-    from atende.keys import new_keys
-    from atende.lgpd.crypto import generate_key
+    from core.keys import new_keys
+    from core.lgpd.crypto import generate_key
 
     if not env:
         typer.echo(generate_key())

@@ -1,7 +1,7 @@
 """Extra personal-data kinds an administrator adds (a registration number, a licence plate...).
 
 They come from two places: ATENDE_PII_EXTRA_PATTERNS (deployment) and the `pii_patterns` table (the admin
-API). `apply()` joins both into the process-wide masker (`atende.privacy.configure_masker`); the app calls it
+API). `apply()` joins both into the process-wide masker (`core.privacy.configure_masker`); the app calls it
 at start-up and after each change. Other processes pick a change up when they restart.
 """
 
@@ -14,11 +14,11 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from atende.audit import AuditEvent, AuditSink
-from atende.lgpd.models import PiiPattern
 from atende.lgpd.sources import rows_changed
-from atende.models import utcnow
-from atende.privacy import BUILTIN_KINDS, Masker, configure_masker
+from core.audit import AuditEvent, AuditSink
+from core.lgpd.models import PiiPattern
+from core.models import utcnow
+from core.privacy import BUILTIN_KINDS, Masker, configure_masker
 
 __all__ = ["PatternView", "PiiPatternStore"]
 

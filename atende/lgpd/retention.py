@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from atende.audit import AuditEvent, AuditSink
-from atende.lgpd.models import AnonymisedConversation
 from atende.lgpd.sources import anonymise_conversations
-from atende.models import Conversation, utcnow
+from core.audit import AuditEvent, AuditSink
+from core.lgpd.models import AnonymisedConversation
+from core.models import Conversation, utcnow
 
 __all__ = ["RetentionJob", "RetentionReport"]
 

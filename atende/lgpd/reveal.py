@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from atende.audit import AuditEvent, AuditSink
-from atende.principals import Principal
+from core.audit import AuditEvent, AuditSink
+from core.principals import Principal
 
 __all__ = ["PII_READ_PERMISSION", "AuditObject", "RevealDenied", "audit_pii_read", "reveal"]
 

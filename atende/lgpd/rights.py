@@ -12,16 +12,16 @@ from zoneinfo import ZoneInfo
 
 from validate_docbr import CPF
 
-from atende.audit import DEFAULT_TIMEZONE, AuditEvent, AuditSink
-from atende.data_subjects import DataSubject, DataSubjectRegistry
-from atende.i18n import t
-from atende.lgpd.refs import pseudonymous_ref
-from atende.models import utcnow
+from core.audit import DEFAULT_TIMEZONE, AuditEvent, AuditSink
+from core.data_subjects import DataSubject, DataSubjectRegistry
+from core.i18n import t
+from core.lgpd.refs import pseudonymous_ref
+from core.models import utcnow
 
 if TYPE_CHECKING:
     from jinja2 import Template
 
-    from atende.lgpd.crypto import FieldCipher
+    from core.lgpd.crypto import FieldCipher
 
 __all__ = ["DataSubjectRights", "EraseReport", "InvalidSubject", "SubjectExport", "render_html"]
 

@@ -13,13 +13,13 @@ from typing import Any, Final, cast
 from sqlalchemy import CursorResult, Executable, null, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from atende.data_subjects import DataSubject
-from atende.handoff.models import Handoff, MessageAnnotation
-from atende.i18n import t
-from atende.lgpd.models import AnonymisedConversation, ConsentRecord
-from atende.models import Conversation, Event, Message, Turn, isoformat, utcnow
-from atende.privacy import mask_data
-from tools_mcp.models import Protocol
+from core.data_subjects import DataSubject
+from core.i18n import t
+from core.lgpd.models import AnonymisedConversation, ConsentRecord
+from core.models import Conversation, Event, Message, Turn, isoformat, utcnow
+from core.privacy import mask_data
+from domain.models import Protocol
+from handoff.models import Handoff, MessageAnnotation
 
 __all__ = [
     "ANONYMISED_REF_PREFIX",

@@ -7,10 +7,14 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from atende.audit import AuditSink
-from atende.data_subjects import DataSubjectRegistry
-from atende.lgpd.consent import ConsentRegister
-from atende.lgpd.crypto import (
+from atende.lgpd.patterns import PiiPatternStore
+from atende.lgpd.retention import RetentionJob
+from atende.lgpd.rights import DataSubjectRights
+from atende.lgpd.sources import ConsentDataSource, ConversationDataSource
+from core.audit import AuditSink
+from core.data_subjects import DataSubjectRegistry
+from core.lgpd.consent import ConsentRegister
+from core.lgpd.crypto import (
     BlindIndexColumn,
     EncryptedColumn,
     FieldCipher,
@@ -19,11 +23,7 @@ from atende.lgpd.crypto import (
     reindex_columns,
     rotate_columns,
 )
-from atende.lgpd.patterns import PiiPatternStore
-from atende.lgpd.retention import RetentionJob
-from atende.lgpd.rights import DataSubjectRights
-from atende.lgpd.sources import ConsentDataSource, ConversationDataSource
-from atende.settings import Settings
+from core.settings import Settings
 
 __all__ = ["Lgpd", "build_lgpd"]
 

@@ -13,10 +13,10 @@ from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from atende.api_errors import ApiError
-from atende.audit import AuditEvent, AuditQuery, iter_csv, write_xlsx
-from atende.audit_http import client_of, mark_audited
-from atende.db import SequenceNumber
 from atende.deps import AuditLogDep, CurrentAuth
+from core.audit import AuditEvent, AuditQuery, iter_csv, write_xlsx
+from core.audit_http import client_of, mark_audited
+from core.db import SequenceNumber
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
 

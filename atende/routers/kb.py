@@ -11,9 +11,9 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import HTMLResponse
 
 from atende.deps import IndexDep, SettingsDep
-from atende.i18n import t
-from atende.kb_links import article_parser, keys_from_query, mark_passages
-from atende.security_headers import policy, style_hash
+from channels.kb_links import article_parser, keys_from_query, mark_passages
+from core.i18n import t
+from core.security_headers import policy, style_hash
 
 router = APIRouter(tags=["knowledge"])
 
@@ -55,7 +55,7 @@ def article(
     settings: SettingsDep,
     trecho: Annotated[
         list[str] | None,
-        Query(description="Passages to mark: the first words of each, hyphen-joined (see atende/kb_links.py)."),
+        Query(description="Passages to mark: the first words of each, hyphen-joined (see channels/kb_links.py)."),
     ] = None,
 ) -> HTMLResponse:
     chunks = index.lexical.chunks_of(doc_id)

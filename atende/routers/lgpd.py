@@ -1,6 +1,6 @@
 """LGPD for staff: data-subject export and erase, the consent register, and the extra personal-data patterns.
 
-Who may call what is declared in atende/accounts/permissions.py. Each route writes its own audit record (with
+Who may call what is declared in core/accounts/permissions.py. Each route writes its own audit record (with
 the citizen as subject), so the generic per-request record is skipped (`mark_audited`).
 """
 
@@ -14,11 +14,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from atende.api_errors import ApiError
-from atende.audit_http import client_of, mark_audited
 from atende.deps import CurrentAuth, LgpdDep, SettingsDep
-from atende.lgpd.consent import ConsentStatus
 from atende.lgpd.reveal import AuditObject, audit_pii_read
 from atende.lgpd.rights import InvalidSubject, checked_subject, render_html
+from core.audit_http import client_of, mark_audited
+from core.lgpd.consent import ConsentStatus
 
 router = APIRouter(prefix="/api/lgpd", tags=["lgpd"])
 

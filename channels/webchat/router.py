@@ -14,12 +14,8 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
 
 from assistant.service import Token
-from atende.conversation_keys import chat_key_digest, is_chat_key, new_chat_key
 from atende.deps import AssistantDep, CitizenConversation, ConversationsDep, ServicesDep, StoreDep
-from atende.errors import error_body
-from atende.handoff.annotations import MessageTranslation, citizen_text
-from atende.i18n import t
-from atende.kb_links import article_link, quotes_of
+from channels.kb_links import article_link, quotes_of
 from channels.webchat.schemas import (
     CitationOut,
     ConversationCreated,
@@ -31,6 +27,10 @@ from channels.webchat.schemas import (
     ReplyOut,
 )
 from conversation.messages import InboundMessage, Outcome
+from core.conversation_keys import chat_key_digest, is_chat_key, new_chat_key
+from core.errors import error_body
+from core.i18n import t
+from handoff.annotations import MessageTranslation, citizen_text
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from atende.errors import ErrorOut
 from conversation.messages import Route
+from core.errors import ErrorOut
 
 
 class NewConversation(BaseModel):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from atende.accounts.cookies import CookiePolicy
-from atende.accounts.testing import set_cookie
-from atende.conversation_keys import chat_key_digest, is_chat_key, new_chat_key
+from core.accounts.cookies import CookiePolicy
+from core.accounts.testing import set_cookie
+from core.conversation_keys import chat_key_digest, is_chat_key, new_chat_key
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient

@@ -1,5 +1,5 @@
 """Staff API for the WhatsApp channel: templates, one-off template sends, campaigns with their delivery
-reports (JSON, CSV, XLSX), and delivery failures. Access is declared in atende/accounts/permissions.py."""
+reports (JSON, CSV, XLSX), and delivery failures. Access is declared in core/accounts/permissions.py."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from atende.accounts.access import AuthContext, current_auth
-from atende.audit import AuditEvent
-from atende.db import RowId
-from atende.errors import error_body
-from atende.i18n import t
 from channels.whatsapp.campaigns import DEFAULT_TIMEZONE, CampaignError, CampaignSpec, SendingWindow
 from channels.whatsapp.service import SendRefused, WhatsAppService
 from channels.whatsapp.templates import TemplateError, TemplateSpec
+from core.accounts.access import AuthContext, current_auth
+from core.audit import AuditEvent
+from core.db import RowId
+from core.errors import error_body
+from core.i18n import t
 
 router = APIRouter(prefix="/api/whatsapp", tags=["whatsapp"])
 Caller = Annotated[AuthContext, Depends(current_auth)]

@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from atende.models import utcnow
 from channels.whatsapp.consent import CHANNEL, ConsentChecker
 from channels.whatsapp.contacts import contact_view
 from channels.whatsapp.models import CampaignRecipientRow, CampaignRow, ContactRow, OutboxRow
 from channels.whatsapp.outbox import OutboundDraft, Outbox
 from channels.whatsapp.templates import TemplateError, Templates, render
+from core.models import utcnow
 
 DEFAULT_TIMEZONE: Final = "America/Sao_Paulo"
 STATES: Final = ("draft", "running", "paused", "done", "cancelled")

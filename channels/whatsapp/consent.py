@@ -1,6 +1,6 @@
 """Consent as the channel needs it: ask before a business-initiated message, record an opt-out at once.
 
-`atende.lgpd.consent.ConsentRegister` is the implementation; this Protocol is all the channel depends on.
+`core.lgpd.consent.ConsentRegister` is the implementation; this Protocol is all the channel depends on.
 """
 
 from __future__ import annotations

@@ -9,11 +9,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from atende.lgpd.refs import BlindIndexer, is_phone_ref, phone_ref
-from atende.models import Conversation, Event, utcnow
 from channels.whatsapp.models import ContactRow
 from channels.whatsapp.payloads import Sender
 from conversation.inbox import insert_ignoring_duplicates
+from core.lgpd.refs import BlindIndexer, is_phone_ref, phone_ref
+from core.models import Conversation, Event, utcnow
 
 CHANNEL = "whatsapp"
 # Meta's customer-service window: free-form messages only within 24 hours of the citizen's last message.
@@ -54,7 +54,7 @@ def contact_view(row: ContactRow) -> ContactView:
 
 class Contacts:
     """Citizens by business number. A citizen's ref is "whatsapp:<BSUID>", or, for one Meta knows only by phone
-    number, "whatsapp:tel.<keyed hash>" (atende.lgpd.refs): the number itself stays in `wa_id`, which erase clears."""
+    number, "whatsapp:tel.<keyed hash>" (core.lgpd.refs): the number itself stays in `wa_id`, which erase clears."""
 
     def __init__(
         self,

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any, Final
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from atende.handoff.delivery import DeliveryRefused, Outgoing, Survey
-from atende.i18n import t
 from channels.whatsapp.contacts import ContactView, contact_view
 from channels.whatsapp.formatting import Row, list_body, split_text, text_body, to_whatsapp
 from channels.whatsapp.models import ContactRow
 from channels.whatsapp.outbox import OutboundDraft
+from core.i18n import t
+from handoff.delivery import DeliveryRefused, Outgoing, Survey
 
 if TYPE_CHECKING:
     from channels.whatsapp.service import WhatsAppService
@@ -54,7 +54,7 @@ def survey_body(survey: Survey) -> dict[str, Any]:
 
 
 class WhatsAppDelivery:
-    """The `atende.handoff.delivery.Delivery` of WhatsApp conversations."""
+    """The `handoff.delivery.Delivery` of WhatsApp conversations."""
 
     def __init__(self, wa: WhatsAppService) -> None:
         self._wa = wa

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from atende.kb_links import KB_URL_PREFIX, article_link, quotes_of
+from channels.kb_links import KB_URL_PREFIX, article_link, quotes_of
 
 MAX_TEXT: Final = 4096
 MAX_INTERACTIVE_BODY: Final = 1024
@@ -90,7 +90,7 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
 
 def short_link(url: str, base_url: str, quotes: Iterable[str] = ()) -> str:
     """A cited article as a link the citizen can open: /kb/<id> on the public site, pointing at the quoted
-    passages (see atende/kb_links.py)."""
+    passages (see channels/kb_links.py)."""
     url = article_link(url, quotes)
     if url.startswith("/"):
         return base_url.rstrip("/") + url

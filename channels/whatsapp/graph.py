@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from atende.settings import WHATSAPP_MEDIA_HOSTS
+from core.settings import WHATSAPP_MEDIA_HOSTS
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """WhatsApp tables: the outbox, contacts, media, templates and campaigns.
 
-The schema is created by `atende/migrations/versions/0004_whatsapp.py`; change both together.
+The schema is created by `core/migrations/versions/0004_whatsapp.py`; change both together.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from atende.models import Base, UTCDateTime, utcnow
+from core.models import Base, UTCDateTime, utcnow
 
 
 class ContactRow(Base):

@@ -14,11 +14,11 @@ from typing import Any, Final
 from sqlalchemy import Engine, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from atende.models import Event, utcnow
 from channels.whatsapp.contacts import ContactView, contact_view
 from channels.whatsapp.models import ContactRow, OutboxRow
 from channels.whatsapp.payloads import StatusUpdate
 from conversation.inbox import insert_ignoring_duplicates
+from core.models import Event, utcnow
 
 # "failed" outranks "sent" (it is reported after it) but not "delivered": a message that reached the phone did.
 STATUS_RANK: Final = {"queued": 0, "sending": 0, "accepted": 1, "sent": 2, "failed": 3, "delivered": 4, "read": 5}

@@ -20,12 +20,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from assistant.service import InvalidMessage
-from atende.handoff.records import HandoffError
-from atende.i18n import t
-from atende.models import utcnow
-from atende.privacy import mask
-from atende.settings import WhatsAppNumber
-from atende.store import HANDED_OFF
 from channels.whatsapp.backoff import backoff_s
 from channels.whatsapp.consent import ALL_PURPOSES, CHANNEL, is_opt_out, normalise_keyword
 from channels.whatsapp.contacts import ContactView
@@ -37,6 +31,12 @@ from channels.whatsapp.outbox import OutboundDraft
 from channels.whatsapp.payloads import Inbound, parse_message, parse_status
 from conversation.inbox import AlreadyProcessed, ClaimedItem
 from conversation.messages import InboundMessage, Outcome
+from core.i18n import t
+from core.models import utcnow
+from core.privacy import mask
+from core.settings import WhatsAppNumber
+from core.store import HANDED_OFF
+from handoff.records import HandoffError
 
 if TYPE_CHECKING:
     from channels.whatsapp.service import WhatsAppService

@@ -14,12 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from atende.models import utcnow
-from atende.privacy import mask
 from channels.whatsapp.backoff import backoff_s
 from channels.whatsapp.consent import CHANNEL
 from channels.whatsapp.graph import GraphError
 from channels.whatsapp.outbox import OutboxItem
+from core.models import utcnow
+from core.privacy import mask
 
 if TYPE_CHECKING:
     from channels.whatsapp.service import WhatsAppService

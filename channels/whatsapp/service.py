@@ -12,14 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
 
-from atende.audit import AuditEvent, AuditSink
-from atende.db import make_session_factory
-from atende.lgpd.crypto import cipher_from_settings
-from atende.lgpd.refs import BlindIndexer, pseudonymous_ref
-from atende.models import Conversation, Message, utcnow
-from atende.principals import TokenVerifier
-from atende.settings import Settings, WhatsAppNumber
-from atende.store import ConversationStore
 from channels.whatsapp.campaigns import Campaigns
 from channels.whatsapp.consent import CHANNEL, ConsentRecorder
 from channels.whatsapp.contacts import Contacts
@@ -30,14 +22,22 @@ from channels.whatsapp.models import MediaRow
 from channels.whatsapp.outbox import OutboundDraft, Outbox
 from channels.whatsapp.templates import TemplateError, Templates, preview, render
 from conversation.inbox import Inbox, InboxWriter, insert_ignoring_duplicates
+from core.audit import AuditEvent, AuditSink
+from core.db import make_session_factory
+from core.lgpd.crypto import cipher_from_settings
+from core.lgpd.refs import BlindIndexer, pseudonymous_ref
+from core.models import Conversation, Message, utcnow
+from core.principals import TokenVerifier
+from core.settings import Settings, WhatsAppNumber
+from core.store import ConversationStore
 
 if TYPE_CHECKING:
-    from atende.handoff.service import HandoffService
     from channels.whatsapp.processor import InboxProcessor
     from channels.whatsapp.sender import OutboxSender
     from channels.whatsapp.workers import Workers
     from conversation.service import ConversationService
-    from tools_mcp.ratelimit import RateLimiter
+    from core.ratelimit import RateLimiter
+    from handoff.service import HandoffService
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class SendRefused(ValueError):
 
 
 def build_limiter(settings: Settings) -> RateLimiter:
-    from tools_mcp.ratelimit import InMemoryRateLimiter, RedisRateLimiter
+    from core.ratelimit import InMemoryRateLimiter, RedisRateLimiter
 
     if settings.redis_url:
         import redis

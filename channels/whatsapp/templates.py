@@ -12,9 +12,9 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from atende.models import utcnow
 from channels.whatsapp.consent import PURPOSE_BY_CATEGORY
 from channels.whatsapp.models import TemplateRow
+from core.models import utcnow
 
 CATEGORIES: Final = tuple(PURPOSE_BY_CATEGORY)
 STATUSES: Final = ("APPROVED", "PENDING", "REJECTED", "PAUSED", "DISABLED")

@@ -15,11 +15,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
-from atende.errors import error_body
-from atende.i18n import t
 from channels.whatsapp.payloads import fan_out
 from channels.whatsapp.service import WhatsAppService
 from channels.whatsapp.signature import is_valid
+from core.errors import error_body
+from core.i18n import t
 
 log = logging.getLogger(__name__)
 

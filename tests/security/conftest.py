@@ -19,17 +19,17 @@ from helpers import served
 from pydantic import SecretStr
 
 from assistant.testing import PermissiveChatModel
-from atende.accounts.roles import ROLES, Role
-from atende.accounts.testing import ManualClock, create_user, rewire
-from atende.accounts.tokens import TokenStore
-from atende.accounts.types import SYSTEM, StaffUser
 from atende.app import create_app
-from atende.db import make_session_factory
-from atende.handoff.assignment import Profile
 from atende.services import Services, build_services
-from atende.settings import Settings
+from core.accounts.roles import ROLES, Role
+from core.accounts.testing import ManualClock, create_user, rewire
+from core.accounts.tokens import TokenStore
+from core.accounts.types import SYSTEM, StaffUser
+from core.db import make_session_factory
+from core.settings import Settings
+from domain.seed import seed
+from handoff.assignment import Profile
 from rag.loaders import load_directory
-from tools_mcp.seed import seed
 from tools_mcp.server import CONVERSATION_META_KEY
 
 KNOWLEDGE = Path(__file__).resolve().parents[2] / "knowledge"

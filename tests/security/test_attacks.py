@@ -6,9 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from atende.accounts import permissions
-from atende.audit import AuditLog
-from tools_mcp.seed import CITIZENS
+from core.accounts import permissions
+from core.audit import AuditLog
+from domain.seed import CITIZENS
 
 from .conftest import OTHER_TEAM, SERVICE_TEAM, Citizen, LiveApp, tool_result
 

@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from atende.accounts.roles import Role
+from core.accounts.roles import Role
 
 from .conftest import Citizen, LiveApp, live_app
 

@@ -1,7 +1,7 @@
 """Every route the running app serves, probed over HTTP by each kind of caller the permission table tells apart:
 anonymous, each staff role, a token without the route's scope, an expired or revoked token, another citizen.
 
-The routes come from the app itself (atende.accounts.access.iter_routes over the permission table) and from its
+The routes come from the app itself (core.accounts.access.iter_routes over the permission table) and from its
 OpenAPI document, so a new route is probed without touching this file. Path parameters get ids that exist:
 a refusal must come from the access rules, not from an unknown id.
 """
@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from atende.accounts import permissions
-from atende.accounts.access import iter_routes
-from atende.accounts.roles import ROLES, Role
+from core.accounts import permissions
+from core.accounts.access import iter_routes
+from core.accounts.roles import ROLES, Role
 
 from .conftest import Citizen, LiveApp
 

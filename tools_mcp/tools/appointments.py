@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from tools_mcp.access import Caller
-from tools_mcp.dates import parse_date
+from domain.access import Caller
+from domain.dates import parse_date
 from tools_mcp.tools.base import (
     DESTRUCTIVE,
     READ_ONLY,

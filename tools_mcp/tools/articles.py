@@ -8,8 +8,8 @@ import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 
-from tools_mcp.domain import Domain
-from tools_mcp.errors import DomainError
+from domain.errors import DomainError
+from domain.wiring import Domain
 from tools_mcp.tools.base import ToolContext, ToolDeps, caller_of, deps_of
 
 

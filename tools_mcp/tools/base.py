@@ -2,7 +2,7 @@
 
 A tool reaches the domain only through `ctx.request_context.lifespan_context` (a `ToolDeps`), runs its work in a
 worker thread through `run`, and answers with structured content. A refusal is a tool error whose payload is
-`{"error": "<code>", "message": "<pt-BR text for the citizen>"}` (codes in `tools_mcp.errors`).
+`{"error": "<code>", "message": "<pt-BR text for the citizen>"}` (codes in `domain.errors`).
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, BeforeValidator, Field
 from sqlalchemy.exc import OperationalError
 
-from atende.conversation_keys import PROOF_META_KEY, ConversationProof
-from atende.principals import Principal
-from tools_mcp.access import AccessControl, Caller, Mode
+from core.conversation_keys import PROOF_META_KEY, ConversationProof
+from core.principals import Principal
+from domain.access import AccessControl, Caller, Mode
+from domain.errors import DomainError
+from domain.wiring import Domain
 from tools_mcp.auth import principal_from_access_token
-from tools_mcp.domain import Domain
-from tools_mcp.errors import DomainError
 
 # The logger the tools have always logged under, which deployments' log settings may name.
 log = logging.getLogger("tools_mcp.server")

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from tools_mcp.access import Caller
-from tools_mcp.citizens import citizen_profile
-from tools_mcp.errors import DomainError
+from domain.access import Caller
+from domain.citizens import citizen_profile
+from domain.errors import DomainError
 from tools_mcp.tools.base import READ_ONLY, WRITE_IDEMPOTENT, OptionalCpf, Registration, ToolContext, ToolDeps, run
 
 

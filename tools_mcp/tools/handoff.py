@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from tools_mcp.access import Caller
-from tools_mcp.catalog import DEFAULT_TEAM, TEAMS, normalize_key
-from tools_mcp.errors import DomainError
+from domain.access import Caller
+from domain.catalog import DEFAULT_TEAM, TEAMS, normalize_key
+from domain.errors import DomainError
 from tools_mcp.tools.base import WRITE, Registration, ToolContext, ToolDeps, run
 
 

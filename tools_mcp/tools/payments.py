@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from tools_mcp.access import Caller
-from tools_mcp.debts import amount_text
+from domain.access import Caller
+from domain.debts import amount_text
 from tools_mcp.tools.base import (
     READ_ONLY,
     READ_ONLY_IDEMPOTENT,

@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from tools_mcp.access import Caller, Mode
-from tools_mcp.errors import DomainError
-from tools_mcp.models import ProtocolComment
-from tools_mcp.protocols import code_opens, local_iso, normalize_number, owner_status, parse_reference, public_status
+from domain.access import Caller, Mode
+from domain.errors import DomainError
+from domain.models import ProtocolComment
+from domain.protocols import code_opens, local_iso, normalize_number, owner_status, parse_reference, public_status
 from tools_mcp.tools.base import (
     READ_ONLY,
     WRITE,

@@ -36,8 +36,8 @@ from assistant.tools.dialogue.turn import ActionOutcome, _Turn
 from assistant.tools.intent import is_action, read
 from assistant.tools.session import ToolSession, ToolUnavailable
 from assistant.tools.state import Pending, current_state
-from atende.i18n import t
-from atende.store import ConversationStore
+from core.i18n import t
+from core.store import ConversationStore
 
 __all__ = ["ActionDialogue", "ActionOutcome", "ProcessSealer", "Sealer", "masked_argument", "redact"]
 

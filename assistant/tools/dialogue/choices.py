@@ -15,7 +15,7 @@ from assistant.tools.catalog import services_in
 from assistant.tools.dialogue.turn import ActionOutcome, DialogueSteps, _Turn
 from assistant.tools.intent import Reading
 from assistant.tools.state import ActionState, Pending
-from atende.i18n import t
+from core.i18n import t
 from rag.text import fold
 
 MAX_LISTED = 5

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from cryptography.fernet import Fernet
 
-from atende.privacy import mask
+from core.privacy import mask
 
 _DATE_LIKE = re.compile(
     r"(?<!\d)\d{1,2}\s*[/.-]\s*\d{1,2}\s*[/.-]\s*\d{2,4}(?!\d)"  # 15/03/1985, 15-3-85
@@ -49,7 +49,7 @@ def masked_argument(name: str, value: Any) -> Any:
 
 
 class Sealer(Protocol):
-    """Encrypts a value the dialogue keeps between turns (`atende.lgpd.crypto.FieldCipher` is one)."""
+    """Encrypts a value the dialogue keeps between turns (`core.lgpd.crypto.FieldCipher` is one)."""
 
     def encrypt(self, plaintext: str) -> str: ...
 

@@ -11,7 +11,7 @@ from assistant.tools.dialogue.choices import _appointment_memo, _debt_memo
 from assistant.tools.dialogue.turn import ActionOutcome, DialogueSteps, _Turn
 from assistant.tools.session import ToolResult, ToolUnavailable
 from assistant.tools.state import Pending
-from atende.i18n import t
+from core.i18n import t
 
 
 class ExecutionSteps(DialogueSteps):

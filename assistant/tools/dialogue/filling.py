@@ -12,7 +12,7 @@ from assistant.tools.catalog import POLICIES, SERVICE_BY_CODE, service_name
 from assistant.tools.dialogue.turn import ActionOutcome, DialogueSteps, _Turn
 from assistant.tools.intent import Reading, enum_arguments, is_action, literal_arguments
 from assistant.tools.state import ActionState, Pending
-from atende.i18n import t
+from core.i18n import t
 from rag.text import fold
 
 MAX_ASKS = 2  # the same question at most this many times more before giving up and offering a person

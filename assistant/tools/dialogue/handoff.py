@@ -11,8 +11,8 @@ from assistant.tools.catalog import TEAMS, team_for
 from assistant.tools.dialogue.turn import ActionOutcome, DialogueSteps, _Turn
 from assistant.tools.intent import Reading, is_action
 from assistant.tools.state import ActionState, Pending
-from atende.i18n import t
-from atende.privacy import mask
+from core.i18n import t
+from core.privacy import mask
 
 
 class HandoffSteps(DialogueSteps):

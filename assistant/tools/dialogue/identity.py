@@ -14,7 +14,7 @@ from assistant.tools import extract
 from assistant.tools.dialogue.turn import ActionOutcome, DialogueSteps, _Turn
 from assistant.tools.intent import Reading
 from assistant.tools.state import ActionState, Pending
-from atende.i18n import t
+from core.i18n import t
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from assistant.tools.dialogue.credentials import Sealer, masked_argument
 from assistant.tools.intent import Reading
 from assistant.tools.session import ToolResult, ToolSession
 from assistant.tools.state import STATE_EVENT, ActionState, Pending
-from atende.store import ConversationStore, EventDraft
+from core.store import ConversationStore, EventDraft
 
 
 @dataclass

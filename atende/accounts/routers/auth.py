@@ -7,13 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from atende.accounts.access import origin_of
-from atende.accounts.csrf import HEADER, same
 from atende.accounts.routers.common import session_body, with_session
 from atende.accounts.schemas import CodeIn, LoginIn, PasswordChangeIn, TotpDisableIn
-from atende.accounts.types import AccountError
-from atende.audit_http import mark_audited
 from atende.deps import AccountsDep, CurrentStaff
+from core.accounts.access import origin_of
+from core.accounts.csrf import HEADER, same
+from core.accounts.types import AccountError
+from core.audit_http import mark_audited
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 

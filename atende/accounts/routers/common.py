@@ -7,11 +7,11 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from atende.accounts.access import AuthContext
-from atende.accounts.permissions import actions_of
-from atende.accounts.service import Accounts
-from atende.accounts.sessions import NewSession, SessionInfo
-from atende.accounts.types import StaffUser
+from core.accounts.access import AuthContext
+from core.accounts.permissions import actions_of
+from core.accounts.service import Accounts
+from core.accounts.sessions import NewSession, SessionInfo
+from core.accounts.types import StaffUser
 
 
 def session_body(accounts: Accounts, user: StaffUser, session: SessionInfo) -> dict[str, Any]:

@@ -12,12 +12,12 @@ from httpx import HTTPError
 from joserfc.errors import JoseError
 from starlette.concurrency import run_in_threadpool
 
-from atende.accounts.access import origin_of
-from atende.accounts.oidc import STATE_TTL_S, claims_identity
 from atende.accounts.pages import LOGIN_PATH, safe_next
-from atende.accounts.types import AccountError
-from atende.audit import AuditEvent
 from atende.deps import AccountsDep, ServicesDep
+from core.accounts.access import origin_of
+from core.accounts.oidc import STATE_TTL_S, claims_identity
+from core.accounts.types import AccountError
+from core.audit import AuditEvent
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/auth/oidc", tags=["auth"])
@@ -90,7 +90,7 @@ async def oidc_callback(
         return refuse("no_subject", "sso_failed")
     user = await run_in_threadpool(accounts.directory.find_for_sso, provider, subject, email)
     if user is None and config.provision_role is not None:
-        from atende.accounts.roles import parse_role
+        from core.accounts.roles import parse_role
 
         local = (email or "").split("@")[0] or f"{provider}-{subject[:12]}"
         user = await run_in_threadpool(

@@ -6,13 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request, status
 
-from atende.accounts.access import origin_of
-from atende.accounts.directory import UNSET
 from atende.accounts.routers.common import actor, sees_everything
 from atende.accounts.schemas import TeamCreateIn, TeamUpdateIn
-from atende.audit_http import mark_audited
-from atende.db import RowId
 from atende.deps import AccountsDep, CurrentAuth
+from core.accounts.access import origin_of
+from core.accounts.directory import UNSET
+from core.audit_http import mark_audited
+from core.db import RowId
 
 router = APIRouter(prefix="/api/teams", tags=["teams"])
 

@@ -10,16 +10,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request, status
 
-from atende.accounts.access import AuthContext, origin_of
-from atende.accounts.permissions import GRANTABLE_SCOPES, PII_SCOPE
 from atende.accounts.routers.common import actor
 from atende.accounts.schemas import TokenCreateIn
-from atende.accounts.tokens import TokenInfo
-from atende.accounts.types import AccountError
-from atende.audit_http import mark_audited
-from atende.db import RowId
 from atende.deps import AccountsDep, CurrentAuth
-from atende.i18n import t
+from core.accounts.access import AuthContext, origin_of
+from core.accounts.permissions import GRANTABLE_SCOPES, PII_SCOPE
+from core.accounts.tokens import TokenInfo
+from core.accounts.types import AccountError
+from core.audit_http import mark_audited
+from core.db import RowId
+from core.i18n import t
 
 router = APIRouter(prefix="/api/tokens", tags=["tokens"])
 

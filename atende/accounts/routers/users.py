@@ -6,14 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request, status
 
-from atende.accounts.access import AuthContext, origin_of
-from atende.accounts.directory import UserChanges
 from atende.accounts.routers.common import actor, sees_everything
 from atende.accounts.schemas import UserCreateIn, UserUpdateIn
-from atende.accounts.types import AccountError, StaffUser
-from atende.audit_http import mark_audited
-from atende.db import RowId
 from atende.deps import AccountsDep, CurrentAuth
+from core.accounts.access import AuthContext, origin_of
+from core.accounts.directory import UserChanges
+from core.accounts.types import AccountError, StaffUser
+from core.audit_http import mark_audited
+from core.db import RowId
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import frontmatter
 
-import atende.kb_links as kb
+import channels.kb_links as kb
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÁÉÍÓÚÂÊÔÃÕÇ0-9\"“(])")
 
