@@ -15,7 +15,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atende.accounts.routers import install_accounts
-from atende.api_errors import install_api_errors
+from atende.api_errors import install_api_errors, install_error_handlers
 from atende.console.router import install_console
 from atende.ratelimits import CitizenTrafficLimits
 from atende.routers import audit, health, kb, lgpd
@@ -23,7 +23,7 @@ from atende.services import Services, build_services, start_handoff_sweep
 from channels.registry import ChannelRegistry, default_registry
 from core.accounts.access import StaffIPGate, authorize_request, check_declared_routes
 from core.audit_http import AuditMiddleware
-from core.errors import BodyTooLarge, body_too_large_response, document_errors, install_error_handlers
+from core.errors import BodyTooLarge, body_too_large_response, document_errors
 from core.security_headers import SecurityHeaders, parse_origins
 from core.settings import Settings, get_settings
 from tools_mcp.http import MCP_PATH, MountedMCP
