@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, Protocol
 
 from fastapi import Depends, FastAPI, WebSocketException
 from fastapi.routing import APIRoute, APIWebSocketRoute
@@ -26,16 +26,28 @@ from core.accounts.authn import PASSWORD_CHANGE_REQUIRED, TOTP_ENROLLMENT_REQUIR
 from core.accounts.csrf import HEADER, SAFE_METHODS, same
 from core.accounts.service import Accounts, StaffSession
 from core.accounts.types import AccountError, Origin, StaffUser
-from core.audit import AuditEvent
+from core.audit import AuditEvent, AuditSink
 from core.errors import error_body
 from core.i18n import t
-from core.principals import Principal
+from core.principals import Principal, TokenVerifier
 
 if TYPE_CHECKING:
-    from atende.services import Services
     from core.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class AccessServices(Protocol):
+    """What the checks read from the app's services (`app.state.services`, which the application shell builds)."""
+
+    @property
+    def accounts(self) -> Accounts: ...
+
+    @property
+    def audit(self) -> AuditSink: ...
+
+    @property
+    def token_verifier(self) -> TokenVerifier | None: ...
 
 
 @dataclass(frozen=True)
@@ -175,7 +187,7 @@ class AuthContext:
 def client_ip(conn: HTTPConnection) -> str | None:
     """The caller's address: the socket's peer, or what a trusted proxy (ATENDE_TRUSTED_PROXIES) forwarded."""
     peer = conn.client.host if conn.client else None
-    services: Services | None = getattr(conn.app.state, "services", None) if "app" in conn.scope else None
+    services: AccessServices | None = getattr(conn.app.state, "services", None) if "app" in conn.scope else None
     if services is None:
         return peer
     return services.accounts.proxies.resolve(peer, conn.headers.get("x-forwarded-for"))
@@ -185,7 +197,7 @@ def origin_of(conn: HTTPConnection) -> Origin:
     return Origin(ip=client_ip(conn), user_agent=(conn.headers.get("user-agent") or "")[:255] or None)
 
 
-def refuse_blocked_ip(conn: HTTPConnection, services: Services, label: str) -> bool:
+def refuse_blocked_ip(conn: HTTPConnection, services: AccessServices, label: str) -> bool:
     """Whether the staff IP lists refuse this caller; the refusal is audited (sampled: anyone can send them)."""
     origin = origin_of(conn)
     if services.accounts.ip_policy.allows(origin.ip):
@@ -213,7 +225,7 @@ class StaffIPGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         conn = HTTPConnection(scope)
-        services: Services | None = getattr(conn.app.state, "services", None)
+        services: AccessServices | None = getattr(conn.app.state, "services", None)
         if services is not None and await run_in_threadpool(refuse_blocked_ip, conn, services, self.label):
             body = error_body("ip_blocked", t("auth.error.ip_blocked"))
             await JSONResponse(body, 403)(scope, receive, send)
@@ -246,7 +258,7 @@ def _authorize(conn: HTTPConnection) -> AuthContext | None:
     if access is None:
         log.error("refused %s: the route has no declared permission (core/accounts/permissions.py)", label)
         raise AccountError("route_not_declared", 403, key="auth.error.forbidden")
-    services: Services = conn.app.state.services
+    services: AccessServices = conn.app.state.services
     accounts = services.accounts
     origin = origin_of(conn)
     if refuse_blocked_ip(conn, services, label):
@@ -308,7 +320,7 @@ def _authenticate(conn: HTTPConnection, accounts: Accounts) -> AuthContext:
     token = bearer_token(conn)
     if token is not None:
         # A bearer token wins over any cookie: API clients are never subject to a browser's ambient session.
-        services: Services = conn.app.state.services
+        services: AccessServices = conn.app.state.services
         principal = (services.token_verifier or accounts.tokens).verify(token)
         if principal is None:
             raise AccountError("invalid_token", 401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})

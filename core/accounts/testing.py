@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from argon2 import PasswordHasher
 
@@ -15,13 +15,33 @@ from core.ratelimit import InMemoryRateLimiter, RateLimiter
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
     from httpx2 import Response
+    from sqlalchemy import Engine
 
-    from atende.services import Services
     from core.accounts.roles import Role
     from core.accounts.types import StaffUser
+    from core.lgpd.crypto import FieldCipher
+    from core.principals import TokenVerifier
     from core.settings import Settings
 
 PASSWORD = "senha-de-teste-longa"  # passes the default policy
+
+
+class _WithCipher(Protocol):
+    @property
+    def cipher(self) -> FieldCipher: ...
+
+
+class Rewirable(Protocol):
+    """The app's services as `rewire` rebuilds their accounts (the application shell's `Services` is one)."""
+
+    settings: Settings
+    engine: Engine
+    audit: AuditSink
+    token_verifier: TokenVerifier | None
+    _accounts: Accounts | None
+
+    @property
+    def lgpd(self) -> _WithCipher | None: ...
 
 
 class ManualClock:
@@ -66,7 +86,7 @@ def fast_passwords() -> Passwords:
 
 
 def rewire(
-    services: Services,
+    services: Rewirable,
     *,
     clock: ManualClock,
     settings: Settings | None = None,
