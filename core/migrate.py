@@ -1,6 +1,6 @@
 """Run the Alembic migrations shipped inside the package, without an alembic.ini.
 
-A new revision is drafted with `alembic.command.revision(alembic_config(url), "message",
+A new revision is drafted with `alembic.command.revision(alembic_config(url, atende.schema.metadata), "message",
 autogenerate=True)` against an up-to-date database, then reviewed by hand.
 """
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import URL
 
 from core.db import make_engine, normalize_url
@@ -24,10 +24,13 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def alembic_config(url: str | URL | None = None) -> Config:
-    """An Alembic config pointing at the packaged migrations (for `command.*` calls)."""
+def alembic_config(url: str | URL | None = None, target_metadata: MetaData | None = None) -> Config:
+    """An Alembic config pointing at the packaged migrations (for `command.*` calls); `target_metadata`, the
+    whole schema, is needed only to draft a revision."""
     config = Config()
     config.set_main_option("script_location", MIGRATIONS_DIR.as_posix())
+    if target_metadata is not None:
+        config.attributes["target_metadata"] = target_metadata
     if url is not None:
         # ConfigParser treats "%" as interpolation, and URL-encoded passwords are full of it.
         rendered = normalize_url(url).render_as_string(hide_password=False)

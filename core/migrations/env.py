@@ -1,15 +1,18 @@
-"""Alembic environment: runs on the connection `core.migrate` hands over, or on `sqlalchemy.url`."""
+"""Alembic environment: runs on the connection `core.migrate` hands over, or on `sqlalchemy.url`.
+
+The revisions say what to change; the models are needed only to draft a new one (autogenerate), and the whole
+schema is gathered in the application shell, so its metadata comes in through `config.attributes`.
+"""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from atende.schema import metadata
 from core.db import make_engine
 
 config = context.config
-target_metadata = metadata
+target_metadata = config.attributes.get("target_metadata")
 
 
 def _configure_and_run(connection: Connection) -> None:
