@@ -217,7 +217,7 @@ def seed() -> None:
     with _open_services(settings) as services:
         services.warm_up(model=False)
         assert services.domain is not None
-        report = seed_demo(services.domain)
+        report = seed_demo(services.domain, services.saved_replies)
     typer.echo(report.summary())
 
 

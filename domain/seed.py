@@ -6,6 +6,7 @@ day it runs (debts fall due around it, slots start the next business day). See d
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
@@ -164,8 +165,18 @@ def seed_services(domain: Domain, report: SeedReport) -> None:
     report.services = len(SERVICES)
 
 
-def seed(domain: Domain) -> SeedReport:
-    """Create (or complete) the demo data set; the database must already be migrated."""
+# typing.Protocol in full: a Protocol here is a citizen's case (domain.models.Protocol).
+class SavedReplyBook(typing.Protocol):
+    """The agents' saved replies, kept by the handoff (`handoff.saved_replies.SavedReplies`)."""
+
+    def titles(self, team: str) -> set[str]: ...
+
+    def create(self, *, team: str, title: str, text: str, author: str) -> object: ...
+
+
+def seed(domain: Domain, replies: SavedReplyBook | None = None) -> SeedReport:
+    """Create (or complete) the demo data set, and with `replies` the default team's saved replies; the database
+    must already be migrated."""
     report = SeedReport()
     seed_services(domain, report)
     ids: list[int] = []
@@ -189,7 +200,8 @@ def seed(domain: Domain) -> SeedReport:
     _seed_protocols(domain, ids, report)
     _seed_debts(domain, ids, report)
     _seed_slots(domain, report)
-    _seed_saved_replies(domain, report)
+    if replies is not None:
+        _seed_saved_replies(replies, report)
     return report
 
 
@@ -316,12 +328,8 @@ def _seed_slots(domain: Domain, report: SeedReport) -> None:
     report.slots = total
 
 
-def _seed_saved_replies(domain: Domain, report: SeedReport) -> None:
-    from handoff.saved_replies import SavedReplies, SavedReply
-
-    replies = SavedReplies(domain.sessions)
-    with domain.sessions() as session:
-        titles = set(session.scalars(select(SavedReply.title).where(SavedReply.team == SAVED_REPLIES_TEAM)))
+def _seed_saved_replies(replies: SavedReplyBook, report: SeedReport) -> None:
+    titles = replies.titles(SAVED_REPLIES_TEAM)
     for title, text in SAVED_REPLIES:
         if title not in titles:
             replies.create(team=SAVED_REPLIES_TEAM, title=title, text=text, author="system:seed")

@@ -128,6 +128,11 @@ class SavedReplies:
         views.sort(key=lambda view: (fold(view.title), view.id))
         return views[: max(0, limit)]
 
+    def titles(self, team: str) -> set[str]:
+        """The titles the team's replies already use."""
+        with self._sessions() as session:
+            return set(session.scalars(select(SavedReply.title).where(SavedReply.team == team.strip())))
+
     def get(self, reply_id: int) -> SavedReplyView | None:
         with self._sessions() as session:
             row = session.get(SavedReply, reply_id)

@@ -253,8 +253,8 @@ def test_the_demo_seed_gives_the_default_team_its_saved_replies_once(services: S
     assert services.domain is not None
     assert services.saved_replies is not None
 
-    first = seed(services.domain)
-    again = seed(services.domain)
+    first = seed(services.domain, services.saved_replies)
+    again = seed(services.domain, services.saved_replies)
 
     assert services.settings.handoff_default_team == SAVED_REPLIES_TEAM
     assert len(services.saved_replies.search(SAVED_REPLIES_TEAM)) == len(SAVED_REPLIES)
