@@ -6,7 +6,10 @@ The export/erase commands walk every registered source, so a new module only has
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
+
+# What an erased subject's `citizen_ref` becomes, in every module that holds one.
+ANONYMISED_REF_PREFIX: Final = "anonimizado:"
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Final, cast
+from typing import Any, cast
 
 from sqlalchemy import CursorResult, Executable, null, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.data_subjects import DataSubject
+from core.data_subjects import ANONYMISED_REF_PREFIX, DataSubject
 from core.i18n import t
 from core.lgpd.models import AnonymisedConversation, ConsentRecord
 from core.models import Conversation, Event, Message, Turn, isoformat, utcnow
@@ -22,14 +22,11 @@ from domain.models import Protocol
 from handoff.models import Handoff, MessageAnnotation
 
 __all__ = [
-    "ANONYMISED_REF_PREFIX",
     "ConsentDataSource",
     "ConversationDataSource",
     "anonymise_conversations",
     "rows_changed",
 ]
-
-ANONYMISED_REF_PREFIX: Final = "anonimizado:"
 
 
 def rows_changed(session: Session, statement: Executable) -> int:

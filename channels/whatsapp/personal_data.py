@@ -11,9 +11,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from atende.lgpd.sources import ANONYMISED_REF_PREFIX
 from channels.whatsapp.models import ContactRow, MediaRow
-from core.data_subjects import DataSubject
+from core.data_subjects import ANONYMISED_REF_PREFIX, DataSubject
 
 log = logging.getLogger(__name__)
 
