@@ -6,16 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from assistant.service import Assistant
 from atende.lgpd.wiring import Lgpd
 from atende.services import Services
-from conversation.service import ConversationService
 from core.accounts.access import AuthContext, current_auth, current_staff, require_permission
 from core.accounts.service import Accounts, StaffSession
 from core.audit import AuditLog
-from core.conversation_keys import chat_key_digest, is_chat_key
 from core.settings import Settings
-from core.store import ConversationNotFound, ConversationStore, ConversationView
 from handoff.saved_replies import SavedReplies
 from handoff.service import HandoffService
 from rag.index import KnowledgeIndex
@@ -24,18 +20,6 @@ from rag.index import KnowledgeIndex
 def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
-
-
-def get_assistant(request: Request) -> Assistant:
-    return get_services(request).assistant
-
-
-def get_conversations(request: Request) -> ConversationService:
-    return get_services(request).conversations
-
-
-def get_store(request: Request) -> ConversationStore:
-    return get_services(request).store
 
 
 def get_index(request: Request) -> KnowledgeIndex:
@@ -47,36 +31,8 @@ def get_app_settings(request: Request) -> Settings:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-AssistantDep = Annotated[Assistant, Depends(get_assistant)]
-StoreDep = Annotated[ConversationStore, Depends(get_store)]
-ConversationsDep = Annotated[ConversationService, Depends(get_conversations)]
 IndexDep = Annotated[KnowledgeIndex, Depends(get_index)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-
-
-# The citizen's side of a web conversation (docs/decisions/0035-conversation-binding.md)
-# Fetch metadata the browser sets itself: the chat page's own calls are same-origin; anything a page of another
-# site (or a sibling subdomain) makes the browser send, such as a form POST, never counts as the citizen.
-FOREIGN_FETCH_SITES = frozenset({"cross-site", "same-site"})
-
-
-def citizen_conversation(conversation_id: str, request: Request) -> ConversationView:
-    """The conversation, when this browser's chat key cookie is the one it was created with.
-
-    Anything else (no cookie, another browser's key, another channel's conversation, a cross-site request) is
-    the same 404 as an unknown id, so the answer never tells whether the conversation exists.
-    """
-    services = get_services(request)
-    key = request.cookies.get(services.accounts.cookies.chat_key)
-    found = None
-    if is_chat_key(key) and request.headers.get("sec-fetch-site") not in FOREIGN_FETCH_SITES:
-        found = services.store.get_web_conversation(conversation_id, chat_key_digest(key))
-    if found is None:
-        raise ConversationNotFound(conversation_id)
-    return found
-
-
-CitizenConversation = Annotated[ConversationView, Depends(citizen_conversation)]
 
 
 def get_accounts(request: Request) -> Accounts:

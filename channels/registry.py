@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 class Channel(Protocol):
     """A citizen-facing channel: a name used in the turn log and the HTTP routes it adds to the app.
 
-    Services reach the routes through the app's dependencies (atende.deps), not through the channel.
+    The routes reach the app's services through their own dependencies (channels/webchat/deps.py), which name
+    only what they read, not through the channel.
     """
 
     @property

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from atende.app import create_app
-from atende.deps import citizen_conversation
 from atende.services import Services
+from channels.webchat.deps import citizen_conversation
 from channels.webchat.testing import chat_key_of, web_conversation
 from core.accounts.access import iter_routes
 from core.accounts.testing import ManualClock, rewire, set_cookie, with_settings

@@ -18,9 +18,10 @@ from atende.console import actions, saved_replies, supervisor
 from atende.console.access import require_access, scope_of
 from atende.console.pages import render_console, render_supervisor
 from atende.console.schemas import CloseIn, HandoffRequestIn, PresenceIn, SurveyIn, TextIn, TransferIn
-from atende.deps import CitizenConversation, CurrentAuth, ServicesDep, SettingsDep, require_handoff
+from atende.deps import CurrentAuth, ServicesDep, SettingsDep, require_handoff
 from atende.lgpd.reveal import AuditObject, audit_pii_read
 from atende.services import Services
+from channels.webchat.deps import CitizenConversation
 from core.errors import error_body
 from core.i18n import t
 from core.models import isoformat

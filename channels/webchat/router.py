@@ -14,8 +14,8 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
 
 from assistant.service import Token
-from atende.deps import AssistantDep, CitizenConversation, ConversationsDep, ServicesDep, StoreDep
 from channels.kb_links import article_link, quotes_of
+from channels.webchat.deps import AssistantDep, CitizenConversation, ConversationsDep, ServicesDep, StoreDep
 from channels.webchat.schemas import (
     CitationOut,
     ConversationCreated,

@@ -11,7 +11,7 @@ from core.conversation_keys import chat_key_digest, is_chat_key, new_chat_key
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
-    from atende.services import Services
+    from channels.webchat.deps import WebChatServices
 
 CHAT_KEY_COOKIES = frozenset({CookiePolicy(secure=True).chat_key, CookiePolicy(secure=False).chat_key})
 
@@ -21,7 +21,7 @@ def chat_key_of(client: TestClient) -> str | None:
     return next((c.value for c in client.cookies.jar if c.name in CHAT_KEY_COOKIES and c.value), None)
 
 
-def web_conversation(client: TestClient, services: Services, *, language: str = "pt-BR") -> str:
+def web_conversation(client: TestClient, services: WebChatServices, *, language: str = "pt-BR") -> str:
     """A web conversation made through the store and bound to the client's chat key (one is given when missing)."""
     key = chat_key_of(client)
     if not is_chat_key(key):
