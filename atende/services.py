@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from assistant.llm import ChatModel
 from assistant.service import Assistant, AssistantConfig
 from atende.lgpd.wiring import Lgpd, build_lgpd
+from conversation.service import build_conversations
 from core.audit import AuditLog, AuditSink, ChainKeys, MemoryAuditSink
 from core.conversation_keys import ConversationProof
 from core.db import make_engine, make_session_factory
@@ -359,16 +360,6 @@ def build_services(settings: Settings, *, model: ChatModel | None = None) -> Ser
         saved_replies=build_saved_replies(sessions),
         _conversations=conversations,
     )
-
-
-def build_conversations(
-    engine: Engine, store: ConversationStore, assistant: Assistant, handoff: HandoffService | None
-) -> ConversationService:
-    from conversation.inbox import Inbox
-    from conversation.service import ConversationService
-
-    sessions = make_session_factory(engine)
-    return ConversationService(assistant, handoff, store, sessions, Inbox(sessions))
 
 
 def assistant_alone(services: Services) -> ConversationService:

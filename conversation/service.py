@@ -16,12 +16,14 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from assistant.service import Assistant, AssistantReply, Drafted, Token
 from conversation.gate import Forwarded, delivered_to_agent, forward_to_agent, hand_off, handoff_notice, with_notice
 from conversation.inbox import Inbox, InboxItem
 from conversation.messages import InboundMessage, Outcome
+from core.db import make_session_factory
 from core.i18n import t
 from core.store import HANDED_OFF, ConversationStore
 
@@ -253,3 +255,12 @@ def _outcome(reply: AssistantReply, answer: str, decision: str, team: str | None
         handoff_team=team,
         reply=reply,
     )
+
+
+def build_conversations(
+    engine: Engine, store: ConversationStore, assistant: Assistant, handoff: HandoffService | None
+) -> ConversationService:
+    """The one path over these parts, on sessions and an inbox of its own; without a handoff, the assistant's own
+    replies (nothing is ever queued for a person)."""
+    sessions = make_session_factory(engine)
+    return ConversationService(assistant, handoff, store, sessions, Inbox(sessions))
