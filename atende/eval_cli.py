@@ -1,4 +1,8 @@
-"""`atende eval`: run suites, measure retrieval and answers on outside data sets, compare reports, mine logs."""
+"""`atende eval`: run suites, measure retrieval and answers on outside data sets, compare reports, mine logs,
+update the regression gates' baselines and run the calibrations.
+
+The harness (`eval`) measures the application without assembling it; these commands hand it the shell's assembly.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,8 @@ import typer
 from core.settings import Settings
 
 if TYPE_CHECKING:
-    from atende.services import Services
     from eval.faithfulness import FaithfulnessScorer
+    from eval.isolation import EvalServices
 
 app = typer.Typer(help="Evaluation: suites, data-set modes, reports and the regression gate.", no_args_is_help=True)
 
@@ -78,7 +82,7 @@ def _progress(total: int, label: str) -> Iterator[_Ticker]:
         yield _Ticker(bar, bar.add_task(label, total=total), label)
 
 
-def _scorer(services: Services, judge: str | None) -> FaithfulnessScorer:
+def _scorer(services: EvalServices, judge: str | None) -> FaithfulnessScorer:
     from eval.answering import build_scorer
 
     try:
@@ -118,6 +122,7 @@ def run(
     mode: ModeOpt = None,
 ) -> None:
     """Run suites through the channels' entry point (handoff gate included) in a throwaway database and index."""
+    from atende.services import build_services
     from eval.answering import answer_mode_of
     from eval.chat_models import SCRIPTED, resolve_model
     from eval.isolation import isolated_services
@@ -134,7 +139,9 @@ def run(
     turns = sum(len(c.turns) for s in loaded for c in s.cases) * repeat
     settings, chat_model = resolve_model(_answer_mode(_settings(), mode), model, calls=4 * turns + 10)
     with (
-        isolated_services(settings, model=chat_model, knowledge_dir=kb, load_model=model != SCRIPTED) as services,
+        isolated_services(
+            settings, build_services, model=chat_model, knowledge_dir=kb, load_model=model != SCRIPTED
+        ) as services,
         _progress(turns, "eval") as tick,
     ):
         report = run_suites(
@@ -189,6 +196,7 @@ def retrieval(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions")] = None,
 ) -> None:
     """Document-level retrieval quality: the project's retriever against BM25-only and dense-only baselines."""
+    from atende.services import build_embedder, retrieval_params
     from eval.datasets import evaluate_retrieval, known_questions
     from eval.metrics import RETRIEVAL_METRICS
     from eval.report import write_report
@@ -200,7 +208,10 @@ def retrieval(
         raise typer.Exit(2)
     started = time.perf_counter()
     with _progress(len(items), "queries") as tick:
-        report = evaluate_retrieval(records, items, _settings(), progress=tick, phase=tick.say)
+        settings = _settings()
+        report = evaluate_retrieval(
+            records, items, build_embedder(settings), retrieval_params(settings), progress=tick, phase=tick.say
+        )
     report["timings_s"]["total"] = round(time.perf_counter() - started, 1)
     path, html_path = write_report(report, out)
     rows = [
@@ -255,6 +266,7 @@ def answers(
     ] = False,
 ) -> None:
     """Answer every question through the channels' streaming entry point (or the baseline) and score the answers."""
+    from atende.services import build_services
     from eval.answering import BASELINE, plan_answers, run_answers
     from eval.chat_models import SCRIPTED, resolve_model
     from eval.datasets import SLICES, select_slice
@@ -279,6 +291,7 @@ def answers(
                 records,
                 items,
                 settings,
+                build_services,
                 responder=BASELINE if baseline else "assistant",
                 mode=mode,
                 model=chat_model,
@@ -392,6 +405,72 @@ def from_logs(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"{len(suite['cases'])} case(s) from {len(rows)} turn(s) written to {path}")
+
+
+@app.command("ci")
+def ci(
+    update: Annotated[str, typer.Option("--update", help="The gate whose baseline to rewrite: smoke or real-model")],
+) -> None:
+    """Rewrite a regression gate's committed baseline (eval/ci/) after an intended change in behaviour."""
+    from atende.services import build_services
+    from eval.ci import GATES, update_baseline
+
+    if update not in GATES:
+        raise typer.BadParameter(f"{update!r}: use {' or '.join(sorted(GATES))}", param_hint="--update")
+    gate = GATES[update]
+    report = update_baseline(gate, build_services)
+    typer.echo(f"{gate.baseline}: pass rate {report['summary']['pass_rate']:.3f} ({report['summary']['passed']} cases)")
+
+
+@app.command("calibrate-evidence")
+def calibrate_evidence(
+    suite: Annotated[Path, typer.Argument(help="A suite whose knowledge cases say whether to abstain")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write the result here too (JSON)")] = None,
+) -> None:
+    """Calibrate the evidence threshold between answering and abstaining, tuned on one half of the cases."""
+    from atende.services import build_services
+    from eval.calibrate_evidence import calibrate, collect
+
+    result = calibrate(collect(suite, _settings(), build_services))
+    text = json.dumps(result, indent=2)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+    typer.echo(text)
+
+
+@app.command("calibrate-faithfulness")
+def calibrate_faithfulness(
+    out: Annotated[Path | None, typer.Option("--out", help="Write the result here too (JSON)")] = None,
+    defaults: Annotated[
+        bool, typer.Option("--defaults", help="Report the shipped defaults, not the fitted ones")
+    ] = False,
+) -> None:
+    """Fit and check the support scorer against the hand-labelled pt-BR examples (eval/data)."""
+    from atende.services import build_embedder
+    from eval.calibrate_faithfulness import measure
+    from eval.faithfulness import SupportParams
+
+    embedder = build_embedder(Settings(environment="development"))
+    result = measure(embedder, SupportParams() if defaults else None)
+    typer.echo(json.dumps(result, indent=2))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+# Its options take space-separated lists (`--routing rules hybrid model`), which argparse reads and typer does not.
+@app.command(
+    "tool-accuracy",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def tool_accuracy(ctx: typer.Context) -> None:
+    """Tool-selection and argument accuracy on the tool suites, per routing strategy (--help for the options)."""
+    from atende.services import build_chat_model, build_services
+    from eval.tool_accuracy import main
+
+    main(ctx.args, build=build_services, chat_model=build_chat_model)
 
 
 if __name__ == "__main__":

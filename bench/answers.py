@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from atende.services import build_services
 from core.settings import Settings
 from eval.answering import (
     BASELINE,
@@ -117,7 +118,9 @@ def foundation_rows(
             started = time.perf_counter()
             resolved, model, load = _model(with_answer_mode(settings, mode), name, 4 * turns + 10)
             _say(f"foundation: {mode} with {name}…")
-            with isolated_services(resolved, model=model, knowledge_dir=knowledge_dir, load_model=load) as services:
+            with isolated_services(
+                resolved, build_services, model=model, knowledge_dir=knowledge_dir, load_model=load
+            ) as services:
                 warm_up_turn(services)
                 report = run_suites(suites, services, scorer=build_scorer(services, judge))
                 model_id = services.model.model_id
@@ -143,7 +146,9 @@ def foundation_rows(
         started = time.perf_counter()
         _say("foundation: baseline…")
         # The model is never asked; the services only give the faithfulness scorer its embedder.
-        with isolated_services(settings, model=scripted_model(0), documents=[], load_model=False) as services:
+        with isolated_services(
+            settings, build_services, model=scripted_model(0), documents=[], load_model=False
+        ) as services:
             extractive = ExtractiveBaseline(load_directory(knowledge_dir or settings.knowledge_dir))
             extractive.warm_up()
             items = suite_baseline_rows(suites, extractive, build_scorer(services, judge))
@@ -191,6 +196,7 @@ def dataset_rows(
             records,
             questions,
             resolved,
+            build_services,
             responder=responder,
             mode=mode,
             model=model,

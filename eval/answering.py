@@ -41,7 +41,7 @@ from eval.datasets import (
 )
 from eval.expectations import normalise
 from eval.faithfulness import FaithfulnessScorer, cited_contexts
-from eval.isolation import isolated_services
+from eval.isolation import BuildServices, EvalServices, isolated_services
 from eval.metrics import token_f1, word_count
 from rag.chunking import chunk_document, split_sentences
 from rag.lexical import LexicalIndex
@@ -49,7 +49,6 @@ from rag.text import content_terms
 from rag.types import Chunk, Document
 
 if TYPE_CHECKING:
-    from atende.services import Services
     from eval.suite import Suite
 
 GENERATIVE = "generative"
@@ -87,7 +86,7 @@ def answer_mode_of(settings: Settings) -> str:
     return str(getattr(settings, "answer_mode", GENERATIVE))
 
 
-def build_scorer(services: Services, judge: str | None) -> FaithfulnessScorer:
+def build_scorer(services: EvalServices, judge: str | None) -> FaithfulnessScorer:
     """The faithfulness scorer `--judge` names: `support` (no model) or `llm` (the services' chat model)."""
     from eval.faithfulness import JudgeScorer, SupportScorer
 
@@ -97,7 +96,7 @@ def build_scorer(services: Services, judge: str | None) -> FaithfulnessScorer:
     return JudgeScorer(services.model) if choice == "llm" else SupportScorer(services.index.embedder)
 
 
-def stream_responder(services: Services, *, channel: str = "web") -> Respond:
+def stream_responder(services: EvalServices, *, channel: str = "web") -> Respond:
     """Answer each question in a fresh conversation through the conversation service, as a channel would."""
 
     def respond(q: Question) -> Answer:
@@ -131,7 +130,7 @@ def stream_responder(services: Services, *, channel: str = "web") -> Respond:
 WARM_UP_TEXT = "Qual é o horário de atendimento?"
 
 
-def warm_up_turn(services: Services, text: str = WARM_UP_TEXT, *, channel: str = "web") -> None:
+def warm_up_turn(services: EvalServices, text: str = WARM_UP_TEXT, *, channel: str = "web") -> None:
     """Send one untimed message first: lazy loads on the first message (the language detector's models take
     over a second) are a cold start, not the per-answer latency a running server shows."""
     conversation = services.store.create_conversation(channel)
@@ -220,6 +219,7 @@ def run_answers(
     records: Sequence[KbRecord],
     questions: Sequence[Question],
     settings: Settings,
+    build: BuildServices,
     *,
     responder: str = "assistant",
     mode: str | None = None,
@@ -254,7 +254,7 @@ def run_answers(
         model = model if judge == "llm" else scripted_model(0)
         load_model = judge == "llm"
     with isolated_services(
-        settings, model=model, documents=[] if baseline else documents, load_model=load_model
+        settings, build, model=model, documents=[] if baseline else documents, load_model=load_model
     ) as services:
         respond: Respond
         if baseline:

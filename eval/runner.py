@@ -15,10 +15,10 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from assistant.service import AssistantReply, Token
-from atende.services import Services
 from conversation.messages import InboundMessage, Outcome
 from eval.expectations import Failure, Observation, check
 from eval.faithfulness import FaithfulnessScorer, cited_contexts
+from eval.isolation import EvalServices
 from eval.report import summarise
 from eval.suite import Case, Suite, Turn
 
@@ -35,7 +35,7 @@ class SeedUnavailable(RuntimeError):
     """The suite needs domain data (citizens, debts, protocols) but no seed module or domain is available."""
 
 
-def seed_database(services: Services, citizens: Sequence[Mapping[str, str]]) -> str:
+def seed_database(services: EvalServices, citizens: Sequence[Mapping[str, str]]) -> str:
     """Load the domain fixtures, then the suites' own citizens, into the domain the isolated services use;
     return the seed's name for the report.
 
@@ -111,7 +111,7 @@ def _fill(text: str, citizen: Mapping[str, str] | None) -> str:
 class SuiteRunner:
     def __init__(
         self,
-        services: Services,
+        services: EvalServices,
         *,
         scorer: FaithfulnessScorer | None = None,
         progress: Progress | None = None,
@@ -244,7 +244,7 @@ def expect_summary(turn: Turn) -> dict[str, Any]:
 
 def run_suites(
     suites: Sequence[Suite],
-    services: Services,
+    services: EvalServices,
     *,
     repeat: int = 1,
     scorer: FaithfulnessScorer | None = None,

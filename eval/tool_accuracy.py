@@ -1,9 +1,10 @@
 """Tool-selection and argument accuracy of the assistant on the tool suites, per routing strategy.
 
-    python -m eval.tool_accuracy --model scripted --routing rules
-    python -m eval.tool_accuracy --model embedded --routing rules hybrid model --out eval/reports/tools-embedded.json
+    atende eval tool-accuracy --model scripted --routing rules
+    atende eval tool-accuracy --model embedded --routing rules hybrid model --out eval/reports/tools-embedded.json
 
-Every case runs end to end through the conversation path without the handoff gate (`assistant_alone`), over a
+Every case runs end to end through the conversation path without the handoff gate (`build_conversations` with no
+handoff, as `atende.services.assistant_alone`), over a
 throwaway, seeded database and the real MCP server (in-process), as the web chat would. Per turn with a
 `tool_calls` expectation:
 
@@ -23,18 +24,18 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from assistant.llm import ChatModel
 from assistant.tools.dialogue import masked_argument, redact
-from atende.services import assistant_alone, build_chat_model
 from conversation.messages import InboundMessage
+from conversation.service import build_conversations
 from core.settings import Settings
 from eval.chat_models import scripted_model
 from eval.expectations import check, match_tool_calls
-from eval.isolation import isolated_services
+from eval.isolation import BuildServices, isolated_services
 from eval.runner import observe
 from eval.suite import Suite, load_suites
 
@@ -74,7 +75,9 @@ class ToolChoiceOnly:
         return self._chooser.complete_json(messages, **kw)
 
 
-def run(suites: Sequence[Suite], settings: Settings, model: ChatModel, routing: str) -> dict[str, Any]:
+def run(
+    suites: Sequence[Suite], settings: Settings, model: ChatModel, routing: str, build: BuildServices
+) -> dict[str, Any]:
     from domain.seed import seed
 
     iso = settings.model_copy(update={"tool_routing": routing})
@@ -82,10 +85,10 @@ def run(suites: Sequence[Suite], settings: Settings, model: ChatModel, routing: 
     cases_passed = 0
     cases = 0
     started = time.perf_counter()
-    with isolated_services(iso, model=model, load_model=False) as services:
+    with isolated_services(iso, build, model=model, load_model=False) as services:
         assert services.domain is not None
         seed(services.domain)
-        alone = assistant_alone(services)
+        alone = build_conversations(services.engine, services.store, services.assistant, None)  # no handoff gate
         for suite in suites:
             for case in suite.cases:
                 cases += 1
@@ -157,8 +160,11 @@ def run(suites: Sequence[Suite], settings: Settings, model: ChatModel, routing: 
     }
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Sequence[str], *, build: BuildServices, chat_model: Callable[[Settings], ChatModel]) -> None:
+    """`atende eval tool-accuracy`, with the shell's assembly (`build`) and its chat model for `--model embedded`."""
+    parser = argparse.ArgumentParser(
+        prog="atende eval tool-accuracy", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", choices=["scripted", "embedded"], default="scripted")
     parser.add_argument("--routing", nargs="+", default=["rules"])
     parser.add_argument("--suites", nargs="+", default=list(DEFAULT_SUITES))
@@ -172,12 +178,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     model: ChatModel = scripted_model(100_000)
     if args.model == "embedded":
-        model = ToolChoiceOnly(build_chat_model(settings), model)
+        model = ToolChoiceOnly(chat_model(settings), model)
     model.warm_up()
     suites = load_suites(args.suites)
     results = []
     for routing in args.routing:
-        result = run(suites, settings, model, routing)
+        result = run(suites, settings, model, routing, build)
         results.append(result)
         print(
             f"{args.model:9} {routing:22} selection {result['tool_selection_accuracy']:.3f}  "
@@ -188,7 +194,3 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
-
-
-if __name__ == "__main__":
-    main()

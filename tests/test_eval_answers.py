@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from assistant.testing import FailingChatModel
+from atende.services import build_services
 from core.settings import Settings
 from eval.answering import (
     BASELINE,
@@ -141,7 +142,9 @@ def test_the_answer_mode_goes_through_the_settings_and_an_unknown_one_is_refused
 
 
 def test_the_streaming_entry_point_gives_the_first_words_before_the_whole_answer(test_settings: Settings) -> None:
-    with isolated_services(test_settings, model=scripted_model(10)) as services:  # the sample knowledge base
+    with isolated_services(
+        test_settings, build_services, model=scripted_model(10)
+    ) as services:  # the sample knowledge base
         respond = stream_responder(services)
         answered = respond(Question("a", "perdi o boleto do IPTU, como tiro a segunda via?", (), ()))
         off_topic = respond(Question("b", "qual a capital da Mongólia?", (), ()))
@@ -160,7 +163,7 @@ def test_a_run_with_unanswerable_questions_scores_abstention_on_them_and_facts_o
     records = read_kb(DATA / "sample_kb.jsonl")
     items = read_questions(DATA / "sample_questions.jsonl")
     split = unanswerable_split(items, 0.3)
-    report = run_answers(records, items, test_settings, responder=BASELINE, unanswerable_share=0.3)
+    report = run_answers(records, items, test_settings, build_services, responder=BASELINE, unanswerable_share=0.3)
 
     assert report["n_questions"] == len(split.answerable) + len(split.unanswerable)
     assert report["n_unanswerable"] == len(split.unanswerable) > 0
@@ -234,7 +237,7 @@ def test_records_dropped_for_unanswerable_questions_never_reach_the_index(test_s
     records = [KbRecord(f"d{i}", f"Título {i}", f"Texto número {i} sobre o assunto {i}.", "") for i in range(10, 50)]
     items = [Question(f"q{i}", f"assunto {i}?", (f"número {i}",), (f"d{i}",)) for i in range(10, 50)]
     split = unanswerable_split(items, 0.25)
-    report = run_answers(records, items, test_settings, responder=BASELINE, unanswerable_share=0.25)
+    report = run_answers(records, items, test_settings, build_services, responder=BASELINE, unanswerable_share=0.25)
     rows = {r["id"]: r for r in report["rows"]}
     # Each answer is taken from a passage the index holds: never the dropped gold passage.
     for q in split.unanswerable:
@@ -245,7 +248,7 @@ def test_a_model_failure_is_reported_apart_and_the_answer_still_comes_from_the_a
     test_settings: Settings,
 ) -> None:
     settings = test_settings.model_copy(update={"answer_mode": "generative"})
-    with isolated_services(settings, model=FailingChatModel("timed out")) as services:
+    with isolated_services(settings, build_services, model=FailingChatModel("timed out")) as services:
         respond = stream_responder(services)
         report = evaluate_answers(
             [Question("a", "perdi o boleto do IPTU, como tiro a segunda via?", ("portal",), ("x",))], respond

@@ -11,6 +11,7 @@ from helpers import command_line_env
 from typer.testing import CliRunner
 
 from atende import cli
+from atende.services import build_embedder, retrieval_params
 from core.privacy import mask
 from core.settings import Settings
 from eval.datasets import (
@@ -51,7 +52,7 @@ def test_retrieval_reports_the_projects_retriever_and_both_baselines_with_exactl
     records = read_kb(DATA / "sample_kb.jsonl")
     questions = read_questions(DATA / "sample_questions.jsonl")
 
-    report = evaluate_retrieval(records, questions, test_settings)
+    report = evaluate_retrieval(records, questions, build_embedder(test_settings), retrieval_params(test_settings))
 
     assert set(report["methods"]) == {"atende", "bm25", "dense"}
     for metrics in report["methods"].values():
@@ -91,7 +92,9 @@ def test_retrieval_ranks_a_question_whose_words_only_one_document_has_first(
     q.write_text(
         json.dumps({"id": "1", "question": "castração do gato", "answers": ["canil"], "doc_id": "a"}), encoding="utf-8"
     )
-    report = evaluate_retrieval(read_kb(kb), read_questions(q), test_settings)
+    report = evaluate_retrieval(
+        read_kb(kb), read_questions(q), build_embedder(test_settings), retrieval_params(test_settings)
+    )
     assert report["rows"][0] == {
         "id": "1",
         "question": "castração do gato",
@@ -129,7 +132,9 @@ def test_a_question_about_a_document_not_in_the_kb_is_left_out_counted_and_warne
     good = read_questions(DATA / "sample_questions.jsonl")[:3]
     stray = Question("stray", "onde fica a praia?", (), ("no-such-doc",))
 
-    report = evaluate_retrieval(records, [good[0], stray, *good[1:]], test_settings)
+    report = evaluate_retrieval(
+        records, [good[0], stray, *good[1:]], build_embedder(test_settings), retrieval_params(test_settings)
+    )
 
     assert report["n_questions"] == 3
     assert [r["id"] for r in report["rows"]] == [q.id for q in good]
@@ -157,8 +162,9 @@ def test_queries_are_embedded_once_each_in_batches_except_the_sample_timed_one_b
 
     records = read_kb(DATA / "sample_kb.jsonl")
     questions = read_questions(DATA / "sample_questions.jsonl")
-    baseline = evaluate_retrieval(records, questions, test_settings)
-    report = evaluate_retrieval(records, questions, test_settings, embedder=Spy(), latency_sample_size=4)
+    params = retrieval_params(test_settings)
+    baseline = evaluate_retrieval(records, questions, build_embedder(test_settings), params)
+    report = evaluate_retrieval(records, questions, Spy(), params, latency_sample_size=4)
 
     embedded = [text for call in calls for text in call]
     assert sorted(embedded) == sorted({mask(q.question) for q in questions})
@@ -180,7 +186,7 @@ def test_single_query_timing_stops_at_its_time_budget_and_every_question_is_stil
     records = read_kb(DATA / "sample_kb.jsonl")
     questions = read_questions(DATA / "sample_questions.jsonl")
     report = evaluate_retrieval(
-        records, questions, test_settings, embedder=Spy(), latency_sample_size=10, latency_budget_s=0.0
+        records, questions, Spy(), retrieval_params(test_settings), latency_sample_size=10, latency_budget_s=0.0
     )
 
     assert report["latency_sample"] == 1

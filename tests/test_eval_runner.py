@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from assistant.service import Drafted, Token
 from atende import cli
-from atende.services import Services
+from atende.services import Services, build_services
 from core.settings import Settings
 from domain.seed import CITIZENS
 from eval import runner as runner_module
@@ -54,7 +54,7 @@ def suite(body: str = SUITE) -> Suite:
 
 @pytest.fixture
 def eval_services(test_settings: Settings) -> Iterator[Services]:
-    with isolated_services(test_settings, model=scripted_model(200)) as services:
+    with isolated_services(test_settings, build_services, model=scripted_model(200)) as services:
         yield services
 
 
@@ -77,7 +77,7 @@ def test_a_suite_runs_through_the_assistant_and_every_turn_is_recorded(eval_serv
 
 def test_evaluation_never_touches_the_configured_database_or_index(test_settings: Settings) -> None:
     real = test_settings.model_copy(update={"vector_store": "chroma"})
-    with isolated_services(real, model=scripted_model(50)) as services:
+    with isolated_services(real, build_services, model=scripted_model(50)) as services:
         run_suites([suite()], services)
         workdir = services.settings.data_dir
         assert services.settings.vector_store == "memory"
