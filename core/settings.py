@@ -140,7 +140,7 @@ class Settings(BaseSettings):
     def api_docs_enabled(self) -> bool:
         return self.api_docs if self.api_docs is not None else self.environment != "production"
 
-    # Staff accounts: sessions, passwords, two-factor, lock-out, IP lists, single sign-on (atende/accounts)
+    # Staff accounts: sessions, passwords, two-factor, lock-out, IP lists, single sign-on (core/accounts)
     session_cookie_secure: bool = True  # off only for plain-HTTP development; refused in production
     session_cookie_samesite: Literal["lax", "strict"] = "lax"
     session_idle_minutes: int = Field(default=30, ge=1)
@@ -197,7 +197,7 @@ class Settings(BaseSettings):
             raise ValueError("ATENDE_SESSION_COOKIE_SECURE cannot be off in production")
         return self
 
-    # MCP tools and the domain behind them: citizens, protocols, payments, appointments (tools_mcp/)
+    # MCP tools and the domain behind them: citizens, protocols, payments, appointments (domain/, tools_mcp/)
     mcp_tokens: SecretStr = SecretStr("")  # JSON {"<token>": {"name": "ouvidoria", "scopes": [...]}}
     mcp_stdio_scopes: str = "citizens:read,protocols:read,payments:read,appointments:read,kb:read"
     mcp_allowed_hosts: str = ""  # comma-separated Host headers /mcp accepts (DNS-rebinding guard); empty: any
@@ -242,7 +242,7 @@ class Settings(BaseSettings):
     # Evaluation harness (eval/, docs/decisions/0006-0009)
     eval_judge: Literal["support", "llm"] = "support"  # faithfulness: embedding + lexical support, or the LLM
 
-    # LGPD: audit trail, encryption at rest, extra personal-data patterns, retention (atende/lgpd)
+    # LGPD: audit trail, encryption at rest, extra personal-data patterns, retention (core/lgpd, atende/lgpd)
     # Required in production; in development and test generated once into <data_dir>/keys.env (core/keys.py).
     encryption_keys: SecretStr = SecretStr("")  # comma-separated Fernet keys, primary first
     blind_index_key: SecretStr = SecretStr("")  # HMAC key for lookups on encrypted fields; its own random key
@@ -271,7 +271,7 @@ class Settings(BaseSettings):
     whatsapp_media_hosts: list[str] = Field(default_factory=lambda: list(WHATSAPP_MEDIA_HOSTS))
     whatsapp_menu: list[str] = Field(default_factory=list)  # questions offered by "MENU" (at most 9)
 
-    # Human handoff, agents' queues and console (handoff, atende/console, docs/decisions/0026-0029)
+    # Human handoff, agents' queues and console (handoff/, atende/console, docs/decisions/0026-0029)
     handoff_live_state: Literal["auto", "redis", "memory"] = "auto"  # auto: Redis when ATENDE_REDIS_URL is set
     handoff_redis_prefix: str = "atende:"  # key namespace in Redis (one per deployment)
     handoff_default_team: str = "atendimento"  # the queue a handoff joins when no team is named
