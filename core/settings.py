@@ -9,6 +9,13 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core import keys
+from core.accounts.ipfilter import parse_networks
+from core.accounts.roles import parse_roles
+from core.privacy import Masker
+from core.security_headers import parse_origins
+from core.topics import TopicRules
+
 WHATSAPP_MEDIA_TYPES = (
     "image/jpeg",
     "image/png",
@@ -125,8 +132,6 @@ class Settings(BaseSettings):
     @field_validator("embed_origins")
     @classmethod
     def _valid_embed_origins(cls, value: str) -> str:
-        from core.security_headers import parse_origins
-
         parse_origins(value)
         return value
 
@@ -166,24 +171,18 @@ class Settings(BaseSettings):
     @field_validator("totp_required_roles")
     @classmethod
     def _known_roles(cls, value: str) -> str:
-        from core.accounts.roles import parse_roles
-
         parse_roles(value)
         return value
 
     @field_validator("staff_ip_allowlist", "staff_ip_blocklist", "trusted_proxies")
     @classmethod
     def _valid_networks(cls, value: str) -> str:
-        from core.accounts.ipfilter import parse_networks
-
         parse_networks(value)
         return value
 
     @field_validator("oidc_providers")
     @classmethod
     def _valid_provisioning(cls, value: dict[str, OIDCProvider]) -> dict[str, OIDCProvider]:
-        from core.accounts.roles import parse_roles
-
         for name, provider in value.items():
             if provider.provision_role is not None:
                 parse_roles(provider.provision_role)
@@ -300,8 +299,6 @@ class Settings(BaseSettings):
     @field_validator("handoff_topics")
     @classmethod
     def _valid_handoff_topics(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-        from core.topics import TopicRules
-
         TopicRules.parse(value)
         return value
 
@@ -309,8 +306,6 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_pii_patterns(cls, value: dict[str, str]) -> dict[str, str]:
         if value:
-            from core.privacy import Masker
-
             Masker(value)
         return value
 
@@ -327,8 +322,6 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _real_keys(self) -> Settings:
-        from core import keys
-
         given = {
             keys.SECRET_KEY: self.secret_key.get_secret_value(),
             keys.ENCRYPTION_KEYS: self.encryption_keys.get_secret_value(),
