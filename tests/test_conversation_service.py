@@ -213,11 +213,14 @@ def test_the_first_message_to_an_account_served_only_by_people_queues_it_and_the
     first = extractive.conversations.handle(message)
     second = extractive.conversations.handle(replace(message, text="Alguém aí?", client_message_id="people-0002"))
 
-    assert first.forwarded and first.announces
+    assert first.forwarded
+    assert first.announces
     assert first.handoff_team == "ouvidoria"
     current = handoff.current(cid)
-    assert current is not None and (current.team, current.source) == ("ouvidoria", "echo_number")
-    assert second.forwarded and not second.announces  # already queued: nothing new to tell
+    assert current is not None
+    assert (current.team, current.source) == ("ouvidoria", "echo_number")
+    assert second.forwarded
+    assert not second.announces  # already queued: nothing new to tell
     assert turns(extractive) == []
     roles = [(m.role, m.text) for m in extractive.store.list_messages(cid)]
     assert roles[0] == ("user", QUESTION)
