@@ -131,6 +131,14 @@ def asks_for_person(text: str) -> bool:
     return any(_contact_with_person(sentence) for sentence in re.split(r"[.!?;]+", norm))
 
 
+_PERSON_CUE = re.compile(rf"\b({_NOUN}|alguem|gente|atend\w*)\b")
+
+
+def mentions_person(text: str) -> bool:
+    """Whether the message names a person at all ("gente", "alguém", "atendente", "atender"), asked for or not."""
+    return bool(_PERSON_CUE.search(_near_person(normalise(text))))
+
+
 # Words of contact anywhere in a sentence that also names a person: "gostaria de ser transferido para um
 # atendente", "há possibilidade de atendimento com um funcionário?", "queria falar com a ouvidoria, com uma pessoa".
 # Past forms ("me transferiram", "falei") report what happened; they ask for nothing.
@@ -247,22 +255,34 @@ def small_talk(text: str) -> SmallTalk | None:
     # A message of bare numbers ("983.690.060-86 15/03/1985", "2026-000123") is data, not small talk.
     if re.search(r"\d{3}", norm):
         return None
-    kinds = [kind for kind, pattern in _SMALLTALK if pattern.search(norm)]
     rest = norm
     for _, pattern in _SMALLTALK:
         rest = pattern.sub(" ", rest)
     words = re.findall(r"[a-z]+", rest)
     if any(w not in _light() for w in words):
         return None
+    kind = _kind(norm)
+    if kind is not None:
+        return kind
+    if not words:  # an emoji, "1": nothing to answer but an acknowledgement
+        return "ack" if text.strip(" !.?") else None
+    return "ack" if _ACK.search(rest) else None
+
+
+def small_talk_kind(text: str) -> SmallTalk:
+    """The kind of small talk whose phrases the message holds, whatever else it says; "ack" when it holds none.
+
+    For a message already known to be small talk by other means ("show de bola, obrigadão", "Bão? Boa tarde")."""
+    return _kind(normalise(text)) or "ack"
+
+
+def _kind(norm: str) -> SmallTalk | None:
+    kinds = [kind for kind, pattern in _SMALLTALK if pattern.search(norm)]
     if "thanks" in kinds and "goodbye" in kinds:
         return "farewell"
     if "goodbye" in kinds:
         return "goodbye"  # "tenha um bom dia" is a goodbye, not a greeting
-    if kinds:
-        return kinds[0]
-    if not words:  # an emoji, "1": nothing to answer but an acknowledgement
-        return "ack" if text.strip(" !.?") else None
-    return "ack" if _ACK.search(rest) else None
+    return kinds[0] if kinds else None
 
 
 # Frustration
@@ -361,6 +381,9 @@ def frustration(text: str) -> Frustration:
 class Routing:
     route: Route
     smalltalk: SmallTalk | None = None
+    # The learned intent that changed this routing or is handed to the action dialogue ("angry", "tool:<name>");
+    # None when the rules alone decided (assistant.intents.policy).
+    intent: str | None = None
 
 
 def route_message(text: str) -> Routing:
