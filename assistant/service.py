@@ -12,11 +12,13 @@ from typing import Any, Literal
 
 from assistant.compose import COMPOSE_VERSION, evidence_of, select
 from assistant.grounding import GroundingResult, check_answer, numbers_in
+from assistant.intents import IntentReader
+from assistant.intents.policy import open_to_guess, overrule
 from assistant.language import identify_language, localize
 from assistant.llm import ChatModel, LLMError, StreamChunk, Usage
 from assistant.prompts import LEAD_IN_VERSION, PROMPT_VERSION, answer_messages, lead_in_messages
 from assistant.rewrite import rewrite_query
-from assistant.routing import Route, route_message
+from assistant.routing import Route, Routing, route_message
 from assistant.tools.chooser import TOOL_PROMPT_VERSION
 from assistant.tools.dialogue import ActionDialogue, ActionOutcome, redact
 from core.i18n import DEFAULT_LOCALE, t
@@ -90,6 +92,8 @@ class AssistantReply:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     handoff_team: str | None = None
     language: str = "pt-BR"
+    # The learned intent that changed the routing (assistant.intents.policy); None when the rules alone decided.
+    intent: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -147,6 +151,7 @@ class Assistant:
         *,
         actions: ActionDialogue | None = None,
         translate: Callable[[str, str, str], str | None] | None = None,
+        intents: IntentReader | None = None,
     ) -> None:
         self.model = model
         self.index = index
@@ -156,6 +161,8 @@ class Assistant:
         self.actions = actions
         # (text, source, target) -> translation or None; answers questions in Spanish and English when set.
         self.translate = translate
+        # A learned reading of first messages the rules send to the knowledge base (decision 0047); None: rules only.
+        self.intents = intents
 
     def validate(self, text: str) -> str:
         cleaned = text.strip()
@@ -175,8 +182,12 @@ class Assistant:
         if self.store.get_conversation(conversation_id) is None:
             raise ConversationNotFound(conversation_id)
         history = self._history(conversation_id)
-        routing = route_message(text)
-        action = self.actions.handle(conversation_id, text, routing.route) if self.actions is not None else None
+        routing, intent_ms = self._route(conversation_id, text, history)
+        action = (
+            self.actions.handle(conversation_id, text, routing.route, hint=routing.intent)
+            if self.actions is not None
+            else None
+        )
         if action is not None and not action.passthrough:
             reply = self._action_reply(action, routing.route, started)
         elif routing.route == "human":
@@ -198,7 +209,28 @@ class Assistant:
                     final = item
             assert final is not None
             reply = final
+        if intent_ms is not None:
+            reply = replace(reply, intent=routing.intent, timings_ms={**reply.timings_ms, "intent": intent_ms})
         yield self._draft(conversation_id, channel, text, localize(reply, text, self.config.organization), action)
+
+    def _route(
+        self, conversation_id: str, text: str, history: Sequence[tuple[str, str]]
+    ) -> tuple[Routing, float | None]:
+        """The rules' routing, with the intent reader's guess where the policy lets it apply; and the reading's ms.
+
+        The reader sees only what the rules leave to the knowledge base, and only a message that stands alone: a
+        follow-up ("e pra moto?") or an answer to the dialogue's open question ("o terceiro", "sim pode") means
+        something only with what came before, which the examples do not have."""
+        routing = route_message(text)
+        if self.intents is None or not open_to_guess(routing, text):
+            return routing, None
+        if rewrite_query(text, [q for q, _ in history]) != text:
+            return routing, None
+        if self.actions is not None and self.actions.awaiting(conversation_id):
+            return routing, None
+        t0 = time.perf_counter()
+        guess = self.intents.read(text)
+        return overrule(routing, guess, text), _ms_since(t0)
 
     def _answer_in(
         self, language: str, text: str, history: Sequence[tuple[str, str]], started: float

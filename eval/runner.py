@@ -184,6 +184,8 @@ class SuiteRunner:
             "assistant_decision": seen.assistant_decision,
             "route": seen.route,
             "reason": reply.reason if reply is not None else "forwarded to the agent",
+            # The learned intent that changed the routing (decision 0047), if any.
+            "intent": reply.intent if reply is not None else None,
             "confidence": reply.confidence if reply is not None else None,
             "language": seen.language,
             "handoff_team": outcome.handoff_team,

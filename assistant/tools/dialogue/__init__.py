@@ -83,27 +83,35 @@ class ActionDialogue(FillingSteps, ChoiceSteps, IdentitySteps, ExecutionSteps, H
 
     # Entry point
 
-    def handle(self, conversation_id: str, text: str, route: str) -> ActionOutcome | None:
-        """The turn's outcome when the message is (part of) an action; None when the pipeline should answer."""
+    def awaiting(self, conversation_id: str) -> bool:
+        """Whether the dialogue asked the citizen something (a CPF, a choice, a "sim") the next message may answer."""
+        return current_state(self.store.list_events(conversation_id)).pending is not None
+
+    def handle(self, conversation_id: str, text: str, route: str, *, hint: str | None = None) -> ActionOutcome | None:
+        """The turn's outcome when the message is (part of) an action; None when the pipeline should answer.
+
+        `hint` is the learned intent the routing passed on (assistant.intents.policy): "angry" reads the message as
+        an angry citizen's, "tool:<name>" starts that tool when nothing else was chosen."""
         state = current_state(self.store.list_events(conversation_id))
         turn = _Turn(conversation_id, state, state)
         if route == "human":
             return self._handoff(turn, text, reason=text)
         reading = read(text)
+        angry = hint == "angry"
         if state.pending is not None:
             # An angry message is not an answer to "what is your CPF?"; a yes or no to a question still is.
-            if state.pending.awaiting not in ("confirm", "retry") and _needs_empathy(reading, text):
+            if state.pending.awaiting not in ("confirm", "retry") and _needs_empathy(reading, text, angry=angry):
                 return self._offer_person(turn, text)
             outcome = self._continue(turn, text, reading)
             if outcome is not None:
-                return _acknowledge_anger(outcome, text)
+                return _acknowledge_anger(outcome, text, angry=angry)
             if route == "smalltalk":
                 return None
             # Something else: the open question is dropped, whatever happens next.
             turn.state = state.with_pending(None)
         elif route == "smalltalk":
             return None
-        if _needs_empathy(reading, text):
+        if _needs_empathy(reading, text, angry=angry):
             return self._offer_person(turn, text)
         if reading.injection:
             turn.say(t("action.refuse.injection"))
@@ -117,6 +125,10 @@ class ActionDialogue(FillingSteps, ChoiceSteps, IdentitySteps, ExecutionSteps, H
             choice = ToolChoice("citizen_verify", dict(reading.arguments))
         else:
             choice = self.chooser.choose(text, reading, turn.state, self.available())
+        hinted = reading.tool is not None and hint == f"tool:{reading.tool}" and reading.tool in self.available()
+        if choice.tool is None and hinted:
+            # The rules read the tool's subject, the examples a request for it: together, a request.
+            choice = ToolChoice(reading.tool, dict(reading.arguments), choice.used_model, choice.usage)
         turn.choice = choice
         if choice.tool is None:
             if turn.state != state:
@@ -126,7 +138,7 @@ class ActionDialogue(FillingSteps, ChoiceSteps, IdentitySteps, ExecutionSteps, H
         if policy.needs_identity and choice.tool != "citizen_verify" and self._someone_else(turn.state, reading):
             turn.say(t("action.refuse.third_party"))
             return turn.outcome("third_party")
-        return _acknowledge_anger(self._start(turn, choice.tool, dict(choice.arguments), text), text)
+        return _acknowledge_anger(self._start(turn, choice.tool, dict(choice.arguments), text), text, angry=angry)
 
     # Starting a request
 

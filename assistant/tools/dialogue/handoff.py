@@ -47,23 +47,26 @@ class HandoffSteps(DialogueSteps):
         return turn.outcome("citizen_request")
 
 
-def _acknowledge_anger(outcome: ActionOutcome, text: str) -> ActionOutcome:
-    """An angry citizen whose request is being done hears first that they were heard, and that a person is there."""
-    if outcome.decision == "handoff" or not outcome.answer or not frustration(text).angry:
+def _acknowledge_anger(outcome: ActionOutcome, text: str, *, angry: bool = False) -> ActionOutcome:
+    """An angry citizen whose request is being done hears first that they were heard, and that a person is there.
+
+    `angry`: the message was read as an angry citizen's by other means than its marks of frustration."""
+    if outcome.decision == "handoff" or not outcome.answer or not (angry or frustration(text).angry):
         return outcome
     return replace(outcome, answer=f"{t('action.empathy')}\n\n{outcome.answer}")
 
 
-def _needs_empathy(reading: Reading, text: str) -> bool:
+def _needs_empathy(reading: Reading, text: str, *, angry: bool = False) -> bool:
     """An angry citizen is offered a person first, unless they ask something the assistant can simply do.
 
     A question on how things work still gets its answer, and so does a request worded as one ("quero a
     segunda via"), except a new report of a problem they say was already reported and not solved ("já reclamei
     três vezes do buraco"). An outburst that only touches a tool's subject ("fui cobrada duas vezes na segunda
     via!") is not a request for it. Identity data and protocol numbers are answers to act on, whatever the tone.
+    `angry`: the message was read as an angry citizen's by other means than its marks of frustration.
     """
     upset = frustration(text)
-    if not upset.angry or reading.explicit_howto or reading.cpfs or extract.protocol_number(text):
+    if not (angry or upset.angry) or reading.explicit_howto or reading.cpfs or extract.protocol_number(text):
         return False
     if reading.tool is None or not is_action(reading) or not reading.request:
         return True
