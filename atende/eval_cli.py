@@ -473,5 +473,18 @@ def tool_accuracy(ctx: typer.Context) -> None:
     main(ctx.args, build=build_services, chat_model=build_chat_model)
 
 
+@app.command(
+    "intent-cv",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def intent_cv(ctx: typer.Context) -> None:
+    """The intent reader left one everyday round out at a time, its checks and costs (--help for the options)."""
+    from atende.services import build_services
+    from eval.intent_cv import main
+
+    main(ctx.args, build=build_services)
+
+
 if __name__ == "__main__":
     app(sys.argv[1:])
