@@ -338,14 +338,10 @@ def select(
     # "Preciso de licença? Quanto custa?": each kind of fact asked gets its best part, from a section headed by it
     # or a part that carries it, when none of the chosen parts does.
     for c in cues if len(cues) > 1 else ():
-        heading_cue, body_cue = _CUE_HEADINGS[c], _CUES[c][1]
-
-        def carries(u: Unit, heading_cue: re.Pattern[str] = heading_cue, body_cue: re.Pattern[str] = body_cue) -> bool:
-            return bool(heading_cue.search(u.own_heading) or body_cue.search(u.folded))
-
-        if any(carries(u) for u in chosen.values()):
+        if any(_carries(u, c) for u in chosen.values()):
             continue
-        carriers = [u for u in units if carries(u) and scores[u.position] >= _CUE_PART_SHARE * scores[best.position]]
+        floor = _CUE_PART_SHARE * scores[best.position]
+        carriers = [u for u in units if _carries(u, c) and scores[u.position] >= floor]
         if carriers:
             add(max(carriers, key=lambda u: (scores[u.position], -u.position)))
     if best.lead:
@@ -392,6 +388,11 @@ def select(
         evidence=min(1.0, coverage(all_terms, all_heading)),
         key_coverage=sum(1 for t in rare if t in all_terms | all_heading) / max(len(rare), 1),
     )
+
+
+def _carries(u: Unit, cue: Cue) -> bool:
+    """The part holds the kind of fact `cue` names, in its words or its section's heading."""
+    return bool(_CUE_HEADINGS[cue].search(u.own_heading) or _CUES[cue][1].search(u.folded))
 
 
 def _add_list(
